@@ -1,0 +1,1 @@
+//! discador: a campaign dialer for FreeSWITCH.
