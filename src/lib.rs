@@ -1,1 +1,6 @@
 //! discador: a campaign dialer for FreeSWITCH.
+//!
+//! The data path of one call, top to bottom:
+//! [`api`] → [`dialer`] → [`esl`] → FreeSWITCH → [`controller`] → [`dialer::tracker`] → [`store`].
+
+pub mod config;

@@ -1,0 +1,113 @@
+//! Configuration of `discador serve`: every setting is an environment variable with the same name as
+//! its CLI flag (`FREESWITCH_HOST` ⇔ `--freeswitch-host`), so that a systemd unit, a container and a
+//! shell all configure it the same way.
+//!
+//! Secrets (`FREESWITCH_PASSWORD`, `API_TOKEN`, the password inside `DATABASE_URL`) are held in
+//! [`Secret`], whose `Debug` and `Display` never print the value: a `tracing` field or an error body
+//! built from the configuration cannot leak them.
+
+use std::fmt;
+use std::net::SocketAddr;
+
+/// A string that must never reach a log line or an error body.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    /// The value itself, for the one place that must send it (ESL auth, DB connect, token compare).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_owned()))
+    }
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Settings of the service (`discador serve`).
+#[derive(Clone, Debug, clap::Args)]
+pub struct Config {
+    /// FreeSWITCH event socket host (inbound ESL).
+    #[arg(long, env = "FREESWITCH_HOST", default_value = "127.0.0.1")]
+    pub freeswitch_host: String,
+
+    /// FreeSWITCH event socket port.
+    #[arg(long, env = "FREESWITCH_PORT", default_value_t = 8021)]
+    pub freeswitch_port: u16,
+
+    /// Event socket password (FreeSWITCH's default is ClueCon). Never logged.
+    #[arg(
+        long,
+        env = "FREESWITCH_PASSWORD",
+        default_value = "ClueCon",
+        hide_default_value = true,
+        hide_env_values = true
+    )]
+    pub freeswitch_password: Secret,
+
+    /// Default SIP gateway for campaigns that do not name their own.
+    #[arg(long, env = "GATEWAY", default_value = "gw_pstn")]
+    pub gateway: String,
+
+    /// Dial-string template; `{gateway}` and `{telefono}` are replaced by validated values.
+    #[arg(long, env = "DIAL_TEMPLATE", default_value = "sofia/gateway/{gateway}/{telefono}")]
+    pub dial_template: String,
+
+    /// Database URL, `mysql://user:password@host:port/database`. The database is created if missing.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "mysql://root@127.0.0.1:3306/discador",
+        hide_env_values = true
+    )]
+    pub database_url: Secret,
+
+    /// Address of the REST API. Loopback by default; a public address requires `API_TOKEN`.
+    #[arg(long, env = "API_LISTEN", default_value = "127.0.0.1:8000")]
+    pub api_listen: SocketAddr,
+
+    /// Address FreeSWITCH's `socket` dialplan application connects to (outbound ESL).
+    #[arg(long, env = "SOCKET_LISTEN", default_value = "127.0.0.1:8084")]
+    pub socket_listen: SocketAddr,
+
+    /// Bearer token required by every endpoint but `/health` and `/docs`. Never logged.
+    #[arg(long, env = "API_TOKEN", hide_env_values = true)]
+    pub api_token: Option<Secret>,
+
+    /// Ceiling on the sum of all campaigns' originates per second (FreeSWITCH's own default is 30).
+    #[arg(long, env = "CPS_MAXIMO", default_value_t = 30.0)]
+    pub cps_maximo: f64,
+
+    /// Ceiling on live calls across all campaigns.
+    #[arg(long, env = "CANALES_MAXIMOS", default_value_t = 500)]
+    pub canales_maximos: u32,
+
+    /// `text` or `json` log lines.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
