@@ -1,4 +1,233 @@
-//! The dialer: one runner per running campaign, pacing, originates, the call tracker and the
-//! batched store writer.
+//! The dialer: one runner per running campaign, pacing, originates, the call tracker, the batched
+//! store writer, and recovery.
+//!
+//! [`Dialer`] is what the API steers (`iniciar`, `pausar`, `reanudar`, `detener`, settings changes)
+//! and what the controller asks for a campaign's settings. Everything process-wide that the runners
+//! share — the store, the ESL client, the tracker, the global pacer and channel limit — lives in
+//! [`Shared`].
 
+pub mod metrics;
+pub mod originate;
 pub mod pacing;
+pub mod recovery;
+pub mod runner;
+pub mod tracker;
+pub mod writer;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+use tokio::sync::{mpsc, watch, Semaphore};
+
+use crate::domain::{CampaignName, Cps, Gateway};
+use crate::esl::InboundClient;
+use crate::store::{Campaign, NumberUpdate, Store};
+
+use metrics::CampaignMetrics;
+use originate::DialTemplate;
+use pacing::Pacer;
+use runner::{RunState, RunnerParts};
+use tracker::Tracker;
+
+/// Process-wide parts every runner uses.
+pub(crate) struct Shared {
+    pub store: Store,
+    pub esl: InboundClient,
+    pub tracker: Tracker,
+    pub writer: mpsc::UnboundedSender<NumberUpdate>,
+    /// `CPS_MAXIMO`: the sum of all campaigns' originates per second.
+    pub pacer: Pacer,
+    /// `CANALES_MAXIMOS`: live calls across all campaigns.
+    pub channels: Arc<Semaphore>,
+    pub template: DialTemplate,
+    pub default_gateway: Gateway,
+    /// The FreeSWITCH node these calls go through, recorded in every CDR.
+    pub nodo: String,
+}
+
+/// Settings of the dialer that come from the service's configuration.
+#[derive(Clone, Debug)]
+pub struct DialerSettings {
+    pub cps_maximo: f64,
+    pub canales_maximos: u32,
+    pub template: DialTemplate,
+    pub default_gateway: Gateway,
+    pub nodo: String,
+}
+
+struct Runner {
+    control: watch::Sender<RunState>,
+    settings: watch::Sender<Arc<Campaign>>,
+    metrics: Arc<CampaignMetrics>,
+    pacer: Arc<Pacer>,
+    join: tokio::task::JoinHandle<()>,
+}
+
+/// Live figures of a campaign for `GET /discador/estado/{nombre}`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct LiveStats {
+    pub cps_configurado: f64,
+    pub cps_real: f64,
+    pub llamadas_activas: usize,
+    pub originadas: u64,
+    pub marcando: bool,
+}
+
+/// The dialer; cheap to clone.
+#[derive(Clone)]
+pub struct Dialer {
+    shared: Arc<Shared>,
+    runners: Arc<Mutex<HashMap<String, Runner>>>,
+}
+
+impl Dialer {
+    /// Starts the tracker and the writer. Runners start with [`Dialer::start`] or
+    /// [`Dialer::resume_active`].
+    pub fn new(store: Store, esl: InboundClient, settings: DialerSettings) -> (Dialer, writer::WriterHandle) {
+        let (writer_tx, writer) = writer::start(store.clone());
+        let tracker = Tracker::start(writer_tx.clone(), settings.nodo.clone());
+        let shared = Arc::new(Shared {
+            store,
+            esl,
+            tracker,
+            writer: writer_tx,
+            pacer: Pacer::new(settings.cps_maximo),
+            channels: Arc::new(Semaphore::new(settings.canales_maximos as usize)),
+            template: settings.template,
+            default_gateway: settings.default_gateway,
+            nodo: settings.nodo,
+        });
+        (
+            Dialer {
+                shared,
+                runners: Arc::new(Mutex::new(HashMap::new())),
+            },
+            writer,
+        )
+    }
+
+    pub fn tracker(&self) -> &Tracker {
+        &self.shared.tracker
+    }
+
+    pub fn esl(&self) -> &InboundClient {
+        &self.shared.esl
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.shared.store
+    }
+
+    fn runners(&self) -> std::sync::MutexGuard<'_, HashMap<String, Runner>> {
+        self.runners.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn key(name: &CampaignName) -> String {
+        name.as_str().to_ascii_lowercase()
+    }
+
+    /// Starts (or resumes) dialing `campaign`. `cps` overrides the campaign's rate (the caller has
+    /// already saved it). Starting a running campaign only applies the new settings.
+    pub fn start(&self, campaign: Campaign, cps: Option<Cps>) {
+        let mut campaign = campaign;
+        if let Some(cps) = cps {
+            campaign.cps = cps;
+        }
+        let key = Self::key(&campaign.nombre);
+        let mut runners = self.runners();
+        if let Some(r) = runners.get(&key) {
+            if !r.join.is_finished() {
+                r.pacer.set_rate(campaign.cps.get());
+                let _ = r.settings.send(Arc::new(campaign));
+                let _ = r.control.send(RunState::Running);
+                return;
+            }
+        }
+        let (control_tx, control_rx) = watch::channel(RunState::Running);
+        let pacer = Arc::new(Pacer::new(campaign.cps.get()));
+        let metrics = Arc::new(CampaignMetrics::default());
+        let (settings_tx, settings_rx) = watch::channel(Arc::new(campaign));
+        let join = tokio::spawn(runner::run(
+            self.shared.clone(),
+            RunnerParts {
+                control: control_rx,
+                settings: settings_rx,
+                metrics: metrics.clone(),
+                pacer: pacer.clone(),
+            },
+        ));
+        runners.insert(
+            key,
+            Runner {
+                control: control_tx,
+                settings: settings_tx,
+                metrics,
+                pacer,
+                join,
+            },
+        );
+    }
+
+    fn set_state(&self, name: &CampaignName, state: RunState) -> bool {
+        match self.runners().get(&Self::key(name)) {
+            Some(r) if !r.join.is_finished() => r.control.send(state).is_ok(),
+            _ => false,
+        }
+    }
+
+    /// Stops new originates at once; calls in flight go on to their end. Unused claims go back to
+    /// PENDIENTE.
+    pub fn pause(&self, name: &CampaignName) -> bool {
+        self.set_state(name, RunState::Paused)
+    }
+
+    pub fn resume(&self, name: &CampaignName) -> bool {
+        self.set_state(name, RunState::Running)
+    }
+
+    /// Ends the runner. Calls in flight go on to their end and are recorded.
+    pub fn stop(&self, name: &CampaignName) -> bool {
+        let stopped = self.set_state(name, RunState::Stopped);
+        self.runners().remove(&Self::key(name));
+        stopped
+    }
+
+    /// A campaign's settings changed (PATCH): a running campaign applies them at once.
+    pub fn update(&self, campaign: Campaign) {
+        if let Some(r) = self.runners().get(&Self::key(&campaign.nombre)) {
+            r.pacer.set_rate(campaign.cps.get());
+            let _ = r.settings.send(Arc::new(campaign));
+        }
+    }
+
+    /// The settings a running campaign dials with (the controller reads AMD and destinations here).
+    pub fn campaign(&self, name: &str) -> Option<Arc<Campaign>> {
+        let key = name.to_ascii_lowercase();
+        self.runners().get(&key).map(|r| r.settings.borrow().clone())
+    }
+
+    pub fn live(&self, name: &CampaignName) -> Option<LiveStats> {
+        let runners = self.runners();
+        let r = runners.get(&Self::key(name))?;
+        Some(LiveStats {
+            cps_configurado: r.pacer.rate(),
+            cps_real: (r.metrics.cps_real() * 100.0).round() / 100.0,
+            llamadas_activas: r.metrics.activas(),
+            originadas: r.metrics.originadas(),
+            marcando: !r.join.is_finished() && *r.control.borrow() == RunState::Running,
+        })
+    }
+
+    /// Stops every runner (graceful shutdown): no new originates; calls in flight are left to
+    /// FreeSWITCH and reconciled at the next start.
+    pub async fn shutdown(&self) {
+        let runners: Vec<Runner> = self.runners().drain().map(|(_, r)| r).collect();
+        for r in &runners {
+            let _ = r.control.send(RunState::Stopped);
+        }
+        for r in runners {
+            let _ = r.join.await;
+        }
+    }
+}

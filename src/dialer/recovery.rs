@@ -1,0 +1,238 @@
+//! Recovery: no call is forgotten and no number is dialed twice at once.
+//!
+//! The rules (also in the README):
+//! - **At start-up**, before any runner claims, every number left in MARCANDO or CONTESTADO (by a
+//!   crash, a `kill -9`, a power cut) is checked with `uuid_exists`: a call FreeSWITCH still has is
+//!   tracked again (its hangup event will finish it as usual); a call it no longer has is a counted
+//!   attempt with cause `DISCADOR_RECUPERADO` — answered calls complete (result by the campaign's
+//!   NOTSURE rule, since the AMD verdict was lost), unanswered ones follow the retry rule as a
+//!   network failure. Then the campaigns that were ACTIVA start again.
+//! - **After every ESL reconnect**, the calls in flight are checked the same way (their events may
+//!   have been lost while the link was down).
+//! - **Periodically**, calls older than the longest ring time plus a margin, or answered calls older
+//!   than a long talk, are checked too: a lost event can't leave a call "in progress" forever.
+//! - When the event stream lags (the tracker fell behind and events were dropped), a reconciliation
+//!   runs at once.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::broadcast::error::RecvError;
+use uuid::Uuid;
+
+use crate::domain::NumberState;
+use crate::esl::{ConnState, Event, InboundClient};
+use crate::store::Campaign;
+
+use super::tracker::{CallEvent, LiveCall, Tracker};
+use super::Dialer;
+
+/// How often the stuck-call sweep runs.
+const SWEEP_EVERY: Duration = Duration::from_secs(30);
+/// An unanswered call older than this is checked (longest ring time, 120 s, plus a margin).
+const UNANSWERED_MAX: Duration = Duration::from_secs(180);
+/// An answered call older than this is checked on every sweep.
+const ANSWERED_CHECK: Duration = Duration::from_secs(600);
+
+/// Asks FreeSWITCH whether a channel exists. `None` when it could not be asked.
+async fn exists(esl: &InboundClient, uuid: &Uuid) -> Option<bool> {
+    match esl.api(&format!("uuid_exists {}", uuid.hyphenated())).await {
+        Ok(body) => match body.trim() {
+            "true" => Some(true),
+            "false" => Some(false),
+            other => {
+                tracing::warn!(%uuid, respuesta = %other, "respuesta inesperada de uuid_exists");
+                None
+            }
+        },
+        Err(e) => {
+            tracing::warn!(%uuid, error = %e, "uuid_exists falló");
+            None
+        }
+    }
+}
+
+/// Start-up recovery of numbers left in flight, then restart of the ACTIVA campaigns.
+/// Waits for FreeSWITCH: without it nothing can be decided (and nothing can be dialed).
+pub async fn recover_at_startup(dialer: &Dialer) {
+    let esl = dialer.esl().clone();
+    let mut state = esl.state();
+    loop {
+        if matches!(*state.borrow_and_update(), ConnState::Connected { .. }) {
+            break;
+        }
+        if state.changed().await.is_err() {
+            return;
+        }
+    }
+    let campaigns = loop {
+        match dialer.store().campaigns().await {
+            Ok(c) => break c,
+            Err(e) => {
+                tracing::warn!(error = %e, "recuperación: base de datos no disponible; reintento");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    };
+    for campaign in &campaigns {
+        recover_campaign(dialer, campaign).await;
+    }
+    for campaign in campaigns {
+        if campaign.estado == crate::domain::CampaignState::Activa {
+            tracing::info!(campana = %campaign.nombre, "reanudando campaña activa");
+            dialer.start(campaign, None);
+        }
+    }
+}
+
+async fn recover_campaign(dialer: &Dialer, campaign: &Campaign) {
+    let in_flight = loop {
+        match dialer.store().in_flight(campaign).await {
+            Ok(v) => break v,
+            Err(e) => {
+                tracing::warn!(campana = %campaign.nombre, error = %e, "recuperación: reintento");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    };
+    if in_flight.is_empty() {
+        return;
+    }
+    let (mut live, mut gone) = (0usize, 0usize);
+    for n in in_flight {
+        let uuid = n.uuid.as_deref().and_then(|u| Uuid::parse_str(u).ok());
+        let alive = match uuid {
+            Some(u) => exists(dialer.esl(), &u).await,
+            None => Some(false),
+        };
+        let uuid = uuid.unwrap_or_else(Uuid::new_v4);
+        let inicio = n.ultimo_intento.unwrap_or_else(Utc::now);
+        let answered = n.estado == NumberState::Contestado;
+        dialer.tracker().register(LiveCall {
+            uuid,
+            campana: campaign.nombre.clone(),
+            tabla: campaign.tabla.clone(),
+            numero_id: n.id,
+            telefono: n.telefono.clone(),
+            intento: n.intentos.saturating_add(1),
+            max_intentos: campaign.reintentos.saturating_add(1),
+            intervalo_reintento: Duration::from_secs(u64::from(campaign.intervalo_reintento)),
+            amd_incierto: campaign.amd_incierto,
+            inicio,
+            contestada: answered.then_some(inicio),
+            amd: None,
+            slot: None,
+        });
+        match alive {
+            Some(true) => live += 1,
+            // Could not ask: keep it tracked; the sweep asks again.
+            None => live += 1,
+            Some(false) => {
+                gone += 1;
+                dialer.tracker().event(CallEvent::Gone { uuid });
+            }
+        }
+    }
+    tracing::info!(campana = %campaign.nombre, vivas = live, terminadas = gone, "recuperación de llamadas en curso");
+}
+
+/// Checks the given live calls against FreeSWITCH and finishes those it no longer has.
+async fn reconcile(esl: &InboundClient, tracker: &Tracker, only_old: bool) {
+    let now = Utc::now();
+    let live = tracker.live().await;
+    let mut gone = 0usize;
+    for call in live {
+        if only_old {
+            let age = (now - call.since).to_std().unwrap_or_default();
+            let limit = if call.answered { ANSWERED_CHECK } else { UNANSWERED_MAX };
+            if age < limit {
+                continue;
+            }
+        }
+        if exists(esl, &call.uuid).await == Some(false) {
+            gone += 1;
+            tracker.event(CallEvent::Gone { uuid: call.uuid });
+        }
+    }
+    if gone > 0 {
+        tracing::warn!(llamadas = gone, "reconciliación: llamadas que FreeSWITCH ya no tiene");
+    }
+}
+
+/// Feeds the tracker from the ESL event stream, and reconciles after reconnects, after lagging and
+/// periodically. Runs until the ESL client shuts down.
+pub fn spawn_event_pump(dialer: &Dialer) -> tokio::task::JoinHandle<()> {
+    let esl = dialer.esl().clone();
+    let tracker = dialer.tracker().clone();
+    tokio::spawn(async move {
+        let mut events = esl.events();
+        let mut state = esl.state();
+        let mut generation: Option<u64> = None;
+        let mut sweep = tokio::time::interval(SWEEP_EVERY);
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                ev = events.recv() => match ev {
+                    Ok(ev) => {
+                        if let Some(call_event) = call_event(&ev) {
+                            tracker.event(call_event);
+                        }
+                    }
+                    Err(RecvError::Lagged(n)) => {
+                        tracing::warn!(perdidos = n, "eventos perdidos; reconciliando");
+                        spawn_reconcile(&esl, &tracker, false);
+                    }
+                    Err(RecvError::Closed) => return,
+                },
+                changed = state.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    let now = match &*state.borrow_and_update() {
+                        ConnState::Connected { generation } => Some(*generation),
+                        _ => None,
+                    };
+                    if let Some(g) = now {
+                        if generation.is_some_and(|old| old != g) {
+                            tracing::info!("ESL reconectado; reconciliando llamadas en curso");
+                            spawn_reconcile(&esl, &tracker, false);
+                        }
+                        generation = Some(g);
+                    }
+                }
+                _ = sweep.tick() => spawn_reconcile(&esl, &tracker, true),
+            }
+        }
+    })
+}
+
+fn spawn_reconcile(esl: &InboundClient, tracker: &Tracker, only_old: bool) {
+    let esl = esl.clone();
+    let tracker = tracker.clone();
+    tokio::spawn(async move { reconcile(&esl, &tracker, only_old).await });
+}
+
+/// The tracker's view of an ESL event: only what decides a call's state.
+pub fn call_event(ev: &Event) -> Option<CallEvent> {
+    let uuid = Uuid::parse_str(ev.unique_id()?).ok()?;
+    match ev.name()? {
+        "CHANNEL_ANSWER" => Some(CallEvent::Answered { uuid }),
+        "CHANNEL_HANGUP_COMPLETE" => {
+            let num = |name: &str| -> u32 {
+                ev.variable(name)
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map(|v| u32::try_from(v).unwrap_or(u32::MAX))
+                    .unwrap_or(0)
+            };
+            let answered = num("answer_epoch") > 0 || num("billsec") > 0;
+            Some(CallEvent::Hangup {
+                uuid,
+                cause: ev.hangup_cause().unwrap_or("NORMAL_CLEARING").to_owned(),
+                answered,
+                billsec: num("billsec"),
+                duracion: num("duration"),
+            })
+        }
+        _ => None,
+    }
+}

@@ -1,0 +1,435 @@
+//! One runner per running campaign: the loop that turns due numbers into paced originates.
+//!
+//! Each turn of the loop, in order: obey pause/stop; wait for FreeSWITCH if the ESL link is down;
+//! wait outside the calling window; claim a small batch of due numbers (PENDIENTE → MARCANDO, done
+//! atomically by the store); drop do-not-call numbers; wait for a free channel (campaign and global);
+//! wait for a pacing slot (campaign and global CPS); check again — at dial time, not claim time —
+//! that the campaign still runs, the window is still open and the number is valid; register the call
+//! with the tracker; send `bgapi originate`.
+//!
+//! The claim batch is about one second of dialing, so a number never sits claimed for long: a pause
+//! or a closing window returns the unused claims to PENDIENTE at once (no attempt counted).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::{watch, Semaphore};
+use uuid::Uuid;
+
+use crate::domain::{mask, CallResult, CampaignState, NumberState, PhoneNumber};
+use crate::esl::{ConnState, EslError, JobResult};
+use crate::store::{CallRecord, Campaign, ClaimedNumber, NumberUpdate};
+
+use super::metrics::{CallSlot, CampaignMetrics};
+use super::originate::Originate;
+use super::pacing::{self, Pacer};
+use super::tracker::{CallEvent, LiveCall};
+use super::Shared;
+
+/// What the API asked of a campaign's runner.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunState {
+    Running,
+    Paused,
+    Stopped,
+}
+
+/// The per-campaign state a runner shares with the rest of the process.
+pub(crate) struct RunnerParts {
+    pub control: watch::Receiver<RunState>,
+    pub settings: watch::Receiver<Arc<Campaign>>,
+    pub metrics: Arc<CampaignMetrics>,
+    pub pacer: Arc<Pacer>,
+}
+
+/// How often an idle runner looks again for due numbers (retries coming due, numbers loaded
+/// directly into the table).
+const IDLE_POLL: Duration = Duration::from_secs(1);
+
+pub(crate) async fn run(shared: Arc<Shared>, parts: RunnerParts) {
+    let RunnerParts {
+        mut control,
+        mut settings,
+        metrics,
+        pacer,
+    } = parts;
+    let mut campaign = settings.borrow_and_update().clone();
+    let channels = Arc::new(Semaphore::new(campaign.max_canales as usize));
+    let mut capacity = campaign.max_canales;
+    let mut queue: VecDeque<ClaimedNumber> = VecDeque::new();
+    let mut esl_state = shared.esl.state();
+    let mut db_backoff = Duration::from_millis(250);
+    let name = campaign.nombre.clone();
+    tracing::info!(campana = %name, cps = campaign.cps.get(), "campaña en marcha");
+
+    loop {
+        match *control.borrow_and_update() {
+            RunState::Stopped => break,
+            RunState::Paused => {
+                release(&shared, &campaign, &mut queue).await;
+                if control.changed().await.is_err() {
+                    break;
+                }
+                continue;
+            }
+            RunState::Running => {}
+        }
+        if settings.has_changed().unwrap_or(false) {
+            campaign = settings.borrow_and_update().clone();
+            pacer.set_rate(campaign.cps.get());
+            resize(&channels, &mut capacity, campaign.max_canales);
+        }
+
+        if !matches!(*esl_state.borrow_and_update(), ConnState::Connected { .. }) {
+            // No originate can go out: give the claims back and wait for the link.
+            release(&shared, &campaign, &mut queue).await;
+            tokio::select! {
+                _ = esl_state.changed() => {}
+                _ = control.changed() => {}
+                _ = tokio::time::sleep(IDLE_POLL) => {}
+            }
+            continue;
+        }
+
+        let now = Utc::now();
+        if !campaign.ventana.is_open(now) {
+            release(&shared, &campaign, &mut queue).await;
+            let wait = campaign
+                .ventana
+                .next_open(now)
+                .and_then(|t| (t - now).to_std().ok())
+                .unwrap_or(Duration::from_secs(60))
+                .clamp(Duration::from_millis(100), Duration::from_secs(60));
+            tracing::debug!(campana = %name, espera_s = wait.as_secs(), "fuera del horario de llamadas");
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = control.changed() => {}
+                _ = settings.changed() => {}
+            }
+            continue;
+        }
+
+        if queue.is_empty() {
+            let want = claim_size(campaign.cps.get(), channels.available_permits());
+            match shared.store.claim_due(&campaign, now, want).await {
+                Err(e) => {
+                    tracing::warn!(campana = %name, error = %e, "no se pudieron reservar números; reintento");
+                    tokio::select! {
+                        _ = tokio::time::sleep(db_backoff) => {}
+                        _ = control.changed() => {}
+                    }
+                    db_backoff = (db_backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+                Ok(claimed) if claimed.is_empty() => {
+                    db_backoff = Duration::from_millis(250);
+                    if metrics.activas() == 0 {
+                        match shared.store.has_open_numbers(&campaign).await {
+                            Ok(false) => {
+                                finish_campaign(&shared, &campaign).await;
+                                break;
+                            }
+                            Ok(true) => {}
+                            Err(e) => tracing::warn!(campana = %name, error = %e, "no se pudo consultar la campaña"),
+                        }
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(IDLE_POLL) => {}
+                        _ = control.changed() => {}
+                        _ = settings.changed() => {}
+                    }
+                    continue;
+                }
+                Ok(claimed) => {
+                    db_backoff = Duration::from_millis(250);
+                    queue = drop_do_not_call(&shared, &campaign, claimed).await;
+                    continue;
+                }
+            }
+        }
+
+        // A free channel in the campaign and globally, without holding one while waiting for the other
+        // longer than needed; then a pacing slot from both the campaign and the global ceiling.
+        let permits = tokio::select! {
+            p = acquire_channels(&channels, &shared.channels) => p,
+            _ = control.changed() => continue,
+            _ = settings.changed() => continue,
+        };
+        let Some((own, global)) = permits else { break };
+        tokio::select! {
+            _ = pacing::acquire(&[&pacer, &shared.pacer]) => {}
+            _ = control.changed() => continue,
+            _ = settings.changed() => continue,
+        }
+
+        // Dial time: decide again.
+        let Some(number) = queue.pop_front() else { continue };
+        let now = Utc::now();
+        if *control.borrow() != RunState::Running || !campaign.ventana.is_open(now) {
+            queue.push_front(number);
+            continue;
+        }
+        let slot = CallSlot::new(own, global, metrics.clone());
+        dial(&shared, &campaign, number, slot, &metrics);
+    }
+    release(&shared, &campaign, &mut queue).await;
+    tracing::info!(campana = %name, "campaña detenida");
+}
+
+/// About one second of dialing, never more than the free channels (at least 1, at most 500).
+fn claim_size(cps: f64, free_channels: usize) -> u32 {
+    let per_second = cps.ceil().max(1.0) as usize;
+    per_second.min(free_channels.max(1)).clamp(1, 500) as u32
+}
+
+async fn acquire_channels(
+    own: &Arc<Semaphore>,
+    global: &Arc<Semaphore>,
+) -> Option<(tokio::sync::OwnedSemaphorePermit, tokio::sync::OwnedSemaphorePermit)> {
+    let a = own.clone().acquire_owned().await.ok()?;
+    let b = global.clone().acquire_owned().await.ok()?;
+    Some((a, b))
+}
+
+/// Applies a new `max_canales` to a running campaign: more permits at once; fewer as calls end.
+fn resize(channels: &Arc<Semaphore>, capacity: &mut u32, wanted: u32) {
+    if wanted > *capacity {
+        channels.add_permits((wanted - *capacity) as usize);
+    } else if wanted < *capacity {
+        let gone = channels.forget_permits((*capacity - wanted) as usize);
+        // Permits held by live calls can't be forgotten now; those calls keep them until they end,
+        // and the cap converges as they finish (counted as forgotten only for what was free).
+        *capacity -= gone as u32;
+        return;
+    }
+    *capacity = wanted;
+}
+
+/// Removes numbers on the do-not-call list from a claim, finishing them as NO_LLAMAR without a call.
+async fn drop_do_not_call(
+    shared: &Shared,
+    campaign: &Campaign,
+    claimed: Vec<ClaimedNumber>,
+) -> VecDeque<ClaimedNumber> {
+    let phones: Vec<&str> = claimed.iter().map(|n| n.telefono.as_str()).collect();
+    let blocked = match shared.store.dnc_contains(&phones).await {
+        Ok(b) => b,
+        Err(e) => {
+            // Without the list we must not dial: give the claims back and try again later.
+            tracing::warn!(campana = %campaign.nombre, error = %e, "lista de no llamar no disponible");
+            let ids: Vec<i64> = claimed.iter().map(|n| n.id).collect();
+            let _ = shared.store.unclaim(campaign, &ids).await;
+            return VecDeque::new();
+        }
+    };
+    let mut keep = VecDeque::with_capacity(claimed.len());
+    for n in claimed {
+        if blocked.contains(&n.telefono) {
+            tracing::info!(campana = %campaign.nombre, telefono = %mask(&n.telefono), "número en lista de no llamar");
+            let _ = shared.writer.send(NumberUpdate::Finished(undialed(
+                campaign,
+                &n,
+                CallResult::NoLlamar,
+                "NO_LLAMAR",
+                &shared.nodo,
+            )));
+        } else {
+            keep.push_back(n);
+        }
+    }
+    keep
+}
+
+/// The record of a number that was decided without a call (do-not-call, invalid in the table).
+fn undialed(
+    campaign: &Campaign,
+    n: &ClaimedNumber,
+    resultado: CallResult,
+    causa: &str,
+    nodo: &str,
+) -> CallRecord {
+    let now = Utc::now();
+    CallRecord {
+        campana: campaign.nombre.clone(),
+        tabla: campaign.tabla.clone(),
+        numero_id: n.id,
+        telefono: n.telefono.clone(),
+        intento: n.intentos,
+        uuid: n.uuid.clone(),
+        nodo: nodo.to_owned(),
+        estado: NumberState::Error,
+        resultado,
+        causa: Some(causa.to_owned()),
+        amd_resultado: None,
+        amd_causa: None,
+        proximo_intento: None,
+        inicio: now,
+        contestada: None,
+        fin: now,
+        billsec: 0,
+        duracion: 0,
+    }
+}
+
+/// Registers the call with the tracker and sends its originate in a task of its own; the task
+/// forwards the BACKGROUND_JOB result to the tracker.
+fn dial(
+    shared: &Arc<Shared>,
+    campaign: &Campaign,
+    number: ClaimedNumber,
+    slot: CallSlot,
+    metrics: &CampaignMetrics,
+) {
+    let telefono = match PhoneNumber::parse(&number.telefono) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(campana = %campaign.nombre, id = number.id, motivo = %e, "número inválido en la tabla");
+            let _ = shared.writer.send(NumberUpdate::Finished(undialed(
+                campaign,
+                &number,
+                CallResult::NumeroInvalido,
+                "INVALID_NUMBER_FORMAT",
+                &shared.nodo,
+            )));
+            return;
+        }
+    };
+    let Ok(uuid) = Uuid::parse_str(&number.uuid) else {
+        // The store always sets a UUID when claiming; a row edited by hand may not have one.
+        let _ = shared.writer.send(NumberUpdate::Finished(undialed(
+            campaign,
+            &number,
+            CallResult::FallaRed,
+            "UUID_INVALIDO",
+            &shared.nodo,
+        )));
+        return;
+    };
+    let intento = number.intentos.saturating_add(1);
+    let gateway = campaign
+        .gateway
+        .as_ref()
+        .map(|g| g.as_str())
+        .unwrap_or(shared.default_gateway.as_str());
+    let originate = Originate {
+        uuid: &uuid,
+        campana: campaign.nombre.as_str(),
+        numero_id: number.id,
+        intento,
+        telefono: telefono.as_str(),
+        caller_id: campaign.caller_id.as_ref().map(|c| c.as_str()),
+        gateway,
+        timeout_s: campaign.timeout_llamada,
+    };
+    let command = match originate.command(&shared.template) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(campana = %campaign.nombre, error = %e, "originate rechazado");
+            let _ = shared.writer.send(NumberUpdate::Finished(undialed(
+                campaign,
+                &number,
+                CallResult::NumeroInvalido,
+                "INVALID_NUMBER_FORMAT",
+                &shared.nodo,
+            )));
+            return;
+        }
+    };
+    shared.tracker.register(LiveCall {
+        uuid,
+        campana: campaign.nombre.clone(),
+        tabla: campaign.tabla.clone(),
+        numero_id: number.id,
+        telefono: number.telefono.clone(),
+        intento,
+        max_intentos: campaign.reintentos.saturating_add(1),
+        intervalo_reintento: Duration::from_secs(u64::from(campaign.intervalo_reintento)),
+        amd_incierto: campaign.amd_incierto,
+        inicio: Utc::now(),
+        contestada: None,
+        amd: None,
+        slot: Some(slot),
+    });
+    metrics.originated();
+    tracing::info!(campana = %campaign.nombre, %uuid, telefono = %telefono.masked(), intento, "originate");
+    let shared = shared.clone();
+    let campaign_for_unclaim = campaign.clone();
+    tokio::spawn(async move {
+        let job = shared.esl.bgapi(&command, Uuid::new_v4()).await;
+        let job = match job {
+            Ok(job) => job,
+            Err(EslError::NotConnected) => {
+                // Never reached FreeSWITCH: not an attempt. Back to PENDIENTE.
+                shared.tracker.event(CallEvent::NotSent { uuid });
+                if let Err(e) = shared.store.unclaim(&campaign_for_unclaim, &[number.id]).await {
+                    tracing::warn!(%uuid, error = %e, "no se pudo liberar el número; se reconciliará al reiniciar");
+                }
+                return;
+            }
+            Err(e) => {
+                // It may or may not have reached FreeSWITCH: reconciliation (uuid_exists) decides.
+                tracing::warn!(%uuid, error = %e, "originate sin respuesta; queda para reconciliar");
+                return;
+            }
+        };
+        match job.await {
+            Ok(JobResult::Ok(_)) => shared.tracker.event(CallEvent::JobOk { uuid }),
+            Ok(JobResult::Err(cause)) => shared.tracker.event(CallEvent::JobErr {
+                uuid,
+                cause: first_word(&cause),
+            }),
+            Err(e) => tracing::warn!(%uuid, error = %e, "resultado del originate perdido; queda para reconciliar"),
+        }
+    });
+}
+
+/// `-ERR USER_BUSY\n` bodies carry the cause as their first word.
+fn first_word(s: &str) -> String {
+    s.split_whitespace().next().unwrap_or("UNKNOWN").to_owned()
+}
+
+/// Returns unused claims to PENDIENTE (no attempt counted).
+async fn release(shared: &Shared, campaign: &Campaign, queue: &mut VecDeque<ClaimedNumber>) {
+    if queue.is_empty() {
+        return;
+    }
+    let ids: Vec<i64> = queue.iter().map(|n| n.id).collect();
+    match shared.store.unclaim(campaign, &ids).await {
+        Ok(()) => queue.clear(),
+        // Keep them queued; the next release (or start-up recovery) returns them.
+        Err(e) => tracing::warn!(campana = %campaign.nombre, error = %e, "no se pudieron liberar números reservados"),
+    }
+}
+
+async fn finish_campaign(shared: &Shared, campaign: &Campaign) {
+    tracing::info!(campana = %campaign.nombre, "campaña finalizada: no quedan números por marcar");
+    if let Err(e) = shared
+        .store
+        .set_campaign_state(&campaign.nombre, CampaignState::Finalizada)
+        .await
+    {
+        tracing::warn!(campana = %campaign.nombre, error = %e, "no se pudo marcar la campaña como FINALIZADA");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn claims_about_one_second_of_dialing() {
+        assert_eq!(claim_size(0.5, 10), 1);
+        assert_eq!(claim_size(5.0, 10), 5);
+        assert_eq!(claim_size(100.0, 10), 10);
+        assert_eq!(claim_size(100.0, 0), 1);
+        assert_eq!(claim_size(1000.0, 5000), 500);
+    }
+
+    #[test]
+    fn job_errors_keep_the_cause() {
+        assert_eq!(first_word("USER_BUSY\n"), "USER_BUSY");
+        assert_eq!(first_word(""), "UNKNOWN");
+    }
+}
