@@ -124,6 +124,23 @@ impl Frame {
         )
     }
 
+    /// The notice FreeSWITCH sends on an outbound socket in `linger` mode when the channel hangs up:
+    /// the socket stays open for the remaining events.
+    pub fn disconnect_notice_linger(uuid: &str, channel_name: &str, linger_secs: i64) -> Self {
+        let secs = linger_secs.to_string();
+        Frame::with_headers(
+            &[
+                ("Content-Type", "text/disconnect-notice"),
+                ("Controlled-Session-UUID", uuid),
+                ("Content-Disposition", "linger"),
+                ("Channel-Name", channel_name),
+                ("Linger-Time", &secs),
+                ("Content-Length", "0"),
+            ],
+            Some(Bytes::new()),
+        )
+    }
+
     /// `text/rude-rejection`, sent by FreeSWITCH to a client its ACL refuses.
     pub fn rude_rejection() -> Self {
         Frame::with_headers(
