@@ -153,14 +153,15 @@ impl Frame {
     }
 
     /// The reply to an outbound `connect`: the channel's data as URL-encoded headers, then
-    /// `Content-Type: command/reply`, `Reply-Text: +OK`, `Socket-Mode` and `Control`.
+    /// `Content-Type: command/reply`, `Reply-Text`, `Socket-Mode` and `Control`. FreeSWITCH
+    /// serializes this reply as an event, so even `Reply-Text` is URL-encoded (`%2BOK%0A`).
     pub fn connect_reply(channel: &Event, async_mode: bool, full: bool) -> Self {
         let mut headers: Vec<(String, String)> = channel
             .headers()
             .map(|(k, v)| (k.to_owned(), urlenc::encode(v)))
             .collect();
         headers.push(("Content-Type".into(), "command/reply".into()));
-        headers.push(("Reply-Text".into(), "+OK".into()));
+        headers.push(("Reply-Text".into(), "%2BOK%0A".into()));
         headers.push((
             "Socket-Mode".into(),
             if async_mode { "async" } else { "static" }.into(),
@@ -214,9 +215,11 @@ impl Frame {
         self.header("Reply-Text")
     }
 
-    /// True for a `command/reply` whose `Reply-Text` starts with `+OK`.
+    /// True for a `command/reply` whose `Reply-Text` starts with `+OK` (or `%2BOK`: the outbound
+    /// `connect` reply is URL-encoded).
     pub fn is_ok_reply(&self) -> bool {
-        self.reply_text().is_some_and(|t| t.starts_with("+OK"))
+        self.reply_text()
+            .is_some_and(|t| t.starts_with("+OK") || t.starts_with("%2BOK"))
     }
 
     /// The raw body bytes, if any.
