@@ -4,5 +4,6 @@
 //! [`api`] → [`dialer`] → [`esl`] → FreeSWITCH → [`controller`] → [`dialer::tracker`] → [`store`].
 
 pub mod config;
-pub mod dialer;
 pub mod controller;
+pub mod dialer;
+pub mod esl;
