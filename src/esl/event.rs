@@ -1,0 +1,436 @@
+//! A FreeSWITCH event: ordered headers plus an optional body.
+//!
+//! The same type serves the client (events parsed from `text/event-plain` / `text/event-json`), the
+//! outbound socket (the channel data of the `connect` reply) and the simulator (events it renders),
+//! so that what the simulator emits is parsed by exactly the code that parses real FreeSWITCH.
+
+use std::fmt;
+
+use serde::de::{Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
+
+use super::error::EslError;
+use super::urlenc;
+
+/// One FreeSWITCH event. Header names keep FreeSWITCH's spelling and order; values are stored
+/// decoded (no URL escapes). The serialization's own `Content-Length` is not a header of the event:
+/// it is consumed when parsing and recomputed when rendering.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Event {
+    headers: Vec<(String, String)>,
+    body: Option<String>,
+}
+
+impl fmt::Debug for Event {
+    /// Short on purpose: a HANGUP_COMPLETE has ~150 headers and would flood a log line.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Event")
+            .field("name", &self.name())
+            .field("unique_id", &self.unique_id())
+            .field("headers", &self.headers.len())
+            .field("body_len", &self.body.as_ref().map(String::len))
+            .finish()
+    }
+}
+
+impl Event {
+    /// An empty event with no headers.
+    pub fn empty() -> Self {
+        Event::default()
+    }
+
+    /// An event whose first header is `Event-Name: <name>`, as FreeSWITCH orders them.
+    pub fn new(name: &str) -> Self {
+        let mut e = Event::default();
+        e.push("Event-Name", name);
+        e
+    }
+
+    /// Builds an event from already-decoded `(name, value)` pairs.
+    pub fn from_headers<I, K, V>(headers: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        Event {
+            headers: headers
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+            body: None,
+        }
+    }
+
+    /// Appends a header (duplicates allowed, as in FreeSWITCH).
+    pub fn push(&mut self, name: impl Into<String>, value: impl Into<String>) -> &mut Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Builder form of [`Event::push`].
+    pub fn with(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.push(name, value);
+        self
+    }
+
+    /// Replaces the first header called `name`, or appends it.
+    pub fn set(&mut self, name: &str, value: impl Into<String>) -> &mut Self {
+        let value = value.into();
+        match self.headers.iter_mut().find(|(k, _)| k == name) {
+            Some(slot) => slot.1 = value,
+            None => self.headers.push((name.to_owned(), value)),
+        }
+        self
+    }
+
+    /// Removes every header called `name` (exact spelling).
+    pub fn remove(&mut self, name: &str) {
+        self.headers.retain(|(k, _)| k != name);
+    }
+
+    /// Sets or clears the body (e.g. a BACKGROUND_JOB's `+OK <uuid>\n`).
+    pub fn set_body(&mut self, body: Option<String>) -> &mut Self {
+        self.body = body;
+        self
+    }
+
+    /// Builder form of [`Event::set_body`].
+    pub fn with_body(mut self, body: impl Into<String>) -> Self {
+        self.body = Some(body.into());
+        self
+    }
+
+    /// Headers in FreeSWITCH's order.
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.headers.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// Number of headers.
+    pub fn len(&self) -> usize {
+        self.headers.len()
+    }
+
+    /// True when the event has no header.
+    pub fn is_empty(&self) -> bool {
+        self.headers.is_empty()
+    }
+
+    /// The body, if any.
+    pub fn body(&self) -> Option<&str> {
+        self.body.as_deref()
+    }
+
+    /// Value of the first header called `name`. Exact spelling first; FreeSWITCH's names are
+    /// case-sensitive in practice, but a case-insensitive fallback keeps lookups of hand-written
+    /// names (`unique-id`) working.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .or_else(|| {
+                self.headers
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            })
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// `Event-Name` (e.g. `CHANNEL_ANSWER`, `BACKGROUND_JOB`, `CUSTOM`).
+    pub fn name(&self) -> Option<&str> {
+        self.get("Event-Name")
+    }
+
+    /// `Event-Subclass` of a CUSTOM event (e.g. `avmd::beep`).
+    pub fn subclass(&self) -> Option<&str> {
+        self.get("Event-Subclass")
+    }
+
+    /// The channel's `Unique-ID` (falls back to `Channel-Unique-ID`, which some events carry alone).
+    pub fn unique_id(&self) -> Option<&str> {
+        self.get("Unique-ID")
+            .or_else(|| self.get("Channel-Unique-ID"))
+    }
+
+    /// `Job-UUID` of a BACKGROUND_JOB event.
+    pub fn job_uuid(&self) -> Option<&str> {
+        self.get("Job-UUID")
+    }
+
+    /// `Hangup-Cause` (e.g. `NORMAL_CLEARING`, `USER_BUSY`, `NO_ANSWER`).
+    pub fn hangup_cause(&self) -> Option<&str> {
+        self.get("Hangup-Cause")
+    }
+
+    /// The channel variable `name`, carried as the header `variable_<name>`.
+    pub fn variable(&self, name: &str) -> Option<&str> {
+        let key = format!("variable_{name}");
+        self.headers
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Channel variables carried by this event, as `(name, value)` without the `variable_` prefix.
+    pub fn variables(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.headers
+            .iter()
+            .filter_map(|(k, v)| k.strip_prefix("variable_").map(|name| (name, v.as_str())))
+    }
+
+    /// `Application-UUID` of CHANNEL_EXECUTE / CHANNEL_EXECUTE_COMPLETE: the `Event-UUID` we sent
+    /// with the `sendmsg` that started the application.
+    pub fn application_uuid(&self) -> Option<&str> {
+        self.get("Application-UUID")
+    }
+
+    /// `Application` of CHANNEL_EXECUTE / CHANNEL_EXECUTE_COMPLETE.
+    pub fn application(&self) -> Option<&str> {
+        self.get("Application")
+    }
+
+    /// `Application-Response` of CHANNEL_EXECUTE_COMPLETE.
+    pub fn application_response(&self) -> Option<&str> {
+        self.get("Application-Response")
+    }
+
+    /// Parses the body of a `text/event-plain` frame: URL-encoded `Name: value` lines, an empty
+    /// line, then — when the block has a `Content-Length` — exactly that many bytes of body.
+    pub fn parse_plain(text: &str) -> Result<Event, EslError> {
+        let mut headers = Vec::with_capacity(64);
+        let mut body_len: Option<usize> = None;
+        let mut rest = text;
+        loop {
+            let (line, after) = match rest.find('\n') {
+                Some(i) => (&rest[..i], &rest[i + 1..]),
+                None => (rest, ""),
+            };
+            rest = after;
+            let line = line.strip_suffix('\r').unwrap_or(line);
+            if line.is_empty() {
+                break;
+            }
+            let (name, value) = split_header(line)
+                .ok_or_else(|| EslError::InvalidEvent("event header line without ':'".into()))?;
+            if name.eq_ignore_ascii_case("Content-Length") {
+                body_len = Some(parse_len(value)?);
+            } else {
+                headers.push((name.to_owned(), urlenc::decode(value)));
+            }
+            if rest.is_empty() {
+                break;
+            }
+        }
+        let body = match body_len {
+            None => None,
+            Some(n) => {
+                let b = rest.get(..n).ok_or_else(|| {
+                    EslError::InvalidEvent("event body shorter than its Content-Length".into())
+                })?;
+                Some(b.to_owned())
+            }
+        };
+        Ok(Event { headers, body })
+    }
+
+    /// Parses the body of a `text/event-json` frame: one JSON object of string values, the nested
+    /// body under `_body`. Non-string values are turned into text (arrays in FreeSWITCH's
+    /// `ARRAY::a|:b` form) rather than rejected.
+    pub fn parse_json(text: &str) -> Result<Event, EslError> {
+        let OrderedObject(pairs) = serde_json::from_str(text)
+            .map_err(|e| EslError::InvalidEvent(format!("bad JSON event: {e}")))?;
+        let mut headers = Vec::with_capacity(pairs.len());
+        let mut body = None;
+        for (k, v) in pairs {
+            if k == "_body" {
+                body = Some(json_to_text(v));
+            } else if !k.eq_ignore_ascii_case("Content-Length") {
+                headers.push((k, json_to_text(v)));
+            }
+        }
+        Ok(Event { headers, body })
+    }
+
+    /// Renders the event as FreeSWITCH's `switch_event_serialize` does: `Name: url-encoded value`
+    /// lines, then `Content-Length: N` + empty line + body when there is a body, else an empty line.
+    pub fn to_plain(&self) -> String {
+        let mut out = String::with_capacity(self.headers.len() * 48 + 64);
+        for (k, v) in &self.headers {
+            out.push_str(k);
+            out.push_str(": ");
+            urlenc::encode_into(v, &mut out);
+            out.push('\n');
+        }
+        match self.body.as_deref() {
+            Some(b) if !b.is_empty() => {
+                out.push_str("Content-Length: ");
+                out.push_str(&b.len().to_string());
+                out.push_str("\n\n");
+                out.push_str(b);
+            }
+            _ => out.push('\n'),
+        }
+        out
+    }
+
+    /// Renders the event as FreeSWITCH's `switch_event_serialize_json` does: an object of string
+    /// values in header order, plus `Content-Length` and `_body` when there is a body.
+    pub fn to_json(&self) -> String {
+        let mut out = String::with_capacity(self.headers.len() * 48 + 64);
+        out.push('{');
+        let mut first = true;
+        let mut field = |out: &mut String, k: &str, v: &str| {
+            if !first {
+                out.push(',');
+            }
+            first = false;
+            push_json_string(out, k);
+            out.push(':');
+            push_json_string(out, v);
+        };
+        for (k, v) in &self.headers {
+            field(&mut out, k, v);
+        }
+        if let Some(b) = self.body.as_deref() {
+            field(&mut out, "Content-Length", &b.len().to_string());
+            field(&mut out, "_body", b);
+        }
+        out.push('}');
+        out
+    }
+}
+
+/// Splits `Name: value` at the first `:`, dropping the spaces after it.
+pub(crate) fn split_header(line: &str) -> Option<(&str, &str)> {
+    let (name, value) = line.split_once(':')?;
+    Some((name, value.trim_start_matches(' ')))
+}
+
+/// Parses a `Content-Length` value: decimal digits only, at most 10 of them.
+pub(crate) fn parse_len(value: &str) -> Result<usize, EslError> {
+    let v = value.trim();
+    if v.is_empty() || v.len() > 10 || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(EslError::BadContentLength);
+    }
+    v.parse().map_err(|_| EslError::BadContentLength)
+}
+
+fn push_json_string(out: &mut String, s: &str) {
+    // serde_json's escaping of a &str cannot fail; the fallback keeps this panic-free regardless.
+    match serde_json::to_string(s) {
+        Ok(quoted) => out.push_str(&quoted),
+        Err(_) => out.push_str("\"\""),
+    }
+}
+
+fn json_to_text(v: serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s,
+        serde_json::Value::Null => String::new(),
+        serde_json::Value::Array(items) => {
+            let mut out = String::from("ARRAY::");
+            for (i, item) in items.into_iter().enumerate() {
+                if i > 0 {
+                    out.push_str("|:");
+                }
+                out.push_str(&json_to_text(item));
+            }
+            out
+        }
+        other => other.to_string(),
+    }
+}
+
+/// A JSON object read as an ordered list of pairs (serde_json's `Map` sorts keys unless a crate
+/// feature is enabled; header order matters to us and to byte-faithful re-rendering).
+struct OrderedObject(Vec<(String, serde_json::Value)>);
+
+impl<'de> Deserialize<'de> for OrderedObject {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = OrderedObject;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<OrderedObject, A::Error> {
+                let mut pairs = Vec::with_capacity(map.size_hint().unwrap_or(64).min(1024));
+                while let Some((k, v)) = map.next_entry::<String, serde_json::Value>()? {
+                    pairs.push((k, v));
+                }
+                Ok(OrderedObject(pairs))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job() -> Event {
+        Event::new("BACKGROUND_JOB")
+            .with("Core-UUID", "ab0d8c40-4cd9-4c76-a5a1-e5a84a64b56e")
+            .with("Event-Date-Local", "2024-01-02 10:11:12")
+            .with("Job-UUID", "7f4de4bc-17d7-11dd-b7a0-db4edd065621")
+            .with("Job-Command", "originate")
+            .with_body("+OK 7f4db78a-17d7-11dd-b7a0-db4edd065621\n")
+    }
+
+    #[test]
+    fn plain_round_trip_with_body() {
+        let e = job();
+        let text = e.to_plain();
+        assert!(text.contains("Event-Date-Local: 2024-01-02%2010%3A11%3A12\n"));
+        assert!(text.ends_with("Content-Length: 41\n\n+OK 7f4db78a-17d7-11dd-b7a0-db4edd065621\n"));
+        let back = Event::parse_plain(&text).unwrap();
+        assert_eq!(back, e);
+        assert_eq!(
+            back.job_uuid(),
+            Some("7f4de4bc-17d7-11dd-b7a0-db4edd065621")
+        );
+        assert_eq!(back.name(), Some("BACKGROUND_JOB"));
+    }
+
+    #[test]
+    fn json_round_trip_keeps_order() {
+        let e = job().with("variable_amd_result", "MACHINE");
+        let text = e.to_json();
+        assert!(text.starts_with("{\"Event-Name\":\"BACKGROUND_JOB\",\"Core-UUID\""));
+        assert!(text.contains("\"_body\":\"+OK 7f4db78a-17d7-11dd-b7a0-db4edd065621\\n\""));
+        let back = Event::parse_json(&text).unwrap();
+        assert_eq!(back, e);
+        assert_eq!(back.variable("amd_result"), Some("MACHINE"));
+    }
+
+    #[test]
+    fn bad_input_is_an_error_not_a_panic() {
+        assert!(Event::parse_plain("no colon here\n\n").is_err());
+        assert!(Event::parse_plain("A: b\nContent-Length: 99\n\nshort").is_err());
+        assert!(Event::parse_plain("A: b\nContent-Length: x\n\n").is_err());
+        assert!(Event::parse_json("[1,2]").is_err());
+        assert!(Event::parse_json("{\"a\":").is_err());
+        let e = Event::parse_json("{\"a\":1,\"b\":[\"x\",\"y\"],\"c\":null}").unwrap();
+        assert_eq!(e.get("a"), Some("1"));
+        assert_eq!(e.get("b"), Some("ARRAY::x|:y"));
+        assert_eq!(e.get("c"), Some(""));
+    }
+
+    #[test]
+    fn lookups() {
+        let e = Event::new("CHANNEL_EXECUTE_COMPLETE")
+            .with("Unique-ID", "u1")
+            .with("Application-UUID", "a1")
+            .with("variable_amd_result", "HUMAN");
+        assert_eq!(e.unique_id(), Some("u1"));
+        assert_eq!(e.get("unique-id"), Some("u1"));
+        assert_eq!(e.application_uuid(), Some("a1"));
+        assert_eq!(e.variable("amd_result"), Some("HUMAN"));
+        assert_eq!(
+            e.variables().collect::<Vec<_>>(),
+            vec![("amd_result", "HUMAN")]
+        );
+        assert_eq!(e.hangup_cause(), None);
+    }
+}
