@@ -1,9 +1,9 @@
 //! Events as the simulated core fires them, and their fan-out to every inbound connection.
 //!
-//! A [`SimEvent`] is an ordered list of headers (FreeSWITCH's names and order) plus an optional
-//! body. It is rendered to the wire (`text/event-plain` / `text/event-json`) by the ESL codec in
-//! [`super::wire`]; here it is only data, published once on a broadcast channel and filtered by
-//! each connection's own subscription.
+//! Events are the ESL layer's [`Event`] (ordered headers in FreeSWITCH's names and order, plus an
+//! optional body), rendered to the wire by that layer's codec. Here they are only data: built
+//! with the core's stamp, published once on a broadcast channel and filtered by each connection's
+//! own subscription.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,35 +12,11 @@ use std::sync::Arc;
 use chrono::{Local, Utc};
 use tokio::sync::broadcast;
 
+use crate::esl::Event;
+
 /// Capacity of the event fan-out. A reader that falls this far behind loses events (reported as
 /// a warning), as a slow ESL client of a real FreeSWITCH would.
 pub const BUS_CAPACITY: usize = 65_536;
-
-/// One event: headers in FreeSWITCH's order, optional body (e.g. a BACKGROUND_JOB result).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct SimEvent {
-    pub headers: Vec<(String, String)>,
-    pub body: Option<String>,
-}
-
-impl SimEvent {
-    /// Value of the first header named `name` (exact, case-sensitive like FreeSWITCH's names).
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// `Event-Name`.
-    pub fn name(&self) -> &str {
-        self.get("Event-Name").unwrap_or_default()
-    }
-
-    pub fn push(&mut self, name: impl Into<String>, value: impl Into<String>) {
-        self.headers.push((name.into(), value.into()));
-    }
-}
 
 /// The core identity stamped on every event (`Core-UUID`, hostname, sequence numbers).
 #[derive(Debug)]
@@ -60,11 +36,10 @@ impl Core {
     }
 
     /// A new event with the headers FreeSWITCH's `switch_event_prep_for_delivery` adds first.
-    pub fn event(&self, name: &str, calling_function: &str) -> SimEvent {
+    pub fn event(&self, name: &str, calling_function: &str) -> Event {
         let now = Utc::now();
         let seq = self.sequence.fetch_add(1, Ordering::Relaxed);
-        let mut ev = SimEvent::default();
-        ev.push("Event-Name", name);
+        let mut ev = Event::new(name);
         ev.push("Core-UUID", &self.core_uuid);
         ev.push("FreeSWITCH-Hostname", &self.hostname);
         ev.push("FreeSWITCH-Switchname", &self.hostname);
@@ -72,7 +47,9 @@ impl Core {
         ev.push("FreeSWITCH-IPv6", "::1");
         ev.push(
             "Event-Date-Local",
-            now.with_timezone(&Local).format("%Y-%m-%d %H:%M:%S").to_string(),
+            now.with_timezone(&Local)
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string(),
         );
         ev.push(
             "Event-Date-GMT",
@@ -90,7 +67,7 @@ impl Core {
 /// The fan-out: every connection holds a receiver.
 #[derive(Debug, Clone)]
 pub struct EventBus {
-    tx: broadcast::Sender<Arc<SimEvent>>,
+    tx: broadcast::Sender<Arc<Event>>,
 }
 
 impl Default for EventBus {
@@ -106,11 +83,11 @@ impl EventBus {
     }
 
     /// Fires an event. Having no subscriber is normal (nobody listening), not an error.
-    pub fn fire(&self, ev: SimEvent) {
+    pub fn fire(&self, ev: Event) {
         let _ = self.tx.send(Arc::new(ev));
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<SimEvent>> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
         self.tx.subscribe()
     }
 }
@@ -209,8 +186,8 @@ impl Subscription {
     }
 
     /// Whether `ev` is delivered to this connection.
-    pub fn wants(&self, ev: &SimEvent) -> bool {
-        let name = ev.name();
+    pub fn wants(&self, ev: &Event) -> bool {
+        let name = ev.name().unwrap_or_default();
         let by_name = if name == "CUSTOM" {
             let sub = ev.get("Event-Subclass").unwrap_or_default();
             (self.all && !self.nixed.contains("CUSTOM")) || self.subclasses.contains(sub)
@@ -232,7 +209,7 @@ impl Subscription {
 mod tests {
     use super::*;
 
-    fn ev(name: &str, uuid: &str) -> SimEvent {
+    fn ev(name: &str, uuid: &str) -> Event {
         let mut e = Core::new("h").event(name, "test");
         e.push("Unique-ID", uuid);
         e
@@ -274,9 +251,12 @@ mod tests {
     #[test]
     fn core_headers_come_first_in_order() {
         let e = Core::new("host").event("HEARTBEAT", "test");
-        let names: Vec<&str> = e.headers.iter().map(|(k, _)| k.as_str()).collect();
-        assert_eq!(&names[..3], &["Event-Name", "Core-UUID", "FreeSWITCH-Hostname"]);
+        let names: Vec<&str> = e.headers().map(|(k, _)| k).collect();
+        assert_eq!(
+            &names[..3],
+            &["Event-Name", "Core-UUID", "FreeSWITCH-Hostname"]
+        );
         assert!(names.contains(&"Event-Date-Timestamp"));
-        assert_eq!(e.name(), "HEARTBEAT");
+        assert_eq!(e.name(), Some("HEARTBEAT"));
     }
 }

@@ -4,8 +4,9 @@
 
 use chrono::{Local, TimeZone, Utc};
 
-use super::bus::{Core, SimEvent};
+use super::bus::Core;
 use super::originate::{Endpoint, OriginateRequest};
+use crate::esl::Event;
 
 /// FreeSWITCH channel states the simulator goes through.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -238,7 +239,11 @@ impl Channel {
     /// `switch_channel_set_timestamps`: the CDR variables of CHANNEL_HANGUP_COMPLETE.
     pub fn set_timestamps(&mut self) {
         self.state = ChannelState::Reporting;
-        let end = if self.hangup_us > 0 { self.hangup_us } else { now_us() };
+        let end = if self.hangup_us > 0 {
+            self.hangup_us
+        } else {
+            now_us()
+        };
         let stamp = |us: i64| -> String {
             if us <= 0 {
                 return String::new();
@@ -326,7 +331,7 @@ impl Channel {
     }
 
     /// Caller-profile headers with a prefix (`Caller` in events, `Channel` in the connect reply).
-    pub fn push_profile(&self, ev: &mut SimEvent, prefix: &str) {
+    pub fn push_profile(&self, ev: &mut Event, prefix: &str) {
         let p = |s: &str| format!("{prefix}-{s}");
         let t = |us: i64| us.max(0).to_string();
         ev.push(p("Direction"), "outbound");
@@ -367,7 +372,7 @@ impl Channel {
     }
 
     /// `switch_channel_event_set_data`: basic data, the `Caller` profile, then every variable.
-    pub fn push_channel_data(&self, ev: &mut SimEvent) {
+    pub fn push_channel_data(&self, ev: &mut Event) {
         ev.push("Channel-State", self.state.name());
         ev.push("Channel-Call-State", self.call_state());
         ev.push("Channel-State-Number", self.state.number().to_string());
@@ -377,7 +382,11 @@ impl Channel {
         ev.push("Presence-Call-Direction", "outbound");
         ev.push(
             "Channel-HIT-Dialplan",
-            if self.profile_index > 1 { "true" } else { "false" },
+            if self.profile_index > 1 {
+                "true"
+            } else {
+                "false"
+            },
         );
         ev.push("Channel-Call-UUID", &self.uuid);
         ev.push("Answer-State", self.answer_state());
@@ -391,7 +400,7 @@ impl Channel {
     }
 
     /// A channel event (`CHANNEL_CREATE`, `CHANNEL_ANSWER`, …) with this channel's data.
-    pub fn event(&self, core: &Core, name: &str) -> SimEvent {
+    pub fn event(&self, core: &Core, name: &str) -> Event {
         let mut ev = core.event(name, "switch_channel_perform_mark_answered");
         if matches!(name, "CHANNEL_HANGUP" | "CHANNEL_HANGUP_COMPLETE") {
             if let Some(cause) = &self.hangup_cause {
@@ -412,7 +421,7 @@ impl Channel {
         data: &str,
         app_uuid: &str,
         response: &str,
-    ) -> SimEvent {
+    ) -> Event {
         let name = if complete {
             "CHANNEL_EXECUTE_COMPLETE"
         } else {
@@ -431,7 +440,7 @@ impl Channel {
 
     /// The `connect` reply of an outbound socket: CHANNEL_DATA with the `Channel` profile first,
     /// then the channel data, then the reply headers at the bottom (mod_event_socket order).
-    pub fn connect_reply(&self, core: &Core) -> SimEvent {
+    pub fn connect_reply(&self, core: &Core) -> Event {
         let mut ev = core.event("CHANNEL_DATA", "socket_function");
         self.push_profile(&mut ev, "Channel");
         self.push_channel_data(&mut ev);
@@ -480,7 +489,7 @@ mod tests {
         ch.hangup("USER_BUSY"); // first cause wins
         ch.set_timestamps();
         let ev = ch.event(&Core::new("h"), "CHANNEL_HANGUP_COMPLETE");
-        let causes = ev.headers.iter().filter(|(k, _)| k == "Hangup-Cause").count();
+        let causes = ev.headers().filter(|(k, _)| *k == "Hangup-Cause").count();
         assert_eq!(causes, 2);
         assert_eq!(ev.get("Hangup-Cause"), Some("NORMAL_CLEARING"));
         assert_eq!(ev.get("variable_hangup_cause_q850"), Some("16"));
@@ -495,10 +504,11 @@ mod tests {
     fn connect_reply_ends_with_reply_headers() {
         let ch = channel();
         let ev = ch.connect_reply(&Core::new("h"));
-        let n = ev.headers.len();
-        assert_eq!(ev.headers[n - 1], ("Control".to_owned(), "full".to_owned()));
-        assert_eq!(ev.headers[n - 3].0, "Reply-Text");
+        let headers: Vec<(&str, &str)> = ev.headers().collect();
+        let n = headers.len();
+        assert_eq!(headers[n - 1], ("Control", "full"));
+        assert_eq!(headers[n - 3].0, "Reply-Text");
         assert_eq!(ev.get("Channel-Unique-ID"), Some("u1"));
-        assert_eq!(ev.name(), "CHANNEL_DATA");
+        assert_eq!(ev.name(), Some("CHANNEL_DATA"));
     }
 }

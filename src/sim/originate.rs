@@ -90,13 +90,16 @@ impl OriginateRequest {
             return Err(OriginateError::Usage);
         }
         let (vars, dial_string) = split_vars(&argv[0])?;
-        if dial_string.contains(',') || dial_string.contains('|') || dial_string.contains(":_:")
-        {
+        if dial_string.contains(',') || dial_string.contains('|') || dial_string.contains(":_:") {
             return Err(OriginateError::MultiLeg);
         }
         let (endpoint, destination) = parse_dial_string(&dial_string)?;
         let target = parse_target(&argv[1], argv.get(2), argv.get(3));
-        let opt = |i: usize| argv.get(i).filter(|s| !s.is_empty() && *s != "undef").cloned();
+        let opt = |i: usize| {
+            argv.get(i)
+                .filter(|s| !s.is_empty() && *s != "undef")
+                .cloned()
+        };
         Ok(OriginateRequest {
             vars,
             endpoint,
@@ -146,7 +149,10 @@ impl OriginateRequest {
     /// Whether the destination looks like a number a carrier would route (`+` then digits).
     /// Anything else is answered by the network with INVALID_NUMBER_FORMAT (SIP 484).
     pub fn destination_is_well_formed(&self) -> bool {
-        let digits = self.destination.strip_prefix('+').unwrap_or(&self.destination);
+        let digits = self
+            .destination
+            .strip_prefix('+')
+            .unwrap_or(&self.destination);
         !digits.is_empty() && digits.len() <= 32 && digits.bytes().all(|b| b.is_ascii_digit())
     }
 }
@@ -258,7 +264,9 @@ fn parse_var_list(list: &str, vars: &mut Vec<(String, String)>) -> Result<(), Or
 /// `sofia/gateway/gw/NUM`, `sofia/profile/NUM@host`, `loopback/NUM[/ctx[/dp]]`, `user/NUM[@dom]`,
 /// `error/CAUSE` → endpoint and the number dialed.
 fn parse_dial_string(dial: &str) -> Result<(Endpoint, String), OriginateError> {
-    let (module, rest) = dial.split_once('/').ok_or(OriginateError::ChanNotImplemented)?;
+    let (module, rest) = dial
+        .split_once('/')
+        .ok_or(OriginateError::ChanNotImplemented)?;
     let user_part = |addr: &str| -> String {
         let addr = addr
             .strip_prefix("sips:")
@@ -286,7 +294,10 @@ fn parse_dial_string(dial: &str) -> Result<(Endpoint, String), OriginateError> {
             rest.split('/').next().unwrap_or_default().to_owned(),
         ),
         "user" => (Endpoint::User, user_part(rest)),
-        "error" => (Endpoint::Error(rest.trim().to_ascii_uppercase()), String::new()),
+        "error" => (
+            Endpoint::Error(rest.trim().to_ascii_uppercase()),
+            String::new(),
+        ),
         _ => return Err(OriginateError::ChanNotImplemented),
     };
     if destination.is_empty() && !matches!(endpoint, Endpoint::Error(_)) {
@@ -334,7 +345,10 @@ mod tests {
         assert_eq!(req.destination, "34600111226");
         assert_eq!(req.endpoint, Endpoint::Sofia);
         assert_eq!(req.dial_string, "sofia/gateway/gw_pstn/34600111226");
-        assert_eq!(req.var("origination_uuid"), Some("0b6c8d0e-1111-4222-8333-944445555666"));
+        assert_eq!(
+            req.var("origination_uuid"),
+            Some("0b6c8d0e-1111-4222-8333-944445555666")
+        );
         assert_eq!(req.var("discador_campana"), Some("PRUEBA"));
         assert_eq!(req.timeout_secs(), 25);
         assert_eq!(req.caller_id_number(), "5551000");
@@ -355,7 +369,10 @@ mod tests {
             "{origination_caller_id_name='Centro, Llamadas',x='a b'}loopback/600123456/default '&socket(127.0.0.1:8084 async full)'",
         )
         .expect("valid originate");
-        assert_eq!(req.var("origination_caller_id_name"), Some("Centro, Llamadas"));
+        assert_eq!(
+            req.var("origination_caller_id_name"),
+            Some("Centro, Llamadas")
+        );
         assert_eq!(req.var("x"), Some("a b"));
         assert_eq!(req.endpoint, Endpoint::Loopback);
         assert_eq!(req.destination, "600123456");
@@ -372,7 +389,10 @@ mod tests {
     #[test]
     fn malformed_originates_fail_like_freeswitch() {
         assert_eq!(OriginateRequest::parse(""), Err(OriginateError::Usage));
-        assert_eq!(OriginateRequest::parse("sofia/gateway/gw/1"), Err(OriginateError::Usage));
+        assert_eq!(
+            OriginateRequest::parse("sofia/gateway/gw/1"),
+            Err(OriginateError::Usage)
+        );
         assert_eq!(
             OriginateRequest::parse("{a=b sofia/gateway/gw/1 park"),
             Err(OriginateError::Parse)
@@ -399,7 +419,16 @@ mod tests {
 
     #[test]
     fn parser_never_panics_on_odd_input() {
-        for input in ["{", "}", "[", "{'}", "{=}a/b c", "'", "a/b\u{e9}/\u{1f600} &", "{a=\u{e9}}sofia/x/\u{e9} x"] {
+        for input in [
+            "{",
+            "}",
+            "[",
+            "{'}",
+            "{=}a/b c",
+            "'",
+            "a/b\u{e9}/\u{1f600} &",
+            "{a=\u{e9}}sofia/x/\u{e9} x",
+        ] {
             let _ = OriginateRequest::parse(input);
         }
     }

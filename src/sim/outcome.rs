@@ -276,8 +276,14 @@ mod tests {
             "humano=60,maquina=15,ocupado=10,no_contesta=10,invalido=3,falla=2"
         );
         assert_eq!("x=1".parse::<Mix>(), Err(MixError::Key("x".into())));
-        assert_eq!("humano".parse::<Mix>(), Err(MixError::Entry("humano".into())));
-        assert_eq!("humano=-1".parse::<Mix>(), Err(MixError::Weight("humano".into())));
+        assert_eq!(
+            "humano".parse::<Mix>(),
+            Err(MixError::Entry("humano".into()))
+        );
+        assert_eq!(
+            "humano=-1".parse::<Mix>(),
+            Err(MixError::Weight("humano".into()))
+        );
         assert_eq!("humano=0".parse::<Mix>(), Err(MixError::Empty));
         assert_eq!(
             "humano=1,humano=2".parse::<Mix>(),
@@ -305,7 +311,10 @@ mod tests {
     #[test]
     fn seed_changes_the_draw() {
         let mix: Mix = "humano=50,ocupado=50".parse().expect("valid mix");
-        let a = OutcomeRule::Mix { mix: mix.clone(), seed: 1 };
+        let a = OutcomeRule::Mix {
+            mix: mix.clone(),
+            seed: 1,
+        };
         let b = OutcomeRule::Mix { mix, seed: 2 };
         let differ = (0..200)
             .filter(|n| {
@@ -313,6 +322,9 @@ mod tests {
                 a.outcome(&number) != b.outcome(&number)
             })
             .count();
-        assert!(differ > 50, "seeds give nearly the same draw ({differ}/200 differ)");
+        assert!(
+            differ > 50,
+            "seeds give nearly the same draw ({differ}/200 differ)"
+        );
     }
 }
