@@ -12,7 +12,7 @@ use std::sync::Arc;
 use chrono::{Local, Utc};
 use tokio::sync::broadcast;
 
-use crate::esl::Event;
+use crate::esl::{Event, EventFormat};
 
 /// Capacity of the event fan-out. A reader that falls this far behind loses events (reported as
 /// a warning), as a slow ESL client of a real FreeSWITCH would.
@@ -92,15 +92,6 @@ impl EventBus {
     }
 }
 
-/// Wire format of a subscription.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum EventFormat {
-    #[default]
-    Plain,
-    Json,
-    Xml,
-}
-
 /// What one connection asked to receive: `event`, `nixevent`, `noevents`, `filter`.
 #[derive(Clone, Debug, Default)]
 pub struct Subscription {
@@ -123,12 +114,10 @@ impl Subscription {
 
     /// Applies `event <format> <names…>`. Returns false for an unknown format.
     pub fn add(&mut self, format: &str, names: &[&str]) -> bool {
-        self.format = match format.to_ascii_lowercase().as_str() {
-            "plain" => EventFormat::Plain,
-            "json" => EventFormat::Json,
-            "xml" => EventFormat::Xml,
-            _ => return false,
-        };
+        match EventFormat::parse(format) {
+            Some(f) => self.format = f,
+            None => return false,
+        }
         let mut custom = false;
         for name in names {
             if custom && !name.chars().all(|c| c.is_ascii_uppercase() || c == '_') {

@@ -13,10 +13,10 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio_util::codec::Framed;
 
 use super::api;
-use super::bus::{EventFormat, Subscription};
+use super::bus::Subscription;
 use super::call::hangup_cause_arg;
 use super::state::Shared;
-use crate::esl::{CommandCodec, EslError, Frame, RawCommand};
+use crate::esl::{CommandCodec, EslError, EventFormat, Frame, RawCommand};
 
 /// What the connection does after a command.
 enum Next {

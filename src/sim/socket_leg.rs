@@ -26,11 +26,10 @@ use tokio::time::Instant;
 use tokio_util::codec::Framed;
 
 use super::api;
-use super::bus::EventFormat;
 use super::call::{hangup_cause_arg, CallRun};
 use super::outcome::Outcome;
 use super::state::{lock, CallCtl};
-use crate::esl::{urlenc, CommandCodec, EslError, Event, Frame, RawCommand};
+use crate::esl::{urlenc, CommandCodec, EslError, Event, EventFormat, Frame, RawCommand};
 
 /// How long the `socket` application waits for the TCP connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
