@@ -300,10 +300,11 @@ impl Event {
     }
 }
 
-/// Splits `Name: value` at the first `:`, dropping the spaces after it.
+/// Splits `Name: value` at the first `:`, dropping the one space FreeSWITCH writes after it (only
+/// that one, so a value's own leading spaces survive a round trip).
 pub(crate) fn split_header(line: &str) -> Option<(&str, &str)> {
     let (name, value) = line.split_once(':')?;
-    Some((name, value.trim_start_matches(' ')))
+    Some((name, value.strip_prefix(' ').unwrap_or(value)))
 }
 
 /// Parses a `Content-Length` value: decimal digits only, at most 10 of them.

@@ -124,6 +124,23 @@ impl Frame {
         )
     }
 
+    /// The notice FreeSWITCH sends on an outbound socket in `linger` mode when the channel hangs up:
+    /// the socket stays open for the remaining events.
+    pub fn disconnect_notice_linger(uuid: &str, channel_name: &str, linger_secs: i64) -> Self {
+        let secs = linger_secs.to_string();
+        Frame::with_headers(
+            &[
+                ("Content-Type", "text/disconnect-notice"),
+                ("Controlled-Session-UUID", uuid),
+                ("Content-Disposition", "linger"),
+                ("Channel-Name", channel_name),
+                ("Linger-Time", &secs),
+                ("Content-Length", "0"),
+            ],
+            Some(Bytes::new()),
+        )
+    }
+
     /// `text/rude-rejection`, sent by FreeSWITCH to a client its ACL refuses.
     pub fn rude_rejection() -> Self {
         Frame::with_headers(
@@ -136,14 +153,15 @@ impl Frame {
     }
 
     /// The reply to an outbound `connect`: the channel's data as URL-encoded headers, then
-    /// `Content-Type: command/reply`, `Reply-Text: +OK`, `Socket-Mode` and `Control`.
+    /// `Content-Type: command/reply`, `Reply-Text`, `Socket-Mode` and `Control`. FreeSWITCH
+    /// serializes this reply as an event, so even `Reply-Text` is URL-encoded (`%2BOK%0A`).
     pub fn connect_reply(channel: &Event, async_mode: bool, full: bool) -> Self {
         let mut headers: Vec<(String, String)> = channel
             .headers()
             .map(|(k, v)| (k.to_owned(), urlenc::encode(v)))
             .collect();
         headers.push(("Content-Type".into(), "command/reply".into()));
-        headers.push(("Reply-Text".into(), "+OK".into()));
+        headers.push(("Reply-Text".into(), "%2BOK%0A".into()));
         headers.push((
             "Socket-Mode".into(),
             if async_mode { "async" } else { "static" }.into(),
@@ -197,9 +215,11 @@ impl Frame {
         self.header("Reply-Text")
     }
 
-    /// True for a `command/reply` whose `Reply-Text` starts with `+OK`.
+    /// True for a `command/reply` whose `Reply-Text` starts with `+OK` (or `%2BOK`: the outbound
+    /// `connect` reply is URL-encoded).
     pub fn is_ok_reply(&self) -> bool {
-        self.reply_text().is_some_and(|t| t.starts_with("+OK"))
+        self.reply_text()
+            .is_some_and(|t| t.starts_with("+OK") || t.starts_with("%2BOK"))
     }
 
     /// The raw body bytes, if any.

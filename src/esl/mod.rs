@@ -7,6 +7,8 @@ pub mod command;
 pub mod error;
 pub mod event;
 pub mod frame;
+pub mod inbound;
+pub mod outbound;
 pub mod urlenc;
 
 pub use codec::{CommandCodec, EslCodec, FrameLimits, RawCommand};
@@ -17,3 +19,5 @@ pub use command::{
 pub use error::EslError;
 pub use event::Event;
 pub use frame::{Frame, FrameKind};
+pub use inbound::{BgJob, ConnState, InboundClient, InboundConfig, JobResult};
+pub use outbound::{OutboundConfig, OutboundServer, OutboundSession};

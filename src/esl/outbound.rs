@@ -1,0 +1,380 @@
+//! The outbound-socket server: FreeSWITCH's `socket` dialplan application connects to us, one TCP
+//! connection per call, and we drive the call with `sendmsg`.
+//!
+//! Every read and write of a session is bounded by `idle_timeout`, so a silent or stuck peer cannot
+//! hold a task forever; the number of live sessions is capped, and over the cap a connection is
+//! closed at once (FreeSWITCH then continues the dialplan / hangs up the call).
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::codec::Framed;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+use uuid::Uuid;
+
+use super::codec::EslCodec;
+use super::command::{Command, Linger, MyEvents, SendMsg};
+use super::error::EslError;
+use super::event::Event;
+use super::frame::{Frame, FrameKind};
+
+/// Events kept for [`OutboundSession::next_event`] while waiting for a reply; beyond this the
+/// oldest are dropped (a peer flooding events must not grow memory without bound).
+const MAX_QUEUED_EVENTS: usize = 10_000;
+
+/// Limits of the server.
+#[derive(Clone, Debug)]
+pub struct OutboundConfig {
+    /// Most calls controlled at once; more connections are refused (closed).
+    pub max_sessions: usize,
+    /// Longest silence tolerated on any await of a session.
+    pub idle_timeout: Duration,
+}
+
+/// Accepts FreeSWITCH's outbound connections and runs a handler per call.
+pub struct OutboundServer {
+    listener: TcpListener,
+    cfg: OutboundConfig,
+}
+
+impl OutboundServer {
+    /// Binds the listening socket; returns the server and the bound address (useful with port 0).
+    pub async fn bind(
+        addr: impl ToSocketAddrs,
+        cfg: OutboundConfig,
+    ) -> std::io::Result<(OutboundServer, SocketAddr)> {
+        let listener = TcpListener::bind(addr).await?;
+        let local = listener.local_addr()?;
+        Ok((OutboundServer { listener, cfg }, local))
+    }
+
+    /// Serves until `shutdown` is cancelled. Each accepted connection gets the `connect` handshake,
+    /// then `handler(session)`. On shutdown, running sessions get `idle_timeout` to finish and are
+    /// then aborted, so no task outlives this call.
+    pub async fn run<F, Fut>(self, handler: F, shutdown: CancellationToken)
+    where
+        F: Fn(OutboundSession) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let handler = Arc::new(handler);
+        let permits = Arc::new(Semaphore::new(self.cfg.max_sessions));
+        let mut tasks: JoinSet<()> = JoinSet::new();
+        info!(
+            max_sessions = self.cfg.max_sessions,
+            "outbound socket server running"
+        );
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                Some(done) = tasks.join_next(), if !tasks.is_empty() => {
+                    if let Err(e) = done {
+                        warn!(error = %e, "outbound session task failed");
+                    }
+                }
+                accepted = self.listener.accept() => {
+                    let (stream, peer) = match accepted {
+                        Ok(a) => a,
+                        Err(e) => {
+                            // E.g. out of file descriptors: do not spin.
+                            warn!(error = %e, "outbound accept failed");
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            continue;
+                        }
+                    };
+                    let Ok(permit) = permits.clone().try_acquire_owned() else {
+                        warn!(%peer, max_sessions = self.cfg.max_sessions,
+                              "outbound session cap reached; connection refused");
+                        drop(stream);
+                        continue;
+                    };
+                    let handler = handler.clone();
+                    let idle = self.cfg.idle_timeout;
+                    tasks.spawn(async move {
+                        let _permit = permit;
+                        match OutboundSession::establish(stream, peer, idle).await {
+                            Ok(session) => {
+                                debug!(%peer, uuid = session.uuid(), "outbound session started");
+                                handler(session).await;
+                            }
+                            Err(e) => warn!(%peer, error = %e, "outbound connect handshake failed"),
+                        }
+                    });
+                }
+            }
+        }
+        let idle = self.cfg.idle_timeout;
+        let drain = async { while tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(idle, drain).await.is_err() {
+            warn!(
+                left = tasks.len(),
+                "aborting outbound sessions still running at shutdown"
+            );
+            tasks.abort_all();
+            while tasks.join_next().await.is_some() {}
+        }
+        info!("outbound socket server stopped");
+    }
+}
+
+/// One call under our control.
+pub struct OutboundSession {
+    conn: Framed<TcpStream, EslCodec>,
+    peer: SocketAddr,
+    channel_data: Event,
+    uuid: String,
+    vars: HashMap<String, String>,
+    queued: VecDeque<Event>,
+    idle: Duration,
+    /// Set by a `linger` disconnect notice: the channel is gone, the last events may still come.
+    hung_up: bool,
+}
+
+impl OutboundSession {
+    /// Sends `connect` and reads the channel data.
+    pub async fn establish(
+        stream: TcpStream,
+        peer: SocketAddr,
+        idle: Duration,
+    ) -> Result<OutboundSession, EslError> {
+        let _ = stream.set_nodelay(true);
+        let mut s = OutboundSession {
+            conn: Framed::new(stream, EslCodec::new()),
+            peer,
+            channel_data: Event::empty(),
+            uuid: String::new(),
+            vars: HashMap::new(),
+            queued: VecDeque::new(),
+            idle,
+            hung_up: false,
+        };
+        let reply = s.command(Command::Connect).await?;
+        let data = reply.headers_as_event();
+        let uuid = data
+            .unique_id()
+            .ok_or(EslError::UnexpectedReply(
+                "connect reply without Unique-ID".into(),
+            ))?
+            .to_owned();
+        s.vars = data
+            .variables()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        s.channel_data = data;
+        s.uuid = uuid;
+        Ok(s)
+    }
+
+    /// The channel data of the `connect` reply (URL-decoded headers).
+    pub fn channel_data(&self) -> &Event {
+        &self.channel_data
+    }
+
+    /// The channel's `Unique-ID`.
+    pub fn uuid(&self) -> &str {
+        &self.uuid
+    }
+
+    /// FreeSWITCH's address.
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// True once FreeSWITCH said the channel hung up (linger mode).
+    pub fn hung_up(&self) -> bool {
+        self.hung_up
+    }
+
+    /// Latest value seen of channel variable `name` (connect data, then every event's
+    /// `variable_*` headers, then our own `set_var`).
+    pub fn variable(&self, name: &str) -> Option<&str> {
+        self.vars.get(name).map(String::as_str)
+    }
+
+    /// `myevents`: receive this channel's events.
+    pub async fn myevents(&mut self) -> Result<(), EslError> {
+        self.command_ok(MyEvents::new().into()).await
+    }
+
+    /// `linger`: keep the socket open after hangup for the last events.
+    pub async fn linger(&mut self) -> Result<(), EslError> {
+        self.command_ok(Linger::new(None).into()).await
+    }
+
+    /// Runs `app` with `arg` and waits for its CHANNEL_EXECUTE_COMPLETE (matched by the
+    /// `Application-UUID` we chose), which it returns. Needs `myevents` first, or the completion
+    /// never arrives (and the wait times out).
+    pub async fn execute(&mut self, app: &str, arg: &str) -> Result<Event, EslError> {
+        let id = Uuid::new_v4();
+        let msg = SendMsg::execute(app, arg)?
+            .uuid(&self.uuid)?
+            .event_lock()
+            .event_uuid(id);
+        self.command_ok(msg.into()).await?;
+        let id = id.to_string();
+        if let Some(pos) = self.queued.iter().position(|e| is_completion(e, &id)) {
+            if let Some(e) = self.queued.remove(pos) {
+                return Ok(e);
+            }
+        }
+        loop {
+            let event = self.read_event().await?;
+            if is_completion(&event, &id) {
+                return Ok(event);
+            }
+            self.queue(event);
+        }
+    }
+
+    /// Sets a channel variable (`set name=value`), validated: the name is letters, digits, `_`,
+    /// `-` or `.`; the value has no line break.
+    pub async fn set_var(&mut self, name: &str, value: &str) -> Result<(), EslError> {
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+        {
+            return Err(EslError::InvalidCommand(
+                "variable name must be letters, digits, '_', '-' or '.'",
+            ));
+        }
+        self.execute("set", &format!("{name}={value}")).await?;
+        self.vars.insert(name.to_owned(), value.to_owned());
+        Ok(())
+    }
+
+    /// Hangs the call up with `cause` (e.g. `NORMAL_CLEARING`).
+    pub async fn hangup(&mut self, cause: &str) -> Result<(), EslError> {
+        let msg = SendMsg::hangup(cause)?.uuid(&self.uuid)?;
+        self.command_ok(msg.into()).await
+    }
+
+    /// Next event of the channel. `Err(Disconnected)` once FreeSWITCH closes the socket (or sends a
+    /// final disconnect notice); `Err(Timeout)` after `idle_timeout` of silence.
+    pub async fn next_event(&mut self) -> Result<Event, EslError> {
+        if let Some(e) = self.queued.pop_front() {
+            return Ok(e);
+        }
+        self.read_event().await
+    }
+
+    /// Says `exit` and closes the socket.
+    pub async fn exit(mut self) -> Result<(), EslError> {
+        match self.command(Command::Exit).await {
+            Ok(_) | Err(EslError::Disconnected) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn send(&mut self, cmd: &Command) -> Result<(), EslError> {
+        match tokio::time::timeout(self.idle, self.conn.send(cmd)).await {
+            Err(_) => Err(EslError::Timeout(self.idle)),
+            Ok(r) => r,
+        }
+    }
+
+    async fn read_frame(&mut self) -> Result<Frame, EslError> {
+        match tokio::time::timeout(self.idle, self.conn.next()).await {
+            Err(_) => Err(EslError::Timeout(self.idle)),
+            Ok(None) => Err(EslError::Disconnected),
+            Ok(Some(r)) => r,
+        }
+    }
+
+    /// Reads until an event; replies that nobody waits for are skipped.
+    async fn read_event(&mut self) -> Result<Event, EslError> {
+        loop {
+            let frame = self.read_frame().await?;
+            if let Some(event) = self.absorb(frame)? {
+                return Ok(event);
+            }
+        }
+    }
+
+    /// Handles a non-reply frame: an event (variables updated, returned), a disconnect notice.
+    fn absorb(&mut self, frame: Frame) -> Result<Option<Event>, EslError> {
+        match frame.kind() {
+            FrameKind::EventPlain | FrameKind::EventJson => {
+                // One unreadable event does not break the framing: skip it, keep the call.
+                let event = match frame.event() {
+                    Ok(e) => e,
+                    Err(e) => {
+                        warn!(uuid = %self.uuid, error = %e, "outbound event could not be parsed; skipped");
+                        return Ok(None);
+                    }
+                };
+                if event.unique_id().is_none_or(|u| u == self.uuid) {
+                    for (k, v) in event.variables() {
+                        self.vars.insert(k.to_owned(), v.to_owned());
+                    }
+                }
+                Ok(Some(event))
+            }
+            FrameKind::DisconnectNotice => {
+                if frame
+                    .header("Content-Disposition")
+                    .is_some_and(|d| d.eq_ignore_ascii_case("linger"))
+                {
+                    debug!(uuid = %self.uuid, "channel hung up; lingering for the last events");
+                    self.hung_up = true;
+                    Ok(None)
+                } else {
+                    Err(EslError::Disconnected)
+                }
+            }
+            FrameKind::RudeRejection => Err(EslError::Disconnected),
+            kind => {
+                debug!(?kind, uuid = %self.uuid, "outbound frame ignored");
+                Ok(None)
+            }
+        }
+    }
+
+    fn queue(&mut self, event: Event) {
+        if self.queued.len() >= MAX_QUEUED_EVENTS {
+            warn!(uuid = %self.uuid, "outbound event queue full; dropping the oldest event");
+            self.queued.pop_front();
+        }
+        self.queued.push_back(event);
+    }
+
+    /// Sends `cmd` and returns its reply, queueing the events that arrive meanwhile.
+    async fn command(&mut self, cmd: Command) -> Result<Frame, EslError> {
+        self.send(&cmd).await?;
+        loop {
+            let frame = self.read_frame().await?;
+            match frame.kind() {
+                FrameKind::CommandReply | FrameKind::ApiResponse => return Ok(frame),
+                _ => {
+                    if let Some(event) = self.absorb(frame)? {
+                        self.queue(event);
+                    }
+                }
+            }
+        }
+    }
+
+    async fn command_ok(&mut self, cmd: Command) -> Result<(), EslError> {
+        let verb = cmd.verb();
+        let reply = self.command(cmd).await?;
+        if reply.is_ok_reply() {
+            Ok(())
+        } else {
+            debug!(verb, uuid = %self.uuid, reply = ?reply.reply_text(), "outbound command refused");
+            Err(EslError::CommandFailed(
+                reply.reply_text().unwrap_or("").to_owned(),
+            ))
+        }
+    }
+}
+
+fn is_completion(event: &Event, id: &str) -> bool {
+    event.name() == Some("CHANNEL_EXECUTE_COMPLETE") && event.application_uuid() == Some(id)
+}
