@@ -52,17 +52,22 @@ async fn run(calls: usize) -> Result<()> {
     let (mut tx, mut rx) = framed.split();
 
     // Handshake and subscription, done in lock-step before pipelining.
-    let expect_ok = |f: Option<Result<discador::esl::Frame, discador::esl::EslError>>| -> Result<()> {
-        match f {
-            Some(Ok(f)) if f.kind() == FrameKind::AuthRequest || f.is_ok_reply() => Ok(()),
-            other => bail!("handshake failed: {other:?}"),
-        }
-    };
+    let expect_ok =
+        |f: Option<Result<discador::esl::Frame, discador::esl::EslError>>| -> Result<()> {
+            match f {
+                Some(Ok(f)) if f.kind() == FrameKind::AuthRequest || f.is_ok_reply() => Ok(()),
+                other => bail!("handshake failed: {other:?}"),
+            }
+        };
     expect_ok(rx.next().await)?;
-    tx.send(Command::from(Auth::new(&Secret::new("ClueCon"))?)).await?;
-    expect_ok(rx.next().await)?;
-    tx.send(Command::from(Subscribe::new(EventFormat::Plain, &["BACKGROUND_JOB"])?))
+    tx.send(Command::from(Auth::new(&Secret::new("ClueCon"))?))
         .await?;
+    expect_ok(rx.next().await)?;
+    tx.send(Command::from(Subscribe::new(
+        EventFormat::Plain,
+        &["BACKGROUND_JOB"],
+    )?))
+    .await?;
     expect_ok(rx.next().await)?;
 
     let slots = Arc::new(Semaphore::new(IN_FLIGHT));
@@ -77,7 +82,8 @@ async fn run(calls: usize) -> Result<()> {
                 Uuid::new_v4(),
                 i
             );
-            tx.send(Command::from(BgApi::new(&cmd, Uuid::new_v4())?)).await?;
+            tx.send(Command::from(BgApi::new(&cmd, Uuid::new_v4())?))
+                .await?;
         }
         anyhow::Ok(tx)
     });

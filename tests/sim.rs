@@ -795,3 +795,107 @@ async fn exit_says_bye_and_originate_log_is_written() -> Result<()> {
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
+
+/// The ESL layer's own client and outbound server against the simulator: the path the dialer and
+/// the controller will take, including a reconnection after an injected drop.
+#[tokio::test]
+async fn esl_client_and_outbound_server_drive_the_simulator() -> Result<()> {
+    use discador::esl::inbound::{ConnState, InboundClient, InboundConfig, JobResult};
+    use discador::esl::outbound::{OutboundConfig, OutboundServer};
+    use tokio_util::sync::CancellationToken;
+
+    let (server, ctl_addr) = OutboundServer::bind(
+        "127.0.0.1:0",
+        OutboundConfig {
+            max_sessions: 10,
+            idle_timeout: Duration::from_secs(5),
+        },
+    )
+    .await?;
+    let stop = CancellationToken::new();
+    let server_task = tokio::spawn(server.run(
+        |mut s| async move {
+            let _ = async {
+                s.myevents().await?;
+                s.linger().await?;
+                let amd = s.execute("amd", "").await?;
+                let verdict = amd.variable("amd_result").unwrap_or("NOTSURE").to_owned();
+                let (resultado, exten) = if verdict == "MACHINE" {
+                    ("MAQUINA", "maquina")
+                } else {
+                    ("HUMANO", "humano")
+                };
+                s.set_var("discador_resultado", resultado).await?;
+                s.execute("transfer", &format!("{exten} XML discador"))
+                    .await?;
+                while s.next_event().await.is_ok() {}
+                Ok::<(), discador::esl::EslError>(())
+            }
+            .await;
+        },
+        stop.clone(),
+    ));
+
+    let sim = start(SimConfig {
+        socket_addr: ctl_addr,
+        ..config()
+    })
+    .await?;
+    let client = InboundClient::start(InboundConfig {
+        addr: sim.addr.to_string(),
+        password: Secret::new("ClueCon"),
+        events: vec!["CHANNEL_HANGUP_COMPLETE".into()],
+        format: EventFormat::Plain,
+        backoff_min: Duration::from_millis(20),
+        backoff_max: Duration::from_millis(200),
+        command_timeout: Duration::from_secs(5),
+    });
+    client.wait_connected(WAIT).await?;
+    let mut events = client.events();
+
+    for (number, resultado) in [("600000006", "HUMANO"), ("600000003", "MAQUINA")] {
+        let uuid = Uuid::new_v4().to_string();
+        let job = client
+            .bgapi(
+                &originate_cmd(&uuid, number, "discador XML discador"),
+                Uuid::new_v4(),
+            )
+            .await?;
+        assert_eq!(job.await?, JobResult::Ok(uuid.clone()));
+        let done = tokio::time::timeout(WAIT, async {
+            loop {
+                let ev = events.recv().await?;
+                if ev.name() == Some("CHANNEL_HANGUP_COMPLETE")
+                    && ev.unique_id() == Some(uuid.as_str())
+                {
+                    return anyhow::Ok(ev);
+                }
+            }
+        })
+        .await??;
+        assert_eq!(done.variable("discador_resultado"), Some(resultado));
+        assert_eq!(done.hangup_cause(), Some("NORMAL_CLEARING"));
+    }
+
+    // An injected drop: the client reconnects (generation 2) and works again.
+    sim.drop_connections();
+    let mut state = client.state();
+    tokio::time::timeout(WAIT, async {
+        loop {
+            if matches!(*state.borrow_and_update(), ConnState::Connected { generation } if generation >= 2) {
+                return;
+            }
+            if state.changed().await.is_err() {
+                return;
+            }
+        }
+    })
+    .await?;
+    assert!(client.api("status").await?.contains("is ready"));
+
+    client.shutdown().await;
+    stop.cancel();
+    let _ = server_task.await;
+    sim.shutdown().await;
+    Ok(())
+}
