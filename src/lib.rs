@@ -7,3 +7,4 @@ pub mod config;
 pub mod controller;
 pub mod dialer;
 pub mod esl;
+pub mod sim;

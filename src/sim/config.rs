@@ -1,0 +1,238 @@
+//! Settings of `discador sim`: where it listens, how strict it is (sessions per second, max
+//! sessions), how long each simulated phase lasts, how outcomes are chosen and which faults it
+//! injects. Every field is also a CLI flag so the same values drive `make demo`, the tests and the
+//! benchmarks.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::config::Secret;
+
+use super::outcome::{Mix, OutcomeRule};
+
+/// Durations of the simulated call phases, in milliseconds of *unscaled* time.
+///
+/// They are multiplied by [`SimConfig::time_scale`] before use, so a test can run a "20 s" call in
+/// 20 ms without changing the shape of the call.
+#[derive(Clone, Debug, clap::Args)]
+pub struct Timings {
+    /// Ringing before a human or a machine answers.
+    #[arg(long = "ring-ms", default_value_t = 4_000)]
+    pub ring_ms: u64,
+    /// Delay before a busy / rejected / failed destination gives up (unallocated is immediate).
+    #[arg(long = "reject-ms", default_value_t = 800)]
+    pub reject_ms: u64,
+    /// Talk time of a call transferred to the human extension.
+    #[arg(long = "talk-ms", default_value_t = 20_000)]
+    pub talk_ms: u64,
+    /// Time the `amd` application listens before it decides.
+    #[arg(long = "amd-ms", default_value_t = 2_500)]
+    pub amd_ms: u64,
+    /// Length of one `playback` (and of the machine extension's message).
+    #[arg(long = "playback-ms", default_value_t = 3_000)]
+    pub playback_ms: u64,
+    /// Time from `avmd_start` to the answering machine's beep.
+    #[arg(long = "beep-ms", default_value_t = 4_000)]
+    pub beep_ms: u64,
+    /// A call that nobody drives (no transfer, no hangup) is cut after this long (ALLOTTED_TIMEOUT).
+    #[arg(long = "max-call-ms", default_value_t = 600_000)]
+    pub max_call_ms: u64,
+}
+
+impl Default for Timings {
+    fn default() -> Self {
+        Timings {
+            ring_ms: 4_000,
+            reject_ms: 800,
+            talk_ms: 20_000,
+            amd_ms: 2_500,
+            playback_ms: 3_000,
+            beep_ms: 4_000,
+            max_call_ms: 600_000,
+        }
+    }
+}
+
+/// Faults the simulator injects on inbound ESL connections, to test the dialer's recovery.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct Faults {
+    /// Close each inbound connection after it has been sent this many events.
+    #[arg(long = "fault-drop-after")]
+    pub drop_after_events: Option<u64>,
+    /// Delay every reply (command/reply and api/response) by this many milliseconds (not scaled).
+    #[arg(long = "fault-delay-ms")]
+    pub reply_delay_ms: Option<u64>,
+    /// Send a garbage (unparseable) frame every this many events.
+    #[arg(long = "fault-garbage-every")]
+    pub garbage_every_events: Option<u64>,
+    /// Answer every `auth` with `-ERR invalid`, whatever the password.
+    #[arg(long = "fault-refuse-auth")]
+    pub refuse_auth: bool,
+}
+
+/// Settings of the simulator (`discador sim`).
+#[derive(Clone, Debug, clap::Args)]
+pub struct SimConfig {
+    /// Address of the inbound event socket (FreeSWITCH's `event_socket.conf.xml` listen-ip:port).
+    #[arg(long, default_value = "127.0.0.1:8021")]
+    pub listen: SocketAddr,
+
+    /// Event socket password. Never logged.
+    #[arg(long, default_value = "ClueCon", hide_default_value = true)]
+    pub password: Secret,
+
+    /// Address the `socket` dialplan application connects to (the controller's outbound socket).
+    #[arg(long = "socket", default_value = "127.0.0.1:8084")]
+    pub socket_addr: SocketAddr,
+
+    /// FreeSWITCH's `sessions-per-second` (switch.conf.xml). See `limits` for the exact rule.
+    #[arg(long = "sessions-per-second", default_value_t = 30)]
+    pub sps: u32,
+
+    /// FreeSWITCH's `max-sessions`: live channels allowed at once.
+    #[arg(long = "max-sessions", default_value_t = 1000)]
+    pub max_sessions: u32,
+
+    /// Factor applied to every simulated duration (0.01 runs a 20 s call in 200 ms). Pacing limits
+    /// (sessions per second) are real time and are NOT scaled.
+    #[arg(long = "time-scale", default_value_t = 1.0)]
+    pub time_scale: f64,
+
+    /// Outcome mix, e.g. `humano=60,maquina=15,ocupado=10,no_contesta=10,invalido=3,falla=2`.
+    /// Without it, the destination's last digit decides (see the module docs).
+    #[arg(long)]
+    pub mix: Option<Mix>,
+
+    /// Seed of the mix: the same seed and number always give the same outcome.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+
+    /// Phase durations.
+    #[command(flatten)]
+    pub timings: Timings,
+
+    /// Fault injection.
+    #[command(flatten)]
+    pub faults: Faults,
+
+    /// Append every originate received to this CSV file (`timestamp_us,uuid,destination,job_uuid`).
+    #[arg(long = "originate-log")]
+    pub originate_log: Option<PathBuf>,
+
+    /// Value of `FreeSWITCH-Hostname` / `FreeSWITCH-Switchname` in events.
+    #[arg(long, default_value = "discador-sim")]
+    pub hostname: String,
+}
+
+impl Default for SimConfig {
+    /// The CLI defaults. In-process tests usually set `listen` to `127.0.0.1:0` and a small
+    /// `time_scale`.
+    fn default() -> Self {
+        SimConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8021)),
+            password: Secret::new("ClueCon"),
+            socket_addr: SocketAddr::from(([127, 0, 0, 1], 8084)),
+            sps: 30,
+            max_sessions: 1000,
+            time_scale: 1.0,
+            mix: None,
+            seed: 0,
+            timings: Timings::default(),
+            faults: Faults::default(),
+            originate_log: None,
+            hostname: "discador-sim".to_owned(),
+        }
+    }
+}
+
+/// Why a configuration cannot run.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum SimConfigError {
+    #[error("time-scale must be a finite number > 0 (got {0})")]
+    TimeScale(f64),
+    #[error("sessions-per-second must be at least 1")]
+    Sps,
+    #[error("max-sessions must be at least 1")]
+    MaxSessions,
+}
+
+impl SimConfig {
+    /// Rejects values that would make the simulator meaningless (a zero or negative time scale).
+    pub fn validate(&self) -> Result<(), SimConfigError> {
+        if !(self.time_scale.is_finite() && self.time_scale > 0.0) {
+            return Err(SimConfigError::TimeScale(self.time_scale));
+        }
+        if self.sps == 0 {
+            return Err(SimConfigError::Sps);
+        }
+        if self.max_sessions == 0 {
+            return Err(SimConfigError::MaxSessions);
+        }
+        Ok(())
+    }
+
+    /// The outcome rule these settings select.
+    pub fn rule(&self) -> OutcomeRule {
+        match &self.mix {
+            Some(mix) => OutcomeRule::Mix {
+                mix: mix.clone(),
+                seed: self.seed,
+            },
+            None => OutcomeRule::LastDigit,
+        }
+    }
+
+    /// `ms` of simulated time as a real duration, after the time scale.
+    pub fn scaled_ms(&self, ms: u64) -> Duration {
+        scale(Duration::from_millis(ms), self.time_scale)
+    }
+
+    /// `secs` of simulated time as a real duration, after the time scale.
+    pub fn scaled_secs(&self, secs: u64) -> Duration {
+        scale(Duration::from_secs(secs), self.time_scale)
+    }
+}
+
+/// Multiplies a duration by a factor validated as finite and positive; saturates instead of
+/// panicking on absurd products.
+fn scale(d: Duration, factor: f64) -> Duration {
+    let secs = d.as_secs_f64() * factor;
+    Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scaling_shrinks_durations() {
+        let cfg = SimConfig {
+            time_scale: 0.01,
+            ..SimConfig::default()
+        };
+        assert_eq!(cfg.scaled_ms(20_000), Duration::from_millis(200));
+        assert_eq!(cfg.scaled_secs(30), Duration::from_millis(300));
+    }
+
+    #[test]
+    fn invalid_scale_is_rejected() {
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            let cfg = SimConfig {
+                time_scale: bad,
+                ..SimConfig::default()
+            };
+            assert!(cfg.validate().is_err(), "{bad} accepted");
+        }
+        assert!(SimConfig::default().validate().is_ok());
+    }
+
+    #[test]
+    fn debug_never_prints_the_password() {
+        let cfg = SimConfig {
+            password: Secret::new("s3cr3t-pw"),
+            ..SimConfig::default()
+        };
+        assert!(!format!("{cfg:?}").contains("s3cr3t-pw"));
+    }
+}

@@ -1,0 +1,189 @@
+//! `discador sim`: a FreeSWITCH 1.10 stand-in that speaks real ESL on both sides, so the dialer,
+//! its tests, `make demo` and the benchmarks run without a switch.
+//!
+//! * **Inbound ESL** on `--listen` (default `127.0.0.1:8021`): `auth`, `api`, `bgapi` (with the
+//!   client's `Job-UUID`), `event plain|json …`, `filter`, `nixevent`, `noevents`, `exit`; events
+//!   carry FreeSWITCH's header names and order ([`channel`]).
+//! * **Calls**: `originate {vars}<dial string> <exten> [XML] [<context>]` or `… &app(args)`
+//!   ([`originate`]). Each call fires CHANNEL_CREATE, CHANNEL_PROGRESS (ringing),
+//!   CHANNEL_ANSWER, CHANNEL_HANGUP, CHANNEL_HANGUP_COMPLETE (with `variable_billsec`,
+//!   `variable_duration`, the `{}` vars, `amd_*` when set) and CHANNEL_DESTROY; a failed call fires
+//!   CREATE → HANGUP → HANGUP_COMPLETE with its cause (plus PROGRESS when it rang). A bgapi
+//!   originate's BACKGROUND_JOB body is `+OK <uuid>\n` once answered, `-ERR <CAUSE>\n` on failure.
+//! * **Limits** ([`limits`]): `--sessions-per-second` (default 30) and `--max-sessions` (default
+//!   1000) exactly as FreeSWITCH applies them; an originate over either gets
+//!   `-ERR DESTINATION_OUT_OF_ORDER` at once and no channel ([`limits::OVER_LIMIT_CAUSE`]).
+//! * **Socket leg** ([`socket_leg`]): an answered call whose target is `discador XML discador`
+//!   (or `&socket(host:port async full)`) connects to `--socket` (default `127.0.0.1:8084`) and
+//!   obeys the controller.
+//! * **Faults** ([`config::Faults`]): drop inbound connections after N events, delay replies,
+//!   garbage frames, refuse auth.
+//! * **Originate log** ([`originate_log`]): every originate received, with a microsecond
+//!   timestamp, in memory and in `--originate-log FILE` (CSV).
+//!
+//! # Outcomes
+//!
+//! By default the destination number's **last digit** decides (a test picks an outcome by picking
+//! a number):
+//!
+//! | last digit | outcome | what happens |
+//! |---|---|---|
+//! | `0` | busy | `USER_BUSY` after the reject time |
+//! | `1` | no answer | rings until `originate_timeout`, then `NO_ANSWER` |
+//! | `2` | invalid | `UNALLOCATED_NUMBER` immediately |
+//! | `3` | answering machine | answers; `amd` → `MACHINE`; `avmd_start` → CUSTOM `avmd::beep` |
+//! | `4` | rejected | `CALL_REJECTED` after the reject time |
+//! | `5` | network failure | `NORMAL_TEMPORARY_FAILURE` after the reject time |
+//! | `6`, `7`, `8` | human | answers; `amd` → `HUMAN` |
+//! | `9` | human, unclear | answers; `amd` → `NOTSURE` |
+//!
+//! A destination that is not `+` and digits gets `INVALID_NUMBER_FORMAT` (a channel is created,
+//! as when a carrier answers 484). `error/<CAUSE>` dial strings fail at once with that cause.
+//! With `--mix humano=60,maquina=15,ocupado=10,no_contesta=10,invalido=3,falla=2` (keys also
+//! `dudoso`, `rechazada`), the outcome is drawn from the weights, deterministically per number
+//! and `--seed`.
+//!
+//! After answer the originate target runs: `discador` → the socket leg; `humano` → talk time then
+//! `NORMAL_CLEARING`; `maquina` → the playback time then `NORMAL_CLEARING`; any other extension →
+//! `NO_ROUTE_DESTINATION`; `&park()` → until killed or the max call time (`ALLOTTED_TIMEOUT`);
+//! `&hangup(CAUSE)`; other apps → the playback time. The same extension rules apply to a
+//! `transfer` sent by the controller.
+//!
+//! # Times
+//!
+//! Ring, reject, talk, AMD, playback, beep and max-call times ([`config::Timings`]) and
+//! `originate_timeout` are multiplied by `--time-scale` (e.g. `0.01`). Sessions per second is a
+//! real-time limit and is never scaled.
+
+pub mod api;
+pub mod bus;
+pub mod call;
+pub mod channel;
+pub mod config;
+pub mod inbound;
+pub mod limits;
+pub mod originate;
+pub mod originate_log;
+pub mod outcome;
+pub mod socket_leg;
+pub mod state;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use config::{Faults, SimConfig, Timings};
+pub use limits::OVER_LIMIT_CAUSE;
+pub use originate_log::OriginateRecord;
+pub use outcome::{AmdVerdict, Mix, Outcome, OutcomeRule};
+pub use state::FinishedCall;
+
+use state::{lock, Shared};
+
+/// How long `SimHandle::shutdown` waits for calls and connections to wind down.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Entry point of the simulator.
+pub struct Simulator;
+
+impl Simulator {
+    /// Binds `cfg.listen` (use port 0 in tests) and starts serving. The handle reports the bound
+    /// address and gives in-process access to what the simulator saw.
+    pub async fn start(cfg: SimConfig) -> anyhow::Result<SimHandle> {
+        cfg.validate()?;
+        let listener = TcpListener::bind(cfg.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", cfg.listen))?;
+        let addr = listener.local_addr()?;
+        let log = originate_log::OriginateLog::open(cfg.originate_log.as_deref())?;
+        let shared = Arc::new(Shared::new(cfg, log));
+        let task = tokio::spawn(accept_loop(Arc::clone(&shared), listener));
+        tracing::info!(%addr, socket = %shared.cfg.socket_addr, sps = shared.cfg.sps,
+            max_sessions = shared.cfg.max_sessions, time_scale = shared.cfg.time_scale,
+            "FreeSWITCH simulator listening");
+        Ok(SimHandle { addr, shared, task })
+    }
+}
+
+async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
+    loop {
+        tokio::select! {
+            () = shared.shutdown.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => {
+                    let s = Arc::clone(&shared);
+                    shared.spawn(inbound::serve(s, stream));
+                }
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+        }
+    }
+}
+
+/// A running simulator.
+pub struct SimHandle {
+    /// The inbound ESL address actually bound.
+    pub addr: SocketAddr,
+    shared: Arc<Shared>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SimHandle {
+    /// Every originate received so far, in arrival order.
+    pub fn originates(&self) -> Vec<OriginateRecord> {
+        self.shared.log.snapshot()
+    }
+
+    /// Channels alive now.
+    pub fn live_calls(&self) -> usize {
+        self.shared.live_calls()
+    }
+
+    /// Calls that have ended, in the order they ended.
+    pub fn finished(&self) -> Vec<FinishedCall> {
+        lock(&self.shared.finished).clone()
+    }
+
+    /// Closes every inbound ESL connection abruptly (as a network failure would). Calls go on.
+    pub fn drop_connections(&self) {
+        self.shared.drop_gen.send_modify(|g| *g += 1);
+    }
+
+    /// The simulator's `Core-UUID`.
+    pub fn core_uuid(&self) -> &str {
+        &self.shared.core.core_uuid
+    }
+
+    /// Stops accepting, hangs up every call (`SYSTEM_SHUTDOWN`), closes connections and waits for
+    /// every task (at most a few seconds, then the stragglers are aborted).
+    pub async fn shutdown(self) {
+        self.shared.shutdown.cancel();
+        let _ = self.task.await;
+        let mut tasks = self.shared.take_tasks();
+        let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!("simulator tasks did not stop in time; aborting them");
+            tasks.abort_all();
+            while tasks.join_next().await.is_some() {}
+        }
+    }
+}
+
+/// `discador sim`: runs until `shutdown` is cancelled.
+pub async fn run(cfg: SimConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let handle = Simulator::start(cfg).await?;
+    shutdown.cancelled().await;
+    handle.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,576 @@
+//! The `socket` dialplan application in `async full` mode: the simulated FreeSWITCH connects to
+//! the controller, answers its `connect` with the channel data, and obeys `myevents`, `linger`,
+//! `sendmsg` (execute / hangup), `getvar`, `api`, `exit`…
+//!
+//! Applications run one after the other, as FreeSWITCH queues `sendmsg execute` on the session:
+//! CHANNEL_EXECUTE when one starts, CHANNEL_EXECUTE_COMPLETE (with `Application-UUID` = the
+//! `Event-UUID` the client sent, and the variables the application set) when it ends.
+//! Supported: `answer`, `pre_answer`, `ring_ready`, `playback` (and `speak`, `say`, `read`,
+//! `play_and_get_digits`: the playback time), `sleep <ms>`, `set k=v`, `export k=v`, `unset k`,
+//! `multiset`, `transfer <exten> [XML] [<context>]`, `hangup [cause]`, `amd`, `avmd_start`,
+//! `avmd_stop`, `park`, `log`, `info`. Any other application completes at once (logged).
+//!
+//! If the controller closes the socket before a transfer or a hangup, the channel hangs up with
+//! NORMAL_CLEARING (the `socket` app returns and the `discador` extension has nothing after it).
+//! With `linger`, a hangup sends `Content-Disposition: linger`, then the remaining events, then
+//! the final disconnect notice; without it, the socket is closed right after CHANNEL_HANGUP.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tokio_util::codec::Framed;
+
+use super::api;
+use super::call::{hangup_cause_arg, CallRun};
+use super::outcome::Outcome;
+use super::state::{lock, CallCtl};
+use crate::esl::{urlenc, CommandCodec, EslError, Event, EventFormat, Frame, RawCommand};
+
+/// How long the `socket` application waits for the TCP connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// FreeSWITCH's farewell body.
+const GOODBYE: &[u8] = b"Disconnected, goodbye.\nSee you at ClueCon! http://www.cluecon.com/\n";
+
+/// The controller's end of the socket, as the simulated FreeSWITCH holds it.
+pub struct SocketConn {
+    framed: Framed<TcpStream, CommandCodec>,
+    myevents: bool,
+    format: EventFormat,
+    pub linger: bool,
+    broken: bool,
+}
+
+impl SocketConn {
+    fn new(stream: TcpStream) -> SocketConn {
+        SocketConn {
+            framed: Framed::new(stream, CommandCodec::new()),
+            myevents: false,
+            format: EventFormat::Plain,
+            linger: false,
+            broken: false,
+        }
+    }
+
+    /// Sends a frame; a write error marks the socket broken (the read side then sees the close).
+    async fn send(&mut self, frame: Frame) {
+        if self.broken {
+            return;
+        }
+        if let Err(e) = self.framed.send(frame).await {
+            tracing::debug!(error = %e, "socket leg write failed");
+            self.broken = true;
+        }
+    }
+
+    async fn reply(&mut self, text: &str) {
+        self.send(Frame::command_reply(text)).await;
+    }
+
+    /// Sends a channel event if the controller subscribed (`myevents` / `event`).
+    pub async fn forward(&mut self, ev: &Event) {
+        if !self.myevents {
+            return;
+        }
+        let frame = match self.format {
+            EventFormat::Json => Frame::event_json(ev),
+            // XML is not rendered by the codec; plain is what a controller parses.
+            EventFormat::Plain | EventFormat::Xml => Frame::event_plain(ev),
+        };
+        self.send(frame).await;
+    }
+
+    /// `Content-Disposition: linger`, sent when the channel hangs up on a lingering socket.
+    pub async fn linger_notice(&mut self, uuid: &str, channel_name: &str) {
+        let frame = Frame::new(
+            vec![
+                ("Content-Type".into(), "text/disconnect-notice".into()),
+                ("Controlled-Session-UUID".into(), uuid.into()),
+                ("Content-Disposition".into(), "linger".into()),
+                ("Channel-Name".into(), channel_name.into()),
+                ("Linger-Time".into(), "-1".into()),
+                ("Content-Length".into(), String::new()),
+            ],
+            Some(Bytes::new()),
+        );
+        self.send(frame).await;
+    }
+
+    /// The final `text/disconnect-notice` of an outbound session, then close.
+    pub async fn disconnect(mut self, uuid: &str) {
+        let frame = Frame::new(
+            vec![
+                ("Content-Type".into(), "text/disconnect-notice".into()),
+                ("Controlled-Session-UUID".into(), uuid.into()),
+                ("Content-Disposition".into(), "disconnect".into()),
+                ("Content-Length".into(), String::new()),
+            ],
+            Some(Bytes::from_static(GOODBYE)),
+        );
+        self.send(frame).await;
+        let _ = SinkExt::<Frame>::close(&mut self.framed).await;
+    }
+}
+
+/// One `sendmsg execute`.
+#[derive(Debug)]
+struct AppCall {
+    name: String,
+    arg: String,
+    app_uuid: String,
+}
+
+/// Scheduling state of the socket leg.
+struct Leg {
+    queue: VecDeque<AppCall>,
+    current: Option<(AppCall, Instant)>,
+    beep_at: Option<Instant>,
+    /// After a transfer: when the new extension ends, and how.
+    extension_end: Option<(Instant, String)>,
+    deadline: Instant,
+}
+
+/// What the leg does after a command.
+enum Flow {
+    Continue,
+    Hangup(String),
+    Closed,
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn next_cmd(sock: &mut Option<SocketConn>) -> Option<Result<RawCommand, EslError>> {
+    match sock {
+        Some(s) if !s.broken => s.framed.next().await,
+        _ => std::future::pending().await,
+    }
+}
+
+/// A channel-variable name a client may set: no separator that would break an event line.
+fn valid_var_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 256
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
+impl CallRun {
+    /// Connects to the controller and serves it until the call ends. Returns the hangup cause and
+    /// the socket (still open when it must receive the hangup events).
+    pub(super) async fn socket_leg(
+        &mut self,
+        addr: SocketAddr,
+        app_data: &str,
+    ) -> (String, Option<SocketConn>) {
+        let app_uuid = uuid::Uuid::new_v4().to_string();
+        {
+            let mut ch = lock(&self.channel);
+            ch.set_var("current_application_data", app_data);
+            ch.set_var("current_application", "socket");
+            ch.set_var("socket_host", &addr.ip().to_string());
+            ch.application = Some(("socket".to_owned(), app_data.to_owned()));
+        }
+        let ev = lock(&self.channel).execute_event(
+            &self.shared.core,
+            false,
+            "socket",
+            app_data,
+            &app_uuid,
+            "",
+        );
+        self.emit_event(ev, None).await;
+
+        let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => {
+                tracing::warn!(uuid = %self.uuid, %addr, error = %e, "socket application: connection refused, hanging up");
+                return ("NORMAL_CLEARING".to_owned(), None);
+            }
+            Err(_) => {
+                tracing::warn!(uuid = %self.uuid, %addr, "socket application: connect timed out, hanging up");
+                return ("NORMAL_CLEARING".to_owned(), None);
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let cfg = &self.shared.cfg;
+        let mut leg = Leg {
+            queue: VecDeque::new(),
+            current: None,
+            beep_at: None,
+            extension_end: None,
+            deadline: Instant::now() + cfg.scaled_ms(cfg.timings.max_call_ms),
+        };
+        let mut sock = Some(SocketConn::new(stream));
+        loop {
+            let current_due = leg.current.as_ref().map(|(_, due)| *due);
+            let ext_due = leg.extension_end.as_ref().map(|(due, _)| *due);
+            tokio::select! {
+                Some(CallCtl::Hangup(cause)) = self.ctl_rx.recv() => return (cause, sock),
+                () = self.shared.shutdown.cancelled() => return ("SYSTEM_SHUTDOWN".to_owned(), sock),
+                () = tokio::time::sleep_until(leg.deadline) => {
+                    tracing::warn!(uuid = %self.uuid, "call not driven to an end in time, cutting it");
+                    return ("ALLOTTED_TIMEOUT".to_owned(), sock);
+                }
+                () = sleep_until_opt(current_due) => {
+                    if let Some(cause) = self.complete_app(&mut leg, sock.as_mut()).await {
+                        return (cause, sock);
+                    }
+                    self.start_next_app(&mut leg, sock.as_mut()).await;
+                }
+                () = sleep_until_opt(leg.beep_at) => {
+                    leg.beep_at = None;
+                    self.beep(sock.as_mut()).await;
+                }
+                () = sleep_until_opt(ext_due) => {
+                    let cause = leg.extension_end.take().map(|(_, c)| c).unwrap_or_else(|| "NORMAL_CLEARING".to_owned());
+                    return (cause, sock);
+                }
+                cmd = next_cmd(&mut sock) => {
+                    let flow = match (cmd, sock.as_mut()) {
+                        (Some(Ok(cmd)), Some(s)) => self.socket_command(cmd, &mut leg, s).await,
+                        (Some(Err(e)), _) => {
+                            tracing::warn!(uuid = %self.uuid, error = %e, "socket leg: unreadable data from the controller, closing");
+                            Flow::Closed
+                        }
+                        _ => Flow::Closed,
+                    };
+                    match flow {
+                        Flow::Continue => {}
+                        Flow::Hangup(cause) => return (cause, sock),
+                        Flow::Closed => {
+                            sock = None;
+                            if self.transferred_to.is_none() {
+                                tracing::info!(uuid = %self.uuid, "controller closed the socket before transfer or hangup");
+                                return ("NORMAL_CLEARING".to_owned(), None);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    async fn socket_command(&mut self, cmd: RawCommand, leg: &mut Leg, s: &mut SocketConn) -> Flow {
+        let verb = cmd.verb().to_ascii_lowercase();
+        let args = cmd.args().to_owned();
+        match verb.as_str() {
+            "connect" => {
+                let ev = lock(&self.channel).connect_reply(&self.shared.core);
+                // switch_event_serialize(…, SWITCH_TRUE): every value URL-encoded, Reply-Text too.
+                let headers = ev
+                    .headers()
+                    .map(|(k, v)| (k.to_owned(), urlenc::encode(v)))
+                    .collect();
+                s.send(Frame::new(headers, None)).await;
+            }
+            "myevents" | "event" => {
+                let first = args.split_whitespace().next().unwrap_or("plain");
+                s.format = match first.to_ascii_lowercase().as_str() {
+                    "json" => EventFormat::Json,
+                    "xml" => EventFormat::Xml,
+                    _ => EventFormat::Plain,
+                };
+                s.myevents = true;
+                if verb == "myevents" {
+                    s.reply("+OK Events Enabled").await;
+                } else {
+                    s.reply(&format!(
+                        "+OK event listener enabled {}",
+                        first.to_ascii_lowercase()
+                    ))
+                    .await;
+                }
+            }
+            "nixevent" => s.reply("+OK events nixed").await,
+            "noevents" => {
+                s.myevents = false;
+                s.reply("+OK no longer listening for events").await;
+            }
+            "filter" => s.reply(&format!("+OK filter added. [{args}]")).await,
+            "linger" => {
+                s.linger = true;
+                s.reply("+OK will linger").await;
+            }
+            "nolinger" => {
+                s.linger = false;
+                s.reply("+OK will not linger").await;
+            }
+            "resume" | "divert_events" | "log" | "nolog" => s.reply("+OK").await,
+            "getvar" => {
+                let value = lock(&self.channel)
+                    .var(args.trim())
+                    .unwrap_or("")
+                    .to_owned();
+                s.reply(&value).await;
+            }
+            "api" => {
+                let body = api::execute(&self.shared, &args).await;
+                s.send(Frame::api_response(body)).await;
+            }
+            "bgapi" => {
+                let job = api::start_bgapi(&self.shared, &args, cmd.job_uuid());
+                s.send(Frame::bgapi_reply(&job)).await;
+            }
+            "exit" => {
+                s.reply("+OK bye").await;
+                return Flow::Closed;
+            }
+            "sendmsg" => return self.sendmsg(&cmd, &args, leg, s).await,
+            _ => s.reply("-ERR command not found").await,
+        }
+        Flow::Continue
+    }
+
+    async fn sendmsg(
+        &mut self,
+        cmd: &RawCommand,
+        target: &str,
+        leg: &mut Leg,
+        s: &mut SocketConn,
+    ) -> Flow {
+        let target = target.trim();
+        if !target.is_empty() && target != self.uuid {
+            s.reply(&format!("-ERR invalid session id [{target}]"))
+                .await;
+            return Flow::Continue;
+        }
+        let command = cmd
+            .header("call-command")
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        match command.as_str() {
+            "execute" => {
+                let name = cmd
+                    .header("execute-app-name")
+                    .unwrap_or("")
+                    .trim()
+                    .to_owned();
+                let arg = match cmd.header("execute-app-arg") {
+                    Some(a) => a.to_owned(),
+                    None => cmd.body_str().unwrap_or("").to_owned(),
+                };
+                if name.is_empty() {
+                    s.reply("-ERR invalid application").await;
+                    return Flow::Continue;
+                }
+                let app_uuid = cmd
+                    .header("Event-UUID")
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+                s.reply("+OK").await;
+                leg.queue.push_back(AppCall {
+                    name,
+                    arg,
+                    app_uuid,
+                });
+                if leg.current.is_none() {
+                    self.start_next_app(leg, Some(s)).await;
+                }
+                Flow::Continue
+            }
+            "hangup" => {
+                s.reply("+OK").await;
+                Flow::Hangup(hangup_cause_arg(cmd.header("hangup-cause").unwrap_or("")))
+            }
+            _ => {
+                s.reply("+OK").await;
+                Flow::Continue
+            }
+        }
+    }
+
+    /// Starts the next queued application: CHANNEL_EXECUTE, then its completion time.
+    async fn start_next_app(&mut self, leg: &mut Leg, sock: Option<&mut SocketConn>) {
+        if leg.current.is_some() {
+            return;
+        }
+        let Some(app) = leg.queue.pop_front() else {
+            return;
+        };
+        let cfg = &self.shared.cfg;
+        let now = Instant::now();
+        let due = match app.name.as_str() {
+            "playback" | "speak" | "say" | "read" | "play_and_get_digits" | "phrase" => {
+                now + cfg.scaled_ms(cfg.timings.playback_ms)
+            }
+            "sleep" => now + cfg.scaled_ms(app.arg.trim().parse().unwrap_or(0)),
+            "amd" => now + cfg.scaled_ms(cfg.timings.amd_ms),
+            "park" => leg.deadline,
+            _ => now,
+        };
+        let ev = {
+            let mut ch = lock(&self.channel);
+            ch.set_var("current_application", &app.name);
+            ch.set_var("current_application_data", &app.arg);
+            ch.application = Some((app.name.clone(), app.arg.clone()));
+            ch.execute_event(
+                &self.shared.core,
+                false,
+                &app.name,
+                &app.arg,
+                &app.app_uuid,
+                "",
+            )
+        };
+        self.emit_event(ev, sock).await;
+        leg.current = Some((app, due));
+    }
+
+    /// Applies the finished application's effects and fires CHANNEL_EXECUTE_COMPLETE. Returns a
+    /// hangup cause when the application hangs the call up.
+    async fn complete_app(
+        &mut self,
+        leg: &mut Leg,
+        sock: Option<&mut SocketConn>,
+    ) -> Option<String> {
+        let (app, _) = leg.current.take()?;
+        let cfg = &self.shared.cfg;
+        let mut hangup = None;
+        let mut response = "_none_";
+        {
+            let mut ch = lock(&self.channel);
+            match app.name.as_str() {
+                "set" | "export" => {
+                    if let Some((k, v)) = app.arg.split_once('=') {
+                        if valid_var_name(k.trim()) {
+                            ch.set_var(k.trim(), v);
+                            if app.name == "export" {
+                                let list = match ch.var("export_vars") {
+                                    Some(old) if !old.is_empty() => format!("{old},{}", k.trim()),
+                                    _ => k.trim().to_owned(),
+                                };
+                                ch.set_var("export_vars", &list);
+                            }
+                        } else {
+                            tracing::warn!(uuid = %self.uuid, "set: invalid variable name ignored");
+                        }
+                    }
+                }
+                "multiset" => {
+                    for pair in app.arg.split_whitespace() {
+                        if let Some((k, v)) = pair.split_once('=') {
+                            if valid_var_name(k) {
+                                ch.set_var(k, v);
+                            }
+                        }
+                    }
+                }
+                "unset" => {
+                    let k = app.arg.trim();
+                    if valid_var_name(k) {
+                        ch.vars.retain(|(name, _)| name != k);
+                    }
+                }
+                "amd" => {
+                    let verdict = self.outcome.amd();
+                    ch.set_var("amd_result", verdict.result());
+                    ch.set_var("amd_cause", verdict.cause());
+                }
+                "avmd_start" => {
+                    if self.outcome == Outcome::Machine {
+                        leg.beep_at = Some(Instant::now() + cfg.scaled_ms(cfg.timings.beep_ms));
+                    }
+                }
+                "avmd_stop" => leg.beep_at = None,
+                "playback" => response = "FILE PLAYED",
+                "transfer" => {
+                    let mut parts = app.arg.split_whitespace().filter(|p| !p.starts_with('-'));
+                    let exten = parts.next().unwrap_or_default().to_owned();
+                    let dialplan = parts.next().unwrap_or("XML").to_owned();
+                    let context = parts
+                        .next()
+                        .map(str::to_owned)
+                        .unwrap_or_else(|| ch.context.clone());
+                    ch.transfer(&exten, &dialplan, &context);
+                    let now = Instant::now();
+                    leg.extension_end = Some(match exten.as_str() {
+                        "humano" => (
+                            now + cfg.scaled_ms(cfg.timings.talk_ms),
+                            "NORMAL_CLEARING".to_owned(),
+                        ),
+                        "maquina" => (
+                            now + cfg.scaled_ms(cfg.timings.playback_ms),
+                            "NORMAL_CLEARING".to_owned(),
+                        ),
+                        _ => (now, "NO_ROUTE_DESTINATION".to_owned()),
+                    });
+                    self.transferred_to = Some(exten);
+                }
+                "hangup" => hangup = Some(hangup_cause_arg(&app.arg)),
+                "answer"
+                | "pre_answer"
+                | "ring_ready"
+                | "sleep"
+                | "speak"
+                | "say"
+                | "read"
+                | "play_and_get_digits"
+                | "phrase"
+                | "park"
+                | "log"
+                | "info" => {}
+                other => {
+                    tracing::info!(uuid = %self.uuid, app = other, "application not simulated; completed at once");
+                }
+            }
+            ch.application = None;
+        }
+        let ev = lock(&self.channel).execute_event(
+            &self.shared.core,
+            true,
+            &app.name,
+            &app.arg,
+            &app.app_uuid,
+            response,
+        );
+        self.emit_event(ev, sock).await;
+        hangup
+    }
+
+    /// The answering machine's beep heard by `avmd_start`: CUSTOM `avmd::beep`.
+    async fn beep(&mut self, sock: Option<&mut SocketConn>) {
+        let ev = {
+            let mut ch = lock(&self.channel);
+            ch.set_var("avmd_detect", "TRUE");
+            let mut ev = self.shared.core.event("CUSTOM", "avmd_process");
+            ev.push("Event-Subclass", "avmd::beep");
+            ch.push_channel_data(&mut ev);
+            ev.push("Beep-Status", "DETECTED");
+            ev.push("Frequency", "440.000000");
+            ev.push("Frequency-variance", "0.000000");
+            ev.push("Detection-time", cfg_ms(self.shared.cfg.timings.beep_ms));
+            ev
+        };
+        self.emit_event(ev, sock).await;
+    }
+}
+
+fn cfg_ms(ms: u64) -> String {
+    ms.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn variable_names_are_restricted() {
+        assert!(valid_var_name("discador_resultado"));
+        assert!(valid_var_name("sip_h_X-Campaign"));
+        assert!(!valid_var_name(""));
+        assert!(!valid_var_name("a:b"));
+        assert!(!valid_var_name("a b"));
+        assert!(!valid_var_name("a\nb"));
+    }
+}

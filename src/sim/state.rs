@@ -1,0 +1,136 @@
+//! What every task of the simulator shares: settings, the core identity, the event bus, the
+//! session gate, the originate log, the registry of live calls and the list of finished ones.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::bus::{Core, EventBus};
+use super::channel::Channel;
+use super::config::SimConfig;
+use super::limits::SessionGate;
+use super::originate_log::OriginateLog;
+use super::outcome::OutcomeRule;
+
+/// A call that has ended, as the simulator saw it (for in-process assertions).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FinishedCall {
+    pub uuid: String,
+    /// The number dialed.
+    pub destination: String,
+    /// Final hangup cause (`NORMAL_CLEARING`, `USER_BUSY`, …).
+    pub cause: String,
+    pub answered: bool,
+    /// `amd_result` if the `amd` application ran (HUMAN / MACHINE / NOTSURE).
+    pub amd: Option<String>,
+    /// The last extension the call was transferred to (`humano`, `maquina`, …).
+    pub transferred_to: Option<String>,
+    /// `billsec` as written in CHANNEL_HANGUP_COMPLETE.
+    pub billsec: u64,
+    /// All channel variables at the end (the `{}` vars, `discador_*`, `amd_*`…).
+    pub vars: Vec<(String, String)>,
+}
+
+/// Orders sent to a call's task from outside (API `uuid_kill`, `hupall`, inbound `sendmsg`).
+#[derive(Debug)]
+pub enum CallCtl {
+    Hangup(String),
+}
+
+/// Registry entry of a live call.
+#[derive(Debug, Clone)]
+pub struct LiveCall {
+    pub channel: Arc<Mutex<Channel>>,
+    pub ctl: mpsc::UnboundedSender<CallCtl>,
+}
+
+/// Locks a std mutex, recovering from poisoning: the protected data (counters, channel fields)
+/// stays consistent field by field, and a simulator must keep serving after a bug in one task.
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[derive(Debug)]
+pub struct Shared {
+    pub cfg: SimConfig,
+    pub rule: OutcomeRule,
+    pub core: Core,
+    pub bus: EventBus,
+    pub gate: Arc<SessionGate>,
+    pub log: OriginateLog,
+    pub calls: Mutex<HashMap<String, LiveCall>>,
+    pub finished: Mutex<Vec<FinishedCall>>,
+    pub shutdown: CancellationToken,
+    /// Bumped by `SimHandle::drop_connections`: every inbound connection closes abruptly.
+    pub drop_gen: watch::Sender<u64>,
+    pub started: Instant,
+    tasks: Mutex<JoinSet<()>>,
+}
+
+impl Shared {
+    pub fn new(cfg: SimConfig, log: OriginateLog) -> Shared {
+        let rule = cfg.rule();
+        let core = Core::new(&cfg.hostname);
+        let gate = SessionGate::new(cfg.sps, cfg.max_sessions);
+        let (drop_gen, _) = watch::channel(0);
+        Shared {
+            cfg,
+            rule,
+            core,
+            bus: EventBus::new(),
+            gate,
+            log,
+            calls: Mutex::new(HashMap::new()),
+            finished: Mutex::new(Vec::new()),
+            shutdown: CancellationToken::new(),
+            drop_gen,
+            started: Instant::now(),
+            tasks: Mutex::new(JoinSet::new()),
+        }
+    }
+
+    /// Spawns a task that `SimHandle::shutdown` will wait for; finished tasks are reaped here so
+    /// the set does not grow with the number of calls.
+    pub fn spawn<F>(&self, fut: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let mut set = lock(&self.tasks);
+        while set.try_join_next().is_some() {}
+        set.spawn(fut);
+    }
+
+    /// Takes every tracked task (for shutdown).
+    pub fn take_tasks(&self) -> JoinSet<()> {
+        std::mem::take(&mut *lock(&self.tasks))
+    }
+
+    pub fn live_calls(&self) -> usize {
+        lock(&self.calls).len()
+    }
+
+    pub fn call(&self, uuid: &str) -> Option<LiveCall> {
+        lock(&self.calls).get(uuid).cloned()
+    }
+
+    /// Asks a live call to hang up; false when no such call.
+    pub fn kill(&self, uuid: &str, cause: &str) -> bool {
+        match self.call(uuid) {
+            Some(call) => call.ctl.send(CallCtl::Hangup(cause.to_owned())).is_ok(),
+            None => false,
+        }
+    }
+
+    /// Snapshot of live channels (for `show channels`), oldest first.
+    pub fn channels(&self) -> Vec<Channel> {
+        let calls: Vec<LiveCall> = lock(&self.calls).values().cloned().collect();
+        let mut chans: Vec<Channel> = calls.iter().map(|c| lock(&c.channel).clone()).collect();
+        chans.sort_by_key(|c| c.created_us);
+        chans
+    }
+}
