@@ -4,3 +4,4 @@
 //! [`api`] → [`dialer`] → [`esl`] → FreeSWITCH → [`controller`] → [`dialer::tracker`] → [`store`].
 
 pub mod config;
+pub mod domain;
