@@ -6,3 +6,6 @@
 pub mod config;
 pub mod domain;
 pub mod store;
+pub mod api;
+pub mod app;
+pub mod telemetry;

@@ -111,6 +111,17 @@ impl Store {
         Ok(InsertCounts { inserted, duplicates: batch.len() as u64 - inserted.min(batch.len() as u64) })
     }
 
+    /// Whether any number is PENDIENTE (due now or later): an index probe, not a count.
+    pub async fn has_pending(&self, c: &Campaign) -> Result<bool, StoreError> {
+        let sql = format!(
+            "SELECT CAST(EXISTS(SELECT 1 FROM {} WHERE estado = 'PENDIENTE') AS SIGNED) AS id",
+            c.tabla.quoted()
+        );
+        let mut conn = self.conn().await?;
+        let r: IdRow = diesel::sql_query(sql).get_result(&mut conn).await?;
+        Ok(r.id != 0)
+    }
+
     /// Per-state counts in one statement (one consistent snapshot). A full scan of the table: the
     /// API serves it from a cache refreshed in the background, not per request.
     pub async fn stats(&self, c: &Campaign) -> Result<NumberStats, StoreError> {
