@@ -3,8 +3,13 @@
 //! The data path of one call, top to bottom:
 //! [`api`] → [`dialer`] → [`esl`] → FreeSWITCH → [`controller`] → [`dialer::tracker`] → [`store`].
 
+pub mod api;
+pub mod app;
 pub mod config;
 pub mod controller;
 pub mod dialer;
+pub mod domain;
 pub mod esl;
 pub mod sim;
+pub mod store;
+pub mod telemetry;

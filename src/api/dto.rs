@@ -1,0 +1,358 @@
+//! JSON bodies of the API (Spanish field names, the contract) and their conversion to domain types.
+//!
+//! Requests are deserialized into loose shapes (`Option<String>`, `Option<i64>`) and then parsed
+//! field by field, so that a bad value answers 400 naming the field and the rule, not a serde error.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::ToSchema;
+
+use super::error::ApiError;
+use crate::domain::{
+    format_time, parse_time, parse_zone, AmdMode, AmdNotSure, CallingWindow, CampaignName, Cps,
+    DaySet, Extension, Gateway, Limit, PhoneNumber, TableName, INTERVALO_REINTENTO, MAX_CANALES,
+    REINTENTOS, TIMEOUT_LLAMADA,
+};
+use crate::store::{Campaign, CampaignPatch, NewCampaign, NumberStats};
+
+/// A campaign as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CampaignView {
+    #[schema(example = "PRUEBA")]
+    pub nombre: String,
+    /// Numbers table of the campaign.
+    pub tabla: String,
+    /// CREADA, ACTIVA, PAUSADA, DETENIDA, FINALIZADA.
+    #[schema(example = "CREADA")]
+    pub estado: String,
+    #[schema(example = 5.0)]
+    pub cps: f64,
+    pub max_canales: u32,
+    pub reintentos: u32,
+    pub intervalo_reintento: u32,
+    /// ninguno, mod_amd, avmd.
+    pub amd: String,
+    /// Where AMD's NOTSURE goes: humano or maquina.
+    pub amd_incierto: String,
+    pub destino_humano: String,
+    pub destino_maquina: String,
+    pub caller_id: Option<String>,
+    pub gateway: Option<String>,
+    pub timeout_llamada: u32,
+    #[schema(example = "09:00")]
+    pub hora_inicio: String,
+    #[schema(example = "21:00")]
+    pub hora_fin: String,
+    #[schema(example = json!(["lun", "mar", "mie", "jue", "vie"]))]
+    pub dias: Vec<&'static str>,
+    #[schema(example = "America/Argentina/Buenos_Aires")]
+    pub zona_horaria: String,
+    pub creada: DateTime<Utc>,
+    pub actualizada: DateTime<Utc>,
+}
+
+impl From<&Campaign> for CampaignView {
+    fn from(c: &Campaign) -> Self {
+        CampaignView {
+            nombre: c.nombre.to_string(),
+            tabla: c.tabla.to_string(),
+            estado: c.estado.as_str().to_owned(),
+            cps: c.cps.get(),
+            max_canales: c.max_canales,
+            reintentos: c.reintentos,
+            intervalo_reintento: c.intervalo_reintento,
+            amd: c.amd.as_str().to_owned(),
+            amd_incierto: c.amd_incierto.as_str().to_owned(),
+            destino_humano: c.destino_humano.as_str().to_owned(),
+            destino_maquina: c.destino_maquina.as_str().to_owned(),
+            caller_id: c.caller_id.as_ref().map(|p| p.to_string()),
+            gateway: c.gateway.as_ref().map(|g| g.to_string()),
+            timeout_llamada: c.timeout_llamada,
+            hora_inicio: format_time(c.ventana.inicio),
+            hora_fin: format_time(c.ventana.fin),
+            dias: c.ventana.dias.names(),
+            zona_horaria: c.ventana.zona.name().to_owned(),
+            creada: c.creada,
+            actualizada: c.actualizada,
+        }
+    }
+}
+
+/// `null` → `Some(None)` (clear), absent → `None` (keep): lets PATCH clear an optional setting.
+fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// Body of `POST /campanas/`. Only `nombre` is required.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CampaignRequest {
+    #[schema(example = "PRUEBA")]
+    pub nombre: String,
+    /// Adopt this existing table (needs at least `id` AUTO_INCREMENT and `telefono`) instead of
+    /// creating one named after the campaign.
+    pub tabla: Option<String>,
+    #[serde(flatten)]
+    pub ajustes: SettingsRequest,
+}
+
+/// Settings of a campaign, as `POST /campanas/` and `PATCH /campana/{nombre}` accept them.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct SettingsRequest {
+    /// Calls per second, > 0 and ≤ 1000, fractional allowed. Default 1.
+    #[schema(example = 5.0)]
+    pub cps: Option<f64>,
+    /// Extra attempts after the first, 0..=20. Default 2.
+    pub reintentos: Option<i64>,
+    /// Seconds between attempts, 0..=604800. Default 300.
+    pub intervalo_reintento: Option<i64>,
+    /// Live calls, 1..=10000. Default 10.
+    pub max_canales: Option<i64>,
+    /// ninguno | mod_amd | avmd. Default ninguno.
+    pub amd: Option<String>,
+    /// humano | maquina: where an inconclusive AMD goes. Default humano.
+    pub amd_incierto: Option<String>,
+    /// Extension in context `discador` for people. Default `humano`.
+    pub destino_humano: Option<String>,
+    /// Extension for answering machines; empty hangs up. Default `maquina`.
+    pub destino_maquina: Option<String>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub caller_id: Option<Option<String>>,
+    /// Gateway; absent or null: the service's `GATEWAY`.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub gateway: Option<Option<String>>,
+    /// Ring time, seconds, 15..=120. Default 30.
+    pub timeout_llamada: Option<i64>,
+    #[schema(example = "09:00")]
+    pub hora_inicio: Option<String>,
+    #[schema(example = "20:00")]
+    pub hora_fin: Option<String>,
+    pub dias: Option<Vec<String>>,
+    /// IANA zone. Default UTC.
+    #[schema(example = "America/Argentina/Buenos_Aires")]
+    pub zona_horaria: Option<String>,
+}
+
+/// Body of `PATCH /campana/{nombre}`: any subset of the settings.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchRequest {
+    #[serde(flatten)]
+    pub ajustes: SettingsRequest,
+}
+
+fn bounded(l: Limit, v: Option<i64>) -> Result<Option<u32>, ApiError> {
+    v.map(|v| l.check(v)).transpose().map_err(|e| ApiError::invalid(e.to_string()))
+}
+
+fn invalid<E: std::fmt::Display>(field: &str) -> impl Fn(E) -> ApiError + '_ {
+    move |e| {
+        let msg = e.to_string();
+        if msg.starts_with(field) {
+            ApiError::invalid(msg)
+        } else {
+            ApiError::invalid(format!("{field}: {msg}"))
+        }
+    }
+}
+
+impl SettingsRequest {
+    /// Parses every present field into a patch; the window is merged onto `base`.
+    pub fn to_patch(&self, base: &CallingWindow) -> Result<CampaignPatch, ApiError> {
+        let ventana = if self.hora_inicio.is_some()
+            || self.hora_fin.is_some()
+            || self.dias.is_some()
+            || self.zona_horaria.is_some()
+        {
+            let mut w = base.clone();
+            if let Some(t) = &self.hora_inicio {
+                w.inicio = parse_time("hora_inicio", t).map_err(invalid("hora_inicio"))?;
+            }
+            if let Some(t) = &self.hora_fin {
+                w.fin = parse_time("hora_fin", t).map_err(invalid("hora_fin"))?;
+            }
+            if let Some(d) = &self.dias {
+                w.dias = DaySet::parse(d).map_err(invalid("dias"))?;
+            }
+            if let Some(z) = &self.zona_horaria {
+                w.zona = parse_zone(z).map_err(invalid("zona_horaria"))?;
+            }
+            Some(w)
+        } else {
+            None
+        };
+        Ok(CampaignPatch {
+            cps: self.cps.map(Cps::parse).transpose().map_err(invalid("cps"))?,
+            max_canales: bounded(MAX_CANALES, self.max_canales)?,
+            reintentos: bounded(REINTENTOS, self.reintentos)?,
+            intervalo_reintento: bounded(INTERVALO_REINTENTO, self.intervalo_reintento)?,
+            amd: self.amd.as_deref().map(AmdMode::parse).transpose().map_err(invalid("amd"))?,
+            amd_incierto: self
+                .amd_incierto
+                .as_deref()
+                .map(AmdNotSure::parse)
+                .transpose()
+                .map_err(invalid("amd_incierto"))?,
+            destino_humano: self
+                .destino_humano
+                .as_deref()
+                .map(|d| Extension::parse("destino_humano", d))
+                .transpose()
+                .map_err(invalid("destino_humano"))?,
+            destino_maquina: self
+                .destino_maquina
+                .as_deref()
+                .map(|d| Extension::parse("destino_maquina", d))
+                .transpose()
+                .map_err(invalid("destino_maquina"))?,
+            caller_id: match &self.caller_id {
+                None => None,
+                Some(None) => Some(None),
+                Some(Some(c)) => Some(Some(PhoneNumber::parse(c).map_err(invalid("caller_id"))?)),
+            },
+            gateway: match &self.gateway {
+                None => None,
+                Some(None) => Some(None),
+                Some(Some(g)) => Some(Some(Gateway::parse(g).map_err(invalid("gateway"))?)),
+            },
+            timeout_llamada: bounded(TIMEOUT_LLAMADA, self.timeout_llamada)?,
+            ventana,
+        })
+    }
+}
+
+impl CampaignRequest {
+    pub fn to_new(&self) -> Result<NewCampaign, ApiError> {
+        let nombre = CampaignName::parse(&self.nombre).map_err(invalid("nombre"))?;
+        let mut c = NewCampaign::new(nombre);
+        c.tabla = self.tabla.as_deref().map(TableName::parse).transpose().map_err(invalid("tabla"))?;
+        let p = self.ajustes.to_patch(&c.ventana)?;
+        // Reuse the patch logic on a throw-away campaign shape so defaults and overrides agree.
+        c.cps = p.cps.unwrap_or(c.cps);
+        c.max_canales = p.max_canales.unwrap_or(c.max_canales);
+        c.reintentos = p.reintentos.unwrap_or(c.reintentos);
+        c.intervalo_reintento = p.intervalo_reintento.unwrap_or(c.intervalo_reintento);
+        c.amd = p.amd.unwrap_or(c.amd);
+        c.amd_incierto = p.amd_incierto.unwrap_or(c.amd_incierto);
+        c.destino_humano = p.destino_humano.unwrap_or(c.destino_humano);
+        c.destino_maquina = p.destino_maquina.unwrap_or(c.destino_maquina);
+        c.caller_id = p.caller_id.unwrap_or(c.caller_id);
+        c.gateway = p.gateway.unwrap_or(c.gateway);
+        c.timeout_llamada = p.timeout_llamada.unwrap_or(c.timeout_llamada);
+        c.ventana = p.ventana.unwrap_or(c.ventana);
+        Ok(c)
+    }
+}
+
+/// Body of `/discador/iniciar/`, `/pausar/`, `/reanudar/`, `/detener/`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DialerRequest {
+    #[schema(example = "PRUEBA")]
+    pub nombre_campana: String,
+    /// Only for `iniciar`: overrides (and saves) the campaign's cps.
+    #[schema(example = 5.0)]
+    pub cps: Option<f64>,
+}
+
+/// Answer of the dialer commands.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DialerReply {
+    pub campana: String,
+    pub estado: String,
+    pub mensaje: String,
+}
+
+/// Counters of `GET /discador/estado/{nombre}`. The seed's keys (total, completados, pendientes,
+/// errores) are kept; total = completados + pendientes + errores + en_curso (+ otros, only non-zero
+/// for a hand-edited adopted table).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Estadisticas {
+    pub total: u64,
+    pub completados: u64,
+    pub pendientes: u64,
+    pub errores: u64,
+    /// MARCANDO + CONTESTADO.
+    pub en_curso: u64,
+    pub marcando: u64,
+    pub contestados: u64,
+    pub humanos: u64,
+    pub maquinas: u64,
+    /// Rows with an unknown `estado` (only in hand-edited adopted tables).
+    pub otros: u64,
+    pub cps_configurado: f64,
+    /// Live figures from the dialer (e.g. `cps_real`, `llamadas_activas`) when it is running.
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub en_vivo: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Estadisticas {
+    pub fn new(s: &NumberStats, c: &Campaign, live: Option<serde_json::Map<String, serde_json::Value>>) -> Self {
+        Estadisticas {
+            total: s.total,
+            completados: s.completados,
+            pendientes: s.pendientes,
+            errores: s.errores,
+            en_curso: s.marcando + s.contestados,
+            marcando: s.marcando,
+            contestados: s.contestados,
+            humanos: s.humanos,
+            maquinas: s.maquinas,
+            otros: s.otros(),
+            cps_configurado: c.cps.get(),
+            en_vivo: live.unwrap_or_default(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EstadoReply {
+    #[schema(example = "PRUEBA")]
+    pub campana: String,
+    #[schema(example = "ACTIVA")]
+    pub estado: String,
+    pub estadisticas: Estadisticas,
+}
+
+/// One refused line of an import.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ErrorLinea {
+    /// Line of the CSV (1 = header) or position in the JSON array (1-based).
+    pub linea: u64,
+    /// The value as received (truncated to 64 characters).
+    pub valor: String,
+    pub motivo: String,
+}
+
+/// Answer of `POST /campana/{nombre}/numeros`.
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct CargaReply {
+    pub insertados: u64,
+    /// Already in the campaign (or repeated in the file).
+    pub duplicados: u64,
+    pub invalidos: u64,
+    /// The first 100 refused lines.
+    pub errores: Vec<ErrorLinea>,
+}
+
+/// JSON form of a number import: `{"numeros": [{"telefono": "…", …}]}`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct NumerosJson {
+    #[schema(value_type = Vec<Object>)]
+    pub numeros: Vec<serde_json::Value>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HealthReply {
+    /// `ok`, or `degradado` when a dependency is down.
+    pub estado: &'static str,
+    /// `ok` or `no_disponible`.
+    pub base_de_datos: &'static str,
+}

@@ -1,0 +1,288 @@
+//! `POST /campana/{nombre}/numeros`: loading numbers from CSV (streamed) or JSON.
+//!
+//! CSV is read straight off the request body and written in batches of [`BATCH`] rows while the rest
+//! is still arriving: a parser task and a writer connected by a channel of two batches, so memory
+//! stays flat (≈ three batches) for a file of any length. A single line longer than [`MAX_LINE`]
+//! bytes is refused (413) instead of being buffered. The load is not one transaction: batches already
+//! written stay if a later one fails, and sending the same file again is harmless (numbers already
+//! present count as `duplicados`).
+
+use std::io;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+use std::time::Instant;
+
+use bytes::{Buf, Bytes};
+use futures::{Stream, StreamExt, TryStreamExt};
+use tokio::io::{AsyncRead, ReadBuf};
+use tokio::sync::mpsc;
+use tokio_util::io::StreamReader;
+
+use super::dto::{CargaReply, ErrorLinea, NumerosJson};
+use super::error::ApiError;
+use crate::domain::PhoneNumber;
+use crate::store::{Campaign, InsertCounts, NewNumber, Store, StoreError};
+
+/// Rows per INSERT: big enough to amortize the round trip, small enough for MySQL's packet limit.
+pub const BATCH: usize = 5_000;
+/// Refused lines reported back in full.
+const MAX_ERRORS: usize = 100;
+/// Longest accepted CSV line.
+const MAX_LINE: usize = 64 * 1024;
+/// Largest JSON import (JSON is parsed whole; large loads should use CSV).
+pub const MAX_JSON: usize = 32 * 1024 * 1024;
+/// Characters of a refused value echoed back.
+const MAX_VALUE: usize = 64;
+
+/// Accumulates the answer: counts and the first refused lines.
+#[derive(Default)]
+struct Tally {
+    reply: CargaReply,
+}
+
+impl Tally {
+    fn refuse(&mut self, linea: u64, valor: &str, motivo: impl Into<String>) {
+        self.reply.invalidos += 1;
+        if self.reply.errores.len() < MAX_ERRORS {
+            self.reply.errores.push(ErrorLinea {
+                linea,
+                valor: valor.chars().take(MAX_VALUE).collect(),
+                motivo: motivo.into(),
+            });
+        }
+    }
+
+    fn add(&mut self, c: InsertCounts) {
+        self.reply.insertados += c.inserted;
+        self.reply.duplicados += c.duplicates;
+    }
+}
+
+/// A line over the limit, recognized in the I/O error the CSV reader passes on.
+#[derive(Debug, thiserror::Error)]
+#[error("línea de más de {MAX_LINE} bytes")]
+struct LineTooLong;
+
+/// Refuses a line longer than `MAX_LINE` bytes while reading, so a newline-less body cannot make the
+/// CSV reader buffer it whole.
+struct LineLimit<R> {
+    inner: R,
+    run: usize,
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for LineLimit<R> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
+        for &b in &buf.filled()[before..] {
+            if b == b'\n' {
+                this.run = 0;
+            } else {
+                this.run += 1;
+                if this.run > MAX_LINE {
+                    return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, LineTooLong)));
+                }
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+fn read_error(e: &csv_async::Error) -> ApiError {
+    if let csv_async::ErrorKind::Io(io) = e.kind() {
+        if io.get_ref().is_some_and(|inner| inner.is::<LineTooLong>()) {
+            return ApiError::too_large(format!("CSV: {LineTooLong}"));
+        }
+    }
+    ApiError::invalid(format!("error leyendo el CSV: {e}"))
+}
+
+/// Writes batches as they come; stops at the first failure (the parser then sees a closed channel).
+fn spawn_writer(
+    store: Store,
+    campaign: Campaign,
+) -> (mpsc::Sender<Vec<NewNumber>>, tokio::task::JoinHandle<Result<InsertCounts, StoreError>>) {
+    let (tx, mut rx) = mpsc::channel::<Vec<NewNumber>>(2);
+    let task = tokio::spawn(async move {
+        let mut total = InsertCounts::default();
+        while let Some(batch) = rx.recv().await {
+            let c = store.insert_numbers(&campaign, &batch).await?;
+            total.inserted += c.inserted;
+            total.duplicates += c.duplicates;
+        }
+        Ok(total)
+    });
+    (tx, task)
+}
+
+/// Loads a CSV body: header row with a `telefono` column (any position, any case); the other columns
+/// go to `datos` as a JSON object.
+pub async fn load_csv<S, B>(store: &Store, campaign: &Campaign, body: S) -> Result<CargaReply, ApiError>
+where
+    S: Stream<Item = Result<B, warp::Error>> + Send + 'static,
+    B: Buf + Send,
+{
+    let started = Instant::now();
+    let bytes = body.map_ok(|mut b| b.copy_to_bytes(b.remaining())).map_err(io::Error::other);
+    let reader = LineLimit { inner: StreamReader::new(Box::pin(bytes)), run: 0 };
+    let mut rdr = csv_async::AsyncReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .create_reader(reader);
+    let headers = rdr.byte_headers().await.map_err(|e| read_error(&e))?.clone();
+    let names: Vec<String> = headers
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let h = if i == 0 { h.strip_prefix("\u{feff}".as_bytes()).unwrap_or(h) } else { h };
+            String::from_utf8_lossy(h).trim().to_owned()
+        })
+        .collect();
+    let Some(tel_idx) = names.iter().position(|n| n.eq_ignore_ascii_case("telefono")) else {
+        return Err(ApiError::invalid("el CSV no tiene la columna 'telefono' en la primera línea"));
+    };
+
+    let (tx, writer) = spawn_writer(store.clone(), campaign.clone());
+    let mut tally = Tally::default();
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut record = csv_async::ByteRecord::new();
+    let mut parse_error = None;
+    loop {
+        match rdr.read_byte_record(&mut record).await {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) => {
+                parse_error = Some(read_error(&e));
+                break;
+            }
+        }
+        let linea = record.position().map(|p| p.line()).unwrap_or(0);
+        match parse_row(&record, tel_idx, &names) {
+            Ok(n) => batch.push(n),
+            Err((valor, motivo)) => tally.refuse(linea, &valor, motivo),
+        }
+        if batch.len() >= BATCH {
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+            if tx.send(full).await.is_err() {
+                break; // the writer failed; its error is reported below
+            }
+        }
+    }
+    if !batch.is_empty() && parse_error.is_none() {
+        let _ = tx.send(batch).await; // a closed channel means the writer failed: reported below
+    }
+    drop(tx);
+    let written = writer.await.map_err(|e| ApiError::internal(format!("carga interrumpida: {e}")))?;
+    match written {
+        Ok(c) => tally.add(c),
+        Err(e) => return Err(ApiError::from(e)),
+    }
+    if let Some(e) = parse_error {
+        return Err(ApiError { mensaje: format!("{} ({} números insertados antes del error)", e.mensaje, tally.reply.insertados), ..e });
+    }
+    log_load(campaign, &tally.reply, started);
+    Ok(tally.reply)
+}
+
+fn parse_row(
+    record: &csv_async::ByteRecord,
+    tel_idx: usize,
+    names: &[String],
+) -> Result<NewNumber, (String, String)> {
+    let raw = record.get(tel_idx).ok_or_else(|| (String::new(), "falta el teléfono".to_owned()))?;
+    let text = std::str::from_utf8(raw).map_err(|_| {
+        (String::from_utf8_lossy(raw).into_owned(), "codificación inválida (se espera UTF-8)".to_owned())
+    })?;
+    let telefono = PhoneNumber::parse(text).map_err(|e| (text.to_owned(), e.to_string()))?;
+    let mut datos = serde_json::Map::new();
+    for (i, field) in record.iter().enumerate() {
+        if i == tel_idx {
+            continue;
+        }
+        let value = std::str::from_utf8(field).map_err(|_| {
+            let col = names.get(i).map(String::as_str).unwrap_or("?");
+            (text.to_owned(), format!("codificación inválida (se espera UTF-8) en la columna {col}"))
+        })?;
+        let key = names.get(i).cloned().unwrap_or_else(|| format!("columna_{}", i + 1));
+        datos.insert(key, serde_json::Value::String(value.to_owned()));
+    }
+    Ok(NewNumber { telefono, datos: (!datos.is_empty()).then_some(serde_json::Value::Object(datos)) })
+}
+
+/// Loads `{"numeros": [{"telefono": "…", …}]}`; `telefono` may be a string or an integer.
+pub async fn load_json(store: &Store, campaign: &Campaign, body: Bytes) -> Result<CargaReply, ApiError> {
+    let started = Instant::now();
+    let parsed: NumerosJson =
+        serde_json::from_slice(&body).map_err(|e| ApiError::bad_json(format!("JSON inválido: {e}")))?;
+    drop(body);
+    let mut tally = Tally::default();
+    let mut batch = Vec::with_capacity(BATCH.min(parsed.numeros.len()));
+    for (i, item) in parsed.numeros.into_iter().enumerate() {
+        let linea = i as u64 + 1;
+        let serde_json::Value::Object(mut obj) = item else {
+            tally.refuse(linea, &item.to_string(), "se espera un objeto con \"telefono\"");
+            continue;
+        };
+        let raw = match obj.remove("telefono") {
+            Some(serde_json::Value::String(s)) => s,
+            Some(serde_json::Value::Number(n)) if n.is_u64() => n.to_string(),
+            Some(other) => {
+                tally.refuse(linea, &other.to_string(), "telefono debe ser texto");
+                continue;
+            }
+            None => {
+                tally.refuse(linea, "", "falta el teléfono");
+                continue;
+            }
+        };
+        match PhoneNumber::parse(&raw) {
+            Ok(telefono) => batch.push(NewNumber {
+                telefono,
+                datos: (!obj.is_empty()).then_some(serde_json::Value::Object(obj)),
+            }),
+            Err(e) => tally.refuse(linea, &raw, e.to_string()),
+        }
+        if batch.len() >= BATCH {
+            tally.add(store.insert_numbers(campaign, &batch).await?);
+            batch.clear();
+        }
+    }
+    tally.add(store.insert_numbers(campaign, &batch).await?);
+    log_load(campaign, &tally.reply, started);
+    Ok(tally.reply)
+}
+
+/// Reads a whole body, refusing (413) more than `limit` bytes whatever Content-Length claims.
+pub async fn read_limited<S, B>(body: S, limit: usize) -> Result<Bytes, ApiError>
+where
+    S: Stream<Item = Result<B, warp::Error>> + Send,
+    B: Buf,
+{
+    let mut body = Box::pin(body);
+    let mut out = bytes::BytesMut::new();
+    while let Some(chunk) = body.next().await {
+        let mut chunk = chunk.map_err(|e| ApiError::invalid(format!("error leyendo el cuerpo: {e}")))?;
+        if out.len() + chunk.remaining() > limit {
+            return Err(ApiError::too_large(format!("el cuerpo supera {limit} bytes")));
+        }
+        while chunk.has_remaining() {
+            let part = chunk.chunk();
+            out.extend_from_slice(part);
+            let n = part.len();
+            chunk.advance(n);
+        }
+    }
+    Ok(out.freeze())
+}
+
+fn log_load(c: &Campaign, r: &CargaReply, started: Instant) {
+    tracing::info!(
+        campana = %c.nombre,
+        insertados = r.insertados,
+        duplicados = r.duplicados,
+        invalidos = r.invalidos,
+        segundos = started.elapsed().as_secs_f64(),
+        "números cargados"
+    );
+}

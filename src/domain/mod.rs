@@ -1,0 +1,26 @@
+//! Parse-don't-validate domain types.
+//!
+//! Every value that comes from outside (HTTP, CSV, the database a user edits by hand) is turned into
+//! one of these types at the edge; past that point a bad value cannot exist. Each type has `parse`
+//! (or `TryFrom`), `as_str` where it has a text form, and serde through that text form, so the JSON
+//! and the database see exactly the same spelling.
+//!
+//! Error messages are in Spanish: they go straight into the API's `mensaje`.
+
+mod names;
+pub mod outcome;
+mod phone;
+mod rate;
+mod settings;
+pub mod states;
+mod window;
+
+pub use names::{CampaignName, NameError, TableName};
+pub use phone::{mask, PhoneError, PhoneNumber};
+pub use rate::{Cps, CpsError};
+pub use settings::{Limit, 
+    AmdMode, AmdNotSure, Extension, Gateway, SettingError, MAX_CANALES, REINTENTOS,
+    INTERVALO_REINTENTO, TIMEOUT_LLAMADA,
+};
+pub use states::{CallResult, CampaignState, NumberState, UnknownState};
+pub use window::{format_time, parse_time, parse_zone, CallingWindow, DaySet, Weekday, WindowError};

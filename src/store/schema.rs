@@ -1,0 +1,56 @@
+//! The service's fixed tables (numbers tables are dynamic: see `numbers.rs`).
+
+diesel::table! {
+    bases (id) {
+        id -> BigInt,
+        nombre -> Varchar,
+        tabla -> Varchar,
+        cps -> Double,
+        max_canales -> Integer,
+        reintentos -> Integer,
+        intervalo_reintento -> Integer,
+        amd -> Varchar,
+        amd_incierto -> Varchar,
+        destino_humano -> Varchar,
+        destino_maquina -> Varchar,
+        caller_id -> Nullable<Varchar>,
+        gateway -> Nullable<Varchar>,
+        timeout_llamada -> Integer,
+        hora_inicio -> Time,
+        hora_fin -> Time,
+        dias -> Varchar,
+        zona_horaria -> Varchar,
+        estado -> Varchar,
+        creada -> Datetime,
+        actualizada -> Datetime,
+    }
+}
+
+diesel::table! {
+    llamadas (id) {
+        id -> BigInt,
+        campana -> Varchar,
+        numero_id -> BigInt,
+        telefono -> Varchar,
+        intento -> Integer,
+        uuid -> Varchar,
+        nodo -> Varchar,
+        estado -> Varchar,
+        resultado -> Varchar,
+        causa -> Nullable<Varchar>,
+        amd_resultado -> Nullable<Varchar>,
+        amd_causa -> Nullable<Varchar>,
+        inicio -> Datetime,
+        contestada -> Nullable<Datetime>,
+        fin -> Datetime,
+        billsec -> Integer,
+        duracion -> Integer,
+    }
+}
+
+diesel::table! {
+    dnc (telefono) {
+        telefono -> Varchar,
+        creado -> Datetime,
+    }
+}

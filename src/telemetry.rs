@@ -1,0 +1,20 @@
+//! Logging set-up: `tracing` lines as text (default) or JSON (`LOG_FORMAT=json`), filtered by
+//! `RUST_LOG` (default `info`).
+//!
+//! Fields follow one convention across the service: `campana`, `uuid`, and `telefono` masked to its
+//! last four digits at info level. Secrets are never fields: the configuration holds them in
+//! [`crate::config::Secret`], which prints `***`.
+
+use tracing_subscriber::EnvFilter;
+
+use crate::config::LogFormat;
+
+/// Installs the global subscriber. Calling it twice (tests) is harmless: the first one stays.
+pub fn init(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
