@@ -914,3 +914,58 @@ async fn outbound_silent_peer_times_out_and_cap_refuses_extra_sessions() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test]
+async fn inbound_json_events_and_late_replies_stay_matched_in_order() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let fs = tokio::spawn(async move {
+        let (sock, _) = listener.accept().await.unwrap();
+        let mut conn = Framed::new(sock, CommandCodec::new());
+        let sub = fs_handshake(&mut conn).await;
+        assert!(sub.starts_with("event json "), "{sub}");
+        // Two commands left unanswered until the client gave up on both and sent a third.
+        let mut first_two = vec![
+            expect_cmd(&mut conn).await.line().to_owned(),
+            expect_cmd(&mut conn).await.line().to_owned(),
+        ];
+        first_two.sort();
+        assert_eq!(first_two, ["api fast", "api slow"]);
+        let after = expect_cmd(&mut conn).await;
+        assert_eq!(after.line(), "api after");
+        for text in ["stale answer\n", "stale answer\n", "after answer\n"] {
+            conn.send(Frame::api_response(text)).await.unwrap();
+        }
+        let hangup = Event::new("CHANNEL_HANGUP_COMPLETE")
+            .with("Unique-ID", "u1")
+            .with("Hangup-Cause", "NO_ANSWER")
+            .with("variable_sip_from_uri", "1000@example.com");
+        conn.send(Frame::event_json(&hangup)).await.unwrap();
+        while let Some(Ok(cmd)) = conn.next().await {
+            if cmd.verb() == "exit" {
+                break;
+            }
+        }
+    });
+    let mut cfg = client_cfg(addr);
+    cfg.format = EventFormat::Json;
+    cfg.command_timeout = Duration::from_secs(1);
+    let client = InboundClient::start(cfg);
+    client.wait_connected(Duration::from_secs(5)).await.unwrap();
+    let mut events = client.events();
+    let slow_client = client.clone();
+    let slow = tokio::spawn(async move { slow_client.api("slow").await });
+    let fast = client.api("fast").await;
+    assert!(matches!(slow.await.unwrap(), Err(EslError::Timeout(_))));
+    assert!(matches!(fast, Err(EslError::Timeout(_))));
+    // The late replies are consumed in order and not handed to the next command.
+    assert_eq!(client.api("after").await.unwrap(), "after answer\n");
+    let e = tokio::time::timeout(Duration::from_secs(5), events.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(e.hangup_cause(), Some("NO_ANSWER"));
+    assert_eq!(e.variable("sip_from_uri"), Some("1000@example.com"));
+    client.shutdown().await;
+    fs.await.unwrap();
+}
