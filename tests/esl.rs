@@ -983,3 +983,64 @@ async fn inbound_json_events_and_late_replies_stay_matched_in_order() {
     client.shutdown().await;
     fs.await.unwrap();
 }
+
+#[tokio::test]
+async fn outbound_refused_sendmsg_is_an_error_and_exit_says_goodbye() {
+    let cfg = OutboundConfig {
+        max_sessions: 2,
+        idle_timeout: Duration::from_secs(5),
+    };
+    let (server, addr) = OutboundServer::bind("127.0.0.1:0", cfg).await.unwrap();
+    let (tx, mut results) = mpsc::channel(1);
+    let shutdown = CancellationToken::new();
+    let run = tokio::spawn(server.run(
+        move |mut session| {
+            let tx = tx.clone();
+            async move {
+                let refused = session.execute("playback", "/no/such.wav").await;
+                let bad_name = session.set_var("bad name", "x").await;
+                let exit = session.exit().await;
+                let _ = tx.send((refused, bad_name, exit)).await;
+            }
+        },
+        shutdown.clone(),
+    ));
+    let mut fs = connect_until_accepted(addr).await;
+    fs.get_mut()
+        .try_write(&fixture("connect_reply.esl"))
+        .unwrap();
+    let send = expect_cmd(&mut fs).await;
+    assert_eq!(send.verb(), "sendmsg");
+    fs.send(Frame::command_reply("-ERR invalid session id [x]"))
+        .await
+        .unwrap();
+    let exit = expect_cmd(&mut fs).await;
+    assert_eq!(exit.line(), "exit");
+    fs.send(Frame::command_reply("+OK bye")).await.unwrap();
+    fs.send(Frame::disconnect_notice()).await.unwrap();
+    let (refused, bad_name, exit) = results.recv().await.unwrap();
+    assert!(
+        matches!(&refused, Err(EslError::CommandFailed(t)) if t.starts_with("-ERR invalid session")),
+        "{refused:?}"
+    );
+    assert!(matches!(bad_name, Err(EslError::InvalidCommand(_))));
+    assert!(exit.is_ok());
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(5), run)
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+#[test]
+fn large_body_in_small_reads() {
+    let body: Vec<u8> = (0..4 * 1024 * 1024)
+        .map(|i| b'a' + (i % 26) as u8)
+        .collect();
+    let wire = encode_frame(&Frame::api_response(body.clone()));
+    let chunks: Vec<&[u8]> = wire.chunks(64 * 1024).collect();
+    let frames = decode_stream(&chunks, FrameLimits::default()).unwrap();
+    assert_eq!(frames.len(), 1);
+    assert_eq!(frames[0].body().map(|b| b.len()), Some(body.len()));
+    assert_eq!(frames[0].body().unwrap().as_ref(), &body[..]);
+}
