@@ -57,7 +57,9 @@ fn read_log(path: &Path) -> Result<Vec<Logged>> {
         let (Some(ts), Some(_uuid), Some(dest)) = (parts.next(), parts.next(), parts.next()) else {
             continue;
         };
-        let Ok(at_us) = ts.parse::<u64>() else { continue }; // header line
+        let Ok(at_us) = ts.parse::<u64>() else {
+            continue;
+        }; // header line
         out.push(Logged {
             at_us,
             destination: dest.to_owned(),
@@ -96,8 +98,21 @@ impl Rig {
         let log = std::env::temp_dir().join(format!("{db}_originates.csv"));
         let _ = std::fs::remove_file(&log);
         let sim = Command::new(bin)
-            .args(["sim", "--listen", &format!("127.0.0.1:{esl}"), "--socket", &format!("127.0.0.1:{sock}")])
-            .args(["--sessions-per-second", "5000", "--max-sessions", "200000", "--time-scale", "0.01"])
+            .args([
+                "sim",
+                "--listen",
+                &format!("127.0.0.1:{esl}"),
+                "--socket",
+                &format!("127.0.0.1:{sock}"),
+            ])
+            .args([
+                "--sessions-per-second",
+                "5000",
+                "--max-sessions",
+                "200000",
+                "--time-scale",
+                "0.01",
+            ])
             .arg("--originate-log")
             .arg(&log)
             .env("RUST_LOG", "warn")
@@ -132,11 +147,23 @@ impl Rig {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        Ok(Rig { http, base, server, _sim: sim, log, db })
+        Ok(Rig {
+            http,
+            base,
+            server,
+            _sim: sim,
+            log,
+            db,
+        })
     }
 
     async fn post(&self, path: &str, body: Value) -> Result<Value> {
-        let r = self.http.post(format!("{}{path}", self.base)).json(&body).send().await?;
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .json(&body)
+            .send()
+            .await?;
         let status = r.status();
         let v: Value = r.json().await.unwrap_or(Value::Null);
         if !status.is_success() {
@@ -145,7 +172,12 @@ impl Rig {
         Ok(v)
     }
 
-    async fn campaign(&self, name: &str, cps: f64, numbers: impl Iterator<Item = String>) -> Result<()> {
+    async fn campaign(
+        &self,
+        name: &str,
+        cps: f64,
+        numbers: impl Iterator<Item = String>,
+    ) -> Result<()> {
         self.post(
             "/campanas/",
             json!({"nombre": name, "cps": cps, "reintentos": 0, "max_canales": 10000, "amd": "ninguno",
@@ -171,12 +203,19 @@ impl Rig {
     }
 
     async fn estado(&self, name: &str) -> Result<Value> {
-        Ok(self.http.get(format!("{}/discador/estado/{name}", self.base)).send().await?.json().await?)
+        Ok(self
+            .http
+            .get(format!("{}/discador/estado/{name}", self.base))
+            .send()
+            .await?
+            .json()
+            .await?)
     }
 
     async fn run_to_end(&self, name: &str, limit: Duration) -> Result<Duration> {
         let t0 = Instant::now();
-        self.post("/discador/iniciar/", json!({"nombre_campana": name})).await?;
+        self.post("/discador/iniciar/", json!({"nombre_campana": name}))
+            .await?;
         loop {
             let e = self.estado(name).await?;
             if e["estado"] == "FINALIZADA" {
@@ -193,7 +232,12 @@ impl Rig {
 impl Drop for Rig {
     fn drop(&mut self) {
         let _ = Command::new("mysql")
-            .args(["-h127.0.0.1", "-uroot", "-e", &format!("DROP DATABASE IF EXISTS `{}`", self.db)])
+            .args([
+                "-h127.0.0.1",
+                "-uroot",
+                "-e",
+                &format!("DROP DATABASE IF EXISTS `{}`", self.db),
+            ])
             .status();
         let _ = std::fs::remove_file(&self.log);
     }
@@ -206,13 +250,17 @@ fn numbers(prefix: u32, n: usize) -> impl Iterator<Item = String> {
 
 async fn pacing(quick: bool, out: &mut Vec<String>) -> Result<()> {
     let rig = Rig::start(1000.0).await?;
-    for (k, (cps, seconds)) in [(1.0, 30.0), (10.0, 30.0), (100.0, 30.0), (500.0, 30.0)].into_iter().enumerate() {
+    for (k, (cps, seconds)) in [(1.0, 30.0), (10.0, 30.0), (100.0, 30.0), (500.0, 30.0)]
+        .into_iter()
+        .enumerate()
+    {
         let seconds = if quick { seconds / 3.0 } else { seconds };
         let n = (cps * seconds) as usize + 1;
         let name = format!("PACE_{k}");
         let prefix = 100 + k as u32;
         rig.campaign(&name, cps, numbers(prefix, n)).await?;
-        rig.run_to_end(&name, Duration::from_secs_f64(seconds * 3.0 + 60.0)).await?;
+        rig.run_to_end(&name, Duration::from_secs_f64(seconds * 3.0 + 60.0))
+            .await?;
         let tag = format!("54{prefix:03}");
         let mut times: Vec<u64> = read_log(&rig.log)?
             .into_iter()
@@ -265,7 +313,8 @@ async fn memory(quick: bool, out: &mut Vec<String>) -> Result<()> {
     let rss0 = rss_kib(pid).unwrap_or(0);
     rig.campaign("MEMORIA", 1000.0, numbers(700, n)).await?;
     let rss_loaded = rss_kib(pid).unwrap_or(0);
-    rig.post("/discador/iniciar/", json!({"nombre_campana": "MEMORIA"})).await?;
+    rig.post("/discador/iniciar/", json!({"nombre_campana": "MEMORIA"}))
+        .await?;
     let seconds = if quick { 20 } else { 90 };
     let mut samples = Vec::new();
     for _ in 0..seconds {

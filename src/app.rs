@@ -1,4 +1,6 @@
-//! Wiring of the service: store, API, and (later) dialer, started together and stopped gracefully.
+//! Wiring of the service, in the order a call travels: store, ESL client, dialer (tracker, writer,
+//! runners), event pump and recovery, outbound-socket controller, and the API that steers them —
+//! started together and stopped gracefully.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -8,15 +10,34 @@ use anyhow::Context;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use tokio_util::sync::CancellationToken;
+
 use crate::api::{self, AppState};
 use crate::config::{Config, Secret};
+use crate::controller::{Controller, ControllerSettings};
+use crate::dialer::originate::DialTemplate;
+use crate::dialer::writer::WriterHandle;
+use crate::dialer::{recovery, Dialer, DialerSettings};
+use crate::domain::Gateway;
+use crate::esl::{EventFormat, InboundClient, InboundConfig, OutboundConfig, OutboundServer};
 use crate::store::{Store, StoreError};
+
+/// The events the tracker needs (BACKGROUND_JOB is always added by the client).
+const EVENTS: &[&str] = &["CHANNEL_ANSWER", "CHANNEL_HANGUP_COMPLETE"];
+
+/// How long shutdown waits for queued results to reach the database.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A running service, as tests and `serve` hold it.
 pub struct RunningApp {
     /// Where the API actually listens (the configured port may be 0).
     pub api_addr: SocketAddr,
+    /// Where the outbound-socket controller listens (FreeSWITCH's `socket` application target).
+    pub socket_addr: SocketAddr,
     pub store: Store,
+    pub dialer: Dialer,
+    writer: WriterHandle,
+    stop: CancellationToken,
     shutdown: Option<oneshot::Sender<()>>,
     server: JoinHandle<()>,
     background: Vec<JoinHandle<()>>,
@@ -24,14 +45,27 @@ pub struct RunningApp {
 
 impl RunningApp {
     /// Stops accepting requests, lets in-flight ones finish, and returns.
+    /// Dialing stops first (no new originates), then the API and the controller; results already
+    /// known are written before this returns. Calls still up are left to FreeSWITCH and reconciled at
+    /// the next start.
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        self.dialer.shutdown().await;
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(()); // the server may already be gone
         }
+        self.stop.cancel();
+        let mut pending = self.writer.pending.clone();
+        let flushed = tokio::time::timeout(FLUSH_TIMEOUT, pending.wait_for(|n| *n == 0)).await;
+        if flushed.is_err() {
+            tracing::warn!("resultados sin escribir al detener; se reconciliarán al reiniciar");
+        }
+        self.dialer.esl().shutdown().await;
         for t in &self.background {
             t.abort();
         }
-        (&mut self.server).await.context("el servidor HTTP terminó con error")?;
+        (&mut self.server)
+            .await
+            .context("el servidor HTTP terminó con error")?;
         Ok(())
     }
 }
@@ -80,24 +114,94 @@ async fn open_store(url: &Secret) -> anyhow::Result<(Store, Option<JoinHandle<()
 /// Starts the service on the configured addresses (port 0 allowed) and returns at once.
 pub async fn spawn(cfg: Config) -> anyhow::Result<RunningApp> {
     let token = check_exposure(&cfg)?;
+    let template = DialTemplate::parse(&cfg.dial_template).context("DIAL_TEMPLATE")?;
+    let default_gateway = Gateway::parse(&cfg.gateway).context("GATEWAY")?;
+    if !(cfg.cps_maximo.is_finite() && cfg.cps_maximo > 0.0 && cfg.cps_maximo <= 10_000.0) {
+        anyhow::bail!("CPS_MAXIMO debe ser mayor que 0 y como mucho 10000");
+    }
+    if cfg.canales_maximos == 0 {
+        anyhow::bail!("CANALES_MAXIMOS debe ser al menos 1");
+    }
     let (store, prepare_task) = open_store(&cfg.database_url).await?;
-    let state = AppState::new(store.clone(), token);
+
+    // FreeSWITCH: one persistent, authenticated connection that reconnects by itself.
+    let esl_addr = format!("{}:{}", cfg.freeswitch_host, cfg.freeswitch_port);
+    let esl = InboundClient::start(InboundConfig {
+        addr: esl_addr.clone(),
+        password: cfg.freeswitch_password.clone(),
+        events: EVENTS.iter().map(|e| e.to_string()).collect(),
+        format: EventFormat::Plain,
+        backoff_min: Duration::from_millis(200),
+        backoff_max: Duration::from_secs(10),
+        command_timeout: Duration::from_secs(10),
+    });
+
+    // The dialer and what keeps it honest: the event pump feeding the tracker, and recovery.
+    let (dialer, writer) = Dialer::new(
+        store.clone(),
+        esl,
+        DialerSettings {
+            cps_maximo: cfg.cps_maximo,
+            canales_maximos: cfg.canales_maximos,
+            template,
+            default_gateway,
+            nodo: esl_addr,
+        },
+    );
+    let mut background: Vec<JoinHandle<()>> = prepare_task.into_iter().collect();
+    background.push(recovery::spawn_event_pump(&dialer));
+    let recovering = dialer.clone();
+    background.push(tokio::spawn(async move {
+        recovery::recover_at_startup(&recovering).await;
+    }));
+
+    // The answered legs come back here.
+    let stop = CancellationToken::new();
+    let (outbound, socket_addr) = OutboundServer::bind(
+        cfg.socket_listen,
+        OutboundConfig {
+            max_sessions: cfg.canales_maximos as usize,
+            idle_timeout: Duration::from_secs(60),
+        },
+    )
+    .await
+    .with_context(|| format!("no se pudo escuchar en SOCKET_LISTEN={}", cfg.socket_listen))?;
+    let controller = Controller::new(
+        dialer.clone(),
+        ControllerSettings {
+            amd_timeout: Duration::from_millis(cfg.amd_timeout_ms),
+            avmd_window: Duration::from_millis(cfg.avmd_ventana_ms),
+        },
+    );
+    background.push(tokio::spawn(outbound.run(
+        move |session| controller.clone().handle(session),
+        stop.clone(),
+    )));
+    tracing::info!(socket = %socket_addr, "controlador de llamadas escuchando");
+
+    let state = AppState::new(store.clone(), token, Some(dialer.clone()));
     let listener = tokio::net::TcpListener::bind(cfg.api_listen)
         .await
         .with_context(|| format!("no se pudo escuchar en {}", cfg.api_listen))?;
     let api_addr = listener.local_addr()?;
     let (tx, rx) = oneshot::channel::<()>();
-    let server = warp::serve(api::routes(state)).incoming(listener).graceful(async {
-        let _ = rx.await; // a dropped sender also means "stop"
-    });
+    let server = warp::serve(api::routes(state))
+        .incoming(listener)
+        .graceful(async {
+            let _ = rx.await; // a dropped sender also means "stop"
+        });
     let server = tokio::spawn(server.run());
     tracing::info!(api = %api_addr, "API escuchando");
     Ok(RunningApp {
         api_addr,
+        socket_addr,
         store,
+        dialer,
+        writer,
+        stop,
         shutdown: Some(tx),
         server,
-        background: prepare_task.into_iter().collect(),
+        background,
     })
 }
 

@@ -103,13 +103,23 @@ pub struct Config {
     #[arg(long, env = "API_TOKEN", hide_env_values = true)]
     pub api_token: Option<Secret>,
 
-    /// Ceiling on the sum of all campaigns' originates per second (FreeSWITCH's own default is 30).
-    #[arg(long, env = "CPS_MAXIMO", default_value_t = 30.0)]
+    /// Ceiling on the sum of all campaigns' originates per second. FreeSWITCH's `sessions-per-second`
+    /// defaults to 30 and admits at most 29 in any of its one-second windows, so the default stays
+    /// below it; raise both together.
+    #[arg(long, env = "CPS_MAXIMO", default_value_t = 25.0)]
     pub cps_maximo: f64,
 
     /// Ceiling on live calls across all campaigns.
     #[arg(long, env = "CANALES_MAXIMOS", default_value_t = 500)]
     pub canales_maximos: u32,
+
+    /// Longest wait for `mod_amd`'s verdict, in milliseconds (then NOTSURE: the campaign's rule).
+    #[arg(long, env = "AMD_TIMEOUT_MS", default_value_t = 10_000)]
+    pub amd_timeout_ms: u64,
+
+    /// How long `avmd` listens for a voicemail beep, in milliseconds (no beep: a person).
+    #[arg(long, env = "AVMD_VENTANA_MS", default_value_t = 15_000)]
+    pub avmd_ventana_ms: u64,
 
     /// `text` or `json` log lines.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]

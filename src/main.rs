@@ -1,13 +1,19 @@
 //! `discador`: `serve` (default) runs the service; `migrate` creates the database and applies the
-//! migrations, then exits.
+//! migrations, then exits; `sim` runs the FreeSWITCH simulator; `demo` dials a campaign end to end
+//! through the simulator.
 
 use clap::{Parser, Subcommand};
 
 use discador::config::{Config, LogFormat, Secret};
-use discador::{app, store, telemetry};
+use discador::{app, demo, sim, store, telemetry};
+use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
-#[command(name = "discador", version, about = "Discador de campañas sobre FreeSWITCH")]
+#[command(
+    name = "discador",
+    version,
+    about = "Discador de campañas sobre FreeSWITCH"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -29,13 +35,20 @@ enum Cmd {
         #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
         log_format: LogFormat,
     },
+    /// Run the FreeSWITCH simulator (inbound ESL, calls, outbound socket legs).
+    Sim(sim::SimConfig),
+    /// Dial a demo campaign end to end through the simulator and show its progress.
+    Demo(demo::DemoArgs),
 }
 
 /// `serve` is the default: `discador` and `discador --api-listen …` both run the service.
 fn args_with_default_subcommand() -> Vec<String> {
     let mut args: Vec<String> = std::env::args().collect();
     let first = args.get(1).map(String::as_str);
-    let explicit = matches!(first, Some("serve" | "migrate" | "help" | "-h" | "--help" | "-V" | "--version"));
+    let explicit = matches!(
+        first,
+        Some("serve" | "migrate" | "sim" | "demo" | "help" | "-h" | "--help" | "-V" | "--version")
+    );
     if !explicit && first.is_none_or(|a| a.starts_with('-')) {
         args.insert(1, "serve".into());
     }
@@ -68,11 +81,28 @@ async fn main() -> anyhow::Result<()> {
             telemetry::init(cfg.log_format);
             app::serve(cfg, shutdown_signal()).await
         }
-        Cmd::Migrate { database_url, log_format } => {
+        Cmd::Migrate {
+            database_url,
+            log_format,
+        } => {
             telemetry::init(log_format);
             store::Store::connect(&database_url).await?;
             tracing::info!("base de datos lista");
             Ok(())
+        }
+        Cmd::Sim(cfg) => {
+            telemetry::init(LogFormat::Text);
+            let stop = CancellationToken::new();
+            let on_signal = stop.clone();
+            tokio::spawn(async move {
+                shutdown_signal().await;
+                on_signal.cancel();
+            });
+            sim::run(cfg, stop).await
+        }
+        Cmd::Demo(args) => {
+            telemetry::init_with_default(args.config.log_format, "warn");
+            demo::run(args, shutdown_signal()).await
         }
     }
 }

@@ -11,7 +11,14 @@ use crate::config::LogFormat;
 
 /// Installs the global subscriber. Calling it twice (tests) is harmless: the first one stays.
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    init_with_default(format, "info");
+}
+
+/// As [`init`], with another filter when `RUST_LOG` is not set (the demo keeps quiet: its progress
+/// bar is its output).
+pub fn init_with_default(format: LogFormat, default_filter: &str) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     let _ = match format {
         LogFormat::Text => builder.try_init(),

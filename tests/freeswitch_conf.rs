@@ -4,7 +4,9 @@
 use std::path::Path;
 
 fn load(rel: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("freeswitch-conf").join(rel);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("freeswitch-conf")
+        .join(rel);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -31,7 +33,9 @@ fn every_file_is_well_formed() {
 fn extensions(doc: &roxmltree::Document<'_>) -> Vec<String> {
     let ctx = doc
         .descendants()
-        .find(|n| n.has_tag_name("context") && n.attribute("name") == Some(discador::controller::CONTEXT))
+        .find(|n| {
+            n.has_tag_name("context") && n.attribute("name") == Some(discador::controller::CONTEXT)
+        })
         .expect("context discador");
     ctx.children()
         .filter(|n| n.has_tag_name("extension"))
@@ -41,9 +45,17 @@ fn extensions(doc: &roxmltree::Document<'_>) -> Vec<String> {
                 .children()
                 .find(|n| n.has_tag_name("condition"))
                 .expect("condition");
-            assert_eq!(cond.attribute("field"), Some("destination_number"), "{name}");
+            assert_eq!(
+                cond.attribute("field"),
+                Some("destination_number"),
+                "{name}"
+            );
             let re = cond.attribute("expression").expect("expression");
-            assert_eq!(re, format!("^{name}$"), "extension {name} must match its own name");
+            assert_eq!(
+                re,
+                format!("^{name}$"),
+                "extension {name} must match its own name"
+            );
             name
         })
         .collect()
@@ -55,7 +67,9 @@ fn the_dialplan_has_every_extension_the_code_names() {
     let doc = parse(&text);
     let names = extensions(&doc);
     // The originate target: `discador XML discador`.
-    let target: Vec<&str> = discador::dialer::originate::DIALPLAN_TARGET.split(' ').collect();
+    let target: Vec<&str> = discador::dialer::originate::DIALPLAN_TARGET
+        .split(' ')
+        .collect();
     assert_eq!(target[1], "XML");
     assert_eq!(target[2], discador::controller::CONTEXT);
     assert!(names.iter().any(|n| n == target[0]), "{names:?}");
@@ -83,7 +97,10 @@ fn the_socket_entry_connects_back_async_full_and_hangs_up_after() {
             )
         })
         .collect();
-    let socket = actions.iter().position(|(app, _)| app == "socket").expect("socket action");
+    let socket = actions
+        .iter()
+        .position(|(app, _)| app == "socket")
+        .expect("socket action");
     assert_eq!(actions[socket].1, "$${discador_socket} async full");
     assert_eq!(actions.last().map(|a| a.0.as_str()), Some("hangup"));
     assert!(socket < actions.len() - 1);
@@ -102,7 +119,10 @@ fn every_variable_used_is_defined_or_set_by_the_code() {
     // $${x}: preprocessor variables, which discador_vars.xml must define.
     for part in dialplan.split("$${").skip(1) {
         let name = part.split('}').next().unwrap();
-        assert!(defined.iter().any(|d| d == name), "$${{{name}}} is not defined in discador_vars.xml");
+        assert!(
+            defined.iter().any(|d| d == name),
+            "$${{{name}}} is not defined in discador_vars.xml"
+        );
     }
     // ${x} channel variables named discador_*: set by the originate or by the controller.
     let set_by_code = [
@@ -126,20 +146,32 @@ fn every_variable_used_is_defined_or_set_by_the_code() {
     .command(&discador::dialer::originate::DialTemplate::parse("loopback/{telefono}").unwrap())
     .unwrap();
     for v in &set_by_code[..3] {
-        assert!(originate.contains(&format!("{v}=")), "originate does not set {v}");
+        assert!(
+            originate.contains(&format!("{v}=")),
+            "originate does not set {v}"
+        );
     }
     let controller = include_str!("../src/controller/mod.rs");
     for v in &set_by_code[3..] {
-        assert!(controller.contains(&format!("\"{v}\"")), "controller does not set {v}");
+        assert!(
+            controller.contains(&format!("\"{v}\"")),
+            "controller does not set {v}"
+        );
     }
     for part in dialplan.split("${").skip(1) {
         let name = part.split('}').next().unwrap();
         if name.starts_with("discador_") {
-            assert!(set_by_code.contains(&name), "${{{name}}} is used but nothing sets it");
+            assert!(
+                set_by_code.contains(&name),
+                "${{{name}}} is used but nothing sets it"
+            );
         }
     }
     for v in set_by_code {
-        assert!(dialplan.contains(&format!("${{{v}}}")), "the dialplan never shows {v}");
+        assert!(
+            dialplan.contains(&format!("${{{v}}}")),
+            "the dialplan never shows {v}"
+        );
     }
 }
 
@@ -162,6 +194,9 @@ fn the_event_socket_listens_on_loopback_only() {
 fn the_sample_gateway_is_the_default_gateway() {
     let text = load("sip_profiles/external/gw_pstn.xml");
     let doc = parse(&text);
-    let gw = doc.descendants().find(|n| n.has_tag_name("gateway")).unwrap();
+    let gw = doc
+        .descendants()
+        .find(|n| n.has_tag_name("gateway"))
+        .unwrap();
     assert_eq!(gw.attribute("name"), Some("gw_pstn"));
 }

@@ -1,8 +1,10 @@
 //! The seam between the API and the dialer: start, pause, resume, stop and the live figures.
 //!
-//! For now it validates the request and records the campaign's state (compare-and-set in the store,
-//! so two concurrent commands cannot both win); the dialer plugs in here to act on it.
+//! It validates the request and records the campaign's state (compare-and-set in the store, so two
+//! concurrent commands cannot both win), then tells the dialer, which acts on it at once. Without a
+//! dialer (API-only tests) only the recorded state changes.
 
+use crate::dialer::Dialer;
 use crate::domain::{CampaignName, CampaignState, Cps};
 use crate::store::{Campaign, CampaignPatch, Store};
 
@@ -13,11 +15,21 @@ use super::stats::StatsCache;
 pub struct Control {
     store: Store,
     stats: StatsCache,
+    dialer: Option<Dialer>,
 }
 
 impl Control {
-    pub fn new(store: Store, stats: StatsCache) -> Self {
-        Control { store, stats }
+    pub fn new(store: Store, stats: StatsCache, dialer: Option<Dialer>) -> Self {
+        Control {
+            store,
+            stats,
+            dialer,
+        }
+    }
+
+    /// The dialer, when this process dials.
+    pub fn dialer(&self) -> Option<&Dialer> {
+        self.dialer.as_ref()
     }
 
     /// CREADA / PAUSADA / DETENIDA / FINALIZADA → ACTIVA. Needs pending numbers (409 otherwise), as
@@ -25,13 +37,20 @@ impl Control {
     pub async fn start(&self, name: &CampaignName, cps: Option<Cps>) -> Result<Campaign, ApiError> {
         let c = self.existing(name).await?;
         if c.estado == CampaignState::Activa {
-            return Err(ApiError::conflict(format!("la campaña {name} ya está activa")));
+            return Err(ApiError::conflict(format!(
+                "la campaña {name} ya está activa"
+            )));
         }
         if !self.store.has_pending(&c).await? {
-            return Err(ApiError::conflict(format!("la campaña {name} no tiene números pendientes")));
+            return Err(ApiError::conflict(format!(
+                "la campaña {name} no tiene números pendientes"
+            )));
         }
         if let Some(cps) = cps {
-            let patch = CampaignPatch { cps: Some(cps), ..CampaignPatch::default() };
+            let patch = CampaignPatch {
+                cps: Some(cps),
+                ..CampaignPatch::default()
+            };
             self.store.update_campaign(name, &patch).await?;
         }
         let c = self
@@ -49,29 +68,64 @@ impl Control {
             .await?;
         self.stats.invalidate(&c.tabla);
         tracing::info!(campana = %name, cps = c.cps.get(), "campaña iniciada");
+        if let Some(d) = &self.dialer {
+            d.start(c.clone(), None);
+        }
         Ok(c)
     }
 
     /// ACTIVA → PAUSADA: no new calls; calls in progress finish.
     pub async fn pause(&self, name: &CampaignName) -> Result<Campaign, ApiError> {
-        self.transition(name, &[CampaignState::Activa], CampaignState::Pausada).await
+        let c = self
+            .transition(name, &[CampaignState::Activa], CampaignState::Pausada)
+            .await?;
+        if let Some(d) = &self.dialer {
+            d.pause(name);
+        }
+        Ok(c)
     }
 
-    /// PAUSADA → ACTIVA.
+    /// PAUSADA → ACTIVA. (Also after a restart, when the paused campaign has no runner yet.)
     pub async fn resume(&self, name: &CampaignName) -> Result<Campaign, ApiError> {
-        self.transition(name, &[CampaignState::Pausada], CampaignState::Activa).await
+        let c = self
+            .transition(name, &[CampaignState::Pausada], CampaignState::Activa)
+            .await?;
+        if let Some(d) = &self.dialer {
+            d.start(c.clone(), None);
+        }
+        Ok(c)
     }
 
-    /// ACTIVA / PAUSADA → DETENIDA.
+    /// ACTIVA / PAUSADA → DETENIDA. Calls in progress finish and are recorded.
     pub async fn stop(&self, name: &CampaignName) -> Result<Campaign, ApiError> {
-        self.transition(name, &[CampaignState::Activa, CampaignState::Pausada], CampaignState::Detenida)
-            .await
+        let c = self
+            .transition(
+                name,
+                &[CampaignState::Activa, CampaignState::Pausada],
+                CampaignState::Detenida,
+            )
+            .await?;
+        if let Some(d) = &self.dialer {
+            d.stop(name);
+        }
+        Ok(c)
     }
 
-    /// Live figures of a running campaign (achieved cps, active calls…), merged into
-    /// `estadisticas`. `None` until the dialer is plugged in.
-    pub fn live(&self, _name: &CampaignName) -> Option<serde_json::Map<String, serde_json::Value>> {
-        None
+    /// Settings changed (PATCH): a running campaign dials with them from its next call.
+    pub fn updated(&self, c: &Campaign) {
+        if let Some(d) = &self.dialer {
+            d.update(c.clone());
+        }
+    }
+
+    /// Live figures of a running campaign (`cps_real`, `llamadas_activas`…), merged into
+    /// `estadisticas`. `None` when the campaign has no runner in this process.
+    pub fn live(&self, name: &CampaignName) -> Option<serde_json::Map<String, serde_json::Value>> {
+        let live = self.dialer.as_ref()?.live(name)?;
+        match serde_json::to_value(live) {
+            Ok(serde_json::Value::Object(map)) => Some(map),
+            _ => None,
+        }
     }
 
     async fn existing(&self, name: &CampaignName) -> Result<Campaign, ApiError> {

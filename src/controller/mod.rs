@@ -123,7 +123,9 @@ impl Controller {
             AmdMode::Avmd => self.avmd(session).await?,
         };
         let result = verdict(&raw, campaign.amd_incierto);
-        session.set_var("discador_resultado", result.as_str()).await?;
+        session
+            .set_var("discador_resultado", result.as_str())
+            .await?;
         session.set_var("discador_amd_resultado", &raw).await?;
         if let Some(c) = &cause {
             session.set_var("discador_amd_causa", c).await?;
@@ -146,7 +148,10 @@ impl Controller {
             session.hangup("NORMAL_CLEARING").await?;
         } else {
             session
-                .execute("transfer", &format!("{} XML {CONTEXT}", destination.as_str()))
+                .execute(
+                    "transfer",
+                    &format!("{} XML {CONTEXT}", destination.as_str()),
+                )
                 .await?;
         }
         Ok(())
@@ -159,7 +164,10 @@ impl Controller {
     ) -> Result<(String, Option<String>), EslError> {
         match tokio::time::timeout(self.settings.amd_timeout, session.execute("amd", "")).await {
             Ok(Ok(_)) => Ok((
-                session.variable("amd_result").unwrap_or("NOTSURE").to_owned(),
+                session
+                    .variable("amd_result")
+                    .unwrap_or("NOTSURE")
+                    .to_owned(),
                 session.variable("amd_cause").map(str::to_owned),
             )),
             Ok(Err(e)) => Err(e),

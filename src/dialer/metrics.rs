@@ -39,7 +39,9 @@ impl CampaignMetrics {
         match recent.front() {
             None => 0.0,
             Some(first) => {
-                let span = now.saturating_duration_since(*first).max(Duration::from_secs(1));
+                let span = now
+                    .saturating_duration_since(*first)
+                    .max(Duration::from_secs(1));
                 let span = span.min(RATE_WINDOW);
                 recent.len() as f64 / span.as_secs_f64()
             }

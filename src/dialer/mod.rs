@@ -67,11 +67,11 @@ struct Runner {
 /// Live figures of a campaign for `GET /discador/estado/{nombre}`.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct LiveStats {
-    pub cps_configurado: f64,
     pub cps_real: f64,
     pub llamadas_activas: usize,
     pub originadas: u64,
-    pub marcando: bool,
+    /// Whether the runner is dialing now (not paused, not finished).
+    pub en_marcha: bool,
 }
 
 /// The dialer; cheap to clone.
@@ -84,7 +84,11 @@ pub struct Dialer {
 impl Dialer {
     /// Starts the tracker and the writer. Runners start with [`Dialer::start`] or
     /// [`Dialer::resume_active`].
-    pub fn new(store: Store, esl: InboundClient, settings: DialerSettings) -> (Dialer, writer::WriterHandle) {
+    pub fn new(
+        store: Store,
+        esl: InboundClient,
+        settings: DialerSettings,
+    ) -> (Dialer, writer::WriterHandle) {
         let (writer_tx, writer) = writer::start(store.clone());
         let tracker = Tracker::start(writer_tx.clone(), settings.nodo.clone());
         let shared = Arc::new(Shared {
@@ -117,6 +121,16 @@ impl Dialer {
 
     pub fn store(&self) -> &Store {
         &self.shared.store
+    }
+
+    /// The ESL link's state, as `/health` shows it.
+    pub fn esl_state(&self) -> &'static str {
+        match *self.shared.esl.state().borrow() {
+            crate::esl::ConnState::Connected { .. } => "conectado",
+            crate::esl::ConnState::Connecting => "conectando",
+            crate::esl::ConnState::AuthFailed => "clave_incorrecta",
+            crate::esl::ConnState::Disconnected { .. } => "desconectado",
+        }
     }
 
     fn runners(&self) -> std::sync::MutexGuard<'_, HashMap<String, Runner>> {
@@ -204,18 +218,19 @@ impl Dialer {
     /// The settings a running campaign dials with (the controller reads AMD and destinations here).
     pub fn campaign(&self, name: &str) -> Option<Arc<Campaign>> {
         let key = name.to_ascii_lowercase();
-        self.runners().get(&key).map(|r| r.settings.borrow().clone())
+        self.runners()
+            .get(&key)
+            .map(|r| r.settings.borrow().clone())
     }
 
     pub fn live(&self, name: &CampaignName) -> Option<LiveStats> {
         let runners = self.runners();
         let r = runners.get(&Self::key(name))?;
         Some(LiveStats {
-            cps_configurado: r.pacer.rate(),
             cps_real: (r.metrics.cps_real() * 100.0).round() / 100.0,
             llamadas_activas: r.metrics.activas(),
             originadas: r.metrics.originadas(),
-            marcando: !r.join.is_finished() && *r.control.borrow() == RunState::Running,
+            en_marcha: !r.join.is_finished() && *r.control.borrow() == RunState::Running,
         })
     }
 

@@ -21,9 +21,10 @@ pub enum OriginateError {
 /// FreeSWITCH treats as a separator, a quote, a block or a variable reference (`$`).
 pub fn is_dial_safe(value: &str) -> bool {
     !value.is_empty()
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'/' | b':' | b'@' | b'+' | b'-' | b'='))
+        && value.bytes().all(|b| {
+            b.is_ascii_alphanumeric()
+                || matches!(b, b'_' | b'.' | b'/' | b':' | b'@' | b'+' | b'-' | b'=')
+        })
 }
 
 /// The operator's dial-string template (`DIAL_TEMPLATE`), e.g. `sofia/gateway/{gateway}/{telefono}`.
@@ -37,7 +38,9 @@ impl DialTemplate {
         if !template.contains("{telefono}") {
             return Err(bad());
         }
-        let rest = template.replace("{telefono}", "x").replace("{gateway}", "x");
+        let rest = template
+            .replace("{telefono}", "x")
+            .replace("{gateway}", "x");
         if !is_dial_safe(&rest) {
             return Err(bad());
         }

@@ -32,7 +32,11 @@ const SWEEP_EVERY: Duration = Duration::from_secs(30);
 /// An unanswered call older than this is checked (longest ring time, 120 s, plus a margin).
 const UNANSWERED_MAX: Duration = Duration::from_secs(180);
 /// An answered call older than this is checked on every sweep.
-const ANSWERED_CHECK: Duration = Duration::from_secs(600);
+const ANSWERED_CHECK: Duration = Duration::from_secs(300);
+/// After a reconnect, a second reconciliation this much later: a call whose hangup event was lost
+/// while the link was down may still be listed by FreeSWITCH for a moment (its channel is destroyed
+/// after CHANNEL_HANGUP_COMPLETE, and a lingering socket leg delays that).
+const SECOND_PASS: Duration = Duration::from_secs(3);
 
 /// Asks FreeSWITCH whether a channel exists. `None` when it could not be asked.
 async fn exists(esl: &InboundClient, uuid: &Uuid) -> Option<bool> {
@@ -144,7 +148,11 @@ async fn reconcile(esl: &InboundClient, tracker: &Tracker, only_old: bool) {
     for call in live {
         if only_old {
             let age = (now - call.since).to_std().unwrap_or_default();
-            let limit = if call.answered { ANSWERED_CHECK } else { UNANSWERED_MAX };
+            let limit = if call.answered {
+                ANSWERED_CHECK
+            } else {
+                UNANSWERED_MAX
+            };
             if age < limit {
                 continue;
             }
@@ -155,7 +163,10 @@ async fn reconcile(esl: &InboundClient, tracker: &Tracker, only_old: bool) {
         }
     }
     if gone > 0 {
-        tracing::warn!(llamadas = gone, "reconciliación: llamadas que FreeSWITCH ya no tiene");
+        tracing::warn!(
+            llamadas = gone,
+            "reconciliación: llamadas que FreeSWITCH ya no tiene"
+        );
     }
 }
 
@@ -167,7 +178,12 @@ pub fn spawn_event_pump(dialer: &Dialer) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut events = esl.events();
         let mut state = esl.state();
-        let mut generation: Option<u64> = None;
+        // The generation already reconciled. Seeded with the current state: the link may have come
+        // up before this task started, and that first connection has nothing to reconcile.
+        let mut generation: Option<u64> = match &*state.borrow_and_update() {
+            ConnState::Connected { generation } => Some(*generation),
+            _ => None,
+        };
         let mut sweep = tokio::time::interval(SWEEP_EVERY);
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -193,9 +209,14 @@ pub fn spawn_event_pump(dialer: &Dialer) -> tokio::task::JoinHandle<()> {
                         _ => None,
                     };
                     if let Some(g) = now {
-                        if generation.is_some_and(|old| old != g) {
+                        if generation != Some(g) {
                             tracing::info!("ESL reconectado; reconciliando llamadas en curso");
                             spawn_reconcile(&esl, &tracker, false);
+                            let (esl, tracker) = (esl.clone(), tracker.clone());
+                            tokio::spawn(async move {
+                                tokio::time::sleep(SECOND_PASS).await;
+                                reconcile(&esl, &tracker, false).await;
+                            });
                         }
                         generation = Some(g);
                     }

@@ -65,7 +65,8 @@ pub(crate) async fn run(shared: Arc<Shared>, parts: RunnerParts) {
     tracing::info!(campana = %name, cps = campaign.cps.get(), "campaña en marcha");
 
     loop {
-        match *control.borrow_and_update() {
+        let run_state = *control.borrow_and_update();
+        match run_state {
             RunState::Stopped => break,
             RunState::Paused => {
                 release(&shared, &campaign, &mut queue).await;
@@ -132,7 +133,9 @@ pub(crate) async fn run(shared: Arc<Shared>, parts: RunnerParts) {
                                 break;
                             }
                             Ok(true) => {}
-                            Err(e) => tracing::warn!(campana = %name, error = %e, "no se pudo consultar la campaña"),
+                            Err(e) => {
+                                tracing::warn!(campana = %name, error = %e, "no se pudo consultar la campaña")
+                            }
                         }
                     }
                     tokio::select! {
@@ -158,14 +161,17 @@ pub(crate) async fn run(shared: Arc<Shared>, parts: RunnerParts) {
             _ = settings.changed() => continue,
         };
         let Some((own, global)) = permits else { break };
+        let scopes = [&*pacer, &shared.pacer];
         tokio::select! {
-            _ = pacing::acquire(&[&pacer, &shared.pacer]) => {}
+            _ = pacing::acquire(&scopes) => {}
             _ = control.changed() => continue,
             _ = settings.changed() => continue,
         }
 
         // Dial time: decide again.
-        let Some(number) = queue.pop_front() else { continue };
+        let Some(number) = queue.pop_front() else {
+            continue;
+        };
         let now = Utc::now();
         if *control.borrow() != RunState::Running || !campaign.ventana.is_open(now) {
             queue.push_front(number);
@@ -187,7 +193,10 @@ fn claim_size(cps: f64, free_channels: usize) -> u32 {
 async fn acquire_channels(
     own: &Arc<Semaphore>,
     global: &Arc<Semaphore>,
-) -> Option<(tokio::sync::OwnedSemaphorePermit, tokio::sync::OwnedSemaphorePermit)> {
+) -> Option<(
+    tokio::sync::OwnedSemaphorePermit,
+    tokio::sync::OwnedSemaphorePermit,
+)> {
     let a = own.clone().acquire_owned().await.ok()?;
     let b = global.clone().acquire_owned().await.ok()?;
     Some((a, b))
@@ -220,7 +229,7 @@ async fn drop_do_not_call(
             // Without the list we must not dial: give the claims back and try again later.
             tracing::warn!(campana = %campaign.nombre, error = %e, "lista de no llamar no disponible");
             let ids: Vec<i64> = claimed.iter().map(|n| n.id).collect();
-            let _ = shared.store.unclaim(campaign, &ids).await;
+            unclaim(shared, campaign, &ids).await;
             return VecDeque::new();
         }
     };
@@ -363,9 +372,7 @@ fn dial(
             Err(EslError::NotConnected) => {
                 // Never reached FreeSWITCH: not an attempt. Back to PENDIENTE.
                 shared.tracker.event(CallEvent::NotSent { uuid });
-                if let Err(e) = shared.store.unclaim(&campaign_for_unclaim, &[number.id]).await {
-                    tracing::warn!(%uuid, error = %e, "no se pudo liberar el número; se reconciliará al reiniciar");
-                }
+                unclaim(&shared, &campaign_for_unclaim, &[number.id]).await;
                 return;
             }
             Err(e) => {
@@ -380,7 +387,9 @@ fn dial(
                 uuid,
                 cause: first_word(&cause),
             }),
-            Err(e) => tracing::warn!(%uuid, error = %e, "resultado del originate perdido; queda para reconciliar"),
+            Err(e) => {
+                tracing::warn!(%uuid, error = %e, "resultado del originate perdido; queda para reconciliar")
+            }
         }
     });
 }
@@ -396,11 +405,31 @@ async fn release(shared: &Shared, campaign: &Campaign, queue: &mut VecDeque<Clai
         return;
     }
     let ids: Vec<i64> = queue.iter().map(|n| n.id).collect();
-    match shared.store.unclaim(campaign, &ids).await {
-        Ok(()) => queue.clear(),
-        // Keep them queued; the next release (or start-up recovery) returns them.
-        Err(e) => tracing::warn!(campana = %campaign.nombre, error = %e, "no se pudieron liberar números reservados"),
+    if unclaim(shared, campaign, &ids).await {
+        queue.clear();
     }
+}
+
+/// Returns claimed numbers to PENDIENTE, retrying a few times over lock conflicts. On failure the
+/// numbers stay MARCANDO with a UUID FreeSWITCH never saw: start-up recovery counts them as an
+/// attempt (the rule for "gone" calls) — late, but never lost.
+async fn unclaim(shared: &Shared, campaign: &Campaign, ids: &[i64]) -> bool {
+    let mut delay = Duration::from_millis(20);
+    for _ in 0..5 {
+        match shared.store.unclaim(campaign, ids).await {
+            Ok(()) => return true,
+            Err(e) if e.is_transient() => {
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            Err(e) => {
+                tracing::warn!(campana = %campaign.nombre, error = %e, "no se pudieron liberar números reservados");
+                return false;
+            }
+        }
+    }
+    tracing::warn!(campana = %campaign.nombre, "no se pudieron liberar números reservados (base ocupada)");
+    false
 }
 
 async fn finish_campaign(shared: &Shared, campaign: &Campaign) {

@@ -185,7 +185,11 @@ async fn run(
                     Step::Forget => {
                         calls.remove(&uuid);
                     }
-                    Step::Finish { cause, billsec, duracion } => {
+                    Step::Finish {
+                        cause,
+                        billsec,
+                        duracion,
+                    } => {
                         if let Some(call) = calls.remove(&uuid) {
                             let record = finish(&call, &cause, billsec, duracion, now, &nodo);
                             tracing::info!(
@@ -207,8 +211,9 @@ async fn run(
     }
 }
 
-/// What one event does to a live call.
+/// What one event does to a live call. (Short-lived, one at a time: its size does not matter.)
 #[derive(Debug, PartialEq)]
+#[allow(clippy::large_enum_variant)]
 enum Step {
     Keep(Option<NumberUpdate>),
     Forget,
@@ -234,6 +239,15 @@ fn apply(call: &mut LiveCall, event: CallEvent, now: DateTime<Utc>) -> Step {
         }
         CallEvent::Amd { verdict, .. } => {
             call.amd = Some(verdict);
+            // Only an answered leg reaches the controller: if CHANNEL_ANSWER was lost (a reconnect),
+            // this is the proof of the answer.
+            if call.contestada.is_none() {
+                call.contestada = Some(now);
+                return Step::Keep(Some(NumberUpdate::Answered {
+                    tabla: call.tabla.clone(),
+                    id: call.numero_id,
+                }));
+            }
             Step::Keep(None)
         }
         CallEvent::JobErr { cause, .. } => Step::Finish {
@@ -354,7 +368,10 @@ mod tests {
         let r = finish(&call(1, 3), "USER_BUSY", 0, 5, now, "fs1");
         assert_eq!(r.estado, NumberState::Pendiente);
         assert_eq!(r.resultado, CallResult::Ocupado);
-        assert_eq!(r.proximo_intento, Some(now + chrono::Duration::seconds(300)));
+        assert_eq!(
+            r.proximo_intento,
+            Some(now + chrono::Duration::seconds(300))
+        );
     }
 
     #[test]
@@ -375,9 +392,13 @@ mod tests {
     #[test]
     fn answered_calls_complete_with_the_amd_verdict() {
         let mut c = call(1, 3);
-        let mut step = apply(&mut c, CallEvent::Answered { uuid: c.uuid }, Utc::now());
-        assert!(matches!(step, Step::Keep(Some(NumberUpdate::Answered { id: 7, .. }))));
-        step = apply(&mut c, CallEvent::JobOk { uuid: c.uuid }, Utc::now());
+        let uuid = c.uuid;
+        let mut step = apply(&mut c, CallEvent::Answered { uuid }, Utc::now());
+        assert!(matches!(
+            step,
+            Step::Keep(Some(NumberUpdate::Answered { id: 7, .. }))
+        ));
+        step = apply(&mut c, CallEvent::JobOk { uuid }, Utc::now());
         assert_eq!(step, Step::Keep(None), "answer is written once");
         c.amd = Some(AmdVerdict {
             result: CallResult::Maquina,
@@ -396,17 +417,30 @@ mod tests {
     fn answered_without_verdict_follows_the_notsure_rule() {
         let mut c = call(1, 1);
         c.contestada = Some(Utc::now());
-        assert_eq!(finish(&c, "NORMAL_CLEARING", 1, 1, Utc::now(), "n").resultado, CallResult::Humano);
+        assert_eq!(
+            finish(&c, "NORMAL_CLEARING", 1, 1, Utc::now(), "n").resultado,
+            CallResult::Humano
+        );
         c.amd_incierto = AmdNotSure::Maquina;
-        assert_eq!(finish(&c, "NORMAL_CLEARING", 1, 1, Utc::now(), "n").resultado, CallResult::Maquina);
+        assert_eq!(
+            finish(&c, "NORMAL_CLEARING", 1, 1, Utc::now(), "n").resultado,
+            CallResult::Maquina
+        );
     }
 
     #[test]
     fn a_hangup_that_says_answered_counts_as_answered() {
         let mut c = call(1, 3);
+        let uuid = c.uuid;
         let step = apply(
             &mut c,
-            CallEvent::Hangup { uuid: c.uuid, cause: "NORMAL_CLEARING".into(), answered: true, billsec: 9, duracion: 15 },
+            CallEvent::Hangup {
+                uuid,
+                cause: "NORMAL_CLEARING".into(),
+                answered: true,
+                billsec: 9,
+                duracion: 15,
+            },
             Utc::now(),
         );
         assert!(matches!(step, Step::Finish { billsec: 9, .. }));
@@ -416,8 +450,11 @@ mod tests {
     #[test]
     fn a_gone_call_is_a_counted_attempt() {
         let mut c = call(1, 2);
-        let step = apply(&mut c, CallEvent::Gone { uuid: c.uuid }, Utc::now());
-        let Step::Finish { cause, .. } = step else { panic!("{step:?}") };
+        let uuid = c.uuid;
+        let step = apply(&mut c, CallEvent::Gone { uuid }, Utc::now());
+        let Step::Finish { cause, .. } = step else {
+            panic!("{step:?}")
+        };
         let r = finish(&c, &cause, 0, 0, Utc::now(), "n");
         assert_eq!(r.estado, NumberState::Pendiente);
         assert_eq!(r.resultado, CallResult::FallaRed);
@@ -431,11 +468,22 @@ mod tests {
         let c = call(1, 3);
         let uuid = c.uuid;
         t.register(c);
-        t.event(CallEvent::JobErr { uuid, cause: "USER_BUSY".into() });
-        t.event(CallEvent::Hangup { uuid, cause: "USER_BUSY".into(), answered: false, billsec: 0, duracion: 1 });
+        t.event(CallEvent::JobErr {
+            uuid,
+            cause: "USER_BUSY".into(),
+        });
+        t.event(CallEvent::Hangup {
+            uuid,
+            cause: "USER_BUSY".into(),
+            answered: false,
+            billsec: 0,
+            duracion: 1,
+        });
         t.event(CallEvent::Gone { uuid });
         assert!(t.live().await.is_empty());
-        let Some(NumberUpdate::Finished(r)) = wrx.recv().await else { panic!() };
+        let Some(NumberUpdate::Finished(r)) = wrx.recv().await else {
+            panic!()
+        };
         assert_eq!(r.resultado, CallResult::Ocupado);
         assert!(wrx.try_recv().is_err(), "finished twice");
     }

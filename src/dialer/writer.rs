@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
-use crate::store::{NumberUpdate, Store, StoreError};
+use crate::store::{NumberUpdate, Store};
 
 const MAX_BATCH: usize = 1_000;
 /// How long the writer waits for more updates after the first before writing.
@@ -75,7 +75,7 @@ async fn write(store: &Store, batch: &mut Vec<NumberUpdate>) {
                 batch.clear();
                 return;
             }
-            Err(StoreError::Unavailable(e)) => {
+            Err(e) if e.is_transient() => {
                 tracing::warn!(error = %e, pendientes = batch.len(), "base de datos no disponible; resultados en cola");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
@@ -88,7 +88,7 @@ async fn write(store: &Store, batch: &mut Vec<NumberUpdate>) {
                     loop {
                         match store.apply(&one).await {
                             Ok(()) => break,
-                            Err(StoreError::Unavailable(_)) => {
+                            Err(e) if e.is_transient() => {
                                 tokio::time::sleep(backoff).await;
                                 backoff = (backoff * 2).min(Duration::from_secs(5));
                             }

@@ -20,8 +20,11 @@ pub fn result_for_cause(cause: &str) -> CallResult {
         // The callee (or their handset) declined.
         "CALL_REJECTED" => CallResult::Rechazada,
         // The number itself is wrong: never retried.
-        "UNALLOCATED_NUMBER" | "NO_ROUTE_DESTINATION" | "INVALID_NUMBER_FORMAT"
-        | "NUMBER_CHANGED" | "INCOMPATIBLE_DESTINATION" => CallResult::NumeroInvalido,
+        "UNALLOCATED_NUMBER"
+        | "NO_ROUTE_DESTINATION"
+        | "INVALID_NUMBER_FORMAT"
+        | "NUMBER_CHANGED"
+        | "INCOMPATIBLE_DESTINATION" => CallResult::NumeroInvalido,
         // Our side or the network: retried.
         "NORMAL_TEMPORARY_FAILURE"
         | "NETWORK_OUT_OF_ORDER"
@@ -89,7 +92,11 @@ mod tests {
         ];
         for (cause, result, retry) in table {
             assert_eq!(result_for_cause(cause), result, "cause {cause:?}");
-            assert_eq!(is_retryable(result_for_cause(cause)), retry, "cause {cause:?}");
+            assert_eq!(
+                is_retryable(result_for_cause(cause)),
+                retry,
+                "cause {cause:?}"
+            );
         }
     }
 

@@ -99,22 +99,43 @@ impl Store {
         if batch.is_empty() {
             return Ok(InsertCounts::default());
         }
-        let mut sql = format!("INSERT IGNORE INTO {} (telefono, datos) VALUES ", c.tabla.quoted());
+        let mut sql = format!(
+            "INSERT IGNORE INTO {} (telefono, datos) VALUES ",
+            c.tabla.quoted()
+        );
         sql.push_str(&vec!["(?, ?)"; batch.len()].join(", "));
         let mut q = diesel::sql_query(sql).into_boxed::<Mysql>();
         for n in batch {
             let datos = n.datos.as_ref().map(|d| d.to_string());
-            q = q.bind::<Text, _>(n.telefono.as_str().to_owned()).bind::<Nullable<Text>, _>(datos);
+            q = q
+                .bind::<Text, _>(n.telefono.as_str().to_owned())
+                .bind::<Nullable<Text>, _>(datos);
         }
         let mut conn = self.conn().await?;
         let inserted = q.execute(&mut conn).await? as u64;
-        Ok(InsertCounts { inserted, duplicates: batch.len() as u64 - inserted.min(batch.len() as u64) })
+        Ok(InsertCounts {
+            inserted,
+            duplicates: batch.len() as u64 - inserted.min(batch.len() as u64),
+        })
     }
 
     /// Whether any number is PENDIENTE (due now or later): an index probe, not a count.
     pub async fn has_pending(&self, c: &Campaign) -> Result<bool, StoreError> {
         let sql = format!(
             "SELECT CAST(EXISTS(SELECT 1 FROM {} WHERE estado = 'PENDIENTE') AS SIGNED) AS id",
+            c.tabla.quoted()
+        );
+        let mut conn = self.conn().await?;
+        let r: IdRow = diesel::sql_query(sql).get_result(&mut conn).await?;
+        Ok(r.id != 0)
+    }
+
+    /// Whether anything is left to do: a number PENDIENTE (due now or later) or still in flight
+    /// (MARCANDO, CONTESTADO). The runner finishes a campaign when this is false. An index probe.
+    pub async fn has_open_numbers(&self, c: &Campaign) -> Result<bool, StoreError> {
+        let sql = format!(
+            "SELECT CAST(EXISTS(SELECT 1 FROM {} WHERE estado IN ('PENDIENTE', 'MARCANDO', 'CONTESTADO')) \
+             AS SIGNED) AS id",
             c.tabla.quoted()
         );
         let mut conn = self.conn().await?;

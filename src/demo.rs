@@ -1,0 +1,189 @@
+//! `discador demo`: a campaign dialed end to end through the simulator, in one command.
+//!
+//! It starts the FreeSWITCH simulator and the real service in this process, then acts as a client
+//! would, over HTTP only: creates a campaign, loads a few hundred numbers (CSV), starts it, and shows
+//! its progress live until it finishes. Nothing is faked: the numbers go through the same API,
+//! dialer, ESL client, outbound-socket controller, tracker and MariaDB writes as in production; the
+//! simulator decides each call's outcome by the number's last digit (see `discador sim --help`).
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::Rng;
+use serde_json::{json, Value};
+
+use crate::config::{Config, Secret};
+use crate::sim::{SimConfig, Simulator};
+
+/// Options of `discador demo`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct DemoArgs {
+    /// How many numbers the demo campaign dials.
+    #[arg(long, default_value_t = 300)]
+    pub numeros: u32,
+    /// The demo campaign's calls per second.
+    #[arg(long, default_value_t = 25.0)]
+    pub cps: f64,
+    /// Exit when the campaign finishes instead of serving until Ctrl-C.
+    #[arg(long)]
+    pub salir: bool,
+    /// The service's settings (only DATABASE_URL and API_LISTEN matter for the demo; FreeSWITCH is
+    /// the simulator, started on a free port).
+    #[command(flatten)]
+    pub config: Config,
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+pub async fn run(
+    args: DemoArgs,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let socket: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
+    let sim = Simulator::start(SimConfig {
+        listen: "127.0.0.1:0".parse()?,
+        password: Secret::new("ClueCon"),
+        socket_addr: socket,
+        sps: 200,
+        // Calls of a few seconds: ring ~0.4 s, AMD ~0.25 s, talk ~2 s.
+        time_scale: 0.1,
+        ..SimConfig::default()
+    })
+    .await
+    .context("starting the simulator")?;
+
+    let mut cfg = args.config.clone();
+    cfg.freeswitch_host = "127.0.0.1".into();
+    cfg.freeswitch_port = sim.addr.port();
+    cfg.freeswitch_password = Secret::new("ClueCon");
+    cfg.socket_listen = socket;
+    cfg.cps_maximo = cfg.cps_maximo.max(args.cps);
+    let app = crate::app::spawn(cfg)
+        .await
+        .context("starting the service")?;
+    let base = format!("http://{}", app.api_addr);
+    let http = reqwest::Client::new();
+
+    println!(
+        "discador demo · simulador FreeSWITCH en {} · API en {base}",
+        sim.addr
+    );
+    let nombre = format!("DEMO_{}", chrono::Utc::now().format("%Y%m%d_%H%M%S"));
+    let created = post(
+        &http,
+        &format!("{base}/campanas/"),
+        json!({
+            "nombre": nombre, "cps": args.cps, "reintentos": 1, "intervalo_reintento": 3,
+            "max_canales": 100, "amd": "mod_amd", "timeout_llamada": 15,
+            "hora_inicio": "00:00", "hora_fin": "00:00", "zona_horaria": "UTC"
+        }),
+    )
+    .await?;
+    println!(
+        "campaña {} creada (tabla {})",
+        nombre,
+        created["tabla"].as_str().unwrap_or("?")
+    );
+
+    let mut csv = String::from("telefono,cliente\n");
+    let mut rng = rand::rng();
+    for i in 0..args.numeros {
+        csv.push_str(&format!(
+            "+54911{:08},cliente {i}\n",
+            rng.random_range(0..100_000_000u32)
+        ));
+    }
+    csv.push_str("12ab34,número mal escrito\n");
+    let loaded: Value = http
+        .post(format!("{base}/campana/{nombre}/numeros"))
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await?
+        .json()
+        .await?;
+    println!(
+        "números cargados: {} insertados, {} duplicados, {} inválidos",
+        loaded["insertados"], loaded["duplicados"], loaded["invalidos"]
+    );
+
+    post(
+        &http,
+        &format!("{base}/discador/iniciar/"),
+        json!({"nombre_campana": nombre}),
+    )
+    .await?;
+    let started = Instant::now();
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:40.cyan/blue} {pos}/{len} {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let last = loop {
+        let e: Value = http
+            .get(format!("{base}/discador/estado/{nombre}"))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let s = &e["estadisticas"];
+        let n = |k: &str| s[k].as_u64().unwrap_or(0);
+        bar.set_length(n("total"));
+        bar.set_position(n("completados") + n("errores"));
+        bar.set_message(format!(
+            "humanos {} · máquinas {} · errores {} · en curso {} · pendientes {} · cps {}",
+            n("humanos"),
+            n("maquinas"),
+            n("errores"),
+            n("en_curso"),
+            n("pendientes"),
+            s["cps_real"].as_f64().unwrap_or(0.0)
+        ));
+        if e["estado"] == "FINALIZADA" {
+            break e;
+        }
+        if started.elapsed() > Duration::from_secs(600) {
+            bar.abandon();
+            bail!("the demo campaign did not finish in 10 minutes: {e}");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    bar.finish();
+    println!(
+        "\ncampaña {nombre} FINALIZADA en {:.1} s: {}",
+        started.elapsed().as_secs_f64(),
+        serde_json::to_string_pretty(&last["estadisticas"])?
+    );
+    println!(
+        "\nsimulador: {} originates recibidos",
+        sim.originates().len()
+    );
+    println!("Swagger UI:   {base}/docs");
+    println!("estado:       curl {base}/discador/estado/{nombre}");
+    println!("campañas:     curl {base}/campanas/");
+    if !args.salir {
+        println!("\n(Ctrl-C para terminar)");
+        shutdown.await;
+    }
+    app.shutdown().await?;
+    sim.shutdown().await;
+    Ok(())
+}
+
+async fn post(http: &reqwest::Client, url: &str, body: Value) -> anyhow::Result<Value> {
+    let r = http.post(url).json(&body).send().await?;
+    let status = r.status();
+    let v: Value = r.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        bail!("POST {url}: {status} {v}");
+    }
+    Ok(v)
+}

@@ -1,0 +1,454 @@
+//! The dialer end to end: the real service (API, dialer, ESL client, controller, tracker, writer)
+//! against the FreeSWITCH simulator and a throw-away MariaDB database per test.
+//!
+//! The simulator decides each call by the number's last digit: 0 busy, 1 no answer, 2 invalid,
+//! 3 answering machine, 4 rejected, 5 network failure, 6/7/8 human, 9 human with AMD NOTSURE.
+//! Durations run at 1/100 (ring 40 ms, talk 200 ms), pacing is real time.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use common::TestApp;
+use discador::sim::{SimConfig, SimHandle, Simulator};
+use serde_json::{json, Value};
+
+struct Rig {
+    sim: SimHandle,
+    app: TestApp,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn rig(flags: &[&str]) -> Rig {
+    let socket = format!("127.0.0.1:{}", free_port());
+    let sim = Simulator::start(SimConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        socket_addr: socket.parse().unwrap(),
+        sps: 2000,
+        max_sessions: 20_000,
+        time_scale: 0.01,
+        ..SimConfig::default()
+    })
+    .await
+    .expect("simulator starts");
+    let port = sim.addr.port().to_string();
+    let mut args = vec![
+        "--freeswitch-port",
+        port.as_str(),
+        "--socket-listen",
+        socket.as_str(),
+    ];
+    for (flag, default) in [
+        ("--cps-maximo", "1000"),
+        ("--canales-maximos", "5000"),
+        ("--amd-timeout-ms", "2000"),
+        ("--avmd-ventana-ms", "500"),
+    ] {
+        if !flags.contains(&flag) {
+            args.extend([flag, default]);
+        }
+    }
+    args.extend_from_slice(flags);
+    let app = TestApp::spawn_with(&args).await;
+    Rig { sim, app }
+}
+
+impl Rig {
+    async fn campaign(&self, nombre: &str, settings: Value, numbers: &[String]) {
+        let mut body = json!({
+            "nombre": nombre, "hora_inicio": "00:00", "hora_fin": "00:00", "zona_horaria": "UTC",
+            "timeout_llamada": 15, "intervalo_reintento": 0, "max_canales": 500
+        });
+        for (k, v) in settings.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        let (s, b) = self.app.post_json("/campanas/", body).await;
+        assert_eq!(s, 201, "{b}");
+        if numbers.is_empty() {
+            return;
+        }
+        let mut csv = String::from("telefono\n");
+        for n in numbers {
+            csv.push_str(n);
+            csv.push('\n');
+        }
+        let (s, b) = self
+            .app
+            .post_raw(
+                &format!("/campana/{nombre}/numeros"),
+                "text/csv",
+                csv.into_bytes(),
+            )
+            .await;
+        assert_eq!(s, 200, "{b}");
+        assert_eq!(b["insertados"], numbers.len() as u64, "{b}");
+    }
+
+    async fn command(&self, op: &str, nombre: &str) {
+        let (s, b) = self
+            .app
+            .post_json(
+                &format!("/discador/{op}/"),
+                json!({ "nombre_campana": nombre }),
+            )
+            .await;
+        assert_eq!(s, 200, "{op}: {b}");
+    }
+
+    async fn estado(&self, nombre: &str) -> Value {
+        let (s, b) = self.app.get(&format!("/discador/estado/{nombre}")).await;
+        assert_eq!(s, 200, "{b}");
+        let e = &b["estadisticas"];
+        let n = |k: &str| e[k].as_u64().unwrap_or_else(|| panic!("{k} missing: {b}"));
+        assert_eq!(
+            n("total"),
+            n("completados") + n("pendientes") + n("errores") + n("en_curso"),
+            "counts must add up at every moment: {b}"
+        );
+        b
+    }
+
+    /// Polls until the campaign is FINALIZADA and its figures show nothing pending or in flight
+    /// (the API's counts may lag the database by up to a second: they are cached).
+    async fn finished(&self, nombre: &str, limit: Duration) -> Value {
+        let t0 = Instant::now();
+        loop {
+            let b = self.estado(nombre).await;
+            let open = count(&b, "pendientes") + count(&b, "en_curso");
+            if b["estado"] == "FINALIZADA" && open == 0 {
+                return b;
+            }
+            if t0.elapsed() > limit {
+                let live = self.app.app.dialer.tracker().live().await;
+                let finished = self.sim.finished();
+                for c in live.iter().take(5) {
+                    let f = finished.iter().find(|f| f.uuid == c.uuid.to_string());
+                    eprintln!("stuck {c:?} sim: {f:?}");
+                }
+                eprintln!("sim live calls: {}", self.sim.live_calls());
+                panic!("{nombre} did not finish in {limit:?}: {b}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Originates the simulator received for numbers starting with `prefix`.
+    fn originates(&self, prefix: &str) -> Vec<(Instant, String)> {
+        let mut v: Vec<(Instant, String)> = self
+            .sim
+            .originates()
+            .into_iter()
+            .filter(|o| o.destination.contains(prefix))
+            .map(|o| (o.at, o.destination))
+            .collect();
+        v.sort_by_key(|o| o.0);
+        v
+    }
+
+    async fn stop(self) {
+        self.app.shutdown().await;
+        self.sim.shutdown().await;
+    }
+}
+
+fn numbers(prefix: &str, n: usize, last_digits: &[u8]) -> Vec<String> {
+    (0..n)
+        .map(|i| format!("{prefix}{i:06}{}", last_digits[i % last_digits.len()]))
+        .collect()
+}
+
+/// The most originates the simulator received within `window`.
+fn max_in(times: &[Instant], window: Duration) -> usize {
+    let mut best = 0;
+    let mut j = 0;
+    for i in 0..times.len() {
+        while j < times.len() && times[j] < times[i] + window {
+            j += 1;
+        }
+        best = best.max(j - i);
+    }
+    best
+}
+
+fn count(b: &Value, k: &str) -> u64 {
+    b["estadisticas"][k].as_u64().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_numbers_reach_the_expected_counts_with_retries_and_amd_routing() {
+    let rig = rig(&[]).await;
+    let nums = numbers("54911", 1000, &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    rig.campaign(
+        "MIL",
+        json!({"cps": 100, "reintentos": 1, "amd": "mod_amd", "max_canales": 300}),
+        &nums,
+    )
+    .await;
+    rig.command("iniciar", "MIL").await;
+    let b = rig.finished("MIL", Duration::from_secs(90)).await;
+    // 3, 6, 7, 8, 9 answer (9 is NOTSURE → the default human destination); the rest fail.
+    assert_eq!(count(&b, "total"), 1000, "{b}");
+    assert_eq!(count(&b, "completados"), 500, "{b}");
+    assert_eq!(count(&b, "errores"), 500, "{b}");
+    assert_eq!(count(&b, "humanos"), 400, "{b}");
+    assert_eq!(count(&b, "maquinas"), 100, "{b}");
+    assert_eq!(count(&b, "pendientes"), 0, "{b}");
+    assert_eq!(count(&b, "en_curso"), 0, "{b}");
+
+    // Results cause by cause, as stored.
+    let rows = rig.app.db.sql(
+        "SELECT resultado, COUNT(*), MAX(intentos) FROM MIL GROUP BY resultado ORDER BY resultado",
+    );
+    let by_result: HashMap<&str, (u64, u64)> = rows
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            (f[0], (f[1].parse().unwrap(), f[2].parse().unwrap()))
+        })
+        .collect();
+    assert_eq!(by_result["OCUPADO"], (100, 2), "{rows}");
+    assert_eq!(by_result["NO_CONTESTA"], (100, 2), "{rows}");
+    assert_eq!(
+        by_result["NUMERO_INVALIDO"],
+        (100, 1),
+        "never retried: {rows}"
+    );
+    assert_eq!(by_result["RECHAZADA"], (100, 2), "{rows}");
+    assert_eq!(by_result["FALLA_RED"], (100, 2), "{rows}");
+    assert_eq!(by_result["HUMANO"], (400, 1), "{rows}");
+    assert_eq!(by_result["MAQUINA"], (100, 1), "{rows}");
+
+    // One originate and one CDR row per attempt: 4 retried outcomes × 100 × 2 + 600 single.
+    assert_eq!(rig.originates("54911").len(), 1400);
+    assert_eq!(rig.app.db.sql("SELECT COUNT(*) FROM llamadas"), "1400");
+
+    // AMD routing through the outbound socket: machines to `maquina`, people to `humano`.
+    let finished = rig.sim.finished();
+    for call in finished.iter().filter(|c| c.answered) {
+        let last = call.destination.chars().last().unwrap();
+        let expected = if last == '3' { "maquina" } else { "humano" };
+        assert_eq!(call.transferred_to.as_deref(), Some(expected), "{call:?}");
+        let resultado = call
+            .vars
+            .iter()
+            .find(|(k, _)| k == "discador_resultado")
+            .map(|(_, v)| v.as_str());
+        let want = if last == '3' { "MAQUINA" } else { "HUMANO" };
+        assert_eq!(resultado, Some(want), "{call:?}");
+    }
+    assert_eq!(finished.iter().filter(|c| c.answered).count(), 500);
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_happens_only_after_its_delay() {
+    let rig = rig(&[]).await;
+    let nums = numbers("54922", 5, &[0]);
+    rig.campaign(
+        "REINTENTO",
+        json!({"cps": 50, "reintentos": 2, "intervalo_reintento": 2}),
+        &nums,
+    )
+    .await;
+    rig.command("iniciar", "REINTENTO").await;
+    let b = rig.finished("REINTENTO", Duration::from_secs(30)).await;
+    assert_eq!(count(&b, "errores"), 5, "{b}");
+    let mut per_number: HashMap<String, Vec<Instant>> = HashMap::new();
+    for (at, dest) in rig.originates("54922") {
+        per_number.entry(dest).or_default().push(at);
+    }
+    assert_eq!(per_number.len(), 5);
+    for (n, times) in per_number {
+        assert_eq!(times.len(), 3, "{n}: 1 attempt + 2 retries");
+        for w in times.windows(2) {
+            assert!(
+                w[1] - w[0] >= Duration::from_secs(2),
+                "{n}: retried after {:?}",
+                w[1] - w[0]
+            );
+        }
+    }
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_is_dialed_outside_the_calling_window() {
+    let rig = rig(&[]).await;
+    // A one-hour window that starts two hours from now (UTC): closed now, whatever the time.
+    let h = chrono::Timelike::hour(&chrono::Utc::now());
+    let inicio = format!("{:02}:00", (h + 2) % 24);
+    let fin = format!("{:02}:00", (h + 3) % 24);
+    let nums = numbers("54933", 10, &[6]);
+    rig.campaign(
+        "FUERA",
+        json!({"cps": 50, "hora_inicio": inicio, "hora_fin": fin}),
+        &nums,
+    )
+    .await;
+    rig.command("iniciar", "FUERA").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(rig.originates("54933").is_empty());
+    let b = rig.estado("FUERA").await;
+    assert_eq!(b["estado"], "ACTIVA");
+    assert_eq!(
+        count(&b, "pendientes"),
+        10,
+        "claims are given back while closed: {b}"
+    );
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_campaigns_share_the_global_cps_ceiling() {
+    let rig = rig(&["--cps-maximo", "20"]).await;
+    rig.campaign("UNO", json!({"cps": 20}), &numbers("54944", 60, &[6]))
+        .await;
+    rig.campaign("DOS", json!({"cps": 20}), &numbers("54955", 60, &[6]))
+        .await;
+    rig.command("iniciar", "UNO").await;
+    rig.command("iniciar", "DOS").await;
+    rig.finished("UNO", Duration::from_secs(30)).await;
+    rig.finished("DOS", Duration::from_secs(30)).await;
+    let all: Vec<Instant> = {
+        let mut v: Vec<Instant> = rig.sim.originates().into_iter().map(|o| o.at).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(all.len(), 120);
+    // The pacer holds every one-second window to 20 at send time; the simulator reads them after a
+    // trip through loopback that a loaded test machine can stretch by milliseconds, so the check
+    // allows 20 ms of that jitter (a shared ceiling that failed would show 40 per second here).
+    let window = Duration::from_millis(980);
+    assert!(
+        max_in(&all, window) <= 20,
+        "{} in {window:?}",
+        max_in(&all, window)
+    );
+    // Fair share: in the first 60 originates each campaign got at least a third.
+    let first: Vec<String> = {
+        let mut v: Vec<(Instant, String)> = rig
+            .sim
+            .originates()
+            .into_iter()
+            .map(|o| (o.at, o.destination))
+            .collect();
+        v.sort_by_key(|o| o.0);
+        v.into_iter().take(60).map(|o| o.1).collect()
+    };
+    let uno = first.iter().filter(|d| d.contains("54944")).count();
+    assert!((20..=40).contains(&uno), "UNO got {uno} of the first 60");
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_stops_new_originates_and_resume_continues() {
+    let rig = rig(&[]).await;
+    let nums = numbers("54966", 150, &[6]);
+    rig.campaign("PAUSA", json!({"cps": 20}), &nums).await;
+    rig.command("iniciar", "PAUSA").await;
+    while rig.originates("54966").len() < 20 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    rig.command("pausar", "PAUSA").await;
+    let paused_at = Instant::now();
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    // One CPS period (50 ms) plus loopback slack for an originate already on the wire.
+    let late: Vec<_> = rig
+        .originates("54966")
+        .into_iter()
+        .filter(|(at, _)| *at > paused_at + Duration::from_millis(80))
+        .collect();
+    assert!(late.is_empty(), "{} originates after pausing", late.len());
+    let b = rig.estado("PAUSA").await;
+    assert_eq!(b["estado"], "PAUSADA");
+    assert_eq!(
+        count(&b, "en_curso"),
+        0,
+        "calls in progress end, claims go back: {b}"
+    );
+    let dialed = rig.originates("54966").len() as u64;
+    assert_eq!(count(&b, "pendientes"), 150 - dialed, "{b}");
+
+    rig.command("reanudar", "PAUSA").await;
+    let b = rig.finished("PAUSA", Duration::from_secs(30)).await;
+    assert_eq!(count(&b, "completados"), 150, "{b}");
+    assert_eq!(
+        rig.originates("54966").len(),
+        150,
+        "each number dialed once"
+    );
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_number_in_the_table_never_reaches_a_dial_string() {
+    let rig = rig(&[]).await;
+    rig.campaign("HOSTIL", json!({"cps": 50}), &[]).await;
+    // Loaded by hand into the campaign's table, bypassing the API's validation.
+    rig.app.db.sql(
+        "INSERT INTO HOSTIL (telefono) VALUES \
+         ('123,sofia/gateway/evil/666'), ('5491100|999'), ('{absolute_codec=1}5491100'), \
+         ('54911 &park()'), ('5491177777776')",
+    );
+    rig.command("iniciar", "HOSTIL").await;
+    let b = rig.finished("HOSTIL", Duration::from_secs(20)).await;
+    assert_eq!(count(&b, "completados"), 1, "{b}");
+    assert_eq!(count(&b, "errores"), 4, "{b}");
+    assert_eq!(
+        rig.app
+            .db
+            .sql("SELECT COUNT(*) FROM HOSTIL WHERE resultado = 'NUMERO_INVALIDO'"),
+        "4"
+    );
+    let dialed = rig.sim.originates();
+    assert_eq!(dialed.len(), 1);
+    assert_eq!(dialed[0].destination, "5491177777776");
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_esl_drop_mid_campaign_loses_no_call() {
+    let rig = rig(&[]).await;
+    // People, machines and busy lines; busy ones are retried.
+    let nums = numbers("54977", 300, &[6, 7, 8, 3, 0]);
+    rig.campaign(
+        "CORTE",
+        json!({"cps": 100, "reintentos": 3, "amd": "mod_amd"}),
+        &nums,
+    )
+    .await;
+    rig.command("iniciar", "CORTE").await;
+    while rig.originates("54977").len() < 100 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    rig.sim.drop_connections();
+    let b = rig.finished("CORTE", Duration::from_secs(60)).await;
+    assert_eq!(count(&b, "total"), 300, "{b}");
+    assert_eq!(count(&b, "completados"), 240, "{b}");
+    assert_eq!(count(&b, "errores"), 60, "{b}");
+    assert_eq!(count(&b, "pendientes") + count(&b, "en_curso"), 0, "{b}");
+    // Every attempt has its CDR row, and every dialed number a final state.
+    let attempts: u64 = rig
+        .app
+        .db
+        .sql("SELECT SUM(intentos) FROM CORTE")
+        .parse()
+        .unwrap();
+    let cdrs: u64 = rig
+        .app
+        .db
+        .sql("SELECT COUNT(*) FROM llamadas")
+        .parse()
+        .unwrap();
+    assert_eq!(attempts, cdrs);
+    assert!(cdrs >= 300);
+    rig.stop().await;
+}
