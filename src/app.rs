@@ -31,7 +31,9 @@ impl RunningApp {
         for t in &self.background {
             t.abort();
         }
-        (&mut self.server).await.context("el servidor HTTP terminó con error")?;
+        (&mut self.server)
+            .await
+            .context("el servidor HTTP terminó con error")?;
         Ok(())
     }
 }
@@ -87,9 +89,11 @@ pub async fn spawn(cfg: Config) -> anyhow::Result<RunningApp> {
         .with_context(|| format!("no se pudo escuchar en {}", cfg.api_listen))?;
     let api_addr = listener.local_addr()?;
     let (tx, rx) = oneshot::channel::<()>();
-    let server = warp::serve(api::routes(state)).incoming(listener).graceful(async {
-        let _ = rx.await; // a dropped sender also means "stop"
-    });
+    let server = warp::serve(api::routes(state))
+        .incoming(listener)
+        .graceful(async {
+            let _ = rx.await; // a dropped sender also means "stop"
+        });
     let server = tokio::spawn(server.run());
     tracing::info!(api = %api_addr, "API escuchando");
     Ok(RunningApp {

@@ -75,7 +75,11 @@ pub struct Config {
     pub gateway: String,
 
     /// Dial-string template; `{gateway}` and `{telefono}` are replaced by validated values.
-    #[arg(long, env = "DIAL_TEMPLATE", default_value = "sofia/gateway/{gateway}/{telefono}")]
+    #[arg(
+        long,
+        env = "DIAL_TEMPLATE",
+        default_value = "sofia/gateway/{gateway}/{telefono}"
+    )]
     pub dial_template: String,
 
     /// Database URL, `mysql://user:password@host:port/database`. The database is created if missing.

@@ -7,7 +7,11 @@ use discador::config::{Config, LogFormat, Secret};
 use discador::{app, store, telemetry};
 
 #[derive(Parser)]
-#[command(name = "discador", version, about = "Discador de campañas sobre FreeSWITCH")]
+#[command(
+    name = "discador",
+    version,
+    about = "Discador de campañas sobre FreeSWITCH"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -35,7 +39,10 @@ enum Cmd {
 fn args_with_default_subcommand() -> Vec<String> {
     let mut args: Vec<String> = std::env::args().collect();
     let first = args.get(1).map(String::as_str);
-    let explicit = matches!(first, Some("serve" | "migrate" | "help" | "-h" | "--help" | "-V" | "--version"));
+    let explicit = matches!(
+        first,
+        Some("serve" | "migrate" | "help" | "-h" | "--help" | "-V" | "--version")
+    );
     if !explicit && first.is_none_or(|a| a.starts_with('-')) {
         args.insert(1, "serve".into());
     }
@@ -68,7 +75,10 @@ async fn main() -> anyhow::Result<()> {
             telemetry::init(cfg.log_format);
             app::serve(cfg, shutdown_signal()).await
         }
-        Cmd::Migrate { database_url, log_format } => {
+        Cmd::Migrate {
+            database_url,
+            log_format,
+        } => {
             telemetry::init(log_format);
             store::Store::connect(&database_url).await?;
             tracing::info!("base de datos lista");

@@ -25,13 +25,20 @@ impl Control {
     pub async fn start(&self, name: &CampaignName, cps: Option<Cps>) -> Result<Campaign, ApiError> {
         let c = self.existing(name).await?;
         if c.estado == CampaignState::Activa {
-            return Err(ApiError::conflict(format!("la campaña {name} ya está activa")));
+            return Err(ApiError::conflict(format!(
+                "la campaña {name} ya está activa"
+            )));
         }
         if !self.store.has_pending(&c).await? {
-            return Err(ApiError::conflict(format!("la campaña {name} no tiene números pendientes")));
+            return Err(ApiError::conflict(format!(
+                "la campaña {name} no tiene números pendientes"
+            )));
         }
         if let Some(cps) = cps {
-            let patch = CampaignPatch { cps: Some(cps), ..CampaignPatch::default() };
+            let patch = CampaignPatch {
+                cps: Some(cps),
+                ..CampaignPatch::default()
+            };
             self.store.update_campaign(name, &patch).await?;
         }
         let c = self
@@ -54,18 +61,24 @@ impl Control {
 
     /// ACTIVA → PAUSADA: no new calls; calls in progress finish.
     pub async fn pause(&self, name: &CampaignName) -> Result<Campaign, ApiError> {
-        self.transition(name, &[CampaignState::Activa], CampaignState::Pausada).await
+        self.transition(name, &[CampaignState::Activa], CampaignState::Pausada)
+            .await
     }
 
     /// PAUSADA → ACTIVA.
     pub async fn resume(&self, name: &CampaignName) -> Result<Campaign, ApiError> {
-        self.transition(name, &[CampaignState::Pausada], CampaignState::Activa).await
+        self.transition(name, &[CampaignState::Pausada], CampaignState::Activa)
+            .await
     }
 
     /// ACTIVA / PAUSADA → DETENIDA.
     pub async fn stop(&self, name: &CampaignName) -> Result<Campaign, ApiError> {
-        self.transition(name, &[CampaignState::Activa, CampaignState::Pausada], CampaignState::Detenida)
-            .await
+        self.transition(
+            name,
+            &[CampaignState::Activa, CampaignState::Pausada],
+            CampaignState::Detenida,
+        )
+        .await
     }
 
     /// Live figures of a running campaign (achieved cps, active calls…), merged into

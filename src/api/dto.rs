@@ -148,7 +148,9 @@ pub struct PatchRequest {
 }
 
 fn bounded(l: Limit, v: Option<i64>) -> Result<Option<u32>, ApiError> {
-    v.map(|v| l.check(v)).transpose().map_err(|e| ApiError::invalid(e.to_string()))
+    v.map(|v| l.check(v))
+        .transpose()
+        .map_err(|e| ApiError::invalid(e.to_string()))
 }
 
 fn invalid<E: std::fmt::Display>(field: &str) -> impl Fn(E) -> ApiError + '_ {
@@ -188,11 +190,20 @@ impl SettingsRequest {
             None
         };
         Ok(CampaignPatch {
-            cps: self.cps.map(Cps::parse).transpose().map_err(invalid("cps"))?,
+            cps: self
+                .cps
+                .map(Cps::parse)
+                .transpose()
+                .map_err(invalid("cps"))?,
             max_canales: bounded(MAX_CANALES, self.max_canales)?,
             reintentos: bounded(REINTENTOS, self.reintentos)?,
             intervalo_reintento: bounded(INTERVALO_REINTENTO, self.intervalo_reintento)?,
-            amd: self.amd.as_deref().map(AmdMode::parse).transpose().map_err(invalid("amd"))?,
+            amd: self
+                .amd
+                .as_deref()
+                .map(AmdMode::parse)
+                .transpose()
+                .map_err(invalid("amd"))?,
             amd_incierto: self
                 .amd_incierto
                 .as_deref()
@@ -231,7 +242,12 @@ impl CampaignRequest {
     pub fn to_new(&self) -> Result<NewCampaign, ApiError> {
         let nombre = CampaignName::parse(&self.nombre).map_err(invalid("nombre"))?;
         let mut c = NewCampaign::new(nombre);
-        c.tabla = self.tabla.as_deref().map(TableName::parse).transpose().map_err(invalid("tabla"))?;
+        c.tabla = self
+            .tabla
+            .as_deref()
+            .map(TableName::parse)
+            .transpose()
+            .map_err(invalid("tabla"))?;
         let p = self.ajustes.to_patch(&c.ventana)?;
         // Reuse the patch logic on a throw-away campaign shape so defaults and overrides agree.
         c.cps = p.cps.unwrap_or(c.cps);
@@ -294,7 +310,11 @@ pub struct Estadisticas {
 }
 
 impl Estadisticas {
-    pub fn new(s: &NumberStats, c: &Campaign, live: Option<serde_json::Map<String, serde_json::Value>>) -> Self {
+    pub fn new(
+        s: &NumberStats,
+        c: &Campaign,
+        live: Option<serde_json::Map<String, serde_json::Value>>,
+    ) -> Self {
         Estadisticas {
             total: s.total,
             completados: s.completados,

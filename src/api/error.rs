@@ -33,7 +33,11 @@ pub struct ApiError {
 
 impl ApiError {
     fn new(status: StatusCode, code: &'static str, mensaje: impl Into<String>) -> Self {
-        ApiError { status, code, mensaje: mensaje.into() }
+        ApiError {
+            status,
+            code,
+            mensaje: mensaje.into(),
+        }
     }
     pub fn invalid(mensaje: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalido", mensaje)
@@ -42,7 +46,11 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, "json_invalido", mensaje)
     }
     pub fn unauthorized() -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "no_autorizado", "falta o no es válido el token (Authorization: Bearer …)")
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "no_autorizado",
+            "falta o no es válido el token (Authorization: Bearer …)",
+        )
     }
     pub fn not_found(mensaje: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "no_encontrado", mensaje)
@@ -54,7 +62,11 @@ impl ApiError {
         Self::new(StatusCode::PAYLOAD_TOO_LARGE, "demasiado_grande", mensaje)
     }
     pub fn media_type(mensaje: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "tipo_contenido", mensaje)
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "tipo_contenido",
+            mensaje,
+        )
     }
     pub fn unavailable(mensaje: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "no_disponible", mensaje)
@@ -68,7 +80,10 @@ impl warp::reject::Reject for ApiError {}
 
 impl Reply for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody { error: self.code, mensaje: self.mensaje };
+        let body = ErrorBody {
+            error: self.code,
+            mensaje: self.mensaje,
+        };
         warp::reply::with_status(warp::reply::json(&body), self.status).into_response()
     }
 }
@@ -79,7 +94,9 @@ impl From<StoreError> for ApiError {
             StoreError::Unavailable(why) => {
                 // The cause goes to the log, not to the client.
                 tracing::warn!(error = %why, "base de datos no disponible");
-                ApiError::unavailable("la base de datos no está disponible; reintente en unos segundos")
+                ApiError::unavailable(
+                    "la base de datos no está disponible; reintente en unos segundos",
+                )
             }
             StoreError::NotFound(m) => ApiError::not_found(m),
             StoreError::Conflict(m) => ApiError::conflict(m),
@@ -100,13 +117,21 @@ pub async fn recover(r: Rejection) -> Result<Response, Infallible> {
     } else if r.is_not_found() {
         ApiError::not_found("ruta desconocida")
     } else if r.find::<MethodNotAllowed>().is_some() {
-        ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "metodo_no_permitido", "método no permitido en esta ruta")
+        ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "metodo_no_permitido",
+            "método no permitido en esta ruta",
+        )
     } else if r.find::<PayloadTooLarge>().is_some() {
         ApiError::too_large("el cuerpo es demasiado grande")
     } else if r.find::<UnsupportedMediaType>().is_some() {
         ApiError::media_type("tipo de contenido no admitido")
     } else if r.find::<LengthRequired>().is_some() {
-        ApiError::new(StatusCode::LENGTH_REQUIRED, "invalido", "falta Content-Length")
+        ApiError::new(
+            StatusCode::LENGTH_REQUIRED,
+            "invalido",
+            "falta Content-Length",
+        )
     } else if r.find::<InvalidHeader>().is_some() || r.find::<MissingHeader>().is_some() {
         ApiError::invalid("cabecera inválida o ausente")
     } else if r.find::<InvalidQuery>().is_some() {

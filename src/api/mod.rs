@@ -46,7 +46,12 @@ impl AppState {
     pub fn new(store: Store, token: Option<Secret>) -> Self {
         let stats = StatsCache::new(store.clone());
         let control = Control::new(store.clone(), stats.clone());
-        AppState { store, control, stats, token }
+        AppState {
+            store,
+            control,
+            stats,
+            token,
+        }
     }
 }
 
@@ -80,30 +85,39 @@ impl utoipa::Modify for BearerAuth {
 }
 
 /// All routes, with authentication, error mapping and one log line per request.
-pub fn routes(
-    state: AppState,
-) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
+pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
     let s = warp::any().map(move || state.clone());
     let token = s.clone().map(|st: AppState| st.token.clone());
 
-    let health = warp::path!("health").and(warp::get()).and(s.clone()).then(health);
+    let health = warp::path!("health")
+        .and(warp::get())
+        .and(s.clone())
+        .then(health);
     let openapi = warp::path!("openapi.json")
         .and(warp::get())
         .map(|| warp::reply::json(&<ApiDoc as utoipa::OpenApi>::openapi()).into_response());
     let public = health.or(openapi).unify().or(docs()).unify();
 
-    let listar = warp::path!("campanas").and(warp::get()).and(s.clone()).then(listar_campanas);
+    let listar = warp::path!("campanas")
+        .and(warp::get())
+        .and(s.clone())
+        .then(listar_campanas);
     let crear = warp::path!("campanas")
         .and(warp::post())
         .and(s.clone())
         .and(warp::body::stream())
         .then(|st, body| async move { respond(crear_campana(st, small_body(body).await).await) });
-    let obtener = warp::path!("campana" / String).and(warp::get()).and(s.clone()).then(obtener_campana);
+    let obtener = warp::path!("campana" / String)
+        .and(warp::get())
+        .and(s.clone())
+        .then(obtener_campana);
     let modificar = warp::path!("campana" / String)
         .and(warp::patch())
         .and(s.clone())
         .and(warp::body::stream())
-        .then(|n, st, body| async move { respond(modificar_campana(n, st, small_body(body).await).await) });
+        .then(|n, st, body| async move {
+            respond(modificar_campana(n, st, small_body(body).await).await)
+        });
     let cargar = warp::path!("campana" / String / "numeros")
         .and(warp::post())
         .and(s.clone())
@@ -119,7 +133,10 @@ pub fn routes(
             .and(warp::body::stream())
             .then(move |st, body| async move { respond(comando(op, st, small_body(body).await).await) })
     };
-    let estado_r = warp::path!("discador" / "estado" / String).and(warp::get()).and(s.clone()).then(estado);
+    let estado_r = warp::path!("discador" / "estado" / String)
+        .and(warp::get())
+        .and(s.clone())
+        .then(estado);
 
     let protected = listar
         .or(crear)
@@ -171,35 +188,43 @@ pub fn routes(
 /// matter). No token configured: everything is allowed.
 fn authorized(header: Option<&str>, token: Option<&Secret>) -> bool {
     let Some(token) = token else { return true };
-    let Some(given) = header.and_then(|h| h.strip_prefix("Bearer ")) else { return false };
+    let Some(given) = header.and_then(|h| h.strip_prefix("Bearer ")) else {
+        return false;
+    };
     let (a, b) = (given.as_bytes(), token.expose().as_bytes());
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn docs() -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     let config = Arc::new(utoipa_swagger_ui::Config::from("/openapi.json"));
-    let exact = warp::path!("docs")
+    warp::path("docs")
         .and(warp::get())
-        .map(|| warp::redirect::see_other(Uri::from_static("/docs/")).into_response());
-    let files = warp::path("docs").and(warp::get()).and(warp::path::tail()).map(
-        move |tail: warp::path::Tail| match utoipa_swagger_ui::serve(tail.as_str(), config.clone()) {
-            Ok(Some(file)) => {
-                let mut r = Response::new(file.bytes.into_owned().into());
-                if let Ok(v) = file.content_type.parse() {
-                    r.headers_mut().insert("content-type", v);
-                }
-                r
+        .and(warp::path::full())
+        .and(warp::path::tail())
+        .map(move |full: warp::path::FullPath, tail: warp::path::Tail| {
+            // `/docs` → `/docs/`, so the UI's relative asset paths resolve.
+            if full.as_str() == "/docs" {
+                return warp::redirect::see_other(Uri::from_static("/docs/")).into_response();
             }
-            Ok(None) => ApiError::not_found("archivo desconocido").into_response(),
-            Err(e) => ApiError::internal(format!("swagger: {e}")).into_response(),
-        },
-    );
-    exact.or(files).unify()
+            match utoipa_swagger_ui::serve(tail.as_str(), config.clone()) {
+                Ok(Some(file)) => {
+                    let mut r = Response::new(file.bytes.into_owned().into());
+                    if let Ok(v) = file.content_type.parse() {
+                        r.headers_mut().insert("content-type", v);
+                    }
+                    r
+                }
+                Ok(None) => ApiError::not_found("archivo desconocido").into_response(),
+                Err(e) => ApiError::internal(format!("swagger: {e}")).into_response(),
+            }
+        })
 }
 
 fn respond<T: serde::Serialize>(r: Result<(StatusCode, T), ApiError>) -> Response {
     match r {
-        Ok((status, body)) => warp::reply::with_status(warp::reply::json(&body), status).into_response(),
+        Ok((status, body)) => {
+            warp::reply::with_status(warp::reply::json(&body), status).into_response()
+        }
         Err(e) => e.into_response(),
     }
 }
@@ -212,7 +237,9 @@ where
     numbers::read_limited(body, MAX_SMALL_BODY).await
 }
 
-fn parse_json<T: serde::de::DeserializeOwned>(body: Result<bytes::Bytes, ApiError>) -> Result<T, ApiError> {
+fn parse_json<T: serde::de::DeserializeOwned>(
+    body: Result<bytes::Bytes, ApiError>,
+) -> Result<T, ApiError> {
     serde_json::from_slice(&body?).map_err(|e| ApiError::bad_json(format!("JSON inválido: {e}")))
 }
 
@@ -235,22 +262,32 @@ async fn existing(st: &AppState, name: &CampaignName) -> Result<crate::store::Ca
 #[utoipa::path(get, path = "/campanas/", responses(
     (status = 200, body = Vec<CampaignView>), (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
 async fn listar_campanas(st: AppState) -> Response {
-    respond(async {
-        let all = st.store.campaigns().await?;
-        Ok((StatusCode::OK, all.iter().map(CampaignView::from).collect::<Vec<_>>()))
-    }
-    .await)
+    respond(
+        async {
+            let all = st.store.campaigns().await?;
+            Ok((
+                StatusCode::OK,
+                all.iter().map(CampaignView::from).collect::<Vec<_>>(),
+            ))
+        }
+        .await,
+    )
 }
 
 /// One campaign's settings and state.
 #[utoipa::path(get, path = "/campana/{nombre}", params(("nombre" = String, Path)), responses(
     (status = 200, body = CampaignView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn obtener_campana(nombre: String, st: AppState) -> Response {
-    respond(async {
-        let name = path_name(&nombre)?;
-        Ok((StatusCode::OK, CampaignView::from(&existing(&st, &name).await?)))
-    }
-    .await)
+    respond(
+        async {
+            let name = path_name(&nombre)?;
+            Ok((
+                StatusCode::OK,
+                CampaignView::from(&existing(&st, &name).await?),
+            ))
+        }
+        .await,
+    )
 }
 
 /// Creates a campaign and its numbers table (or adopts `tabla`). Only `nombre` is required.
@@ -309,7 +346,9 @@ where
         let bytes = numbers::read_limited(body, numbers::MAX_JSON).await?;
         numbers::load_json(&st.store, &campaign, bytes).await
     } else {
-        Err(ApiError::media_type("use Content-Type: text/csv o application/json"))
+        Err(ApiError::media_type(
+            "use Content-Type: text/csv o application/json",
+        ))
     };
     st.stats.invalidate(&campaign.tabla);
     Ok((StatusCode::OK, reply?))
@@ -337,7 +376,9 @@ async fn comando(
         .transpose()
         .map_err(|e| ApiError::invalid(format!("cps: {e}")))?;
     if cps.is_some() && !matches!(op, Op::Iniciar) {
-        return Err(ApiError::invalid("cps: solo se admite en /discador/iniciar/"));
+        return Err(ApiError::invalid(
+            "cps: solo se admite en /discador/iniciar/",
+        ));
     }
     let (c, mensaje) = match op {
         Op::Iniciar => (st.control.start(&name, cps).await?, "campaña iniciada"),
@@ -347,7 +388,11 @@ async fn comando(
     };
     Ok((
         StatusCode::OK,
-        DialerReply { campana: c.nombre.to_string(), estado: c.estado.to_string(), mensaje: mensaje.into() },
+        DialerReply {
+            campana: c.nombre.to_string(),
+            estado: c.estado.to_string(),
+            mensaje: mensaje.into(),
+        },
     ))
 }
 
@@ -381,20 +426,22 @@ fn detener() {}
     (status = 200, body = EstadoReply), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
     (status = 503, body = ErrorBody)))]
 async fn estado(nombre: String, st: AppState) -> Response {
-    respond(async {
-        let name = path_name(&nombre)?;
-        let c = existing(&st, &name).await?;
-        let stats = st.stats.get(&c).await?;
-        Ok((
-            StatusCode::OK,
-            EstadoReply {
-                campana: c.nombre.to_string(),
-                estado: c.estado.to_string(),
-                estadisticas: Estadisticas::new(&stats, &c, st.control.live(&name)),
-            },
-        ))
-    }
-    .await)
+    respond(
+        async {
+            let name = path_name(&nombre)?;
+            let c = existing(&st, &name).await?;
+            let stats = st.stats.get(&c).await?;
+            Ok((
+                StatusCode::OK,
+                EstadoReply {
+                    campana: c.nombre.to_string(),
+                    estado: c.estado.to_string(),
+                    estadisticas: Estadisticas::new(&stats, &c, st.control.live(&name)),
+                },
+            ))
+        }
+        .await,
+    )
 }
 
 /// Liveness and the state of the database. Always 200 (the process is up); `estado` says whether a

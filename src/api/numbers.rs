@@ -71,7 +71,11 @@ struct LineLimit<R> {
 }
 
 impl<R: AsyncRead + Unpin> AsyncRead for LineLimit<R> {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let before = buf.filled().len();
         ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
@@ -81,11 +85,66 @@ impl<R: AsyncRead + Unpin> AsyncRead for LineLimit<R> {
             } else {
                 this.run += 1;
                 if this.run > MAX_LINE {
-                    return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, LineTooLong)));
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        LineTooLong,
+                    )));
                 }
             }
         }
         Poll::Ready(Ok(()))
+    }
+}
+
+/// Stands for an empty line so the CSV reader (which skips blank lines and then misreports the next
+/// record's line number) sees one record per line; such records are skipped, not refused.
+const BLANK: u8 = 0;
+
+/// Rewrites the CSV byte stream so that line numbers come out right: CRLF becomes LF and every empty
+/// line outside quotes becomes a [`BLANK`] line. Quotes are tracked by parity, which RFC 4180's `""`
+/// escape preserves. State carries over chunk boundaries.
+#[derive(Default)]
+struct LineNormalizer {
+    in_quotes: bool,
+    mid_line: bool,
+    pending_cr: bool,
+}
+
+impl LineNormalizer {
+    fn feed(&mut self, chunk: &[u8]) -> Bytes {
+        let mut out = Vec::with_capacity(chunk.len() + 8);
+        for &b in chunk {
+            if self.pending_cr {
+                self.pending_cr = false;
+                if b != b'\n' {
+                    // A lone CR ends a line too (old Mac files).
+                    self.newline(&mut out);
+                }
+            }
+            match b {
+                b'"' => {
+                    self.in_quotes = !self.in_quotes;
+                    self.mid_line = true;
+                    out.push(b);
+                }
+                _ if self.in_quotes => out.push(b),
+                b'\r' => self.pending_cr = true,
+                b'\n' => self.newline(&mut out),
+                _ => {
+                    self.mid_line = true;
+                    out.push(b);
+                }
+            }
+        }
+        Bytes::from(out)
+    }
+
+    fn newline(&mut self, out: &mut Vec<u8>) {
+        if !self.mid_line {
+            out.push(BLANK);
+        }
+        out.push(b'\n');
+        self.mid_line = false;
     }
 }
 
@@ -102,7 +161,10 @@ fn read_error(e: &csv_async::Error) -> ApiError {
 fn spawn_writer(
     store: Store,
     campaign: Campaign,
-) -> (mpsc::Sender<Vec<NewNumber>>, tokio::task::JoinHandle<Result<InsertCounts, StoreError>>) {
+) -> (
+    mpsc::Sender<Vec<NewNumber>>,
+    tokio::task::JoinHandle<Result<InsertCounts, StoreError>>,
+) {
     let (tx, mut rx) = mpsc::channel::<Vec<NewNumber>>(2);
     let task = tokio::spawn(async move {
         let mut total = InsertCounts::default();
@@ -118,29 +180,55 @@ fn spawn_writer(
 
 /// Loads a CSV body: header row with a `telefono` column (any position, any case); the other columns
 /// go to `datos` as a JSON object.
-pub async fn load_csv<S, B>(store: &Store, campaign: &Campaign, body: S) -> Result<CargaReply, ApiError>
+pub async fn load_csv<S, B>(
+    store: &Store,
+    campaign: &Campaign,
+    body: S,
+) -> Result<CargaReply, ApiError>
 where
     S: Stream<Item = Result<B, warp::Error>> + Send + 'static,
     B: Buf + Send,
 {
     let started = Instant::now();
-    let bytes = body.map_ok(|mut b| b.copy_to_bytes(b.remaining())).map_err(io::Error::other);
-    let reader = LineLimit { inner: StreamReader::new(Box::pin(bytes)), run: 0 };
+    let mut normalizer = LineNormalizer::default();
+    let bytes = body
+        .map_ok(move |mut b| {
+            let chunk = b.copy_to_bytes(b.remaining());
+            normalizer.feed(&chunk)
+        })
+        .map_err(io::Error::other);
+    let reader = LineLimit {
+        inner: StreamReader::new(Box::pin(bytes)),
+        run: 0,
+    };
     let mut rdr = csv_async::AsyncReaderBuilder::new()
         .has_headers(true)
         .flexible(true)
         .create_reader(reader);
-    let headers = rdr.byte_headers().await.map_err(|e| read_error(&e))?.clone();
+    let headers = rdr
+        .byte_headers()
+        .await
+        .map_err(|e| read_error(&e))?
+        .clone();
     let names: Vec<String> = headers
         .iter()
         .enumerate()
         .map(|(i, h)| {
-            let h = if i == 0 { h.strip_prefix("\u{feff}".as_bytes()).unwrap_or(h) } else { h };
+            let h = if i == 0 {
+                h.strip_prefix("\u{feff}".as_bytes()).unwrap_or(h)
+            } else {
+                h
+            };
             String::from_utf8_lossy(h).trim().to_owned()
         })
         .collect();
-    let Some(tel_idx) = names.iter().position(|n| n.eq_ignore_ascii_case("telefono")) else {
-        return Err(ApiError::invalid("el CSV no tiene la columna 'telefono' en la primera línea"));
+    let Some(tel_idx) = names
+        .iter()
+        .position(|n| n.eq_ignore_ascii_case("telefono"))
+    else {
+        return Err(ApiError::invalid(
+            "el CSV no tiene la columna 'telefono' en la primera línea",
+        ));
     };
 
     let (tx, writer) = spawn_writer(store.clone(), campaign.clone());
@@ -156,6 +244,9 @@ where
                 parse_error = Some(read_error(&e));
                 break;
             }
+        }
+        if record.len() == 1 && record.get(0) == Some(&[BLANK][..]) {
+            continue;
         }
         let linea = record.position().map(|p| p.line()).unwrap_or(0);
         match parse_row(&record, tel_idx, &names) {
@@ -173,13 +264,21 @@ where
         let _ = tx.send(batch).await; // a closed channel means the writer failed: reported below
     }
     drop(tx);
-    let written = writer.await.map_err(|e| ApiError::internal(format!("carga interrumpida: {e}")))?;
+    let written = writer
+        .await
+        .map_err(|e| ApiError::internal(format!("carga interrumpida: {e}")))?;
     match written {
         Ok(c) => tally.add(c),
         Err(e) => return Err(ApiError::from(e)),
     }
     if let Some(e) = parse_error {
-        return Err(ApiError { mensaje: format!("{} ({} números insertados antes del error)", e.mensaje, tally.reply.insertados), ..e });
+        return Err(ApiError {
+            mensaje: format!(
+                "{} ({} números insertados antes del error)",
+                e.mensaje, tally.reply.insertados
+            ),
+            ..e
+        });
     }
     log_load(campaign, &tally.reply, started);
     Ok(tally.reply)
@@ -190,9 +289,14 @@ fn parse_row(
     tel_idx: usize,
     names: &[String],
 ) -> Result<NewNumber, (String, String)> {
-    let raw = record.get(tel_idx).ok_or_else(|| (String::new(), "falta el teléfono".to_owned()))?;
+    let raw = record
+        .get(tel_idx)
+        .ok_or_else(|| (String::new(), "falta el teléfono".to_owned()))?;
     let text = std::str::from_utf8(raw).map_err(|_| {
-        (String::from_utf8_lossy(raw).into_owned(), "codificación inválida (se espera UTF-8)".to_owned())
+        (
+            String::from_utf8_lossy(raw).into_owned(),
+            "codificación inválida (se espera UTF-8)".to_owned(),
+        )
     })?;
     let telefono = PhoneNumber::parse(text).map_err(|e| (text.to_owned(), e.to_string()))?;
     let mut datos = serde_json::Map::new();
@@ -202,26 +306,43 @@ fn parse_row(
         }
         let value = std::str::from_utf8(field).map_err(|_| {
             let col = names.get(i).map(String::as_str).unwrap_or("?");
-            (text.to_owned(), format!("codificación inválida (se espera UTF-8) en la columna {col}"))
+            (
+                text.to_owned(),
+                format!("codificación inválida (se espera UTF-8) en la columna {col}"),
+            )
         })?;
-        let key = names.get(i).cloned().unwrap_or_else(|| format!("columna_{}", i + 1));
+        let key = names
+            .get(i)
+            .cloned()
+            .unwrap_or_else(|| format!("columna_{}", i + 1));
         datos.insert(key, serde_json::Value::String(value.to_owned()));
     }
-    Ok(NewNumber { telefono, datos: (!datos.is_empty()).then_some(serde_json::Value::Object(datos)) })
+    Ok(NewNumber {
+        telefono,
+        datos: (!datos.is_empty()).then_some(serde_json::Value::Object(datos)),
+    })
 }
 
 /// Loads `{"numeros": [{"telefono": "…", …}]}`; `telefono` may be a string or an integer.
-pub async fn load_json(store: &Store, campaign: &Campaign, body: Bytes) -> Result<CargaReply, ApiError> {
+pub async fn load_json(
+    store: &Store,
+    campaign: &Campaign,
+    body: Bytes,
+) -> Result<CargaReply, ApiError> {
     let started = Instant::now();
-    let parsed: NumerosJson =
-        serde_json::from_slice(&body).map_err(|e| ApiError::bad_json(format!("JSON inválido: {e}")))?;
+    let parsed: NumerosJson = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_json(format!("JSON inválido: {e}")))?;
     drop(body);
     let mut tally = Tally::default();
     let mut batch = Vec::with_capacity(BATCH.min(parsed.numeros.len()));
     for (i, item) in parsed.numeros.into_iter().enumerate() {
         let linea = i as u64 + 1;
         let serde_json::Value::Object(mut obj) = item else {
-            tally.refuse(linea, &item.to_string(), "se espera un objeto con \"telefono\"");
+            tally.refuse(
+                linea,
+                &item.to_string(),
+                "se espera un objeto con \"telefono\"",
+            );
             continue;
         };
         let raw = match obj.remove("telefono") {
@@ -262,9 +383,12 @@ where
     let mut body = Box::pin(body);
     let mut out = bytes::BytesMut::new();
     while let Some(chunk) = body.next().await {
-        let mut chunk = chunk.map_err(|e| ApiError::invalid(format!("error leyendo el cuerpo: {e}")))?;
+        let mut chunk =
+            chunk.map_err(|e| ApiError::invalid(format!("error leyendo el cuerpo: {e}")))?;
         if out.len() + chunk.remaining() > limit {
-            return Err(ApiError::too_large(format!("el cuerpo supera {limit} bytes")));
+            return Err(ApiError::too_large(format!(
+                "el cuerpo supera {limit} bytes"
+            )));
         }
         while chunk.has_remaining() {
             let part = chunk.chunk();
@@ -285,4 +409,23 @@ fn log_load(c: &Campaign, r: &CargaReply, started: Instant) {
         segundos = started.elapsed().as_secs_f64(),
         "números cargados"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn normalize(chunks: &[&[u8]]) -> Vec<u8> {
+        let mut n = LineNormalizer::default();
+        chunks.iter().flat_map(|c| n.feed(c).to_vec()).collect()
+    }
+
+    #[test]
+    fn normalizer_marks_blank_lines_and_drops_cr() {
+        assert_eq!(normalize(&[b"h\r\na\r\n\r\nb\n\nc"]), b"h\na\n\0\nb\n\0\nc");
+        // Split across chunks, CR LF at the boundary.
+        assert_eq!(normalize(&[b"h\r", b"\n\r", b"\nb"]), b"h\n\0\nb");
+        // Inside quotes nothing changes.
+        assert_eq!(normalize(&[b"a,\"x\r\n\r\ny\"\n"]), b"a,\"x\r\n\r\ny\"\n");
+    }
 }

@@ -33,7 +33,10 @@ pub struct StatsCache {
 
 impl StatsCache {
     pub fn new(store: Store) -> Self {
-        StatsCache { store, entries: Arc::default() }
+        StatsCache {
+            store,
+            entries: Arc::default(),
+        }
     }
 
     /// Counts of `c`, at most ~[`FRESH`] old while polled.
@@ -78,7 +81,14 @@ impl StatsCache {
 
     async fn refresh(&self, c: &Campaign) -> Result<NumberStats, StoreError> {
         let stats = self.store.stats(c).await?;
-        self.lock().insert(c.tabla.clone(), Entry { stats, at: Instant::now(), refreshing: false });
+        self.lock().insert(
+            c.tabla.clone(),
+            Entry {
+                stats,
+                at: Instant::now(),
+                refreshing: false,
+            },
+        );
         Ok(stats)
     }
 

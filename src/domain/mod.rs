@@ -17,9 +17,11 @@ mod window;
 pub use names::{CampaignName, NameError, TableName};
 pub use phone::{mask, PhoneError, PhoneNumber};
 pub use rate::{Cps, CpsError};
-pub use settings::{Limit, 
-    AmdMode, AmdNotSure, Extension, Gateway, SettingError, MAX_CANALES, REINTENTOS,
-    INTERVALO_REINTENTO, TIMEOUT_LLAMADA,
+pub use settings::{
+    AmdMode, AmdNotSure, Extension, Gateway, Limit, SettingError, INTERVALO_REINTENTO, MAX_CANALES,
+    REINTENTOS, TIMEOUT_LLAMADA,
 };
 pub use states::{CallResult, CampaignState, NumberState, UnknownState};
-pub use window::{format_time, parse_time, parse_zone, CallingWindow, DaySet, Weekday, WindowError};
+pub use window::{
+    format_time, parse_time, parse_zone, CallingWindow, DaySet, Weekday, WindowError,
+};

@@ -124,8 +124,17 @@ mod tests {
 
     #[test]
     fn accepts_plain_names() {
-        for ok in ["PRUEBA", "a", "Campana_2024", "select", &format!("A{}", "b".repeat(47))] {
-            assert_eq!(CampaignName::parse(ok).map(|n| n.as_str().to_owned()), Ok(ok.to_owned()));
+        for ok in [
+            "PRUEBA",
+            "a",
+            "Campana_2024",
+            "select",
+            &format!("A{}", "b".repeat(47)),
+        ] {
+            assert_eq!(
+                CampaignName::parse(ok).map(|n| n.as_str().to_owned()),
+                Ok(ok.to_owned())
+            );
         }
     }
 

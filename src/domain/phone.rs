@@ -129,7 +129,11 @@ mod tests {
             ("١٢٣٤", '١'),
             ("12a3", 'a'),
         ] {
-            assert_eq!(PhoneNumber::parse(raw), Err(PhoneError::BadChar(c)), "{raw:?}");
+            assert_eq!(
+                PhoneNumber::parse(raw),
+                Err(PhoneError::BadChar(c)),
+                "{raw:?}"
+            );
         }
     }
 
@@ -139,7 +143,10 @@ mod tests {
         assert_eq!(PhoneNumber::parse(" - "), Err(PhoneError::Empty));
         assert_eq!(PhoneNumber::parse("+"), Err(PhoneError::TooShort));
         assert_eq!(PhoneNumber::parse("12"), Err(PhoneError::TooShort));
-        assert_eq!(PhoneNumber::parse(&"1".repeat(21)), Err(PhoneError::TooLong));
+        assert_eq!(
+            PhoneNumber::parse(&"1".repeat(21)),
+            Err(PhoneError::TooLong)
+        );
         assert!(PhoneNumber::parse(&"1".repeat(20)).is_ok());
         assert_eq!(PhoneNumber::parse("12+3"), Err(PhoneError::MisplacedPlus));
     }

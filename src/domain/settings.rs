@@ -8,9 +8,17 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SettingError {
     #[error("{field}: debe estar entre {min} y {max}")]
-    OutOfRange { field: &'static str, min: u32, max: u32 },
+    OutOfRange {
+        field: &'static str,
+        min: u32,
+        max: u32,
+    },
     #[error("{field}: valor inválido {value:?} ({rule})")]
-    Invalid { field: &'static str, value: String, rule: &'static str },
+    Invalid {
+        field: &'static str,
+        value: String,
+        rule: &'static str,
+    },
 }
 
 /// An integer setting with its accepted range and default.
@@ -27,19 +35,42 @@ impl Limit {
         u32::try_from(v)
             .ok()
             .filter(|v| (self.min..=self.max).contains(v))
-            .ok_or(SettingError::OutOfRange { field: self.field, min: self.min, max: self.max })
+            .ok_or(SettingError::OutOfRange {
+                field: self.field,
+                min: self.min,
+                max: self.max,
+            })
     }
 }
 
 /// Ring time before giving up, seconds. At least 15 s (TCPA / Ofcom), default 30 s.
-pub const TIMEOUT_LLAMADA: Limit = Limit { field: "timeout_llamada", min: 15, max: 120, default: 30 };
+pub const TIMEOUT_LLAMADA: Limit = Limit {
+    field: "timeout_llamada",
+    min: 15,
+    max: 120,
+    default: 30,
+};
 /// Live calls of one campaign.
-pub const MAX_CANALES: Limit = Limit { field: "max_canales", min: 1, max: 10_000, default: 10 };
+pub const MAX_CANALES: Limit = Limit {
+    field: "max_canales",
+    min: 1,
+    max: 10_000,
+    default: 10,
+};
 /// Extra attempts after the first one.
-pub const REINTENTOS: Limit = Limit { field: "reintentos", min: 0, max: 20, default: 2 };
+pub const REINTENTOS: Limit = Limit {
+    field: "reintentos",
+    min: 0,
+    max: 20,
+    default: 2,
+};
 /// Seconds between attempts of one number (up to a week).
-pub const INTERVALO_REINTENTO: Limit =
-    Limit { field: "intervalo_reintento", min: 0, max: 604_800, default: 300 };
+pub const INTERVALO_REINTENTO: Limit = Limit {
+    field: "intervalo_reintento",
+    min: 0,
+    max: 604_800,
+    default: 300,
+};
 
 macro_rules! text_enum {
     ($(#[$doc:meta])* $ty:ident { $($(#[$vdoc:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
@@ -109,12 +140,15 @@ text_enum!(
     }
 );
 
+// Not derived: the enum comes from `text_enum!`, which does not take `#[default]`.
+#[allow(clippy::derivable_impls)]
 impl Default for AmdMode {
     fn default() -> Self {
         AmdMode::Ninguno
     }
 }
 
+#[allow(clippy::derivable_impls)]
 impl Default for AmdNotSure {
     fn default() -> Self {
         AmdNotSure::Humano
@@ -130,11 +164,17 @@ fn checked(
 ) -> Result<String, SettingError> {
     let ok = raw.len() >= min
         && raw.len() <= 64
-        && raw.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || extra.contains(&c));
+        && raw
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || extra.contains(&c));
     if ok {
         Ok(raw.to_owned())
     } else {
-        Err(SettingError::Invalid { field, value: raw.chars().take(70).collect(), rule })
+        Err(SettingError::Invalid {
+            field,
+            value: raw.chars().take(70).collect(),
+            rule,
+        })
     }
 }
 
@@ -145,7 +185,14 @@ pub struct Extension(String);
 
 impl Extension {
     pub fn parse(field: &'static str, raw: &str) -> Result<Self, SettingError> {
-        checked(field, raw, 0, &['+', '*', '#', '-'], "^[A-Za-z0-9_+*#-]{0,64}$").map(Extension)
+        checked(
+            field,
+            raw,
+            0,
+            &['+', '*', '#', '-'],
+            "^[A-Za-z0-9_+*#-]{0,64}$",
+        )
+        .map(Extension)
     }
     /// The default extension of the shipped dialplan for that destination.
     pub fn named(name: &'static str) -> Self {

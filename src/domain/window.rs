@@ -27,7 +27,9 @@ pub enum WindowError {
     UnknownDay(String),
     #[error("{0}: hora inválida {1:?} (formato HH:MM o HH:MM:SS)")]
     BadTime(&'static str, String),
-    #[error("zona_horaria: zona desconocida {0:?} (nombre IANA, p. ej. America/Argentina/Buenos_Aires)")]
+    #[error(
+        "zona_horaria: zona desconocida {0:?} (nombre IANA, p. ej. America/Argentina/Buenos_Aires)"
+    )]
     UnknownZone(String),
 }
 
@@ -59,7 +61,10 @@ impl DaySet {
     }
 
     pub fn names(self) -> Vec<&'static str> {
-        (0..7).filter(|i| self.0 & (1 << i) != 0).map(|i| DAY_NAMES[i]).collect()
+        (0..7)
+            .filter(|i| self.0 & (1 << i) != 0)
+            .map(|i| DAY_NAMES[i])
+            .collect()
     }
 
     pub fn to_csv(self) -> String {
@@ -92,7 +97,8 @@ pub fn format_time(t: NaiveTime) -> String {
 }
 
 pub fn parse_zone(raw: &str) -> Result<Tz, WindowError> {
-    raw.parse::<Tz>().map_err(|_| WindowError::UnknownZone(raw.chars().take(64).collect()))
+    raw.parse::<Tz>()
+        .map_err(|_| WindowError::UnknownZone(raw.chars().take(64).collect()))
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -128,7 +134,8 @@ impl CallingWindow {
             return self.dias.contains(today) && t >= self.inicio && t < self.fin;
         }
         // Overnight: the part after midnight belongs to the previous day's window.
-        (t >= self.inicio && self.dias.contains(today)) || (t < self.fin && self.dias.contains(today.pred()))
+        (t >= self.inicio && self.dias.contains(today))
+            || (t < self.fin && self.dias.contains(today.pred()))
     }
 
     /// The first instant at or after `now` when the window is open; `None` if no day is enabled.
@@ -143,7 +150,11 @@ impl CallingWindow {
         }
         let today = now.with_timezone(&self.zona).date_naive();
         // A whole-day window opens at midnight, whatever `inicio` says.
-        let start = if self.inicio == self.fin { NaiveTime::MIN } else { self.inicio };
+        let start = if self.inicio == self.fin {
+            NaiveTime::MIN
+        } else {
+            self.inicio
+        };
         (0..=8)
             .filter_map(|offset| today.checked_add_signed(Duration::days(offset)))
             .filter(|d| self.dias.contains(d.weekday()))
@@ -201,24 +212,40 @@ mod tests {
     #[test]
     fn plain_window_in_a_zone() {
         // Buenos Aires is UTC-3 all year.
-        let w = window("09:00", "20:00", &["lun", "mar", "mie", "jue", "vie"], "America/Argentina/Buenos_Aires");
+        let w = window(
+            "09:00",
+            "20:00",
+            &["lun", "mar", "mie", "jue", "vie"],
+            "America/Argentina/Buenos_Aires",
+        );
         // Friday 2026-11-27 11:59 UTC = 08:59 local: closed; 12:00 UTC = 09:00 local: open.
         assert!(!w.is_open(utc("2026-11-27T11:59:59Z")));
         assert!(w.is_open(utc("2026-11-27T12:00:00Z")));
         assert!(!w.is_open(utc("2026-11-27T23:00:00Z"))); // 20:00 local, end exclusive
-        // Saturday closed; next opening is Monday 09:00 local.
+                                                          // Saturday closed; next opening is Monday 09:00 local.
         assert!(!w.is_open(utc("2026-11-28T15:00:00Z")));
-        assert_eq!(w.next_open(utc("2026-11-28T15:00:00Z")), Some(utc("2026-11-30T12:00:00Z")));
+        assert_eq!(
+            w.next_open(utc("2026-11-28T15:00:00Z")),
+            Some(utc("2026-11-30T12:00:00Z"))
+        );
     }
 
     #[test]
     fn follows_dst_not_offsets() {
-        let w = window("09:00", "17:00", &["lun", "mar", "mie", "jue", "vie", "sab", "dom"], "Europe/Madrid");
+        let w = window(
+            "09:00",
+            "17:00",
+            &["lun", "mar", "mie", "jue", "vie", "sab", "dom"],
+            "Europe/Madrid",
+        );
         // Winter: UTC+1, summer: UTC+2.
         assert!(w.is_open(utc("2026-01-15T08:00:00Z")));
         assert!(!w.is_open(utc("2026-07-15T06:30:00Z")));
         assert!(w.is_open(utc("2026-07-15T07:00:00Z")));
-        assert_eq!(w.next_open(utc("2026-03-29T00:00:00Z")), Some(utc("2026-03-29T07:00:00Z")));
+        assert_eq!(
+            w.next_open(utc("2026-03-29T00:00:00Z")),
+            Some(utc("2026-03-29T07:00:00Z"))
+        );
     }
 
     #[test]
@@ -226,10 +253,16 @@ mod tests {
         // New York springs forward on 2026-03-08: 02:00 → 03:00 local.
         let w = window("02:30", "05:00", &["dom"], "America/New_York");
         // 03:00 EDT = 07:00 UTC.
-        assert_eq!(w.next_open(utc("2026-03-08T05:00:00Z")), Some(utc("2026-03-08T07:00:00Z")));
+        assert_eq!(
+            w.next_open(utc("2026-03-08T05:00:00Z")),
+            Some(utc("2026-03-08T07:00:00Z"))
+        );
         // Autumn: 01:30 happens twice on 2026-11-01; the earlier (EDT, 05:30 UTC) is taken.
         let w = window("01:30", "04:00", &["dom"], "America/New_York");
-        assert_eq!(w.next_open(utc("2026-11-01T04:00:00Z")), Some(utc("2026-11-01T05:30:00Z")));
+        assert_eq!(
+            w.next_open(utc("2026-11-01T04:00:00Z")),
+            Some(utc("2026-11-01T05:30:00Z"))
+        );
     }
 
     #[test]
@@ -240,14 +273,20 @@ mod tests {
         assert!(!w.is_open(utc("2026-11-28T02:00:00Z")));
         assert!(!w.is_open(utc("2026-11-28T23:00:00Z"))); // Saturday night: not enabled
         assert!(!w.is_open(utc("2026-11-27T01:00:00Z"))); // Friday 01:00 belongs to Thursday
-        assert_eq!(w.next_open(utc("2026-11-28T03:00:00Z")), Some(utc("2026-12-04T22:00:00Z")));
+        assert_eq!(
+            w.next_open(utc("2026-11-28T03:00:00Z")),
+            Some(utc("2026-12-04T22:00:00Z"))
+        );
     }
 
     #[test]
     fn whole_day_and_no_day() {
         let w = window("00:00", "00:00", &["lun"], "UTC");
         assert!(w.is_open(utc("2026-11-30T23:59:59Z")));
-        let none = CallingWindow { dias: DaySet::NONE, ..CallingWindow::default() };
+        let none = CallingWindow {
+            dias: DaySet::NONE,
+            ..CallingWindow::default()
+        };
         assert_eq!(none.next_open(utc("2026-11-30T10:00:00Z")), None);
     }
 

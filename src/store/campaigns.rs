@@ -1,12 +1,14 @@
 //! `bases`: campaigns, their creation (with their numbers table) and their state.
 
-use chrono::{NaiveDateTime, NaiveTime, Utc};
+use chrono::{DateTime, NaiveDateTime, NaiveTime, SubsecRound, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl};
 
 use super::schema::bases;
-use super::{from_naive, to_naive, to_u32, Campaign, CampaignPatch, NewCampaign, Store, StoreError};
+use super::{
+    from_naive, to_naive, to_u32, Campaign, CampaignPatch, NewCampaign, Store, StoreError,
+};
 use crate::domain::{
     parse_zone, AmdMode, AmdNotSure, CallingWindow, CampaignName, CampaignState, Cps, DaySet,
     Extension, Gateway, PhoneNumber, TableName,
@@ -64,6 +66,11 @@ struct BaseValues<'a> {
     actualizada: NaiveDateTime,
 }
 
+/// Now, at the millisecond precision of `DATETIME(3)`, so a returned campaign equals the stored one.
+fn now_ms() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(3)
+}
+
 fn to_i32(v: u32) -> i32 {
     // Every bounded setting is ≤ 604 800 (see domain::settings), far below i32::MAX.
     i32::try_from(v).unwrap_or(i32::MAX)
@@ -102,7 +109,10 @@ impl TryFrom<BaseRow> for Campaign {
     /// A row edited by hand into something invalid is reported, never trusted.
     fn try_from(r: BaseRow) -> Result<Self, StoreError> {
         let bad = |what: &str, e: String| {
-            StoreError::Database(format!("fila inválida en bases ({}): {what}: {e}", r.nombre))
+            StoreError::Database(format!(
+                "fila inválida en bases ({}): {what}: {e}",
+                r.nombre
+            ))
         };
         Ok(Campaign {
             nombre: CampaignName::parse(&r.nombre).map_err(|e| bad("nombre", e.to_string()))?,
@@ -135,7 +145,8 @@ impl TryFrom<BaseRow> for Campaign {
                 inicio: r.hora_inicio,
                 fin: r.hora_fin,
                 dias: DaySet::parse_csv(&r.dias).map_err(|e| bad("dias", e.to_string()))?,
-                zona: parse_zone(&r.zona_horaria).map_err(|e| bad("zona_horaria", e.to_string()))?,
+                zona: parse_zone(&r.zona_horaria)
+                    .map_err(|e| bad("zona_horaria", e.to_string()))?,
             },
             estado: CampaignState::parse(&r.estado).map_err(|e| bad("estado", e.to_string()))?,
             creada: from_naive(r.creada),
@@ -218,14 +229,17 @@ async fn adopt_table(conn: &mut AsyncMysqlConnection, t: &TableName) -> Result<(
     .load(conn)
     .await?;
     let find = |name: &str| cols.iter().find(|c| c.nombre.eq_ignore_ascii_case(name));
-    let id = find("id").ok_or_else(|| {
-        StoreError::Invalid(format!("la tabla {t} no tiene columna 'id'"))
-    })?;
+    let id = find("id")
+        .ok_or_else(|| StoreError::Invalid(format!("la tabla {t} no tiene columna 'id'")))?;
     if !id.extra.to_ascii_lowercase().contains("auto_increment") {
-        return Err(StoreError::Invalid(format!("la columna 'id' de la tabla {t} debe ser AUTO_INCREMENT")));
+        return Err(StoreError::Invalid(format!(
+            "la columna 'id' de la tabla {t} debe ser AUTO_INCREMENT"
+        )));
     }
     if find("telefono").is_none() {
-        return Err(StoreError::Invalid(format!("la tabla {t} no tiene columna 'telefono'")));
+        return Err(StoreError::Invalid(format!(
+            "la tabla {t} no tiene columna 'telefono'"
+        )));
     }
     diesel::sql_query(format!("ALTER TABLE {} {NUMBER_COLUMNS}", t.quoted()))
         .execute(conn)
@@ -250,9 +264,15 @@ impl Store {
     pub async fn create_campaign(&self, c: &NewCampaign) -> Result<Campaign, StoreError> {
         let mut conn = self.conn().await?;
         if self.campaign(&c.nombre).await?.is_some() {
-            return Err(StoreError::Conflict(format!("la campaña {} ya existe", c.nombre)));
+            return Err(StoreError::Conflict(format!(
+                "la campaña {} ya existe",
+                c.nombre
+            )));
         }
-        let tabla = c.tabla.clone().unwrap_or_else(|| TableName::from(&c.nombre));
+        let tabla = c
+            .tabla
+            .clone()
+            .unwrap_or_else(|| TableName::from(&c.nombre));
         let taken: Count = bases::table
             .filter(bases::tabla.eq(tabla.as_str()))
             .count()
@@ -260,7 +280,9 @@ impl Store {
             .await
             .map(|n| Count { n })?;
         if taken.n > 0 {
-            return Err(StoreError::Conflict(format!("la tabla {tabla} ya pertenece a otra campaña")));
+            return Err(StoreError::Conflict(format!(
+                "la tabla {tabla} ya pertenece a otra campaña"
+            )));
         }
         let exists = table_exists(&mut conn, &tabla).await?;
         let created = match (exists, c.tabla.is_some()) {
@@ -274,18 +296,21 @@ impl Store {
                 )))
             }
             (false, _) => {
-                diesel::sql_query(create_table_sql(&tabla)).execute(&mut conn).await.map_err(|e| {
-                    let e = StoreError::from(e);
-                    if already_exists(&e) {
-                        StoreError::Conflict(format!("la tabla {tabla} ya existe"))
-                    } else {
-                        e
-                    }
-                })?;
+                diesel::sql_query(create_table_sql(&tabla))
+                    .execute(&mut conn)
+                    .await
+                    .map_err(|e| {
+                        let e = StoreError::from(e);
+                        if already_exists(&e) {
+                            StoreError::Conflict(format!("la tabla {tabla} ya existe"))
+                        } else {
+                            e
+                        }
+                    })?;
                 true
             }
         };
-        let now = Utc::now();
+        let now = now_ms();
         let campaign = Campaign {
             nombre: c.nombre.clone(),
             tabla: tabla.clone(),
@@ -369,11 +394,12 @@ impl Store {
                 .first(conn)
                 .await
                 .optional()?;
-            let mut c = Campaign::try_from(
-                row.ok_or_else(|| StoreError::NotFound(format!("no existe la campaña {name}")))?,
-            )?;
+            let mut c =
+                Campaign::try_from(row.ok_or_else(|| {
+                    StoreError::NotFound(format!("no existe la campaña {name}"))
+                })?)?;
             patch.apply_to(&mut c);
-            c.actualizada = Utc::now();
+            c.actualizada = now_ms();
             diesel::update(bases::table.filter(bases::nombre.eq(name.as_str())))
                 .set(BaseValues::of(&c))
                 .execute(conn)
@@ -391,7 +417,10 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut conn = self.conn().await?;
         let changed = diesel::update(bases::table.filter(bases::nombre.eq(n.as_str())))
-            .set((bases::estado.eq(s.as_str()), bases::actualizada.eq(to_naive(Utc::now()))))
+            .set((
+                bases::estado.eq(s.as_str()),
+                bases::actualizada.eq(to_naive(now_ms())),
+            ))
             .execute(&mut conn)
             .await?;
         if changed == 0 {
@@ -419,9 +448,10 @@ impl Store {
                 .first(conn)
                 .await
                 .optional()?;
-            let mut c = Campaign::try_from(
-                row.ok_or_else(|| StoreError::NotFound(format!("no existe la campaña {name}")))?,
-            )?;
+            let mut c =
+                Campaign::try_from(row.ok_or_else(|| {
+                    StoreError::NotFound(format!("no existe la campaña {name}"))
+                })?)?;
             if !from.contains(&c.estado) {
                 return Err(StoreError::Conflict(format!(
                     "la campaña {name} está {} y no puede pasar a {to}",
@@ -429,9 +459,12 @@ impl Store {
                 )));
             }
             c.estado = to;
-            c.actualizada = Utc::now();
+            c.actualizada = now_ms();
             diesel::update(bases::table.filter(bases::nombre.eq(name.as_str())))
-                .set((bases::estado.eq(to.as_str()), bases::actualizada.eq(to_naive(c.actualizada))))
+                .set((
+                    bases::estado.eq(to.as_str()),
+                    bases::actualizada.eq(to_naive(c.actualizada)),
+                ))
                 .execute(conn)
                 .await?;
             Ok(c)

@@ -87,7 +87,9 @@ fn is_connection_failure(msg: &str) -> bool {
         "Server shutdown",
         "Connection was killed",
     ];
-    MARKERS.iter().any(|m| msg.to_ascii_lowercase().contains(&m.to_ascii_lowercase()))
+    MARKERS
+        .iter()
+        .any(|m| msg.to_ascii_lowercase().contains(&m.to_ascii_lowercase()))
 }
 
 impl From<PoolError> for StoreError {
@@ -120,7 +122,9 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("pool", &self.pool.status()).finish()
+        f.debug_struct("Store")
+            .field("pool", &self.pool.status())
+            .finish()
     }
 }
 
@@ -154,9 +158,11 @@ impl Store {
     pub async fn prepare(&self, url: &Secret) -> Result<(), StoreError> {
         let (server_url, db) = split_url(url)?;
         let mut server = AsyncMysqlConnection::establish(&server_url).await?;
-        diesel::sql_query(format!("CREATE DATABASE IF NOT EXISTS `{db}` CHARACTER SET utf8mb4"))
-            .execute(&mut server)
-            .await?;
+        diesel::sql_query(format!(
+            "CREATE DATABASE IF NOT EXISTS `{db}` CHARACTER SET utf8mb4"
+        ))
+        .execute(&mut server)
+        .await?;
         drop(server);
         let conn = AsyncMysqlConnection::establish(url.expose()).await?;
         let mut harness = diesel_async::AsyncMigrationHarness::new(conn);
@@ -193,7 +199,9 @@ fn split_url(url: &Secret) -> Result<(String, String), StoreError> {
         && db.len() <= 64
         && db.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
     if !ok {
-        return Err(invalid("falta el nombre de la base de datos o no es [A-Za-z0-9_]{1,64}"));
+        return Err(invalid(
+            "falta el nombre de la base de datos o no es [A-Za-z0-9_]{1,64}",
+        ));
     }
     parsed.set_path("");
     Ok((parsed.to_string(), db))
@@ -225,7 +233,13 @@ mod tests {
         let (server, db) = split_url(&Secret::new("mysql://u:p@h:3307/discador_x")).unwrap(); // valid
         assert_eq!(db, "discador_x");
         assert_eq!(server, "mysql://u:p@h:3307");
-        for bad in ["mysql://h/", "mysql://h/a-b", "postgres://h/x", "nope", "mysql://h/x`y"] {
+        for bad in [
+            "mysql://h/",
+            "mysql://h/a-b",
+            "postgres://h/x",
+            "nope",
+            "mysql://h/x`y",
+        ] {
             let err = split_url(&Secret::new(bad)).unwrap_err().to_string(); // invalid by construction
             assert!(!err.contains("h/"), "URL leaked: {err}");
         }

@@ -99,16 +99,24 @@ impl Store {
         if batch.is_empty() {
             return Ok(InsertCounts::default());
         }
-        let mut sql = format!("INSERT IGNORE INTO {} (telefono, datos) VALUES ", c.tabla.quoted());
+        let mut sql = format!(
+            "INSERT IGNORE INTO {} (telefono, datos) VALUES ",
+            c.tabla.quoted()
+        );
         sql.push_str(&vec!["(?, ?)"; batch.len()].join(", "));
         let mut q = diesel::sql_query(sql).into_boxed::<Mysql>();
         for n in batch {
             let datos = n.datos.as_ref().map(|d| d.to_string());
-            q = q.bind::<Text, _>(n.telefono.as_str().to_owned()).bind::<Nullable<Text>, _>(datos);
+            q = q
+                .bind::<Text, _>(n.telefono.as_str().to_owned())
+                .bind::<Nullable<Text>, _>(datos);
         }
         let mut conn = self.conn().await?;
         let inserted = q.execute(&mut conn).await? as u64;
-        Ok(InsertCounts { inserted, duplicates: batch.len() as u64 - inserted.min(batch.len() as u64) })
+        Ok(InsertCounts {
+            inserted,
+            duplicates: batch.len() as u64 - inserted.min(batch.len() as u64),
+        })
     }
 
     /// Whether any number is PENDIENTE (due now or later): an index probe, not a count.
