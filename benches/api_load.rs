@@ -41,7 +41,13 @@ fn status_kib(field: &str) -> u64 {
 
 fn drop_db(name: &str) {
     let _ = Command::new("mysql")
-        .args(["-h", "127.0.0.1", "-uroot", "-e", &format!("DROP DATABASE IF EXISTS `{name}`")])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-uroot",
+            "-e",
+            &format!("DROP DATABASE IF EXISTS `{name}`"),
+        ])
         .status();
 }
 
@@ -80,7 +86,10 @@ async fn upload(addr: std::net::SocketAddr, campaign: &str, rows: u64) -> anyhow
     if !status_line.contains(" 200 ") {
         bail!("upload failed: {text}");
     }
-    Ok(rest.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default())
+    Ok(rest
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default())
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -90,7 +99,10 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let rows: u64 = std::env::var("BENCH_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(ROWS);
+    let rows: u64 = std::env::var("BENCH_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(ROWS);
     let db = format!("discador_bench_{:08x}", rand::random::<u32>());
     let url = format!("mysql://root@127.0.0.1:3306/{db}");
     let cfg = Args::try_parse_from([
@@ -112,7 +124,11 @@ async fn run(cfg: discador::config::Config, rows: u64) -> anyhow::Result<()> {
     let app = discador::app::spawn(cfg).await?;
     let http = reqwest::Client::new();
     let base = format!("http://{}", app.api_addr);
-    let r = http.post(format!("{base}/campanas/")).json(&serde_json::json!({"nombre": "BENCH"})).send().await?;
+    let r = http
+        .post(format!("{base}/campanas/"))
+        .json(&serde_json::json!({"nombre": "BENCH"}))
+        .send()
+        .await?;
     if r.status().as_u16() != 201 {
         bail!("create failed: {}", r.text().await?);
     }
@@ -151,7 +167,8 @@ async fn run(cfg: discador::config::Config, rows: u64) -> anyhow::Result<()> {
             bail!("estado failed: {}", String::from_utf8_lossy(&body));
         }
     }
-    let last: serde_json::Value = serde_json::from_slice(&http.get(&url).send().await?.bytes().await?)?;
+    let last: serde_json::Value =
+        serde_json::from_slice(&http.get(&url).send().await?.bytes().await?)?;
     lat.sort_unstable();
 
     println!("api_load: {rows} rows");

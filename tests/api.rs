@@ -774,3 +774,20 @@ async fn store_claims_never_overlap_and_apply_is_atomic() {
     );
     t.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wide_csv_rows_load_in_several_batches() {
+    // 2,500 rows of 8 KB: 20 MB of data, split by the byte cap of a batch.
+    let t = TestApp::spawn().await;
+    t.create("ANCHA").await;
+    let filler = "x".repeat(8 * 1024);
+    let mut csv = String::from("telefono,notas\n");
+    for i in 0..2_500 {
+        csv.push_str(&format!("555{i:05},{filler}\n"));
+    }
+    let (s, r) = t
+        .post_raw("/campana/ANCHA/numeros", "text/csv", csv.into_bytes())
+        .await;
+    assert_eq!((s, r["insertados"].as_u64()), (200, Some(2_500)), "{r}");
+    t.shutdown().await;
+}
