@@ -791,3 +791,18 @@ async fn wide_csv_rows_load_in_several_batches() {
     assert_eq!((s, r["insertados"].as_u64()), (200, Some(2_500)), "{r}");
     t.shutdown().await;
 }
+
+/// The store works on the default (current-thread) test runtime too, as other modules' tests use it.
+#[tokio::test]
+async fn store_connects_on_a_current_thread_runtime() {
+    let db = common::TestDb::new();
+    let store = discador::store::Store::connect(&discador::config::Secret::new(db.url()))
+        .await
+        .expect("connect");
+    store.ping().await.expect("ping");
+    // Idempotent: a second connect finds the migrations applied.
+    discador::store::Store::connect(&discador::config::Secret::new(db.url()))
+        .await
+        .expect("reconnect");
+    assert!(store.campaigns().await.expect("list").is_empty());
+}
