@@ -253,6 +253,23 @@ async fn adopt_table(conn: &mut AsyncMysqlConnection, t: &TableName) -> Result<(
     Ok(())
 }
 
+/// One campaign by name; `lock` takes a row lock (`FOR UPDATE`) for a read-modify-write.
+async fn load(
+    conn: &mut AsyncMysqlConnection,
+    n: &CampaignName,
+    lock: bool,
+) -> Result<Option<Campaign>, StoreError> {
+    let query = bases::table
+        .filter(bases::nombre.eq(n.as_str()))
+        .select(BaseRow::as_select());
+    let row: Option<BaseRow> = if lock {
+        query.for_update().first(conn).await.optional()?
+    } else {
+        query.first(conn).await.optional()?
+    };
+    row.map(Campaign::try_from).transpose()
+}
+
 fn already_exists(e: &StoreError) -> bool {
     matches!(e, StoreError::Database(m) if m.contains("already exists"))
 }
@@ -263,7 +280,7 @@ impl Store {
     /// the `bases` row cannot be written.
     pub async fn create_campaign(&self, c: &NewCampaign) -> Result<Campaign, StoreError> {
         let mut conn = self.conn().await?;
-        if self.campaign(&c.nombre).await?.is_some() {
+        if load(&mut conn, &c.nombre, false).await?.is_some() {
             return Err(StoreError::Conflict(format!(
                 "la campaña {} ya existe",
                 c.nombre
@@ -273,13 +290,12 @@ impl Store {
             .tabla
             .clone()
             .unwrap_or_else(|| TableName::from(&c.nombre));
-        let taken: Count = bases::table
+        let taken: i64 = bases::table
             .filter(bases::tabla.eq(tabla.as_str()))
             .count()
-            .get_result::<i64>(&mut conn)
-            .await
-            .map(|n| Count { n })?;
-        if taken.n > 0 {
+            .get_result(&mut conn)
+            .await?;
+        if taken > 0 {
             return Err(StoreError::Conflict(format!(
                 "la tabla {tabla} ya pertenece a otra campaña"
             )));
@@ -356,13 +372,7 @@ impl Store {
 
     pub async fn campaign(&self, n: &CampaignName) -> Result<Option<Campaign>, StoreError> {
         let mut conn = self.conn().await?;
-        let row: Option<BaseRow> = bases::table
-            .filter(bases::nombre.eq(n.as_str()))
-            .select(BaseRow::as_select())
-            .first(&mut conn)
-            .await
-            .optional()?;
-        row.map(Campaign::try_from).transpose()
+        load(&mut conn, n, false).await
     }
 
     /// All campaigns, by name.
