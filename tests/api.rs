@@ -806,3 +806,101 @@ async fn store_connects_on_a_current_thread_runtime() {
         .expect("reconnect");
     assert!(store.campaigns().await.expect("list").is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_outage_mid_run_answers_503_then_recovers() {
+    let db = common::TestDb::new();
+    let mut proxy = common::DbProxy::start().await;
+    let url = proxy.url(&db.name);
+    let app = discador::app::spawn(config(&["--database-url", &url]))
+        .await
+        .expect("app starts");
+    let http = reqwest::Client::new();
+    let base = format!("http://{}", app.api_addr);
+    let get = |path: &str| {
+        let req = http.get(format!("{base}{path}"));
+        async move { TestApp::split(req.send().await.unwrap()).await }
+    };
+    let (s, _) = TestApp::split(
+        http.post(format!("{base}/campanas/"))
+            .json(&json!({"nombre": "CAIDA"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, 201);
+
+    proxy.cut().await;
+    let (s, e) = get("/campana/CAIDA").await;
+    assert_error(s, &e, 503, "no_disponible");
+    let (s, h) = get("/health").await;
+    assert_eq!(
+        (s, h["base_de_datos"].as_str()),
+        (200, Some("no_disponible"))
+    );
+
+    proxy.restore().await;
+    let (s, c) = get("/campana/CAIDA").await;
+    assert_eq!((s, c["nombre"].as_str()), (200, Some("CAIDA")), "{c}");
+    app.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn estado_follows_the_numbers_table() {
+    let t = TestApp::spawn().await;
+    t.create("VIVO").await;
+    let csv: String = std::iter::once("telefono".to_owned())
+        .chain((0..20).map(|i| format!("555{i:04}")))
+        .collect::<Vec<_>>()
+        .join("\n");
+    t.post_raw("/campana/VIVO/numeros", "text/csv", csv.into_bytes())
+        .await;
+    let st = estadisticas(&t, "VIVO").await;
+    assert_eq!(
+        (st["pendientes"].as_u64(), st["en_curso"].as_u64()),
+        (Some(20), Some(0))
+    );
+
+    // The dialer claims numbers behind the API's back; the cached counts catch up by themselves.
+    let c = t
+        .app
+        .store
+        .campaign(&CampaignName::parse("VIVO").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        t.app
+            .store
+            .claim_due(&c, Utc::now(), 5)
+            .await
+            .unwrap()
+            .len(),
+        5
+    );
+    let mut seen = None;
+    for _ in 0..100 {
+        let st = estadisticas(&t, "VIVO").await;
+        let total = ["completados", "pendientes", "errores", "en_curso"]
+            .iter()
+            .map(|k| st[k].as_u64().unwrap())
+            .sum::<u64>();
+        assert_eq!(
+            total,
+            st["total"].as_u64().unwrap(),
+            "counts always add up: {st}"
+        );
+        if st["en_curso"].as_u64() == Some(5) {
+            seen = Some(st);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let st = seen.expect("the cache refreshed within 10 s");
+    assert_eq!(
+        (st["pendientes"].as_u64(), st["marcando"].as_u64()),
+        (Some(15), Some(5))
+    );
+    t.shutdown().await;
+}
