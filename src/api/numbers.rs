@@ -108,13 +108,28 @@ impl<R: AsyncRead + Unpin> AsyncRead for LineLimit<R> {
 const BLANK: u8 = 0;
 
 /// Rewrites the CSV byte stream so that line numbers come out right: CRLF becomes LF and every empty
-/// line outside quotes becomes a [`BLANK`] line. Quotes are tracked by parity, which RFC 4180's `""`
-/// escape preserves. State carries over chunk boundaries.
-#[derive(Default)]
+/// line outside quotes becomes a [`BLANK`] line. Quotes follow the CSV reader's rules: a quote opens
+/// a quoted field only at the start of a field, `""` inside one is an escaped quote, and a stray quote
+/// elsewhere is a literal character. State carries over chunk boundaries.
 struct LineNormalizer {
     in_quotes: bool,
+    /// The previous byte closed a quoted field (a `"` right after it is an escaped quote).
+    just_closed: bool,
+    field_start: bool,
     mid_line: bool,
     pending_cr: bool,
+}
+
+impl Default for LineNormalizer {
+    fn default() -> Self {
+        LineNormalizer {
+            in_quotes: false,
+            just_closed: false,
+            field_start: true,
+            mid_line: false,
+            pending_cr: false,
+        }
+    }
 }
 
 impl LineNormalizer {
@@ -128,20 +143,27 @@ impl LineNormalizer {
                     self.newline(&mut out);
                 }
             }
+            let closed_before = std::mem::take(&mut self.just_closed);
             match b {
-                b'"' => {
-                    self.in_quotes = !self.in_quotes;
-                    self.mid_line = true;
-                    out.push(b);
+                b'"' if self.in_quotes => {
+                    self.in_quotes = false;
+                    self.just_closed = true;
                 }
-                _ if self.in_quotes => out.push(b),
-                b'\r' => self.pending_cr = true,
-                b'\n' => self.newline(&mut out),
-                _ => {
-                    self.mid_line = true;
-                    out.push(b);
+                b'"' if self.field_start || closed_before => self.in_quotes = true,
+                _ if self.in_quotes => {}
+                b'\r' => {
+                    self.pending_cr = true;
+                    continue;
                 }
+                b'\n' => {
+                    self.newline(&mut out);
+                    continue;
+                }
+                _ => {}
             }
+            self.field_start = !self.in_quotes && b == b',';
+            self.mid_line = true;
+            out.push(b);
         }
         Bytes::from(out)
     }
@@ -152,6 +174,7 @@ impl LineNormalizer {
         }
         out.push(b'\n');
         self.mid_line = false;
+        self.field_start = true;
     }
 }
 
@@ -465,7 +488,13 @@ mod tests {
         assert_eq!(normalize(&[b"h\r\na\r\n\r\nb\n\nc"]), b"h\na\n\0\nb\n\0\nc");
         // Split across chunks, CR LF at the boundary.
         assert_eq!(normalize(&[b"h\r", b"\n\r", b"\nb"]), b"h\n\0\nb");
-        // Inside quotes nothing changes.
+        // Inside quotes nothing changes, escaped quotes included.
         assert_eq!(normalize(&[b"a,\"x\r\n\r\ny\"\n"]), b"a,\"x\r\n\r\ny\"\n");
+        assert_eq!(
+            normalize(&[b"\"a\"\"", b"\n\n\"\n\n"]),
+            b"\"a\"\"\n\n\"\n\0\n"
+        );
+        // A stray quote inside a field is literal: later blank lines are still marked.
+        assert_eq!(normalize(&[b"55\"1,x\n\nb"]), b"55\"1,x\n\0\nb");
     }
 }
