@@ -198,13 +198,15 @@ fn authorized(header: Option<&str>, token: Option<&Secret>) -> bool {
 
 fn docs() -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     let config = Arc::new(utoipa_swagger_ui::Config::from("/openapi.json"));
-    let exact = warp::path!("docs")
+    warp::path("docs")
         .and(warp::get())
-        .map(|| warp::redirect::see_other(Uri::from_static("/docs/")).into_response());
-    let files = warp::path("docs")
-        .and(warp::get())
+        .and(warp::path::full())
         .and(warp::path::tail())
-        .map(move |tail: warp::path::Tail| {
+        .map(move |full: warp::path::FullPath, tail: warp::path::Tail| {
+            // `/docs` → `/docs/`, so the UI's relative asset paths resolve.
+            if full.as_str() == "/docs" {
+                return warp::redirect::see_other(Uri::from_static("/docs/")).into_response();
+            }
             match utoipa_swagger_ui::serve(tail.as_str(), config.clone()) {
                 Ok(Some(file)) => {
                     let mut r = Response::new(file.bytes.into_owned().into());
@@ -216,8 +218,7 @@ fn docs() -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone
                 Ok(None) => ApiError::not_found("archivo desconocido").into_response(),
                 Err(e) => ApiError::internal(format!("swagger: {e}")).into_response(),
             }
-        });
-    exact.or(files).unify()
+        })
 }
 
 fn respond<T: serde::Serialize>(r: Result<(StatusCode, T), ApiError>) -> Response {

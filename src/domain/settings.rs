@@ -140,12 +140,15 @@ text_enum!(
     }
 );
 
+// Not derived: the enum comes from `text_enum!`, which does not take `#[default]`.
+#[allow(clippy::derivable_impls)]
 impl Default for AmdMode {
     fn default() -> Self {
         AmdMode::Ninguno
     }
 }
 
+#[allow(clippy::derivable_impls)]
 impl Default for AmdNotSure {
     fn default() -> Self {
         AmdNotSure::Humano

@@ -1,6 +1,6 @@
 //! `bases`: campaigns, their creation (with their numbers table) and their state.
 
-use chrono::{NaiveDateTime, NaiveTime, Utc};
+use chrono::{DateTime, NaiveDateTime, NaiveTime, SubsecRound, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl};
@@ -64,6 +64,11 @@ struct BaseValues<'a> {
     estado: &'a str,
     creada: NaiveDateTime,
     actualizada: NaiveDateTime,
+}
+
+/// Now, at the millisecond precision of `DATETIME(3)`, so a returned campaign equals the stored one.
+fn now_ms() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(3)
 }
 
 fn to_i32(v: u32) -> i32 {
@@ -248,6 +253,23 @@ async fn adopt_table(conn: &mut AsyncMysqlConnection, t: &TableName) -> Result<(
     Ok(())
 }
 
+/// One campaign by name; `lock` takes a row lock (`FOR UPDATE`) for a read-modify-write.
+async fn load(
+    conn: &mut AsyncMysqlConnection,
+    n: &CampaignName,
+    lock: bool,
+) -> Result<Option<Campaign>, StoreError> {
+    let query = bases::table
+        .filter(bases::nombre.eq(n.as_str()))
+        .select(BaseRow::as_select());
+    let row: Option<BaseRow> = if lock {
+        query.for_update().first(conn).await.optional()?
+    } else {
+        query.first(conn).await.optional()?
+    };
+    row.map(Campaign::try_from).transpose()
+}
+
 fn already_exists(e: &StoreError) -> bool {
     matches!(e, StoreError::Database(m) if m.contains("already exists"))
 }
@@ -258,7 +280,7 @@ impl Store {
     /// the `bases` row cannot be written.
     pub async fn create_campaign(&self, c: &NewCampaign) -> Result<Campaign, StoreError> {
         let mut conn = self.conn().await?;
-        if self.campaign(&c.nombre).await?.is_some() {
+        if load(&mut conn, &c.nombre, false).await?.is_some() {
             return Err(StoreError::Conflict(format!(
                 "la campaña {} ya existe",
                 c.nombre
@@ -268,13 +290,12 @@ impl Store {
             .tabla
             .clone()
             .unwrap_or_else(|| TableName::from(&c.nombre));
-        let taken: Count = bases::table
+        let taken: i64 = bases::table
             .filter(bases::tabla.eq(tabla.as_str()))
             .count()
-            .get_result::<i64>(&mut conn)
-            .await
-            .map(|n| Count { n })?;
-        if taken.n > 0 {
+            .get_result(&mut conn)
+            .await?;
+        if taken > 0 {
             return Err(StoreError::Conflict(format!(
                 "la tabla {tabla} ya pertenece a otra campaña"
             )));
@@ -305,7 +326,7 @@ impl Store {
                 true
             }
         };
-        let now = Utc::now();
+        let now = now_ms();
         let campaign = Campaign {
             nombre: c.nombre.clone(),
             tabla: tabla.clone(),
@@ -351,13 +372,7 @@ impl Store {
 
     pub async fn campaign(&self, n: &CampaignName) -> Result<Option<Campaign>, StoreError> {
         let mut conn = self.conn().await?;
-        let row: Option<BaseRow> = bases::table
-            .filter(bases::nombre.eq(n.as_str()))
-            .select(BaseRow::as_select())
-            .first(&mut conn)
-            .await
-            .optional()?;
-        row.map(Campaign::try_from).transpose()
+        load(&mut conn, n, false).await
     }
 
     /// All campaigns, by name.
@@ -394,7 +409,7 @@ impl Store {
                     StoreError::NotFound(format!("no existe la campaña {name}"))
                 })?)?;
             patch.apply_to(&mut c);
-            c.actualizada = Utc::now();
+            c.actualizada = now_ms();
             diesel::update(bases::table.filter(bases::nombre.eq(name.as_str())))
                 .set(BaseValues::of(&c))
                 .execute(conn)
@@ -414,7 +429,7 @@ impl Store {
         let changed = diesel::update(bases::table.filter(bases::nombre.eq(n.as_str())))
             .set((
                 bases::estado.eq(s.as_str()),
-                bases::actualizada.eq(to_naive(Utc::now())),
+                bases::actualizada.eq(to_naive(now_ms())),
             ))
             .execute(&mut conn)
             .await?;
@@ -454,7 +469,7 @@ impl Store {
                 )));
             }
             c.estado = to;
-            c.actualizada = Utc::now();
+            c.actualizada = now_ms();
             diesel::update(bases::table.filter(bases::nombre.eq(name.as_str())))
                 .set((
                     bases::estado.eq(to.as_str()),

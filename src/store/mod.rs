@@ -145,7 +145,7 @@ impl std::fmt::Debug for Store {
 
 impl Store {
     /// Creates the database named in `url` if missing, runs the embedded migrations and opens the
-    /// pool. Needs a multi-threaded tokio runtime (diesel's migration harness blocks in place).
+    /// pool.
     pub async fn connect(url: &Secret) -> Result<Store, StoreError> {
         let store = Store::connect_lazy(url)?;
         store.prepare(url).await?;
@@ -180,12 +180,20 @@ impl Store {
         .await?;
         drop(server);
         let conn = AsyncMysqlConnection::establish(url.expose()).await?;
-        let mut harness = diesel_async::AsyncMigrationHarness::new(conn);
-        let applied = harness
-            .run_pending_migrations(MIGRATIONS)
-            .map_err(|e| StoreError::Database(format!("migraciones: {e}")))?;
-        if !applied.is_empty() {
-            tracing::info!(migraciones = applied.len(), "migraciones aplicadas");
+        // diesel's migration harness is synchronous; on a blocking thread it works on any tokio
+        // runtime flavor (calling it from a current-thread runtime's task would panic).
+        let applied = tokio::task::spawn_blocking(move || {
+            let mut harness = diesel_async::AsyncMigrationHarness::new(conn);
+            harness
+                .run_pending_migrations(MIGRATIONS)
+                .map(|v| v.len())
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| StoreError::Database(format!("migraciones: {e}")))?
+        .map_err(|e| StoreError::Database(format!("migraciones: {e}")))?;
+        if applied > 0 {
+            tracing::info!(migraciones = applied, "migraciones aplicadas");
         }
         Ok(())
     }

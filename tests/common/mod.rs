@@ -187,3 +187,73 @@ impl TestApp {
         self.app.shutdown().await.expect("clean shutdown");
     }
 }
+
+/// A TCP proxy to MariaDB that a test can cut and restore, to simulate the database going away and
+/// coming back while the app runs.
+pub struct DbProxy {
+    pub port: u16,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl DbProxy {
+    pub async fn start() -> Self {
+        let mut p = DbProxy {
+            port: 0,
+            task: None,
+        };
+        p.listen().await;
+        p
+    }
+
+    fn bind(port: u16) -> tokio::net::TcpListener {
+        let sock = tokio::net::TcpSocket::new_v4().expect("socket");
+        sock.set_reuseaddr(true).expect("reuseaddr");
+        sock.bind(([127, 0, 0, 1], port).into())
+            .expect("bind proxy");
+        sock.listen(64).expect("listen")
+    }
+
+    async fn listen(&mut self) {
+        let listener = Self::bind(self.port);
+        self.port = listener.local_addr().expect("addr").port();
+        self.task = Some(tokio::spawn(async move {
+            // Dropping this set (when the task is aborted) aborts every forwarded connection.
+            let mut conns = tokio::task::JoinSet::new();
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else {
+                    return;
+                };
+                conns.spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect((MYSQL_HOST, 3306)).await
+                    {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+            }
+        }));
+    }
+
+    /// Closes the listener and every open connection: the database is "down".
+    pub async fn cut(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+            let _ = t.await;
+            // The forwarded connections are aborted asynchronously; give them a moment to close.
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        }
+    }
+
+    /// Listens again on the same port: the database is "back".
+    pub async fn restore(&mut self) {
+        self.listen().await;
+    }
+
+    /// `prefer_socket=false`: otherwise mysql_async switches a loopback connection to MariaDB's Unix
+    /// socket, bypassing the proxy.
+    pub fn url(&self, db: &str) -> String {
+        format!(
+            "mysql://root@127.0.0.1:{}/{db}?prefer_socket=false",
+            self.port
+        )
+    }
+}

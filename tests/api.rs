@@ -1,0 +1,906 @@
+//! End-to-end tests: the real app on an ephemeral port, a fresh MariaDB database per test, HTTP.
+
+mod common;
+
+use chrono::{Duration, Utc};
+use common::{config, TestApp};
+use discador::domain::{CallResult, CampaignName, NumberState, PhoneNumber, TableName};
+use discador::store::{CallRecord, NumberUpdate};
+use serde_json::{json, Value};
+
+async fn estadisticas(t: &TestApp, nombre: &str) -> Value {
+    let (s, body) = t.get(&format!("/discador/estado/{nombre}")).await;
+    assert_eq!(s, 200, "{body}");
+    body["estadisticas"].clone()
+}
+
+fn assert_error(status: u16, body: &Value, want_status: u16, want_code: &str) {
+    assert_eq!(status, want_status, "{body}");
+    assert_eq!(body["error"], want_code, "{body}");
+    assert!(
+        body["mensaje"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_docs_and_openapi() {
+    let t = TestApp::spawn().await;
+    let (s, body) = t.get("/health").await;
+    assert_eq!(
+        (s, body["estado"].as_str(), body["base_de_datos"].as_str()),
+        (200, Some("ok"), Some("ok"))
+    );
+
+    let no_redirect = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = no_redirect.get(t.url("/docs")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+    let r = t.http.get(t.url("/docs/")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(
+        r.text().await.unwrap().contains("swagger"),
+        "Swagger UI page"
+    );
+    let r = t
+        .http
+        .get(t.url("/docs/swagger-initializer.js"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.text().await.unwrap().contains("/openapi.json"));
+
+    let (s, spec) = t.get("/openapi.json").await;
+    assert_eq!(s, 200);
+    for path in [
+        "/campanas/",
+        "/campana/{nombre}",
+        "/campana/{nombre}/numeros",
+        "/discador/iniciar/",
+        "/discador/pausar/",
+        "/discador/reanudar/",
+        "/discador/detener/",
+        "/discador/estado/{nombre}",
+        "/health",
+    ] {
+        assert!(
+            spec["paths"].get(path).is_some(),
+            "missing {path} in the spec"
+        );
+    }
+    t.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_read_update_campaign() {
+    let t = TestApp::spawn().await;
+    let (s, body) = t.get("/campanas/").await;
+    assert_eq!((s, body), (200, json!([])));
+
+    let full = json!({"nombre": "PRUEBA", "cps": 5, "reintentos": 2, "intervalo_reintento": 300,
+        "max_canales": 50, "amd": "mod_amd", "destino_humano": "humano", "destino_maquina": "",
+        "caller_id": "+54 11 4000-0000", "gateway": "gw_pstn", "timeout_llamada": 30,
+        "hora_inicio": "09:00", "hora_fin": "20:00", "dias": ["lun","mar","mie","jue","vie"],
+        "zona_horaria": "America/Argentina/Buenos_Aires"});
+    let (s, c) = t.post_json("/campanas/", full.clone()).await;
+    assert_eq!(s, 201, "{c}");
+    assert_eq!(c["estado"], "CREADA");
+    assert_eq!(c["tabla"], "PRUEBA");
+    assert_eq!(c["caller_id"], "+541140000000");
+    assert_eq!(c["dias"], json!(["lun", "mar", "mie", "jue", "vie"]));
+    assert_eq!(c["destino_maquina"], "");
+
+    // Defaults when only the name is given.
+    let d = t.create("Minima").await;
+    assert_eq!(
+        (
+            d["cps"].as_f64(),
+            d["max_canales"].as_u64(),
+            d["reintentos"].as_u64(),
+            d["timeout_llamada"].as_u64()
+        ),
+        (Some(1.0), Some(10), Some(2), Some(30))
+    );
+    assert_eq!(
+        (
+            d["hora_inicio"].as_str(),
+            d["hora_fin"].as_str(),
+            d["zona_horaria"].as_str()
+        ),
+        (Some("09:00"), Some("21:00"), Some("UTC"))
+    );
+    assert_eq!(d["amd"], "ninguno");
+    assert_eq!(d["amd_incierto"], "humano");
+
+    let (s, e) = t.post_json("/campanas/", full).await;
+    assert_error(s, &e, 409, "conflicto");
+
+    let (s, got) = t.get("/campana/PRUEBA").await;
+    assert_eq!(s, 200);
+    assert_eq!(got, c, "what was returned at creation is what is stored");
+    let (s, list) = t.get("/campanas/").await;
+    assert_eq!((s, list.as_array().map(Vec::len)), (200, Some(2)));
+
+    let (s, p) = t
+        .patch_json(
+            "/campana/PRUEBA",
+            json!({"cps": 0.5, "caller_id": null, "dias": ["sab"]}),
+        )
+        .await;
+    assert_eq!(s, 200, "{p}");
+    assert_eq!(
+        (p["cps"].as_f64(), &p["caller_id"], &p["dias"]),
+        (Some(0.5), &Value::Null, &json!(["sab"]))
+    );
+    assert_eq!(p["hora_fin"], "20:00", "untouched fields stay");
+    let (_, got) = t.get("/campana/PRUEBA").await;
+    assert_eq!(got, p);
+
+    let (s, e) = t.patch_json("/campana/PRUEBA", json!({"cps": 0})).await;
+    assert_error(s, &e, 400, "invalido");
+    assert!(e["mensaje"].as_str().unwrap().contains("cps"), "{e}");
+    let (s, e) = t.patch_json("/campana/NOEXISTE", json!({"cps": 2})).await;
+    assert_error(s, &e, 404, "no_encontrado");
+    let (s, e) = t.get("/campana/NOEXISTE").await;
+    assert_error(s, &e, 404, "no_encontrado");
+    t.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_names_are_refused_and_change_nothing() {
+    let t = TestApp::spawn().await;
+    t.create("SANA").await;
+    let long = "a".repeat(80);
+    for name in [
+        "x`; DROP TABLE bases; --",
+        "",
+        long.as_str(),
+        "bases",
+        "LLAMADAS",
+        "dnc",
+        "o'brien",
+        "a\"b",
+        "campaña",
+        "名前",
+        "1abc",
+        "a b",
+        "__diesel_schema_migrations",
+    ] {
+        let (s, e) = t.post_json("/campanas/", json!({ "nombre": name })).await;
+        assert_error(s, &e, 400, "invalido");
+        assert!(e["mensaje"].as_str().unwrap().starts_with("nombre"), "{e}");
+        let (s, e) = t
+            .post_json("/discador/iniciar/", json!({ "nombre_campana": name }))
+            .await;
+        assert_error(s, &e, 400, "invalido");
+    }
+    for raw in [
+        "x%60%3B%20DROP%20TABLE%20bases%3B%20--",
+        "bases",
+        "%27",
+        "%E5%90%8D",
+        "%FF",
+    ] {
+        let (s, e) = t.get(&format!("/campana/{raw}")).await;
+        assert_error(s, &e, 400, "invalido");
+        let (s, e) = t.get(&format!("/discador/estado/{raw}")).await;
+        assert_error(s, &e, 400, "invalido");
+    }
+    let (s, e) = t
+        .post_json("/campanas/", json!({"nombre": "OK1", "tabla": "x`y"}))
+        .await;
+    assert_error(s, &e, 400, "invalido");
+    // Everything is still there and nothing else was created.
+    let (s, list) = t.get("/campanas/").await;
+    assert_eq!((s, list.as_array().map(Vec::len)), (200, Some(1)));
+    assert_eq!(
+        t.db.sql("SHOW TABLES").lines().count(),
+        5,
+        "bases, llamadas, dnc, migrations, SANA"
+    );
+    t.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_settings_and_bodies() {
+    let t = TestApp::spawn().await;
+    let cases = [
+        (json!({"nombre": "A", "cps": -1}), "cps"),
+        (json!({"nombre": "A", "cps": 1000.5}), "cps"),
+        (
+            json!({"nombre": "A", "timeout_llamada": 10}),
+            "timeout_llamada",
+        ),
+        (json!({"nombre": "A", "max_canales": 0}), "max_canales"),
+        (json!({"nombre": "A", "reintentos": 21}), "reintentos"),
+        (
+            json!({"nombre": "A", "intervalo_reintento": -5}),
+            "intervalo_reintento",
+        ),
+        (json!({"nombre": "A", "dias": ["lunes"]}), "dias"),
+        (
+            json!({"nombre": "A", "zona_horaria": "Mars/Olympus"}),
+            "zona_horaria",
+        ),
+        (
+            json!({"nombre": "A", "hora_inicio": "25:00"}),
+            "hora_inicio",
+        ),
+        (json!({"nombre": "A", "amd": "magic"}), "amd"),
+        (json!({"nombre": "A", "caller_id": "123,456"}), "caller_id"),
+        (json!({"nombre": "A", "gateway": "gw/../x"}), "gateway"),
+        (
+            json!({"nombre": "A", "destino_humano": "a b"}),
+            "destino_humano",
+        ),
+    ];
+    for (body, field) in cases {
+        let (s, e) = t.post_json("/campanas/", body.clone()).await;
+        assert_error(s, &e, 400, "invalido");
+        assert!(
+            e["mensaje"].as_str().unwrap().contains(field),
+            "{body} → {e}"
+        );
+    }
+    for body in [
+        &b"{not json"[..],
+        b"{\"nombre\": \"A\", \"cps\": \"x\"}",
+        b"{\"nombre\": \"A\", \"extra\": 1}",
+        b"",
+        b"[]",
+    ] {
+        let (s, e) = t
+            .post_raw("/campanas/", "application/json", body.to_vec())
+            .await;
+        assert_error(s, &e, 400, "json_invalido");
+    }
+    let big = format!("{{\"nombre\": \"{}\"}}", "a".repeat(100_000));
+    let (s, e) = t
+        .post_raw("/campanas/", "application/json", big.into_bytes())
+        .await;
+    assert_error(s, &e, 413, "demasiado_grande");
+    // The seed's curl sends no JSON content type: accepted anyway.
+    let (s, c) = t
+        .post_raw(
+            "/campanas/",
+            "application/x-www-form-urlencoded",
+            br#"{"nombre": "Form"}"#.to_vec(),
+        )
+        .await;
+    assert_eq!(s, 201, "{c}");
+
+    let r = t.http.delete(t.url("/campanas/")).send().await.unwrap();
+    let (s, e) = TestApp::split(r).await;
+    assert_error(s, &e, 405, "metodo_no_permitido");
+    let (s, e) = t.get("/no/existe").await;
+    assert_error(s, &e, 404, "no_encontrado");
+    let (s, list) = t.get("/campanas/").await;
+    assert_eq!((s, list.as_array().map(Vec::len)), (200, Some(1)));
+    t.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn csv_import_reports_every_bad_line() {
+    let t = TestApp::spawn().await;
+    t.create("CARGA").await;
+    let mut csv: Vec<u8> = b"nombre,TELEFONO,deuda\r\n".to_vec();
+    csv.extend_from_slice(b"Ana,+54 (11) 4000-0001,100\r\n"); // line 2: ok
+    csv.extend_from_slice(b"\r\n"); // line 3: empty, skipped
+    csv.extend_from_slice(b"Bob,1000|2000,5\n"); // 4: dial-string char
+    csv.extend_from_slice(b"Eve,123{x=y},5\n"); // 5
+    csv.extend_from_slice(b"Zoe,12'34,5\n"); // 6
+    csv.extend_from_slice(b"Ola,\xff\xfe123,5\n"); // 7: not UTF-8
+    csv.extend_from_slice(b"Ivo\n"); // 8: no telefono field
+    csv.extend_from_slice(b"Ana2,+5411 4000 0001,7\n"); // 9: duplicate of line 2
+    csv.extend_from_slice(b"Leo,12,5\n"); // 10: too short
+    csv.extend_from_slice(b"Mia,\"4000,0002\",5\n"); // 11: quoted comma
+    csv.extend_from_slice(b"Noa,4000^^0003,5\n"); // 12
+    csv.extend_from_slice(b"Pia,4000[0004],5\n"); // 13
+    csv.extend_from_slice(b"Raf,5550004,\xe9\n"); // 14: other column not UTF-8
+    csv.extend_from_slice(b"Sol,5550005,9"); // 15: ok, no final newline
+    let (s, r) = t
+        .post_raw("/campana/CARGA/numeros", "text/csv; charset=utf-8", csv)
+        .await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(
+        (
+            r["insertados"].as_u64(),
+            r["duplicados"].as_u64(),
+            r["invalidos"].as_u64()
+        ),
+        (Some(2), Some(1), Some(10)),
+        "{r}"
+    );
+    let lines: Vec<u64> = r["errores"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["linea"].as_u64().unwrap())
+        .collect();
+    assert_eq!(lines, vec![4, 5, 6, 7, 8, 10, 11, 12, 13, 14]);
+    let e4 = &r["errores"][0];
+    assert_eq!(
+        (e4["valor"].as_str(), e4["motivo"].as_str()),
+        (Some("1000|2000"), Some("carácter no permitido '|'"))
+    );
+    assert!(r["errores"][3]["motivo"]
+        .as_str()
+        .unwrap()
+        .contains("UTF-8"));
+
+    let stored =
+        t.db.sql("SELECT telefono, datos, estado, intentos FROM CARGA ORDER BY id");
+    assert_eq!(
+        stored,
+        "+541140000001\t{\"deuda\":\"100\",\"nombre\":\"Ana\"}\tPENDIENTE\t0\n5550005\t{\"deuda\":\"9\",\"nombre\":\"Sol\"}\tPENDIENTE\t0"
+    );
+    let st = estadisticas(&t, "CARGA").await;
+    assert_eq!(
+        (st["total"].as_u64(), st["pendientes"].as_u64()),
+        (Some(2), Some(2))
+    );
+
+    // Missing `telefono` column: 400, nothing inserted.
+    let (s, e) = t
+        .post_raw(
+            "/campana/CARGA/numeros",
+            "text/csv",
+            b"phone\n5551234\n".to_vec(),
+        )
+        .await;
+    assert_error(s, &e, 400, "invalido");
+    let (s, e) = t
+        .post_raw("/campana/CARGA/numeros", "text/csv", Vec::new())
+        .await;
+    assert_error(s, &e, 400, "invalido");
+    // A line without end is not buffered forever.
+    let (s, e) = t
+        .post_raw(
+            "/campana/CARGA/numeros",
+            "text/csv",
+            [b"telefono\n".to_vec(), vec![b'1'; 200_000]].concat(),
+        )
+        .await;
+    assert_error(s, &e, 413, "demasiado_grande");
+    let (s, e) = t
+        .post_raw(
+            "/campana/CARGA/numeros",
+            "text/plain",
+            b"telefono\n5551234\n".to_vec(),
+        )
+        .await;
+    assert_error(s, &e, 415, "tipo_contenido");
+    let (s, e) = t
+        .post_raw(
+            "/campana/NOEXISTE/numeros",
+            "text/csv",
+            b"telefono\n5551234\n".to_vec(),
+        )
+        .await;
+    assert_error(s, &e, 404, "no_encontrado");
+    assert_eq!(estadisticas(&t, "CARGA").await["total"].as_u64(), Some(2));
+    t.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_import() {
+    let t = TestApp::spawn().await;
+    t.create("JSONC").await;
+    let body = json!({"numeros": [
+        {"telefono": "5550001", "nombre": "Ana"},
+        {"telefono": 5550002},
+        {"telefono": "555,0003"},
+        {"nombre": "sin telefono"},
+        "5550004",
+        {"telefono": "5550001"},
+    ]});
+    let (s, r) = t.post_json("/campana/JSONC/numeros", body).await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(
+        (
+            r["insertados"].as_u64(),
+            r["duplicados"].as_u64(),
+            r["invalidos"].as_u64()
+        ),
+        (Some(2), Some(1), Some(3))
+    );
+    let lines: Vec<u64> = r["errores"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["linea"].as_u64().unwrap())
+        .collect();
+    assert_eq!(lines, vec![3, 4, 5]);
+    let (s, e) = t
+        .post_raw(
+            "/campana/JSONC/numeros",
+            "application/json",
+            b"{\"numeros\": 5}".to_vec(),
+        )
+        .await;
+    assert_error(s, &e, 400, "json_invalido");
+    t.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dialer_commands_record_state() {
+    let t = TestApp::spawn().await;
+    t.create("PRUEBA").await;
+    let cmd = |op: &'static str, body: Value| {
+        let t = &t;
+        async move { t.post_json(&format!("/discador/{op}/"), body).await }
+    };
+    let (s, e) = cmd("iniciar", json!({"nombre_campana": "PRUEBA", "cps": 5})).await;
+    assert_error(s, &e, 409, "conflicto"); // no pending numbers
+    let (s, e) = cmd("iniciar", json!({"nombre_campana": "NOEXISTE"})).await;
+    assert_error(s, &e, 404, "no_encontrado");
+    let (s, e) = cmd("iniciar", json!({"nombre_campana": "PRUEBA", "cps": 0})).await;
+    assert_error(s, &e, 400, "invalido");
+    let (s, e) = cmd("pausar", json!({"nombre_campana": "PRUEBA"})).await;
+    assert_error(s, &e, 409, "conflicto"); // not active
+
+    let (s, _) = t
+        .post_raw(
+            "/campana/PRUEBA/numeros",
+            "text/csv",
+            b"telefono\n5550001\n5550002\n".to_vec(),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (s, r) = cmd("iniciar", json!({"nombre_campana": "PRUEBA", "cps": 2.5})).await;
+    assert_eq!((s, r["estado"].as_str()), (200, Some("ACTIVA")), "{r}");
+    let (_, c) = t.get("/campana/PRUEBA").await;
+    assert_eq!(c["cps"].as_f64(), Some(2.5), "cps override is saved");
+    let (s, e) = cmd("iniciar", json!({"nombre_campana": "PRUEBA"})).await;
+    assert_error(s, &e, 409, "conflicto");
+    let (s, r) = cmd("pausar", json!({"nombre_campana": "PRUEBA"})).await;
+    assert_eq!((s, r["estado"].as_str()), (200, Some("PAUSADA")));
+    let (s, e) = cmd("pausar", json!({"nombre_campana": "PRUEBA"})).await;
+    assert_error(s, &e, 409, "conflicto");
+    let (s, r) = cmd("reanudar", json!({"nombre_campana": "PRUEBA"})).await;
+    assert_eq!((s, r["estado"].as_str()), (200, Some("ACTIVA")));
+    let (s, r) = cmd("detener", json!({"nombre_campana": "PRUEBA"})).await;
+    assert_eq!((s, r["estado"].as_str()), (200, Some("DETENIDA")));
+    let (s, e) = cmd("reanudar", json!({"nombre_campana": "PRUEBA"})).await;
+    assert_error(s, &e, 409, "conflicto");
+    let (s, e) = cmd("detener", json!({"nombre_campana": "PRUEBA", "cps": 3})).await;
+    assert_error(s, &e, 400, "invalido");
+
+    let (s, body) = t.get("/discador/estado/PRUEBA").await;
+    assert_eq!(
+        (s, body["campana"].as_str(), body["estado"].as_str()),
+        (200, Some("PRUEBA"), Some("DETENIDA"))
+    );
+    let st = &body["estadisticas"];
+    for key in [
+        "total",
+        "completados",
+        "pendientes",
+        "errores",
+        "en_curso",
+        "contestados",
+        "humanos",
+        "maquinas",
+    ] {
+        assert!(st[key].is_u64(), "{key} in {st}");
+    }
+    assert_eq!(st["total"].as_u64(), Some(2));
+    t.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_protects_everything_but_health_and_docs() {
+    let mut t = TestApp::spawn_with(&["--api-token", "tok-123"]).await;
+    t.create("CONTOKEN").await; // with the token
+    let token = t.token.take();
+    for path in [
+        "/campanas/",
+        "/campana/CONTOKEN",
+        "/discador/estado/CONTOKEN",
+        "/no/existe",
+    ] {
+        let (s, e) = t.get(path).await;
+        assert_error(s, &e, 401, "no_autorizado");
+    }
+    let r = t
+        .http
+        .get(t.url("/campanas/"))
+        .bearer_auth("tok-124")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let r = t
+        .http
+        .get(t.url("/campanas/"))
+        .header("authorization", "tok-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let (s, e) = t
+        .post_json("/discador/iniciar/", json!({"nombre_campana": "CONTOKEN"}))
+        .await;
+    assert_error(s, &e, 401, "no_autorizado");
+    for path in ["/health", "/docs/", "/openapi.json"] {
+        let r = t.http.get(t.url(path)).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{path}");
+    }
+    t.token = token;
+    let (s, _) = t.get("/campanas/").await;
+    assert_eq!(s, 200);
+    t.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn public_address_needs_a_token() {
+    let db = common::TestDb::new();
+    let url = db.url();
+    let err = discador::app::spawn(config(&[
+        "--database-url",
+        &url,
+        "--api-listen",
+        "0.0.0.0:0",
+    ]))
+    .await;
+    assert!(err.is_err(), "non-loopback without token must be refused");
+    let ok = discador::app::spawn(config(&[
+        "--database-url",
+        &url,
+        "--api-listen",
+        "0.0.0.0:0",
+        "--api-token",
+        "x",
+    ]))
+    .await;
+    ok.expect("with a token it starts")
+        .shutdown()
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_down_answers_503_and_stays_up() {
+    // Port 1 on loopback: nothing listens there.
+    let app = discador::app::spawn(config(&[
+        "--database-url",
+        "mysql://root:hunter2@127.0.0.1:1/discador_x",
+    ]))
+    .await
+    .expect("the service starts without its database");
+    let http = reqwest::Client::new();
+    let base = format!("http://{}", app.api_addr);
+    for path in ["/campanas/", "/campana/PRUEBA", "/discador/estado/PRUEBA"] {
+        let (s, e) = TestApp::split(http.get(format!("{base}{path}")).send().await.unwrap()).await;
+        assert_error(s, &e, 503, "no_disponible");
+        assert!(!e.to_string().contains("hunter2"));
+    }
+    let (s, e) = TestApp::split(
+        http.post(format!("{base}/campanas/"))
+            .json(&json!({"nombre": "X"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_error(s, &e, 503, "no_disponible");
+    let (s, h) = TestApp::split(http.get(format!("{base}/health")).send().await.unwrap()).await;
+    assert_eq!(
+        (s, h["base_de_datos"].as_str()),
+        (200, Some("no_disponible"))
+    );
+    app.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adopts_an_existing_table() {
+    let t = TestApp::spawn().await;
+    t.db.sql(
+        "CREATE TABLE leads (id BIGINT AUTO_INCREMENT PRIMARY KEY, telefono VARCHAR(32), cliente VARCHAR(20));
+         INSERT INTO leads (telefono, cliente) VALUES ('5550001', 'a'), ('5550002', 'b');
+         CREATE TABLE sin_tel (id BIGINT AUTO_INCREMENT PRIMARY KEY, numero VARCHAR(32));
+         CREATE TABLE OCUPADA (id INT);",
+    );
+    let (s, c) = t
+        .post_json("/campanas/", json!({"nombre": "ADOPTA", "tabla": "leads"}))
+        .await;
+    assert_eq!((s, c["tabla"].as_str()), (201, Some("leads")), "{c}");
+    let st = estadisticas(&t, "ADOPTA").await;
+    assert_eq!(
+        (st["total"].as_u64(), st["pendientes"].as_u64()),
+        (Some(2), Some(2))
+    );
+    let (s, r) = t
+        .post_raw(
+            "/campana/ADOPTA/numeros",
+            "text/csv",
+            b"telefono\n5550002\n5550003\n".to_vec(),
+        )
+        .await;
+    assert_eq!(
+        (s, r["insertados"].as_u64(), r["duplicados"].as_u64()),
+        (200, Some(1), Some(1))
+    );
+
+    let (s, e) = t
+        .post_json("/campanas/", json!({"nombre": "OTRA", "tabla": "leads"}))
+        .await;
+    assert_error(s, &e, 409, "conflicto");
+    let (s, e) = t
+        .post_json("/campanas/", json!({"nombre": "MALA", "tabla": "sin_tel"}))
+        .await;
+    assert_error(s, &e, 400, "invalido");
+    let (s, e) = t
+        .post_json("/campanas/", json!({"nombre": "OCUPADA"}))
+        .await;
+    assert_error(s, &e, 409, "conflicto");
+    let (_, list) = t.get("/campanas/").await;
+    assert_eq!(
+        list.as_array().map(Vec::len),
+        Some(1),
+        "failed creations leave nothing behind"
+    );
+    t.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn store_claims_never_overlap_and_apply_is_atomic() {
+    let t = TestApp::spawn().await;
+    t.create("CLAIM").await;
+    let csv: String = std::iter::once("telefono".to_owned())
+        .chain((0..300).map(|i| format!("555{i:04}")))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let (s, _) = t
+        .post_raw("/campana/CLAIM/numeros", "text/csv", csv.into_bytes())
+        .await;
+    assert_eq!(s, 200);
+    let store = t.app.store.clone();
+    let name = CampaignName::parse("CLAIM").unwrap();
+    let c = store.campaign(&name).await.unwrap().unwrap();
+    let now = Utc::now();
+
+    // Four concurrent claimers: each row exactly once.
+    let claims = futures::future::join_all((0..4).map(|_| {
+        let (store, c) = (store.clone(), c.clone());
+        async move {
+            let mut mine = Vec::new();
+            loop {
+                let got = store.claim_due(&c, now, 25).await.unwrap();
+                if got.is_empty() {
+                    return mine;
+                }
+                mine.extend(got);
+            }
+        }
+    }))
+    .await;
+    let mut ids: Vec<i64> = claims.iter().flatten().map(|n| n.id).collect();
+    ids.sort_unstable();
+    let before = ids.len();
+    ids.dedup();
+    assert_eq!((before, ids.len()), (300, 300));
+    let uuids: std::collections::HashSet<&str> =
+        claims.iter().flatten().map(|n| n.uuid.as_str()).collect();
+    assert_eq!(uuids.len(), 300, "a fresh uuid per claimed row");
+    assert_eq!(store.in_flight(&c).await.unwrap().len(), 300);
+
+    // Unclaim gives numbers back without counting an attempt.
+    store.unclaim(&c, &ids[..100]).await.unwrap();
+    let s = store.stats(&c).await.unwrap();
+    assert_eq!((s.pendientes, s.marcando), (100, 200));
+
+    // A retry due later is not claimed now.
+    let first = claims
+        .iter()
+        .flatten()
+        .find(|n| n.id == ids[150])
+        .unwrap()
+        .clone();
+    let later = now + Duration::seconds(300);
+    let record = |estado, resultado, proximo| CallRecord {
+        campana: name.clone(),
+        tabla: TableName::parse("CLAIM").unwrap(),
+        numero_id: first.id,
+        telefono: first.telefono.clone(),
+        intento: 1,
+        uuid: first.uuid.clone(),
+        nodo: "fs1".into(),
+        estado,
+        resultado,
+        causa: Some("USER_BUSY".into()),
+        amd_resultado: None,
+        amd_causa: None,
+        proximo_intento: proximo,
+        inicio: now,
+        contestada: None,
+        fin: now + Duration::seconds(20),
+        billsec: 0,
+        duracion: 20,
+    };
+    store
+        .apply(&[
+            NumberUpdate::Answered {
+                tabla: TableName::parse("CLAIM").unwrap(),
+                id: ids[200],
+            },
+            NumberUpdate::Finished(record(
+                NumberState::Pendiente,
+                CallResult::Ocupado,
+                Some(later),
+            )),
+        ])
+        .await
+        .unwrap();
+    let s = store.stats(&c).await.unwrap();
+    assert_eq!((s.pendientes, s.marcando, s.contestados), (101, 198, 1));
+    let due_now = store.claim_due(&c, now, 1000).await.unwrap();
+    assert_eq!(due_now.len(), 100, "the retry is not due yet");
+    let due_later = store.claim_due(&c, later, 1000).await.unwrap();
+    assert_eq!((due_later.len(), due_later[0].intentos), (1, 1));
+    assert_eq!(t.db.sql("SELECT COUNT(*) FROM llamadas"), "1");
+
+    // One bad update (unknown table) rolls the whole batch back.
+    let mut bad = record(NumberState::Completado, CallResult::Humano, None);
+    bad.tabla = TableName::parse("NOEXISTE").unwrap();
+    let err = store
+        .apply(&[
+            NumberUpdate::Finished(record(NumberState::Completado, CallResult::Humano, None)),
+            NumberUpdate::Finished(bad),
+        ])
+        .await;
+    assert!(err.is_err());
+    assert_eq!(
+        t.db.sql("SELECT COUNT(*) FROM llamadas"),
+        "1",
+        "nothing of the failed batch was written"
+    );
+
+    // DNC.
+    let p = |s: &str| PhoneNumber::parse(s).unwrap();
+    assert_eq!(
+        store
+            .add_dnc(&[p("5550001"), p("5550002"), p("5550001")])
+            .await
+            .unwrap(),
+        2
+    );
+    let hit = store.dnc_contains(&["5550001", "5559999"]).await.unwrap();
+    assert_eq!(
+        hit.into_iter().collect::<Vec<_>>(),
+        vec!["5550001".to_owned()]
+    );
+    t.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wide_csv_rows_load_in_several_batches() {
+    // 2,500 rows of 8 KB: 20 MB of data, split by the byte cap of a batch.
+    let t = TestApp::spawn().await;
+    t.create("ANCHA").await;
+    let filler = "x".repeat(8 * 1024);
+    let mut csv = String::from("telefono,notas\n");
+    for i in 0..2_500 {
+        csv.push_str(&format!("555{i:05},{filler}\n"));
+    }
+    let (s, r) = t
+        .post_raw("/campana/ANCHA/numeros", "text/csv", csv.into_bytes())
+        .await;
+    assert_eq!((s, r["insertados"].as_u64()), (200, Some(2_500)), "{r}");
+    t.shutdown().await;
+}
+
+/// The store works on the default (current-thread) test runtime too, as other modules' tests use it.
+#[tokio::test]
+async fn store_connects_on_a_current_thread_runtime() {
+    let db = common::TestDb::new();
+    let store = discador::store::Store::connect(&discador::config::Secret::new(db.url()))
+        .await
+        .expect("connect");
+    store.ping().await.expect("ping");
+    // Idempotent: a second connect finds the migrations applied.
+    discador::store::Store::connect(&discador::config::Secret::new(db.url()))
+        .await
+        .expect("reconnect");
+    assert!(store.campaigns().await.expect("list").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_outage_mid_run_answers_503_then_recovers() {
+    let db = common::TestDb::new();
+    let mut proxy = common::DbProxy::start().await;
+    let url = proxy.url(&db.name);
+    let app = discador::app::spawn(config(&["--database-url", &url]))
+        .await
+        .expect("app starts");
+    let http = reqwest::Client::new();
+    let base = format!("http://{}", app.api_addr);
+    let get = |path: &str| {
+        let req = http.get(format!("{base}{path}"));
+        async move { TestApp::split(req.send().await.unwrap()).await }
+    };
+    let (s, _) = TestApp::split(
+        http.post(format!("{base}/campanas/"))
+            .json(&json!({"nombre": "CAIDA"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, 201);
+
+    proxy.cut().await;
+    let (s, e) = get("/campana/CAIDA").await;
+    assert_error(s, &e, 503, "no_disponible");
+    let (s, h) = get("/health").await;
+    assert_eq!(
+        (s, h["base_de_datos"].as_str()),
+        (200, Some("no_disponible"))
+    );
+
+    proxy.restore().await;
+    let (s, c) = get("/campana/CAIDA").await;
+    assert_eq!((s, c["nombre"].as_str()), (200, Some("CAIDA")), "{c}");
+    app.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn estado_follows_the_numbers_table() {
+    let t = TestApp::spawn().await;
+    t.create("VIVO").await;
+    let csv: String = std::iter::once("telefono".to_owned())
+        .chain((0..20).map(|i| format!("555{i:04}")))
+        .collect::<Vec<_>>()
+        .join("\n");
+    t.post_raw("/campana/VIVO/numeros", "text/csv", csv.into_bytes())
+        .await;
+    let st = estadisticas(&t, "VIVO").await;
+    assert_eq!(
+        (st["pendientes"].as_u64(), st["en_curso"].as_u64()),
+        (Some(20), Some(0))
+    );
+
+    // The dialer claims numbers behind the API's back; the cached counts catch up by themselves.
+    let c = t
+        .app
+        .store
+        .campaign(&CampaignName::parse("VIVO").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        t.app
+            .store
+            .claim_due(&c, Utc::now(), 5)
+            .await
+            .unwrap()
+            .len(),
+        5
+    );
+    let mut seen = None;
+    for _ in 0..100 {
+        let st = estadisticas(&t, "VIVO").await;
+        let total = ["completados", "pendientes", "errores", "en_curso"]
+            .iter()
+            .map(|k| st[k].as_u64().unwrap())
+            .sum::<u64>();
+        assert_eq!(
+            total,
+            st["total"].as_u64().unwrap(),
+            "counts always add up: {st}"
+        );
+        if st["en_curso"].as_u64() == Some(5) {
+            seen = Some(st);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let st = seen.expect("the cache refreshed within 10 s");
+    assert_eq!(
+        (st["pendientes"].as_u64(), st["marcando"].as_u64()),
+        (Some(15), Some(5))
+    );
+    t.shutdown().await;
+}
