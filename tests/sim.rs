@@ -899,3 +899,19 @@ async fn esl_client_and_outbound_server_drive_the_simulator() -> Result<()> {
     sim.shutdown().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn heartbeat_is_fired() -> Result<()> {
+    let sim = start(SimConfig {
+        heartbeat_secs: 1,
+        ..config()
+    })
+    .await?;
+    let mut c = Client::authed(sim.addr).await?;
+    c.subscribe(EventFormat::Json, &["HEARTBEAT"]).await?;
+    let hb = c.event(|e| e.name() == Some("HEARTBEAT")).await?;
+    assert_eq!(hb.get("Event-Info"), Some("System Ready"));
+    assert!(hb.get("Session-Count").is_some());
+    sim.shutdown().await;
+    Ok(())
+}

@@ -401,7 +401,25 @@ impl Channel {
 
     /// A channel event (`CHANNEL_CREATE`, `CHANNEL_ANSWER`, …) with this channel's data.
     pub fn event(&self, core: &Core, name: &str) -> Event {
-        let mut ev = core.event(name, "switch_channel_perform_mark_answered");
+        let origin = match name {
+            "CHANNEL_CREATE" => ("switch_core_state_machine.c", "switch_core_session_run"),
+            "CHANNEL_PROGRESS" => (
+                "switch_channel.c",
+                "switch_channel_perform_mark_ring_ready_value",
+            ),
+            "CHANNEL_ANSWER" => ("switch_channel.c", "switch_channel_perform_mark_answered"),
+            "CHANNEL_HANGUP" => ("switch_channel.c", "switch_channel_perform_hangup"),
+            "CHANNEL_HANGUP_COMPLETE" => (
+                "switch_core_state_machine.c",
+                "switch_core_session_reporting_state",
+            ),
+            "CHANNEL_DESTROY" => (
+                "switch_core_session.c",
+                "switch_core_session_perform_destroy",
+            ),
+            _ => ("switch_channel.c", "switch_channel_event_set_data"),
+        };
+        let mut ev = core.event(name, origin);
         if matches!(name, "CHANNEL_HANGUP" | "CHANNEL_HANGUP_COMPLETE") {
             if let Some(cause) = &self.hangup_cause {
                 ev.push("Hangup-Cause", cause);
@@ -427,7 +445,7 @@ impl Channel {
         } else {
             "CHANNEL_EXECUTE"
         };
-        let mut ev = core.event(name, "switch_core_session_exec");
+        let mut ev = core.event(name, ("switch_core_session.c", "switch_core_session_exec"));
         self.push_channel_data(&mut ev);
         ev.push("Application", app);
         ev.push("Application-Data", data);
@@ -441,7 +459,7 @@ impl Channel {
     /// The `connect` reply of an outbound socket: CHANNEL_DATA with the `Channel` profile first,
     /// then the channel data, then the reply headers at the bottom (mod_event_socket order).
     pub fn connect_reply(&self, core: &Core) -> Event {
-        let mut ev = core.event("CHANNEL_DATA", "socket_function");
+        let mut ev = core.event("CHANNEL_DATA", ("mod_event_socket.c", "parse_command"));
         self.push_profile(&mut ev, "Channel");
         self.push_channel_data(&mut ev);
         ev.push("Content-Type", "command/reply");

@@ -123,6 +123,11 @@ pub struct SimConfig {
     /// Value of `FreeSWITCH-Hostname` / `FreeSWITCH-Switchname` in events.
     #[arg(long, default_value = "discador-sim")]
     pub hostname: String,
+
+    /// Seconds between HEARTBEAT events (FreeSWITCH fires one every 20 s; 0 disables). Real time,
+    /// not scaled.
+    #[arg(long = "heartbeat-secs", default_value_t = 20)]
+    pub heartbeat_secs: u64,
 }
 
 impl Default for SimConfig {
@@ -142,6 +147,7 @@ impl Default for SimConfig {
             faults: Faults::default(),
             originate_log: None,
             hostname: "discador-sim".to_owned(),
+            heartbeat_secs: 20,
         }
     }
 }

@@ -102,6 +102,7 @@ impl Simulator {
         let log = originate_log::OriginateLog::open(cfg.originate_log.as_deref())?;
         let shared = Arc::new(Shared::new(cfg, log));
         let task = tokio::spawn(accept_loop(Arc::clone(&shared), listener));
+        shared.spawn(heartbeat(Arc::clone(&shared)));
         tracing::info!(%addr, socket = %shared.cfg.socket_addr, sps = shared.cfg.sps,
             max_sessions = shared.cfg.max_sessions, time_scale = shared.cfg.time_scale,
             "FreeSWITCH simulator listening");
@@ -124,6 +125,21 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
+        }
+    }
+}
+
+/// Fires HEARTBEAT every `heartbeat_secs` (real time) until shutdown.
+async fn heartbeat(shared: Arc<Shared>) {
+    if shared.cfg.heartbeat_secs == 0 {
+        return;
+    }
+    let mut tick = tokio::time::interval(Duration::from_secs(shared.cfg.heartbeat_secs));
+    tick.tick().await; // the first tick is immediate; FreeSWITCH's first heartbeat is not
+    loop {
+        tokio::select! {
+            () = shared.shutdown.cancelled() => return,
+            _ = tick.tick() => shared.bus.fire(api::heartbeat_event(&shared)),
         }
     }
 }

@@ -127,6 +127,8 @@ impl OriginateRequest {
             .or_else(|| self.var("leg_timeout"))
             .and_then(|v| v.trim().parse().ok())
             .or(self.timeout_arg)
+            // 0 means "no timeout given" in FreeSWITCH, not "fail at once".
+            .filter(|t| *t > 0)
             .unwrap_or(DEFAULT_ORIGINATE_TIMEOUT_SECS)
     }
 
@@ -430,6 +432,20 @@ mod tests {
             "{a=\u{e9}}sofia/x/\u{e9} x",
         ] {
             let _ = OriginateRequest::parse(input);
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_input_parses_or_fails_cleanly(input in ".{0,200}") {
+            let _ = OriginateRequest::parse(&input);
+        }
+
+        #[test]
+        fn bracketed_noise_never_panics(input in "[{}\\[\\]',= a-z/&()0-9]{0,80}") {
+            if let Ok(req) = OriginateRequest::parse(&input) {
+                let _ = (req.timeout_secs(), req.caller_id_number(), req.destination_is_well_formed());
+            }
         }
     }
 }

@@ -543,21 +543,20 @@ impl CallRun {
         let ev = {
             let mut ch = lock(&self.channel);
             ch.set_var("avmd_detect", "TRUE");
-            let mut ev = self.shared.core.event("CUSTOM", "avmd_process");
+            let mut ev = self.shared.core.event("CUSTOM", ("avmd.c", "avmd_process"));
             ev.push("Event-Subclass", "avmd::beep");
             ch.push_channel_data(&mut ev);
             ev.push("Beep-Status", "DETECTED");
             ev.push("Frequency", "440.000000");
             ev.push("Frequency-variance", "0.000000");
-            ev.push("Detection-time", cfg_ms(self.shared.cfg.timings.beep_ms));
+            ev.push(
+                "Detection-time",
+                self.shared.cfg.timings.beep_ms.to_string(),
+            );
             ev
         };
         self.emit_event(ev, sock).await;
     }
-}
-
-fn cfg_ms(ms: u64) -> String {
-    ms.to_string()
 }
 
 #[cfg(test)]
