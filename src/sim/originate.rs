@@ -159,35 +159,42 @@ impl OriginateRequest {
     }
 }
 
-/// Splits on blanks, honouring `'…'` quotes (removed) and keeping a leading `{…}` block whole
-/// (quotes inside it are kept for the variable parser).
+/// Splits on blanks, honouring `'…'` quotes (removed) and `\` escapes inside them, and keeping
+/// `{…}` / `[…]` blocks verbatim (their quotes and escapes are the variable parser's business).
 fn split_args(input: &str) -> Result<Vec<String>, OriginateError> {
     let mut out = Vec::new();
     let mut cur = String::new();
     let mut in_quote = false;
     let mut depth = 0usize; // inside {…} or […]
-    let mut chars = input.trim().chars().peekable();
+    let mut chars = input.trim().chars();
     while let Some(c) = chars.next() {
+        if depth > 0 {
+            cur.push(c);
+            match c {
+                '\\' => {
+                    if let Some(next) = chars.next() {
+                        cur.push(next);
+                    }
+                }
+                '\'' => in_quote = !in_quote,
+                '{' | '[' if !in_quote => depth += 1,
+                '}' | ']' if !in_quote => depth -= 1,
+                _ => {}
+            }
+            continue;
+        }
         match c {
             '\\' if in_quote => {
                 if let Some(next) = chars.next() {
                     cur.push(next);
                 }
             }
-            '\'' if depth > 0 => {
-                in_quote = !in_quote;
-                cur.push(c);
-            }
             '\'' => in_quote = !in_quote,
             '{' | '[' if !in_quote => {
-                depth += 1;
+                depth = 1;
                 cur.push(c);
             }
-            '}' | ']' if !in_quote && depth > 0 => {
-                depth -= 1;
-                cur.push(c);
-            }
-            c if c.is_whitespace() && !in_quote && depth == 0 => {
+            c if c.is_whitespace() && !in_quote => {
                 if !cur.is_empty() {
                     out.push(std::mem::take(&mut cur));
                 }
@@ -223,11 +230,18 @@ fn split_vars(url: &str) -> Result<(Vec<(String, String)>, String), OriginateErr
     Ok((vars, rest.to_owned()))
 }
 
-/// Index of the bracket closing the block that starts at byte 0, skipping quoted text.
+/// Index of the bracket closing the block that starts at byte 0, skipping quoted and escaped
+/// characters.
 fn find_block_end(s: &str, close: char) -> Option<usize> {
     let mut in_quote = false;
+    let mut escaped = false;
     for (i, c) in s.char_indices().skip(1) {
+        if escaped {
+            escaped = false;
+            continue;
+        }
         match c {
+            '\\' => escaped = true,
             '\'' => in_quote = !in_quote,
             c if c == close && !in_quote => return Some(i),
             _ => {}
@@ -236,13 +250,19 @@ fn find_block_end(s: &str, close: char) -> Option<usize> {
     None
 }
 
-/// `k=v,k='v,with,commas',k=v` → pairs; quotes removed from values.
+/// `k=v,k='v,with,commas',k=v\,w` → pairs; quotes and escaping backslashes removed from values.
 fn parse_var_list(list: &str, vars: &mut Vec<(String, String)>) -> Result<(), OriginateError> {
     let mut items = Vec::new();
     let mut cur = String::new();
     let mut in_quote = false;
-    for c in list.chars() {
+    let mut chars = list.chars();
+    while let Some(c) = chars.next() {
         match c {
+            '\\' => {
+                if let Some(next) = chars.next() {
+                    cur.push(next);
+                }
+            }
             '\'' => in_quote = !in_quote,
             ',' if !in_quote => items.push(std::mem::take(&mut cur)),
             c => cur.push(c),
@@ -386,6 +406,16 @@ mod tests {
             }
         );
         assert_eq!(req.timeout_secs(), DEFAULT_ORIGINATE_TIMEOUT_SECS);
+    }
+
+    #[test]
+    fn escaped_commas_and_quotes_stay_in_values() {
+        let req =
+            OriginateRequest::parse(r"{a=x\,y,b='it\'s',c=z}sofia/gateway/gw/600111226 &park()")
+                .expect("valid originate");
+        assert_eq!(req.var("a"), Some("x,y"));
+        assert_eq!(req.var("b"), Some("it's"));
+        assert_eq!(req.var("c"), Some("z"));
     }
 
     #[test]
