@@ -153,7 +153,7 @@ pub struct SimHandle {
 }
 
 impl SimHandle {
-    /// Every originate received so far, in arrival order.
+    /// Every originate received so far, in arrival order (the last [`state::MEMORY_CAP`]).
     pub fn originates(&self) -> Vec<OriginateRecord> {
         self.shared.log.snapshot()
     }
@@ -163,9 +163,9 @@ impl SimHandle {
         self.shared.live_calls()
     }
 
-    /// Calls that have ended, in the order they ended.
+    /// Calls that have ended, in the order they ended (the last [`state::MEMORY_CAP`]).
     pub fn finished(&self) -> Vec<FinishedCall> {
-        lock(&self.shared.finished).clone()
+        lock(&self.shared.finished).iter().cloned().collect()
     }
 
     /// Closes every inbound ESL connection abruptly (as a network failure would). Calls go on.
