@@ -34,6 +34,10 @@ use crate::esl::{urlenc, CommandCodec, EslError, Event, EventFormat, Frame, RawC
 /// How long the `socket` application waits for the TCP connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// A controller that stops reading for this long is considered gone: the call must not hang on a
+/// full TCP buffer.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// FreeSWITCH's farewell body.
 const GOODBYE: &[u8] = b"Disconnected, goodbye.\nSee you at ClueCon! http://www.cluecon.com/\n";
 
@@ -62,9 +66,16 @@ impl SocketConn {
         if self.broken {
             return;
         }
-        if let Err(e) = self.framed.send(frame).await {
-            tracing::debug!(error = %e, "socket leg write failed");
-            self.broken = true;
+        match tokio::time::timeout(WRITE_TIMEOUT, self.framed.send(frame)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "socket leg write failed");
+                self.broken = true;
+            }
+            Err(_) => {
+                tracing::warn!("controller stopped reading the socket; treating it as closed");
+                self.broken = true;
+            }
         }
     }
 
@@ -151,8 +162,10 @@ async fn sleep_until_opt(at: Option<Instant>) {
 
 async fn next_cmd(sock: &mut Option<SocketConn>) -> Option<Result<RawCommand, EslError>> {
     match sock {
-        Some(s) if !s.broken => s.framed.next().await,
-        _ => std::future::pending().await,
+        // A write failure means the peer is gone: report it as a close.
+        Some(s) if s.broken => None,
+        Some(s) => s.framed.next().await,
+        None => std::future::pending().await,
     }
 }
 
