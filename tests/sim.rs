@@ -915,3 +915,126 @@ async fn heartbeat_is_fired() -> Result<()> {
     sim.shutdown().await;
     Ok(())
 }
+
+/// The simulator's CHANNEL_HANGUP_COMPLETE carries every core, channel and caller-profile header
+/// of a real one (tests/fixtures/esl/hangup_complete.body, captured from FreeSWITCH), in the same
+/// relative order; only codec, other-leg and variable headers differ with the scenario.
+#[tokio::test]
+async fn hangup_complete_has_the_headers_of_a_real_one() -> Result<()> {
+    let raw = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/esl/hangup_complete.body"
+    ))?;
+    let real = Event::parse_plain(&format!("{}\n\n", raw.trim_end()))?;
+    let sim = start(config()).await?;
+    let mut c = Client::authed(sim.addr).await?;
+    c.subscribe(EventFormat::Plain, &["CHANNEL_HANGUP_COMPLETE"])
+        .await?;
+    let uuid = Uuid::new_v4().to_string();
+    c.api(&originate_cmd(&uuid, "600000006", "humano XML discador"))
+        .await?;
+    let ours = c
+        .event(|e| e.name() == Some("CHANNEL_HANGUP_COMPLETE"))
+        .await?;
+    // Channel-Presence-ID exists only when `presence_id` is set (a registered user's call).
+    assert_headers_like(&real, &ours, &["Channel-Presence-ID"]);
+    for var in [
+        "hangup_cause",
+        "hangup_cause_q850",
+        "duration",
+        "billsec",
+        "start_epoch",
+        "answer_epoch",
+        "end_epoch",
+    ] {
+        assert!(ours.variable(var).is_some(), "variable_{var} missing");
+    }
+    sim.shutdown().await;
+    Ok(())
+}
+
+/// First frame of a captured fixture file.
+fn fixture_frame(name: &str) -> Result<Frame> {
+    use tokio_util::codec::Decoder;
+    let path = format!("{}/tests/fixtures/esl/{name}", env!("CARGO_MANIFEST_DIR"));
+    let mut buf = bytes::BytesMut::from(&std::fs::read(path)?[..]);
+    EslCodec::new()
+        .decode(&mut buf)?
+        .ok_or_else(|| anyhow!("no complete frame in {name}"))
+}
+
+/// Every header of `real` that is not scenario-specific is in `ours`, in the same relative order.
+fn assert_headers_like(real: &Event, ours: &Event, scenario_specific: &[&str]) {
+    let keep = |k: &&str| {
+        !k.starts_with("variable_")
+            && !k.starts_with("Other-")
+            && !k.starts_with("Channel-Read-Codec")
+            && !k.starts_with("Channel-Write-Codec")
+            && !scenario_specific.contains(k)
+    };
+    let real_names: Vec<&str> = real.headers().map(|(k, _)| k).filter(keep).collect();
+    let our_names: Vec<&str> = ours.headers().map(|(k, _)| k).filter(keep).collect();
+    let missing: Vec<&&str> = real_names
+        .iter()
+        .filter(|n| !our_names.contains(n))
+        .collect();
+    assert!(missing.is_empty(), "{:?}: missing {missing:?}", real.name());
+    let in_ours: Vec<&&str> = our_names
+        .iter()
+        .filter(|n| real_names.contains(n))
+        .collect();
+    let mut in_real: Vec<&&str> = Vec::new();
+    for n in &real_names {
+        if our_names.contains(n) && !in_real.contains(&n) {
+            in_real.push(n);
+        }
+    }
+    let mut ours_dedup: Vec<&&str> = Vec::new();
+    for n in in_ours {
+        if !ours_dedup.contains(&n) {
+            ours_dedup.push(n);
+        }
+    }
+    assert_eq!(ours_dedup, in_real, "{:?}: order differs", real.name());
+}
+
+/// The connect reply, an EXECUTE_COMPLETE and a BACKGROUND_JOB carry the headers of captured
+/// FreeSWITCH ones (tests/fixtures/esl/), in the same order.
+#[tokio::test]
+async fn socket_frames_have_the_headers_of_real_ones() -> Result<()> {
+    let (listener, ctl_addr) = controller().await?;
+    let sim = start(SimConfig {
+        socket_addr: ctl_addr,
+        ..config()
+    })
+    .await?;
+    let mut c = Client::authed(sim.addr).await?;
+    c.subscribe(EventFormat::Plain, &["BACKGROUND_JOB"]).await?;
+    let uuid = Uuid::new_v4().to_string();
+    let job = c
+        .bgapi(&originate_cmd(&uuid, "600000006", "discador XML discador"))
+        .await?;
+    let mut s = accept(&listener).await?;
+
+    let real_connect = fixture_frame("connect_reply.esl")?;
+    let ours = s.cmd(Command::Connect).await?;
+    assert_headers_like(
+        &real_connect.headers_as_event(),
+        &ours.headers_as_event(),
+        &["Channel-Presence-ID"],
+    );
+    let j = job.to_string();
+    let bg = c
+        .event(|e| e.name() == Some("BACKGROUND_JOB") && e.job_uuid() == Some(j.as_str()))
+        .await?;
+    assert_headers_like(&fixture_frame("background_job_ok.esl")?.event()?, &bg, &[]);
+
+    s.cmd(MyEvents::new()).await?;
+    let done = execute(&mut s, "export", "dialed_extension=1000").await?;
+    assert_headers_like(&fixture_frame("execute_complete.esl")?.event()?, &done, &[]);
+    assert_eq!(done.variable("export_vars"), Some("dialed_extension"));
+    assert_eq!(done.application_response(), Some("_none_"));
+    s.cmd(SendMsg::hangup("NORMAL_CLEARING")?).await?;
+    sim.shutdown().await;
+    Ok(())
+}

@@ -93,6 +93,8 @@ pub struct Channel {
     pub dialplan: String,
     pub profile_index: u32,
     pub rdnis: Option<String>,
+    /// `Caller-Transfer-Source` after a transfer: `<epoch>:<uuid>:bl_xfer:<exten>/<context>/<dialplan>`.
+    pub transfer_source: Option<String>,
     pub created_us: i64,
     pub progress_us: i64,
     pub answered_us: i64,
@@ -140,6 +142,7 @@ impl Channel {
             dialplan: "XML".to_owned(),
             profile_index: 1,
             rdnis: None,
+            transfer_source: None,
             created_us: created,
             progress_us: 0,
             answered_us: 0,
@@ -215,12 +218,13 @@ impl Channel {
         self.transfer_us = now_us();
         self.state = ChannelState::Execute;
         let history = format!(
-            "{}:{}:uuid_br:{exten}/{context}/{dialplan}",
+            "{}:{}:bl_xfer:{exten}/{context}/{dialplan}",
             self.transfer_us / 1_000_000,
             self.uuid
         );
         self.set_var("transfer_history", &history);
         self.set_var("transfer_source", &history);
+        self.transfer_source = Some(history);
     }
 
     /// Hangs the channel up (first cause wins, as in FreeSWITCH).
@@ -349,6 +353,9 @@ impl Channel {
         ev.push(p("Destination-Number"), &self.destination);
         ev.push(p("Unique-ID"), &self.uuid);
         ev.push(p("Source"), "mod_sofia");
+        if let Some(source) = &self.transfer_source {
+            ev.push(p("Transfer-Source"), source);
+        }
         ev.push(p("Context"), &self.context);
         if let Some(rdnis) = &self.rdnis {
             ev.push(p("RDNIS"), rdnis);
