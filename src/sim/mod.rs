@@ -55,6 +55,14 @@
 //! `originate_timeout` are multiplied by `--time-scale` (e.g. `0.01`). Sessions per second is a
 //! real-time limit and is never scaled.
 
+//! # Not simulated
+//!
+//! Media; multi-leg dial strings (`,` / `|`: refused with `CHAN_NOT_IMPLEMENTED`); loopback's
+//! second leg; CHANNEL_STATE / CHANNEL_CALLSTATE / CHANNEL_OUTGOING events; `sendmsg execute`
+//! from an *inbound* connection (only `hangup` acts); `text/event-xml` (sent as plain); the
+//! BACKGROUND_JOB of a `bgapi` issued on an outbound socket is published to inbound listeners
+//! only.
+
 pub mod api;
 pub mod bus;
 pub mod call;
