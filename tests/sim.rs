@@ -1038,3 +1038,23 @@ async fn socket_frames_have_the_headers_of_real_ones() -> Result<()> {
     sim.shutdown().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_subscription_only_sees_later_events() -> Result<()> {
+    let sim = start(config()).await?;
+    let mut c = Client::authed(sim.addr).await?;
+    let early = Uuid::new_v4().to_string();
+    c.api(&originate_cmd(&early, "600000002", "&park()"))
+        .await?; // fails at once: 3 events
+    c.subscribe(EventFormat::Plain, &["ALL"]).await?;
+    let late = Uuid::new_v4().to_string();
+    c.api(&originate_cmd(&late, "600000000", "&park()")).await?;
+    let first = c.event(|e| e.name() == Some("CHANNEL_CREATE")).await?;
+    assert_eq!(
+        first.unique_id(),
+        Some(late.as_str()),
+        "an event from before `event` leaked"
+    );
+    sim.shutdown().await;
+    Ok(())
+}
