@@ -854,6 +854,21 @@ async fn outbound_session_runs_a_call_to_its_end() {
         .unwrap();
 }
 
+/// Connects to the outbound server until it sends `connect` (a slot freed by a session that just
+/// ended may take a moment to be released).
+async fn connect_until_accepted(addr: std::net::SocketAddr) -> FsConn {
+    for _ in 0..50 {
+        let sock = TcpStream::connect(addr).await.unwrap();
+        let mut conn = Framed::new(sock, CommandCodec::new());
+        if let Ok(Some(Ok(cmd))) = tokio::time::timeout(Duration::from_secs(5), conn.next()).await {
+            assert_eq!(cmd.verb(), "connect");
+            return conn;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("outbound server never accepted a session");
+}
+
 #[tokio::test]
 async fn outbound_silent_peer_times_out_and_cap_refuses_extra_sessions() {
     let cfg = OutboundConfig {
@@ -861,36 +876,29 @@ async fn outbound_silent_peer_times_out_and_cap_refuses_extra_sessions() {
         idle_timeout: Duration::from_millis(300),
     };
     let (server, addr) = OutboundServer::bind("127.0.0.1:0", cfg).await.unwrap();
-    let handled = Arc::new(AtomicUsize::new(0));
-    let h = handled.clone();
+    let (tx, mut results) = mpsc::channel::<Result<Event, EslError>>(4);
     let shutdown = CancellationToken::new();
     let run = tokio::spawn(server.run(
         move |mut session| {
-            let h = h.clone();
+            let tx = tx.clone();
             async move {
-                h.fetch_add(1, Ordering::SeqCst);
                 // The peer answers connect, then stays silent: bounded by idle_timeout.
-                let r = session.next_event().await;
-                assert!(matches!(r, Err(EslError::Timeout(_))), "{r:?}");
+                let _ = tx.send(session.next_event().await).await;
             }
         },
         shutdown.clone(),
     ));
 
-    // 1. A peer that never answers `connect`: the server gives up and closes the socket.
-    let silent = TcpStream::connect(addr).await.unwrap();
-    let mut silent = Framed::new(silent, CommandCodec::new());
-    assert_eq!(expect_cmd(&mut silent).await.verb(), "connect");
+    // 1. A peer that never answers `connect`: the server gives up and closes the socket, and the
+    //    handler is never called.
+    let mut silent = connect_until_accepted(addr).await;
     let end = tokio::time::timeout(Duration::from_secs(5), silent.next())
         .await
         .unwrap();
     assert!(end.is_none(), "server closes a silent peer");
-    assert_eq!(handled.load(Ordering::SeqCst), 0);
 
     // 2. One live session holds the only slot; a second connection is refused (closed).
-    let first = TcpStream::connect(addr).await.unwrap();
-    let mut first = Framed::new(first, CommandCodec::new());
-    assert_eq!(expect_cmd(&mut first).await.verb(), "connect");
+    let mut first = connect_until_accepted(addr).await;
     first
         .get_mut()
         .try_write(&fixture("connect_reply.esl"))
@@ -901,16 +909,138 @@ async fn outbound_silent_peer_times_out_and_cap_refuses_extra_sessions() {
         .await
         .unwrap();
     assert!(refused.is_none(), "over the cap: closed without a connect");
-    // The first session times out on its silent peer and ends; the socket is closed.
+    // The first session's handler times out on its silent peer and ends; the socket is closed.
+    let r = tokio::time::timeout(Duration::from_secs(5), results.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(matches!(r, Err(EslError::Timeout(_))), "{r:?}");
     let end = tokio::time::timeout(Duration::from_secs(5), first.next())
         .await
         .unwrap();
     assert!(end.is_none());
-    assert_eq!(handled.load(Ordering::SeqCst), 1);
+    // Only that one session reached the handler.
+    assert!(results.try_recv().is_err());
 
     shutdown.cancel();
     tokio::time::timeout(Duration::from_secs(5), run)
         .await
         .unwrap()
         .unwrap();
+}
+
+#[tokio::test]
+async fn inbound_json_events_and_late_replies_stay_matched_in_order() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let fs = tokio::spawn(async move {
+        let (sock, _) = listener.accept().await.unwrap();
+        let mut conn = Framed::new(sock, CommandCodec::new());
+        let sub = fs_handshake(&mut conn).await;
+        assert!(sub.starts_with("event json "), "{sub}");
+        // Two commands left unanswered until the client gave up on both and sent a third.
+        let mut first_two = vec![
+            expect_cmd(&mut conn).await.line().to_owned(),
+            expect_cmd(&mut conn).await.line().to_owned(),
+        ];
+        first_two.sort();
+        assert_eq!(first_two, ["api fast", "api slow"]);
+        let after = expect_cmd(&mut conn).await;
+        assert_eq!(after.line(), "api after");
+        for text in ["stale answer\n", "stale answer\n", "after answer\n"] {
+            conn.send(Frame::api_response(text)).await.unwrap();
+        }
+        let hangup = Event::new("CHANNEL_HANGUP_COMPLETE")
+            .with("Unique-ID", "u1")
+            .with("Hangup-Cause", "NO_ANSWER")
+            .with("variable_sip_from_uri", "1000@example.com");
+        conn.send(Frame::event_json(&hangup)).await.unwrap();
+        while let Some(Ok(cmd)) = conn.next().await {
+            if cmd.verb() == "exit" {
+                break;
+            }
+        }
+    });
+    let mut cfg = client_cfg(addr);
+    cfg.format = EventFormat::Json;
+    cfg.command_timeout = Duration::from_secs(1);
+    let client = InboundClient::start(cfg);
+    client.wait_connected(Duration::from_secs(5)).await.unwrap();
+    let mut events = client.events();
+    let slow_client = client.clone();
+    let slow = tokio::spawn(async move { slow_client.api("slow").await });
+    let fast = client.api("fast").await;
+    assert!(matches!(slow.await.unwrap(), Err(EslError::Timeout(_))));
+    assert!(matches!(fast, Err(EslError::Timeout(_))));
+    // The late replies are consumed in order and not handed to the next command.
+    assert_eq!(client.api("after").await.unwrap(), "after answer\n");
+    let e = tokio::time::timeout(Duration::from_secs(5), events.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(e.hangup_cause(), Some("NO_ANSWER"));
+    assert_eq!(e.variable("sip_from_uri"), Some("1000@example.com"));
+    client.shutdown().await;
+    fs.await.unwrap();
+}
+
+#[tokio::test]
+async fn outbound_refused_sendmsg_is_an_error_and_exit_says_goodbye() {
+    let cfg = OutboundConfig {
+        max_sessions: 2,
+        idle_timeout: Duration::from_secs(5),
+    };
+    let (server, addr) = OutboundServer::bind("127.0.0.1:0", cfg).await.unwrap();
+    let (tx, mut results) = mpsc::channel(1);
+    let shutdown = CancellationToken::new();
+    let run = tokio::spawn(server.run(
+        move |mut session| {
+            let tx = tx.clone();
+            async move {
+                let refused = session.execute("playback", "/no/such.wav").await;
+                let bad_name = session.set_var("bad name", "x").await;
+                let exit = session.exit().await;
+                let _ = tx.send((refused, bad_name, exit)).await;
+            }
+        },
+        shutdown.clone(),
+    ));
+    let mut fs = connect_until_accepted(addr).await;
+    fs.get_mut()
+        .try_write(&fixture("connect_reply.esl"))
+        .unwrap();
+    let send = expect_cmd(&mut fs).await;
+    assert_eq!(send.verb(), "sendmsg");
+    fs.send(Frame::command_reply("-ERR invalid session id [x]"))
+        .await
+        .unwrap();
+    let exit = expect_cmd(&mut fs).await;
+    assert_eq!(exit.line(), "exit");
+    fs.send(Frame::command_reply("+OK bye")).await.unwrap();
+    fs.send(Frame::disconnect_notice()).await.unwrap();
+    let (refused, bad_name, exit) = results.recv().await.unwrap();
+    assert!(
+        matches!(&refused, Err(EslError::CommandFailed(t)) if t.starts_with("-ERR invalid session")),
+        "{refused:?}"
+    );
+    assert!(matches!(bad_name, Err(EslError::InvalidCommand(_))));
+    assert!(exit.is_ok());
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(5), run)
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+#[test]
+fn large_body_in_small_reads() {
+    let body: Vec<u8> = (0..4 * 1024 * 1024)
+        .map(|i| b'a' + (i % 26) as u8)
+        .collect();
+    let wire = encode_frame(&Frame::api_response(body.clone()));
+    let chunks: Vec<&[u8]> = wire.chunks(64 * 1024).collect();
+    let frames = decode_stream(&chunks, FrameLimits::default()).unwrap();
+    assert_eq!(frames.len(), 1);
+    assert_eq!(frames[0].body().map(|b| b.len()), Some(body.len()));
+    assert_eq!(frames[0].body().unwrap().as_ref(), &body[..]);
 }

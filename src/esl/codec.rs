@@ -252,12 +252,31 @@ impl Encoder<Command> for EslCodec {
 }
 
 /// A command as received by a server (the simulator, a test's fake FreeSWITCH): the command line,
-/// its headers (`Job-UUID`, `call-command`…) and its optional body.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// its headers (`Job-UUID`, `call-command`…) and its optional body. Its `Debug` output hides the
+/// argument of `auth`/`userauth`, so logging a received command cannot leak the password.
+#[derive(Clone, PartialEq, Eq)]
 pub struct RawCommand {
     line: String,
     headers: Vec<(String, String)>,
     body: Option<Bytes>,
+}
+
+impl std::fmt::Debug for RawCommand {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secret = matches!(self.verb(), "auth" | "userauth");
+        f.debug_struct("RawCommand")
+            .field(
+                "line",
+                &if secret {
+                    "auth ***"
+                } else {
+                    self.line.as_str()
+                },
+            )
+            .field("headers", &self.headers)
+            .field("body_len", &self.body.as_ref().map(Bytes::len))
+            .finish()
+    }
 }
 
 impl RawCommand {
@@ -450,6 +469,7 @@ mod tests {
         assert_eq!(b.verb(), "bgapi");
         assert_eq!(b.args(), "originate x &park()");
         assert_eq!(b.job_uuid(), Some("j1"));
+        assert!(!format!("{a:?}").contains("ClueCon"));
         let s = c.decode(&mut buf).unwrap().unwrap();
         assert_eq!(s.header("Call-Command"), Some("execute"));
         assert_eq!(s.body_str().unwrap(), "abc");

@@ -68,6 +68,13 @@ pub enum ConnState {
     Disconnected { reason: String },
 }
 
+impl ConnState {
+    /// True when commands can be sent.
+    pub fn is_connected(&self) -> bool {
+        matches!(self, ConnState::Connected { .. })
+    }
+}
+
 /// Outcome of a background job, from the BACKGROUND_JOB event's body.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum JobResult {
@@ -281,14 +288,17 @@ impl InboundClient {
             .clone()
             .ok_or(EslError::NotConnected)?;
         let (reply, rx) = oneshot::channel();
-        tx.send(Request { cmd, reply, job })
-            .await
-            .map_err(|_| EslError::NotConnected)?;
         let t = self.inner.command_timeout;
-        match tokio::time::timeout(t, rx).await {
+        // One deadline for queueing the command and for its reply.
+        let exchange = async {
+            tx.send(Request { cmd, reply, job })
+                .await
+                .map_err(|_| EslError::NotConnected)?;
+            rx.await.map_err(|_| EslError::Disconnected)
+        };
+        match tokio::time::timeout(t, exchange).await {
             Err(_) => Err(EslError::Timeout(t)),
-            Ok(Err(_)) => Err(EslError::Disconnected),
-            Ok(Ok(frame)) => Ok(frame),
+            Ok(r) => r,
         }
     }
 }
