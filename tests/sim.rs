@@ -1058,3 +1058,56 @@ async fn a_subscription_only_sees_later_events() -> Result<()> {
     sim.shutdown().await;
     Ok(())
 }
+
+/// Odd but well-framed commands get an answer, never a crash; the server keeps serving.
+#[tokio::test]
+async fn odd_commands_get_answers() -> Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let sim = start(config()).await?;
+    let mut c = Client::authed(sim.addr).await?;
+    let odd: &[&str] = &[
+        "api",
+        "api originate",
+        "api originate {",
+        "api originate '",
+        "api originate {a=b}[c=d]sofia/gateway/gw/ñ600000006 &park(",
+        "api originate error/user_busy &park()",
+        "api uuid_kill nope NOT_A_CAUSE",
+        "api show",
+        "api show nothing as json",
+        "api hupall FOO var",
+        "bgapi",
+        "event",
+        "event yaml ALL",
+        "filter",
+        "filter delete",
+        "nixevent",
+        "sendmsg",
+        "sendmsg nope",
+        "linger",
+        "log",
+        "\u{1F600} ?",
+    ];
+    for line in odd {
+        c.framed
+            .get_mut()
+            .write_all(format!("{line}\n\n").as_bytes())
+            .await?;
+        let reply = c.reply().await?;
+        assert!(
+            matches!(
+                reply.kind(),
+                FrameKind::CommandReply | FrameKind::ApiResponse
+            ),
+            "{line}: {:?}",
+            reply.kind()
+        );
+    }
+    assert_eq!(
+        c.api("originate error/user_busy &park()").await?,
+        "-ERR USER_BUSY\n"
+    );
+    assert!(c.api("status").await?.contains("is ready"));
+    sim.shutdown().await;
+    Ok(())
+}

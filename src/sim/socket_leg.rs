@@ -153,6 +153,14 @@ enum Flow {
     Closed,
 }
 
+/// `now + d`, saturating at a century away: `d` may come from a controller's `sleep` argument or
+/// an absurd flag, and `Instant + Duration` panics on overflow.
+fn after(now: Instant, d: Duration) -> Instant {
+    now.checked_add(d)
+        .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 86_400)))
+        .unwrap_or(now)
+}
+
 async fn sleep_until_opt(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
@@ -222,7 +230,7 @@ impl CallRun {
             current: None,
             beep_at: None,
             extension_end: None,
-            deadline: Instant::now() + cfg.scaled_ms(cfg.timings.max_call_ms),
+            deadline: after(Instant::now(), cfg.scaled_ms(cfg.timings.max_call_ms)),
         };
         let mut sock = Some(SocketConn::new(stream));
         loop {
@@ -415,10 +423,10 @@ impl CallRun {
         let now = Instant::now();
         let due = match app.name.as_str() {
             "playback" | "speak" | "say" | "read" | "play_and_get_digits" | "phrase" => {
-                now + cfg.scaled_ms(cfg.timings.playback_ms)
+                after(now, cfg.scaled_ms(cfg.timings.playback_ms))
             }
-            "sleep" => now + cfg.scaled_ms(app.arg.trim().parse().unwrap_or(0)),
-            "amd" => now + cfg.scaled_ms(cfg.timings.amd_ms),
+            "sleep" => after(now, cfg.scaled_ms(app.arg.trim().parse().unwrap_or(0))),
+            "amd" => after(now, cfg.scaled_ms(cfg.timings.amd_ms)),
             "park" => leg.deadline,
             _ => now,
         };
@@ -492,7 +500,8 @@ impl CallRun {
                 }
                 "avmd_start" => {
                     if self.outcome == Outcome::Machine {
-                        leg.beep_at = Some(Instant::now() + cfg.scaled_ms(cfg.timings.beep_ms));
+                        leg.beep_at =
+                            Some(after(Instant::now(), cfg.scaled_ms(cfg.timings.beep_ms)));
                     }
                 }
                 "avmd_stop" => leg.beep_at = None,
@@ -509,11 +518,11 @@ impl CallRun {
                     let now = Instant::now();
                     leg.extension_end = Some(match exten.as_str() {
                         "humano" => (
-                            now + cfg.scaled_ms(cfg.timings.talk_ms),
+                            after(now, cfg.scaled_ms(cfg.timings.talk_ms)),
                             "NORMAL_CLEARING".to_owned(),
                         ),
                         "maquina" => (
-                            now + cfg.scaled_ms(cfg.timings.playback_ms),
+                            after(now, cfg.scaled_ms(cfg.timings.playback_ms)),
                             "NORMAL_CLEARING".to_owned(),
                         ),
                         _ => (now, "NO_ROUTE_DESTINATION".to_owned()),
@@ -575,6 +584,16 @@ impl CallRun {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deadlines_never_overflow() {
+        let now = Instant::now();
+        assert!(after(now, Duration::MAX) > now);
+        assert_eq!(
+            after(now, Duration::from_millis(5)),
+            now + Duration::from_millis(5)
+        );
+    }
 
     #[test]
     fn variable_names_are_restricted() {
