@@ -432,11 +432,22 @@ async fn sessions_per_second_refuses_the_burst_excess() -> Result<()> {
     let mut c = Client::authed(sim.addr).await?;
     c.subscribe(EventFormat::Plain, &["BACKGROUND_JOB", "CHANNEL_CREATE"])
         .await?;
+    // Pipelined: all ten commands are written before any reply is read, so they reach the
+    // simulator within a few milliseconds even on a loaded machine.
     let mut jobs = Vec::new();
     for i in 0..10 {
         // Humans answer quickly and stay parked.
         let cmd = format!("originate sofia/gateway/gw_pstn/60000{i:03}6 &park()");
-        jobs.push(c.bgapi(&cmd).await?);
+        let job = Uuid::new_v4();
+        c.framed.send(Command::from(BgApi::new(&cmd, job)?)).await?;
+        jobs.push(job);
+    }
+    for job in &jobs {
+        let reply = c.reply().await?;
+        assert_eq!(
+            reply.reply_text(),
+            Some(format!("+OK Job-UUID: {job}").as_str())
+        );
     }
     let mut refused = 0;
     for job in jobs {
