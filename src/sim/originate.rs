@@ -89,6 +89,7 @@ impl OriginateRequest {
         if argv.len() < 2 || argv.len() > 7 {
             return Err(OriginateError::Usage);
         }
+        // argv has 2..=7 items (checked just above), so [0] and [1] exist.
         let (vars, dial_string) = split_vars(&argv[0])?;
         if dial_string.contains(',') || dial_string.contains('|') || dial_string.contains(":_:") {
             return Err(OriginateError::MultiLeg);
