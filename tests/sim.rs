@@ -35,11 +35,9 @@ fn fast_timings() -> Timings {
 
 fn config() -> SimConfig {
     SimConfig {
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         timings: fast_timings(),
-        // originate_timeout=N seconds rings N × 10 ms.
-        time_scale: 0.01,
-        ..SimConfig::default()
+        // time_scale 0.01: originate_timeout=N seconds rings N × 10 ms.
+        ..SimConfig::for_tests()
     }
 }
 
@@ -417,10 +415,7 @@ async fn malformed_originates_fail_without_a_channel() -> Result<()> {
         "-ERR INVALID_NUMBER_FORMAT\n"
     );
     assert_eq!(sim.originates().len(), 4);
-    let deadline = Instant::now() + WAIT;
-    while sim.finished().is_empty() && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    assert!(sim.wait_finished(1, WAIT).await);
     assert_eq!(sim.finished()[0].cause, "INVALID_NUMBER_FORMAT");
     sim.shutdown().await;
     Ok(())

@@ -152,6 +152,18 @@ impl Default for SimConfig {
     }
 }
 
+impl SimConfig {
+    /// Defaults for in-process tests: an ephemeral port (read it from `SimHandle::addr`) and
+    /// every duration 100 times shorter (a 4 s ring lasts 40 ms, `originate_timeout=30` 300 ms).
+    pub fn for_tests() -> Self {
+        SimConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            time_scale: 0.01,
+            ..SimConfig::default()
+        }
+    }
+}
+
 /// Why a configuration cannot run.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum SimConfigError {

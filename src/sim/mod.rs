@@ -166,6 +166,20 @@ impl SimHandle {
         self.shared.log.snapshot()
     }
 
+    /// Waits until at least `n` calls have finished; false if `timeout` passes first.
+    pub async fn wait_finished(&self, n: usize, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if lock(&self.shared.finished).len() >= n {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     /// Channels alive now.
     pub fn live_calls(&self) -> usize {
         self.shared.live_calls()
