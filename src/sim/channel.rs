@@ -8,6 +8,9 @@ use super::bus::Core;
 use super::originate::{Endpoint, OriginateRequest};
 use crate::esl::Event;
 
+/// The SIP profile the simulated gateways belong to (FreeSWITCH's stock `external`).
+const GATEWAY_PROFILE: &str = "external";
+
 /// FreeSWITCH channel states the simulator goes through.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ChannelState {
@@ -113,14 +116,16 @@ fn now_us() -> i64 {
 impl Channel {
     /// The channel an originate creates, with FreeSWITCH's basic variables then the `{}` ones.
     pub fn from_originate(uuid: &str, req: &OriginateRequest) -> Channel {
+        // A gateway call is named after the gateway's SIP profile (`sofia/external/<number>`),
+        // as in FreeSWITCH captures; the simulator's gateways all live on profile `external`.
         let name = match &req.endpoint {
             Endpoint::Sofia => {
                 let mut parts = req.dial_string.splitn(4, '/');
                 let _sofia = parts.next();
-                match (parts.next(), parts.next()) {
-                    (Some("gateway"), Some(gw)) => format!("sofia/{gw}/{}", req.destination),
-                    (Some(profile), _) => format!("sofia/{profile}/{}", req.destination),
-                    _ => req.dial_string.clone(),
+                match parts.next() {
+                    Some("gateway") => format!("sofia/{GATEWAY_PROFILE}/{}", req.destination),
+                    Some(profile) => format!("sofia/{profile}/{}", req.destination),
+                    None => req.dial_string.clone(),
                 }
             }
             Endpoint::Loopback => format!("loopback/{}-a", req.destination),
@@ -162,6 +167,8 @@ impl Channel {
                 .and_then(|r| r.split('/').next())
             {
                 ch.set_var("sip_gateway_name", gw);
+                ch.set_var("sip_profile_name", "gateway");
+                ch.set_var("sofia_profile_name", GATEWAY_PROFILE);
             }
             ch.set_var("sip_to_user", &req.destination);
             ch.set_var("sip_req_user", &req.destination);
@@ -500,7 +507,7 @@ mod tests {
         assert_eq!(ev.get("Caller-Destination-Number"), Some("600111226"));
         assert_eq!(ev.get("variable_discador_campana"), Some("PRUEBA"));
         assert_eq!(ev.get("variable_sip_gateway_name"), Some("gw_pstn"));
-        assert_eq!(ev.get("Channel-Name"), Some("sofia/gw_pstn/600111226"));
+        assert_eq!(ev.get("Channel-Name"), Some("sofia/external/600111226"));
         assert_eq!(ev.get("Hangup-Cause"), None);
     }
 
