@@ -94,6 +94,8 @@ pub struct Channel {
     pub destination: String,
     pub context: String,
     pub dialplan: String,
+    /// `Caller-Source`: the endpoint module (`mod_sofia`, `mod_loopback`, …).
+    pub source: &'static str,
     pub profile_index: u32,
     pub rdnis: Option<String>,
     /// `Caller-Transfer-Source` after a transfer: `<epoch>:<uuid>:bl_xfer:<exten>/<context>/<dialplan>`.
@@ -145,6 +147,11 @@ impl Channel {
             destination: req.destination.clone(),
             context: "default".to_owned(),
             dialplan: "XML".to_owned(),
+            source: match &req.endpoint {
+                Endpoint::Loopback => "mod_loopback",
+                Endpoint::User | Endpoint::Sofia => "mod_sofia",
+                Endpoint::Error(_) => "mod_dptools",
+            },
             profile_index: 1,
             rdnis: None,
             transfer_source: None,
@@ -359,7 +366,7 @@ impl Channel {
         ev.push(p("ANI"), &self.cid_number);
         ev.push(p("Destination-Number"), &self.destination);
         ev.push(p("Unique-ID"), &self.uuid);
-        ev.push(p("Source"), "mod_sofia");
+        ev.push(p("Source"), self.source);
         if let Some(source) = &self.transfer_source {
             ev.push(p("Transfer-Source"), source);
         }
