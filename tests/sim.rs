@@ -1117,3 +1117,21 @@ async fn odd_commands_get_answers() -> Result<()> {
     sim.shutdown().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_mix_overrides_the_last_digit() -> Result<()> {
+    let sim = start(SimConfig {
+        mix: Some("ocupado=100".parse()?),
+        ..config()
+    })
+    .await?;
+    let mut c = Client::authed(sim.addr).await?;
+    let uuid = Uuid::new_v4().to_string();
+    // Ends in 6 (a human by the last-digit rule), busy by the mix.
+    assert_eq!(
+        c.api(&originate_cmd(&uuid, "600000006", "&park()")).await?,
+        "-ERR USER_BUSY\n"
+    );
+    sim.shutdown().await;
+    Ok(())
+}
