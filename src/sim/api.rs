@@ -82,7 +82,9 @@ pub fn start_bgapi(shared: &Arc<Shared>, line: &str, job_uuid: Option<&str>) -> 
         } else {
             execute(&shared2, &line).await
         };
-        let mut ev = shared2.core.event("BACKGROUND_JOB", "api_exec");
+        let mut ev = shared2
+            .core
+            .event("BACKGROUND_JOB", ("mod_event_socket.c", "api_exec"));
         ev.push("Job-UUID", &job2);
         ev.push("Job-Command", &cmd);
         if !arg.is_empty() {
@@ -157,13 +159,50 @@ fn valid_name(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }
 
-fn status(shared: &Shared) -> String {
-    let up = shared.gate.uptime();
+/// FreeSWITCH's uptime phrase: `0 years, 0 days, 1 hours, 2 minutes, 3 seconds, 4 milliseconds,
+/// 5 microseconds`.
+fn uptime_phrase(up: std::time::Duration) -> String {
     let total = up.as_secs();
     let (days, rem) = (total / 86_400, total % 86_400);
+    format!(
+        "0 years, {days} days, {} hours, {} minutes, {} seconds, {} milliseconds, {} microseconds",
+        rem / 3_600,
+        (rem % 3_600) / 60,
+        rem % 60,
+        up.subsec_millis(),
+        up.subsec_micros() % 1_000,
+    )
+}
+
+/// The HEARTBEAT event FreeSWITCH's core fires every 20 seconds (`send_heartbeat`).
+pub fn heartbeat_event(shared: &Shared) -> crate::esl::Event {
+    let up = shared.gate.uptime();
+    let stats = shared.gate.stats();
+    let mut ev = shared
+        .core
+        .event("HEARTBEAT", ("switch_core.c", "send_heartbeat"));
+    ev.push("Event-Info", "System Ready");
+    ev.push("Up-Time", uptime_phrase(up));
+    ev.push("FreeSWITCH-Version", VERSION);
+    ev.push("Uptime-msec", up.as_millis().to_string());
+    ev.push("Session-Count", stats.live.to_string());
+    ev.push("Max-Sessions", stats.max_sessions.to_string());
+    ev.push("Session-Per-Sec", stats.sps_max.to_string());
+    ev.push("Session-Per-Sec-Last", stats.sps_last.to_string());
+    ev.push("Session-Per-Sec-Max", stats.sps_last.to_string());
+    ev.push("Session-Per-Sec-FiveMin", stats.sps_last.to_string());
+    ev.push("Session-Since-Startup", stats.since_startup.to_string());
+    ev.push("Session-Peak-Max", stats.peak.to_string());
+    ev.push("Session-Peak-FiveMin", stats.peak.to_string());
+    ev.push("Idle-CPU", "100.000000");
+    ev
+}
+
+fn status(shared: &Shared) -> String {
+    let up = shared.gate.uptime();
     let stats = shared.gate.stats();
     format!(
-        "UP 0 years, {days} days, {} hours, {} minutes, {} seconds, {} milliseconds, {} microseconds\n\
+        "UP {}\n\
          FreeSWITCH ({VERSION} 64bit) is ready\n\
          {} session(s) since startup\n\
          {} session(s) - peak {}, last 5min {} \n\
@@ -171,11 +210,7 @@ fn status(shared: &Shared) -> String {
          {} session(s) max\n\
          min idle cpu 0.00/100.00\n\
          Current Stack Size/Max 240K/8192K\n",
-        rem / 3_600,
-        (rem % 3_600) / 60,
-        rem % 60,
-        up.subsec_millis(),
-        up.subsec_micros() % 1_000,
+        uptime_phrase(up),
         stats.since_startup,
         stats.live,
         stats.peak,

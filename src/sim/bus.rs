@@ -36,7 +36,9 @@ impl Core {
     }
 
     /// A new event with the headers FreeSWITCH's `switch_event_prep_for_delivery` adds first.
-    pub fn event(&self, name: &str, calling_function: &str) -> Event {
+    /// `origin` is the (file, function) of FreeSWITCH's source that fires this event, reported in
+    /// `Event-Calling-File` / `Event-Calling-Function` as the real switch does.
+    pub fn event(&self, name: &str, origin: (&str, &str)) -> Event {
         let now = Utc::now();
         let seq = self.sequence.fetch_add(1, Ordering::Relaxed);
         let mut ev = Event::new(name);
@@ -56,8 +58,8 @@ impl Core {
             now.format("%a, %d %b %Y %H:%M:%S GMT").to_string(),
         );
         ev.push("Event-Date-Timestamp", now.timestamp_micros().to_string());
-        ev.push("Event-Calling-File", "switch_sim.c");
-        ev.push("Event-Calling-Function", calling_function);
+        ev.push("Event-Calling-File", origin.0);
+        ev.push("Event-Calling-Function", origin.1);
         ev.push("Event-Calling-Line-Number", "0");
         ev.push("Event-Sequence", seq.to_string());
         ev
@@ -199,7 +201,7 @@ mod tests {
     use super::*;
 
     fn ev(name: &str, uuid: &str) -> Event {
-        let mut e = Core::new("h").event(name, "test");
+        let mut e = Core::new("h").event(name, ("test.c", "test"));
         e.push("Unique-ID", uuid);
         e
     }
@@ -239,7 +241,7 @@ mod tests {
 
     #[test]
     fn core_headers_come_first_in_order() {
-        let e = Core::new("host").event("HEARTBEAT", "test");
+        let e = Core::new("host").event("HEARTBEAT", ("test.c", "test"));
         let names: Vec<&str> = e.headers().map(|(k, _)| k).collect();
         assert_eq!(
             &names[..3],

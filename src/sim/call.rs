@@ -290,7 +290,7 @@ impl CallRun {
             answered = finished.answered,
             "simulated call ended"
         );
-        lock(&self.shared.finished).push(finished);
+        self.shared.push_finished(finished);
     }
 }
 

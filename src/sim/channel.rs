@@ -8,6 +8,9 @@ use super::bus::Core;
 use super::originate::{Endpoint, OriginateRequest};
 use crate::esl::Event;
 
+/// The SIP profile the simulated gateways belong to (FreeSWITCH's stock `external`).
+const GATEWAY_PROFILE: &str = "external";
+
 /// FreeSWITCH channel states the simulator goes through.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ChannelState {
@@ -91,8 +94,12 @@ pub struct Channel {
     pub destination: String,
     pub context: String,
     pub dialplan: String,
+    /// `Caller-Source`: the endpoint module (`mod_sofia`, `mod_loopback`, …).
+    pub source: &'static str,
     pub profile_index: u32,
     pub rdnis: Option<String>,
+    /// `Caller-Transfer-Source` after a transfer: `<epoch>:<uuid>:bl_xfer:<exten>/<context>/<dialplan>`.
+    pub transfer_source: Option<String>,
     pub created_us: i64,
     pub progress_us: i64,
     pub answered_us: i64,
@@ -111,14 +118,16 @@ fn now_us() -> i64 {
 impl Channel {
     /// The channel an originate creates, with FreeSWITCH's basic variables then the `{}` ones.
     pub fn from_originate(uuid: &str, req: &OriginateRequest) -> Channel {
+        // A gateway call is named after the gateway's SIP profile (`sofia/external/<number>`),
+        // as in FreeSWITCH captures; the simulator's gateways all live on profile `external`.
         let name = match &req.endpoint {
             Endpoint::Sofia => {
                 let mut parts = req.dial_string.splitn(4, '/');
                 let _sofia = parts.next();
-                match (parts.next(), parts.next()) {
-                    (Some("gateway"), Some(gw)) => format!("sofia/{gw}/{}", req.destination),
-                    (Some(profile), _) => format!("sofia/{profile}/{}", req.destination),
-                    _ => req.dial_string.clone(),
+                match parts.next() {
+                    Some("gateway") => format!("sofia/{GATEWAY_PROFILE}/{}", req.destination),
+                    Some(profile) => format!("sofia/{profile}/{}", req.destination),
+                    None => req.dial_string.clone(),
                 }
             }
             Endpoint::Loopback => format!("loopback/{}-a", req.destination),
@@ -138,8 +147,14 @@ impl Channel {
             destination: req.destination.clone(),
             context: "default".to_owned(),
             dialplan: "XML".to_owned(),
+            source: match &req.endpoint {
+                Endpoint::Loopback => "mod_loopback",
+                Endpoint::User | Endpoint::Sofia => "mod_sofia",
+                Endpoint::Error(_) => "mod_dptools",
+            },
             profile_index: 1,
             rdnis: None,
+            transfer_source: None,
             created_us: created,
             progress_us: 0,
             answered_us: 0,
@@ -159,6 +174,8 @@ impl Channel {
                 .and_then(|r| r.split('/').next())
             {
                 ch.set_var("sip_gateway_name", gw);
+                ch.set_var("sip_profile_name", "gateway");
+                ch.set_var("sofia_profile_name", GATEWAY_PROFILE);
             }
             ch.set_var("sip_to_user", &req.destination);
             ch.set_var("sip_req_user", &req.destination);
@@ -215,12 +232,13 @@ impl Channel {
         self.transfer_us = now_us();
         self.state = ChannelState::Execute;
         let history = format!(
-            "{}:{}:uuid_br:{exten}/{context}/{dialplan}",
+            "{}:{}:bl_xfer:{exten}/{context}/{dialplan}",
             self.transfer_us / 1_000_000,
             self.uuid
         );
         self.set_var("transfer_history", &history);
         self.set_var("transfer_source", &history);
+        self.transfer_source = Some(history);
     }
 
     /// Hangs the channel up (first cause wins, as in FreeSWITCH).
@@ -348,7 +366,10 @@ impl Channel {
         ev.push(p("ANI"), &self.cid_number);
         ev.push(p("Destination-Number"), &self.destination);
         ev.push(p("Unique-ID"), &self.uuid);
-        ev.push(p("Source"), "mod_sofia");
+        ev.push(p("Source"), self.source);
+        if let Some(source) = &self.transfer_source {
+            ev.push(p("Transfer-Source"), source);
+        }
         ev.push(p("Context"), &self.context);
         if let Some(rdnis) = &self.rdnis {
             ev.push(p("RDNIS"), rdnis);
@@ -401,7 +422,25 @@ impl Channel {
 
     /// A channel event (`CHANNEL_CREATE`, `CHANNEL_ANSWER`, …) with this channel's data.
     pub fn event(&self, core: &Core, name: &str) -> Event {
-        let mut ev = core.event(name, "switch_channel_perform_mark_answered");
+        let origin = match name {
+            "CHANNEL_CREATE" => ("switch_core_state_machine.c", "switch_core_session_run"),
+            "CHANNEL_PROGRESS" => (
+                "switch_channel.c",
+                "switch_channel_perform_mark_ring_ready_value",
+            ),
+            "CHANNEL_ANSWER" => ("switch_channel.c", "switch_channel_perform_mark_answered"),
+            "CHANNEL_HANGUP" => ("switch_channel.c", "switch_channel_perform_hangup"),
+            "CHANNEL_HANGUP_COMPLETE" => (
+                "switch_core_state_machine.c",
+                "switch_core_session_reporting_state",
+            ),
+            "CHANNEL_DESTROY" => (
+                "switch_core_session.c",
+                "switch_core_session_perform_destroy",
+            ),
+            _ => ("switch_channel.c", "switch_channel_event_set_data"),
+        };
+        let mut ev = core.event(name, origin);
         if matches!(name, "CHANNEL_HANGUP" | "CHANNEL_HANGUP_COMPLETE") {
             if let Some(cause) = &self.hangup_cause {
                 ev.push("Hangup-Cause", cause);
@@ -427,7 +466,7 @@ impl Channel {
         } else {
             "CHANNEL_EXECUTE"
         };
-        let mut ev = core.event(name, "switch_core_session_exec");
+        let mut ev = core.event(name, ("switch_core_session.c", "switch_core_session_exec"));
         self.push_channel_data(&mut ev);
         ev.push("Application", app);
         ev.push("Application-Data", data);
@@ -441,7 +480,7 @@ impl Channel {
     /// The `connect` reply of an outbound socket: CHANNEL_DATA with the `Channel` profile first,
     /// then the channel data, then the reply headers at the bottom (mod_event_socket order).
     pub fn connect_reply(&self, core: &Core) -> Event {
-        let mut ev = core.event("CHANNEL_DATA", "socket_function");
+        let mut ev = core.event("CHANNEL_DATA", ("mod_event_socket.c", "parse_command"));
         self.push_profile(&mut ev, "Channel");
         self.push_channel_data(&mut ev);
         ev.push("Content-Type", "command/reply");
@@ -475,7 +514,7 @@ mod tests {
         assert_eq!(ev.get("Caller-Destination-Number"), Some("600111226"));
         assert_eq!(ev.get("variable_discador_campana"), Some("PRUEBA"));
         assert_eq!(ev.get("variable_sip_gateway_name"), Some("gw_pstn"));
-        assert_eq!(ev.get("Channel-Name"), Some("sofia/gw_pstn/600111226"));
+        assert_eq!(ev.get("Channel-Name"), Some("sofia/external/600111226"));
         assert_eq!(ev.get("Hangup-Cause"), None);
     }
 

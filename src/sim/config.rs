@@ -123,6 +123,11 @@ pub struct SimConfig {
     /// Value of `FreeSWITCH-Hostname` / `FreeSWITCH-Switchname` in events.
     #[arg(long, default_value = "discador-sim")]
     pub hostname: String,
+
+    /// Seconds between HEARTBEAT events (FreeSWITCH fires one every 20 s; 0 disables). Real time,
+    /// not scaled.
+    #[arg(long = "heartbeat-secs", default_value_t = 20)]
+    pub heartbeat_secs: u64,
 }
 
 impl Default for SimConfig {
@@ -142,6 +147,19 @@ impl Default for SimConfig {
             faults: Faults::default(),
             originate_log: None,
             hostname: "discador-sim".to_owned(),
+            heartbeat_secs: 20,
+        }
+    }
+}
+
+impl SimConfig {
+    /// Defaults for in-process tests: an ephemeral port (read it from `SimHandle::addr`) and
+    /// every duration 100 times shorter (a 4 s ring lasts 40 ms, `originate_timeout=30` 300 ms).
+    pub fn for_tests() -> Self {
+        SimConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            time_scale: 0.01,
+            ..SimConfig::default()
         }
     }
 }
@@ -234,5 +252,52 @@ mod tests {
             ..SimConfig::default()
         };
         assert!(!format!("{cfg:?}").contains("s3cr3t-pw"));
+    }
+
+    #[derive(clap::Parser, Debug)]
+    struct Cli {
+        #[command(flatten)]
+        sim: SimConfig,
+    }
+
+    #[test]
+    fn flags_parse_as_documented() {
+        use clap::{CommandFactory, Parser};
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from([
+            "sim",
+            "--listen",
+            "127.0.0.1:18021",
+            "--sessions-per-second",
+            "50",
+            "--max-sessions",
+            "20",
+            "--time-scale",
+            "0.01",
+            "--mix",
+            "humano=60,maquina=40",
+            "--seed",
+            "9",
+            "--ring-ms",
+            "100",
+            "--fault-drop-after",
+            "3",
+            "--fault-refuse-auth",
+            "--originate-log",
+            "/tmp/o.csv",
+        ])
+        .expect("valid flags");
+        let sim = cli.sim;
+        assert_eq!(sim.listen.port(), 18021);
+        assert_eq!((sim.sps, sim.max_sessions), (50, 20));
+        assert_eq!(sim.timings.ring_ms, 100);
+        assert_eq!(sim.faults.drop_after_events, Some(3));
+        assert!(sim.faults.refuse_auth);
+        assert!(matches!(sim.rule(), OutcomeRule::Mix { seed: 9, .. }));
+        assert!(Cli::try_parse_from(["sim", "--mix", "nadie=1"]).is_err());
+        let defaults = Cli::try_parse_from(["sim"]).expect("defaults").sim;
+        assert_eq!(defaults.sps, SimConfig::default().sps);
+        assert_eq!(defaults.socket_addr, SimConfig::default().socket_addr);
+        assert_eq!(defaults.heartbeat_secs, SimConfig::default().heartbeat_secs);
     }
 }

@@ -9,14 +9,15 @@ use std::time::Duration;
 use futures::{SinkExt, StreamExt};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio_util::codec::Framed;
 
 use super::api;
 use super::bus::Subscription;
 use super::call::hangup_cause_arg;
 use super::state::Shared;
-use crate::esl::{CommandCodec, EslError, EventFormat, Frame, RawCommand};
+use crate::esl::{CommandCodec, EslError, Event, EventFormat, Frame, RawCommand};
 
 /// What the connection does after a command.
 enum Next {
@@ -51,7 +52,6 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream) {
         return;
     }
     loop {
-        let listening = conn.authed && conn.sub.is_active();
         tokio::select! {
             () = shared.shutdown.cancelled() => {
                 let _ = conn.framed.send(Frame::disconnect_notice()).await;
@@ -69,30 +69,27 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream) {
                     tracing::warn!(?peer, error = %e, "unreadable command, closing connection");
                     return;
                 }
-                Some(Ok(cmd)) => match conn.command(cmd).await {
-                    Ok(Next::Continue) => {}
-                    Ok(Next::Close) => {
-                        let _ = conn.framed.send(Frame::disconnect_notice()).await;
-                        let _ = SinkExt::<Frame>::close(&mut conn.framed).await;
+                Some(Ok(cmd)) => {
+                    // Events fired before this command was read go out under the subscription
+                    // they were fired under (FreeSWITCH queues them as they are fired).
+                    if conn.drain(&mut bus_rx).await.is_err() {
                         return;
                     }
-                    Err(_) => return,
-                },
+                    match conn.command(cmd).await {
+                        Ok(Next::Continue) => {}
+                        Ok(Next::Close) => {
+                            let _ = conn.framed.send(Frame::disconnect_notice()).await;
+                            let _ = SinkExt::<Frame>::close(&mut conn.framed).await;
+                            return;
+                        }
+                        Err(_) => return,
+                    }
+                }
             },
-            ev = bus_rx.recv(), if listening => match ev {
+            ev = bus_rx.recv() => match ev {
                 Ok(ev) => {
-                    if conn.sub.wants(&ev) {
-                        let frame = match conn.sub.format {
-                            EventFormat::Json => Frame::event_json(&ev),
-                            EventFormat::Plain | EventFormat::Xml => Frame::event_plain(&ev),
-                        };
-                        if conn.framed.send(frame).await.is_err() {
-                            return;
-                        }
-                        conn.events_sent += 1;
-                        if conn.after_event_faults().await.is_err() {
-                            return;
-                        }
+                    if conn.deliver(&ev).await.is_err() {
+                        return;
                     }
                 }
                 Err(RecvError::Lagged(n)) => {
@@ -105,6 +102,33 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream) {
 }
 
 impl Conn {
+    /// Sends `ev` if this connection is authenticated and subscribed to it; applies the faults.
+    async fn deliver(&mut self, ev: &Event) -> Result<(), EslError> {
+        if !(self.authed && self.sub.wants(ev)) {
+            return Ok(());
+        }
+        let frame = match self.sub.format {
+            EventFormat::Json => Frame::event_json(ev),
+            EventFormat::Plain | EventFormat::Xml => Frame::event_plain(ev),
+        };
+        self.framed.send(frame).await?;
+        self.events_sent += 1;
+        self.after_event_faults().await
+    }
+
+    /// Delivers every event already fired and not yet read from the bus.
+    async fn drain(&mut self, rx: &mut broadcast::Receiver<Arc<Event>>) -> Result<(), EslError> {
+        loop {
+            match rx.try_recv() {
+                Ok(ev) => self.deliver(&ev).await?,
+                Err(TryRecvError::Lagged(n)) => {
+                    tracing::warn!(lost = n, "inbound client too slow, events lost");
+                }
+                Err(TryRecvError::Empty | TryRecvError::Closed) => return Ok(()),
+            }
+        }
+    }
+
     /// Fault injection after each event sent: garbage every N events, drop after N events.
     async fn after_event_faults(&mut self) -> Result<(), EslError> {
         let faults = &self.shared.cfg.faults;

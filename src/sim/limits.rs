@@ -114,7 +114,8 @@ impl SessionGate {
         if st.budget <= 0 {
             return Err(Refusal::Throttle);
         }
-        if st.live + 1 > self.max_sessions {
+        if st.live >= self.max_sessions {
+            // FreeSWITCH: `(count + 1) > session_limit`.
             return Err(Refusal::SessionLimit);
         }
         st.live += 1;

@@ -55,6 +55,14 @@
 //! `originate_timeout` are multiplied by `--time-scale` (e.g. `0.01`). Sessions per second is a
 //! real-time limit and is never scaled.
 
+//! # Not simulated
+//!
+//! Media; multi-leg dial strings (`,` / `|`: refused with `CHAN_NOT_IMPLEMENTED`); loopback's
+//! second leg; CHANNEL_STATE / CHANNEL_CALLSTATE / CHANNEL_OUTGOING events; `sendmsg execute`
+//! from an *inbound* connection (only `hangup` acts); `text/event-xml` (sent as plain); the
+//! BACKGROUND_JOB of a `bgapi` issued on an outbound socket is published to inbound listeners
+//! only.
+
 pub mod api;
 pub mod bus;
 pub mod call;
@@ -102,6 +110,7 @@ impl Simulator {
         let log = originate_log::OriginateLog::open(cfg.originate_log.as_deref())?;
         let shared = Arc::new(Shared::new(cfg, log));
         let task = tokio::spawn(accept_loop(Arc::clone(&shared), listener));
+        shared.spawn(heartbeat(Arc::clone(&shared)));
         tracing::info!(%addr, socket = %shared.cfg.socket_addr, sps = shared.cfg.sps,
             max_sessions = shared.cfg.max_sessions, time_scale = shared.cfg.time_scale,
             "FreeSWITCH simulator listening");
@@ -128,6 +137,21 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
     }
 }
 
+/// Fires HEARTBEAT every `heartbeat_secs` (real time) until shutdown.
+async fn heartbeat(shared: Arc<Shared>) {
+    if shared.cfg.heartbeat_secs == 0 {
+        return;
+    }
+    let mut tick = tokio::time::interval(Duration::from_secs(shared.cfg.heartbeat_secs));
+    tick.tick().await; // the first tick is immediate; FreeSWITCH's first heartbeat is not
+    loop {
+        tokio::select! {
+            () = shared.shutdown.cancelled() => return,
+            _ = tick.tick() => shared.bus.fire(api::heartbeat_event(&shared)),
+        }
+    }
+}
+
 /// A running simulator.
 pub struct SimHandle {
     /// The inbound ESL address actually bound.
@@ -137,9 +161,23 @@ pub struct SimHandle {
 }
 
 impl SimHandle {
-    /// Every originate received so far, in arrival order.
+    /// Every originate received so far, in arrival order (the last [`state::MEMORY_CAP`]).
     pub fn originates(&self) -> Vec<OriginateRecord> {
         self.shared.log.snapshot()
+    }
+
+    /// Waits until at least `n` calls have finished; false if `timeout` passes first.
+    pub async fn wait_finished(&self, n: usize, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if lock(&self.shared.finished).len() >= n {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 
     /// Channels alive now.
@@ -147,9 +185,9 @@ impl SimHandle {
         self.shared.live_calls()
     }
 
-    /// Calls that have ended, in the order they ended.
+    /// Calls that have ended, in the order they ended (the last [`state::MEMORY_CAP`]).
     pub fn finished(&self) -> Vec<FinishedCall> {
-        lock(&self.shared.finished).clone()
+        lock(&self.shared.finished).iter().cloned().collect()
     }
 
     /// Closes every inbound ESL connection abruptly (as a network failure would). Calls go on.

@@ -89,6 +89,7 @@ impl OriginateRequest {
         if argv.len() < 2 || argv.len() > 7 {
             return Err(OriginateError::Usage);
         }
+        // argv has 2..=7 items (checked just above), so [0] and [1] exist.
         let (vars, dial_string) = split_vars(&argv[0])?;
         if dial_string.contains(',') || dial_string.contains('|') || dial_string.contains(":_:") {
             return Err(OriginateError::MultiLeg);
@@ -127,6 +128,8 @@ impl OriginateRequest {
             .or_else(|| self.var("leg_timeout"))
             .and_then(|v| v.trim().parse().ok())
             .or(self.timeout_arg)
+            // 0 means "no timeout given" in FreeSWITCH, not "fail at once".
+            .filter(|t| *t > 0)
             .unwrap_or(DEFAULT_ORIGINATE_TIMEOUT_SECS)
     }
 
@@ -157,35 +160,42 @@ impl OriginateRequest {
     }
 }
 
-/// Splits on blanks, honouring `'…'` quotes (removed) and keeping a leading `{…}` block whole
-/// (quotes inside it are kept for the variable parser).
+/// Splits on blanks, honouring `'…'` quotes (removed) and `\` escapes inside them, and keeping
+/// `{…}` / `[…]` blocks verbatim (their quotes and escapes are the variable parser's business).
 fn split_args(input: &str) -> Result<Vec<String>, OriginateError> {
     let mut out = Vec::new();
     let mut cur = String::new();
     let mut in_quote = false;
     let mut depth = 0usize; // inside {…} or […]
-    let mut chars = input.trim().chars().peekable();
+    let mut chars = input.trim().chars();
     while let Some(c) = chars.next() {
+        if depth > 0 {
+            cur.push(c);
+            match c {
+                '\\' => {
+                    if let Some(next) = chars.next() {
+                        cur.push(next);
+                    }
+                }
+                '\'' => in_quote = !in_quote,
+                '{' | '[' if !in_quote => depth += 1,
+                '}' | ']' if !in_quote => depth -= 1,
+                _ => {}
+            }
+            continue;
+        }
         match c {
             '\\' if in_quote => {
                 if let Some(next) = chars.next() {
                     cur.push(next);
                 }
             }
-            '\'' if depth > 0 => {
-                in_quote = !in_quote;
-                cur.push(c);
-            }
             '\'' => in_quote = !in_quote,
             '{' | '[' if !in_quote => {
-                depth += 1;
+                depth = 1;
                 cur.push(c);
             }
-            '}' | ']' if !in_quote && depth > 0 => {
-                depth -= 1;
-                cur.push(c);
-            }
-            c if c.is_whitespace() && !in_quote && depth == 0 => {
+            c if c.is_whitespace() && !in_quote => {
                 if !cur.is_empty() {
                     out.push(std::mem::take(&mut cur));
                 }
@@ -221,11 +231,18 @@ fn split_vars(url: &str) -> Result<(Vec<(String, String)>, String), OriginateErr
     Ok((vars, rest.to_owned()))
 }
 
-/// Index of the bracket closing the block that starts at byte 0, skipping quoted text.
+/// Index of the bracket closing the block that starts at byte 0, skipping quoted and escaped
+/// characters.
 fn find_block_end(s: &str, close: char) -> Option<usize> {
     let mut in_quote = false;
+    let mut escaped = false;
     for (i, c) in s.char_indices().skip(1) {
+        if escaped {
+            escaped = false;
+            continue;
+        }
         match c {
+            '\\' => escaped = true,
             '\'' => in_quote = !in_quote,
             c if c == close && !in_quote => return Some(i),
             _ => {}
@@ -234,13 +251,19 @@ fn find_block_end(s: &str, close: char) -> Option<usize> {
     None
 }
 
-/// `k=v,k='v,with,commas',k=v` → pairs; quotes removed from values.
+/// `k=v,k='v,with,commas',k=v\,w` → pairs; quotes and escaping backslashes removed from values.
 fn parse_var_list(list: &str, vars: &mut Vec<(String, String)>) -> Result<(), OriginateError> {
     let mut items = Vec::new();
     let mut cur = String::new();
     let mut in_quote = false;
-    for c in list.chars() {
+    let mut chars = list.chars();
+    while let Some(c) = chars.next() {
         match c {
+            '\\' => {
+                if let Some(next) = chars.next() {
+                    cur.push(next);
+                }
+            }
             '\'' => in_quote = !in_quote,
             ',' if !in_quote => items.push(std::mem::take(&mut cur)),
             c => cur.push(c),
@@ -387,6 +410,16 @@ mod tests {
     }
 
     #[test]
+    fn escaped_commas_and_quotes_stay_in_values() {
+        let req =
+            OriginateRequest::parse(r"{a=x\,y,b='it\'s',c=z}sofia/gateway/gw/600111226 &park()")
+                .expect("valid originate");
+        assert_eq!(req.var("a"), Some("x,y"));
+        assert_eq!(req.var("b"), Some("it's"));
+        assert_eq!(req.var("c"), Some("z"));
+    }
+
+    #[test]
     fn malformed_originates_fail_like_freeswitch() {
         assert_eq!(OriginateRequest::parse(""), Err(OriginateError::Usage));
         assert_eq!(
@@ -430,6 +463,20 @@ mod tests {
             "{a=\u{e9}}sofia/x/\u{e9} x",
         ] {
             let _ = OriginateRequest::parse(input);
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_input_parses_or_fails_cleanly(input in ".{0,200}") {
+            let _ = OriginateRequest::parse(&input);
+        }
+
+        #[test]
+        fn bracketed_noise_never_panics(input in "[{}\\[\\]',= a-z/&()0-9]{0,80}") {
+            if let Ok(req) = OriginateRequest::parse(&input) {
+                let _ = (req.timeout_secs(), req.caller_id_number(), req.destination_is_well_formed());
+            }
         }
     }
 }

@@ -2,6 +2,7 @@
 //! with a microsecond timestamp, kept in memory and optionally appended to a CSV file. Pacing is
 //! measured here, at the switch, not at the dialer's API.
 
+use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::Path;
@@ -38,7 +39,7 @@ impl OriginateRecord {
 /// In-memory list plus optional CSV file.
 #[derive(Debug)]
 pub struct OriginateLog {
-    records: Mutex<Vec<OriginateRecord>>,
+    records: Mutex<VecDeque<OriginateRecord>>,
     file: Option<Mutex<BufWriter<File>>>,
 }
 
@@ -77,7 +78,7 @@ impl OriginateLog {
             }
         };
         Ok(OriginateLog {
-            records: Mutex::new(Vec::new()),
+            records: Mutex::new(VecDeque::new()),
             file,
         })
     }
@@ -98,17 +99,20 @@ impl OriginateLog {
                 tracing::warn!(error = %e, "originate log write failed");
             }
         }
-        self.records
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(record);
+        let mut records = self.records.lock().unwrap_or_else(|e| e.into_inner());
+        if records.len() >= super::state::MEMORY_CAP {
+            records.pop_front();
+        }
+        records.push_back(record);
     }
 
     pub fn snapshot(&self) -> Vec<OriginateRecord> {
         self.records
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .clone()
+            .iter()
+            .cloned()
+            .collect()
     }
 }
 

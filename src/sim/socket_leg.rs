@@ -34,6 +34,10 @@ use crate::esl::{urlenc, CommandCodec, EslError, Event, EventFormat, Frame, RawC
 /// How long the `socket` application waits for the TCP connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// A controller that stops reading for this long is considered gone: the call must not hang on a
+/// full TCP buffer.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// FreeSWITCH's farewell body.
 const GOODBYE: &[u8] = b"Disconnected, goodbye.\nSee you at ClueCon! http://www.cluecon.com/\n";
 
@@ -62,9 +66,16 @@ impl SocketConn {
         if self.broken {
             return;
         }
-        if let Err(e) = self.framed.send(frame).await {
-            tracing::debug!(error = %e, "socket leg write failed");
-            self.broken = true;
+        match tokio::time::timeout(WRITE_TIMEOUT, self.framed.send(frame)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "socket leg write failed");
+                self.broken = true;
+            }
+            Err(_) => {
+                tracing::warn!("controller stopped reading the socket; treating it as closed");
+                self.broken = true;
+            }
         }
     }
 
@@ -142,6 +153,14 @@ enum Flow {
     Closed,
 }
 
+/// `now + d`, saturating at a century away: `d` may come from a controller's `sleep` argument or
+/// an absurd flag, and `Instant + Duration` panics on overflow.
+fn after(now: Instant, d: Duration) -> Instant {
+    now.checked_add(d)
+        .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 86_400)))
+        .unwrap_or(now)
+}
+
 async fn sleep_until_opt(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
@@ -151,8 +170,10 @@ async fn sleep_until_opt(at: Option<Instant>) {
 
 async fn next_cmd(sock: &mut Option<SocketConn>) -> Option<Result<RawCommand, EslError>> {
     match sock {
-        Some(s) if !s.broken => s.framed.next().await,
-        _ => std::future::pending().await,
+        // A write failure means the peer is gone: report it as a close.
+        Some(s) if s.broken => None,
+        Some(s) => s.framed.next().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -209,7 +230,7 @@ impl CallRun {
             current: None,
             beep_at: None,
             extension_end: None,
-            deadline: Instant::now() + cfg.scaled_ms(cfg.timings.max_call_ms),
+            deadline: after(Instant::now(), cfg.scaled_ms(cfg.timings.max_call_ms)),
         };
         let mut sock = Some(SocketConn::new(stream));
         loop {
@@ -402,10 +423,10 @@ impl CallRun {
         let now = Instant::now();
         let due = match app.name.as_str() {
             "playback" | "speak" | "say" | "read" | "play_and_get_digits" | "phrase" => {
-                now + cfg.scaled_ms(cfg.timings.playback_ms)
+                after(now, cfg.scaled_ms(cfg.timings.playback_ms))
             }
-            "sleep" => now + cfg.scaled_ms(app.arg.trim().parse().unwrap_or(0)),
-            "amd" => now + cfg.scaled_ms(cfg.timings.amd_ms),
+            "sleep" => after(now, cfg.scaled_ms(app.arg.trim().parse().unwrap_or(0))),
+            "amd" => after(now, cfg.scaled_ms(cfg.timings.amd_ms)),
             "park" => leg.deadline,
             _ => now,
         };
@@ -479,7 +500,8 @@ impl CallRun {
                 }
                 "avmd_start" => {
                     if self.outcome == Outcome::Machine {
-                        leg.beep_at = Some(Instant::now() + cfg.scaled_ms(cfg.timings.beep_ms));
+                        leg.beep_at =
+                            Some(after(Instant::now(), cfg.scaled_ms(cfg.timings.beep_ms)));
                     }
                 }
                 "avmd_stop" => leg.beep_at = None,
@@ -496,11 +518,11 @@ impl CallRun {
                     let now = Instant::now();
                     leg.extension_end = Some(match exten.as_str() {
                         "humano" => (
-                            now + cfg.scaled_ms(cfg.timings.talk_ms),
+                            after(now, cfg.scaled_ms(cfg.timings.talk_ms)),
                             "NORMAL_CLEARING".to_owned(),
                         ),
                         "maquina" => (
-                            now + cfg.scaled_ms(cfg.timings.playback_ms),
+                            after(now, cfg.scaled_ms(cfg.timings.playback_ms)),
                             "NORMAL_CLEARING".to_owned(),
                         ),
                         _ => (now, "NO_ROUTE_DESTINATION".to_owned()),
@@ -543,26 +565,35 @@ impl CallRun {
         let ev = {
             let mut ch = lock(&self.channel);
             ch.set_var("avmd_detect", "TRUE");
-            let mut ev = self.shared.core.event("CUSTOM", "avmd_process");
+            let mut ev = self.shared.core.event("CUSTOM", ("avmd.c", "avmd_process"));
             ev.push("Event-Subclass", "avmd::beep");
             ch.push_channel_data(&mut ev);
             ev.push("Beep-Status", "DETECTED");
             ev.push("Frequency", "440.000000");
             ev.push("Frequency-variance", "0.000000");
-            ev.push("Detection-time", cfg_ms(self.shared.cfg.timings.beep_ms));
+            ev.push(
+                "Detection-time",
+                self.shared.cfg.timings.beep_ms.to_string(),
+            );
             ev
         };
         self.emit_event(ev, sock).await;
     }
 }
 
-fn cfg_ms(ms: u64) -> String {
-    ms.to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deadlines_never_overflow() {
+        let now = Instant::now();
+        assert!(after(now, Duration::MAX) > now);
+        assert_eq!(
+            after(now, Duration::from_millis(5)),
+            now + Duration::from_millis(5)
+        );
+    }
 
     #[test]
     fn variable_names_are_restricted() {

@@ -1,7 +1,7 @@
 //! What every task of the simulator shares: settings, the core identity, the event bus, the
 //! session gate, the originate log, the registry of live calls and the list of finished ones.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
@@ -36,6 +36,11 @@ pub struct FinishedCall {
     pub vars: Vec<(String, String)>,
 }
 
+/// How many finished calls and originate records are kept in memory. The oldest are dropped
+/// beyond it, so a simulator left running for days does not grow without bound; the
+/// `--originate-log` file keeps every originate.
+pub const MEMORY_CAP: usize = 100_000;
+
 /// Orders sent to a call's task from outside (API `uuid_kill`, `hupall`, inbound `sendmsg`).
 #[derive(Debug)]
 pub enum CallCtl {
@@ -64,7 +69,7 @@ pub struct Shared {
     pub gate: Arc<SessionGate>,
     pub log: OriginateLog,
     pub calls: Mutex<HashMap<String, LiveCall>>,
-    pub finished: Mutex<Vec<FinishedCall>>,
+    pub finished: Mutex<VecDeque<FinishedCall>>,
     pub shutdown: CancellationToken,
     /// Bumped by `SimHandle::drop_connections`: every inbound connection closes abruptly.
     pub drop_gen: watch::Sender<u64>,
@@ -86,7 +91,7 @@ impl Shared {
             gate,
             log,
             calls: Mutex::new(HashMap::new()),
-            finished: Mutex::new(Vec::new()),
+            finished: Mutex::new(VecDeque::new()),
             shutdown: CancellationToken::new(),
             drop_gen,
             started: Instant::now(),
@@ -108,6 +113,15 @@ impl Shared {
     /// Takes every tracked task (for shutdown).
     pub fn take_tasks(&self) -> JoinSet<()> {
         std::mem::take(&mut *lock(&self.tasks))
+    }
+
+    /// Records a finished call, dropping the oldest beyond [`MEMORY_CAP`].
+    pub fn push_finished(&self, call: FinishedCall) {
+        let mut list = lock(&self.finished);
+        if list.len() >= MEMORY_CAP {
+            list.pop_front();
+        }
+        list.push_back(call);
     }
 
     pub fn live_calls(&self) -> usize {
