@@ -249,6 +249,24 @@ async fn a_thousand_numbers_reach_the_expected_counts_with_retries_and_amd_routi
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_reports_the_freeswitch_link() {
+    let rig = rig(&[]).await;
+    let t0 = Instant::now();
+    loop {
+        let (s, b) = rig.app.get("/health").await;
+        assert_eq!(s, 200);
+        if b["freeswitch"] == "conectado" {
+            assert_eq!(b["estado"], "ok", "{b}");
+            assert_eq!(b["base_de_datos"], "ok", "{b}");
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "{b}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retry_happens_only_after_its_delay() {
     let rig = rig(&[]).await;
     let nums = numbers("54922", 5, &[0]);

@@ -158,8 +158,11 @@ fn every_variable_used_is_defined_or_set_by_the_code() {
             "controller does not set {v}"
         );
     }
-    for part in dialplan.split("${").skip(1) {
-        let name = part.split('}').next().unwrap();
+    let channel_vars = dialplan
+        .match_indices("${")
+        .filter(|(i, _)| *i == 0 || dialplan.as_bytes()[i - 1] != b'$')
+        .map(|(i, _)| dialplan[i + 2..].split('}').next().unwrap());
+    for name in channel_vars {
         if name.starts_with("discador_") {
             assert!(
                 set_by_code.contains(&name),
