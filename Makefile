@@ -6,7 +6,8 @@ CARGO ?= cargo
 run:            ## run the service (configuration from the environment, see README)
 	$(CARGO) run -- serve
 
-demo: run       ## for now the same as `run`
+demo:           ## dial a demo campaign end to end through the simulator (needs MariaDB)
+	$(CARGO) run -- demo
 
 migrate:        ## create the database and apply migrations, then exit
 	$(CARGO) run -- migrate
@@ -14,8 +15,8 @@ migrate:        ## create the database and apply migrations, then exit
 test:           ## all tests (needs MariaDB on 127.0.0.1:3306, root without password)
 	$(CARGO) test --all-targets
 
-bench:          ## 1,000,000 numbers through the API + estado latency (release build)
-	$(CARGO) bench --bench api_load
+bench:          ## every benchmark, release build (figures go to BENCHMARKS.md)
+	$(CARGO) bench
 
 fmt:
 	$(CARGO) fmt --all

@@ -34,7 +34,10 @@ async fn health_docs_and_openapi() {
         "{body}"
     );
     assert!(
-        matches!(body["freeswitch"].as_str(), Some("conectando" | "desconectado")),
+        matches!(
+            body["freeswitch"].as_str(),
+            Some("conectando" | "desconectado")
+        ),
         "{body}"
     );
 

@@ -280,6 +280,7 @@ impl CallRun {
                 transferred_to: self.transferred_to.clone(),
                 billsec: ch.var("billsec").and_then(|b| b.parse().ok()).unwrap_or(0),
                 vars: ch.vars.clone(),
+                ended: std::time::Instant::now(),
             }
         };
         tracing::info!(

@@ -34,6 +34,9 @@ pub struct FinishedCall {
     pub billsec: u64,
     /// All channel variables at the end (the `{}` vars, `discador_*`, `amd_*`…).
     pub vars: Vec<(String, String)>,
+    /// When the channel was destroyed (with `OriginateRecord::at`, the call's span: tests check
+    /// that one number is never in two calls at once).
+    pub ended: std::time::Instant,
 }
 
 /// How many finished calls and originate records are kept in memory. The oldest are dropped

@@ -78,9 +78,13 @@ impl Store {
                         .await?;
                     }
                     NumberUpdate::Finished(r) => {
+                        // Only the attempt the row is on (its claim's UUID, or none for a row
+                        // recovered without one): a late record of an older attempt must not
+                        // overwrite a newer one. Its CDR row is still written below.
                         diesel::sql_query(format!(
                             "UPDATE {} SET estado = ?, intentos = ?, resultado = ?, causa = ?, \
-                             uuid = ?, duracion = ?, proximo_intento = ? WHERE id = ?",
+                             uuid = ?, duracion = ?, proximo_intento = ? \
+                             WHERE id = ? AND (uuid = ? OR uuid IS NULL)",
                             r.tabla.quoted()
                         ))
                         .bind::<Text, _>(r.estado.as_str())
@@ -91,6 +95,7 @@ impl Store {
                         .bind::<Integer, _>(clamp(r.duracion))
                         .bind::<Nullable<Datetime>, _>(r.proximo_intento.map(to_naive))
                         .bind::<BigInt, _>(r.numero_id)
+                        .bind::<Text, _>(r.uuid.as_str())
                         .execute(conn)
                         .await?;
                         calls.push(NewCall::from(r));
