@@ -470,3 +470,74 @@ async fn an_esl_drop_mid_campaign_loses_no_call() {
     assert!(cdrs >= 300);
     rig.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn avmd_routes_beeps_to_the_machine_rule_and_an_empty_destination_hangs_up() {
+    let rig = rig(&[]).await;
+    let nums = numbers("54999", 20, &[3, 6]);
+    rig.campaign(
+        "BEEP",
+        json!({"cps": 50, "amd": "avmd", "destino_maquina": "", "reintentos": 0}),
+        &nums,
+    )
+    .await;
+    rig.command("iniciar", "BEEP").await;
+    let b = rig.finished("BEEP", Duration::from_secs(30)).await;
+    assert_eq!(count(&b, "maquinas"), 10, "{b}");
+    assert_eq!(count(&b, "humanos"), 10, "{b}");
+    for call in rig.sim.finished() {
+        let var = |k: &str| {
+            call.vars
+                .iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.clone())
+        };
+        if call.destination.ends_with('3') {
+            // The beep was heard; the machine destination is empty: hung up, not transferred.
+            assert_eq!(call.transferred_to, None, "{call:?}");
+            assert_eq!(var("discador_resultado").as_deref(), Some("MAQUINA"));
+            assert_eq!(var("discador_amd_causa").as_deref(), Some("BEEP"));
+        } else {
+            assert_eq!(call.transferred_to.as_deref(), Some("humano"), "{call:?}");
+            assert_eq!(var("discador_resultado").as_deref(), Some("HUMANO"));
+        }
+    }
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_cps_applies_to_a_running_campaign_at_once() {
+    let rig = rig(&[]).await;
+    let nums = numbers("54911", 60, &[6]);
+    rig.campaign("RITMO", json!({"cps": 1}), &nums).await;
+    rig.command("iniciar", "RITMO").await;
+    while rig.originates("54911").len() < 2 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (s, b) = rig
+        .app
+        .patch_json("/campana/RITMO", json!({"cps": 50}))
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let patched = Instant::now();
+    // At 1 CPS the other 58 would take a minute; at 50 CPS about 1.2 s.
+    let b = rig.finished("RITMO", Duration::from_secs(15)).await;
+    assert_eq!(count(&b, "completados"), 60, "{b}");
+    let after: Vec<Instant> = rig
+        .originates("54911")
+        .into_iter()
+        .map(|o| o.0)
+        .filter(|at| *at > patched)
+        .collect();
+    assert!(after.len() >= 55, "{}", after.len());
+    let span = *after.last().unwrap() - after[0];
+    assert!(
+        span < Duration::from_secs(3),
+        "58 calls at 50 CPS took {span:?}"
+    );
+    assert!(
+        max_in(&after, Duration::from_millis(980)) <= 50,
+        "never above the new rate"
+    );
+    rig.stop().await;
+}
