@@ -541,3 +541,88 @@ async fn a_new_cps_applies_to_a_running_campaign_at_once() {
     );
     rig.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_outage_pauses_claims_and_loses_no_result() {
+    let db = common::TestDb::new();
+    let mut proxy = common::DbProxy::start().await;
+    let url = proxy.url(&db.name);
+    let socket = format!("127.0.0.1:{}", free_port());
+    let sim = Simulator::start(SimConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        socket_addr: socket.parse().unwrap(),
+        sps: 2000,
+        time_scale: 0.01,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let port = sim.addr.port().to_string();
+    let app = discador::app::spawn(common::config(&[
+        "--database-url",
+        &url,
+        "--freeswitch-port",
+        &port,
+        "--socket-listen",
+        &socket,
+        "--cps-maximo",
+        "1000",
+    ]))
+    .await
+    .unwrap();
+    let t = common::TestApp {
+        app,
+        db,
+        http: reqwest::Client::new(),
+        token: None,
+    };
+    let rig = Rig { sim, app: t };
+    rig.campaign(
+        "APAGON",
+        json!({"cps": 40}),
+        &numbers("54900", 200, &[6, 0]),
+    )
+    .await;
+    rig.command("iniciar", "APAGON").await;
+    while rig.originates("54900").len() < 40 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    proxy.cut().await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Claims stop: the last second of the outage sees no originate (only the claimed second of
+    // numbers could still go out at its start).
+    let before = rig.originates("54900").len();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        rig.originates("54900").len(),
+        before,
+        "dialing went on without a database"
+    );
+    proxy.restore().await;
+
+    let b = rig.finished("APAGON", Duration::from_secs(60)).await;
+    assert_eq!(count(&b, "total"), 200, "{b}");
+    assert_eq!(count(&b, "completados"), 100, "{b}");
+    assert_eq!(
+        count(&b, "errores"),
+        100,
+        "busy lines after their retries: {b}"
+    );
+    // Results of the calls that ended during the outage were queued, not lost: every attempt the
+    // simulator saw has its CDR row and is counted on its number.
+    let cdrs: usize = rig
+        .app
+        .db
+        .sql("SELECT COUNT(*) FROM llamadas")
+        .parse()
+        .unwrap();
+    let attempts: usize = rig
+        .app
+        .db
+        .sql("SELECT SUM(intentos) FROM APAGON")
+        .parse()
+        .unwrap();
+    assert_eq!(cdrs, rig.originates("54900").len());
+    assert_eq!(attempts, cdrs);
+    rig.stop().await;
+}
