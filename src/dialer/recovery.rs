@@ -112,21 +112,16 @@ async fn recover_campaign(dialer: &Dialer, campaign: &Campaign) {
         let uuid = uuid.unwrap_or_else(Uuid::new_v4);
         let inicio = n.ultimo_intento.unwrap_or_else(Utc::now);
         let answered = n.estado == NumberState::Contestado;
-        dialer.tracker().register(LiveCall {
+        let mut call = LiveCall::attempt(
+            campaign,
+            n.id,
+            &n.telefono,
+            n.intentos.saturating_add(1),
             uuid,
-            campana: campaign.nombre.clone(),
-            tabla: campaign.tabla.clone(),
-            numero_id: n.id,
-            telefono: n.telefono.clone(),
-            intento: n.intentos.saturating_add(1),
-            max_intentos: campaign.reintentos.saturating_add(1),
-            intervalo_reintento: Duration::from_secs(u64::from(campaign.intervalo_reintento)),
-            amd_incierto: campaign.amd_incierto,
             inicio,
-            contestada: answered.then_some(inicio),
-            amd: None,
-            slot: None,
-        });
+        );
+        call.contestada = answered.then_some(inicio);
+        dialer.tracker().register(call);
         match alive {
             Some(true) => live += 1,
             // Could not ask: keep it tracked; the sweep asks again.

@@ -286,85 +286,40 @@ fn undialed(
 /// forwards the BACKGROUND_JOB result to the tracker.
 fn dial(
     shared: &Arc<Shared>,
-    campaign: &Campaign,
+    campaign: &Arc<Campaign>,
     number: ClaimedNumber,
     slot: CallSlot,
     metrics: &CampaignMetrics,
 ) {
-    let telefono = match PhoneNumber::parse(&number.telefono) {
-        Ok(t) => t,
-        Err(e) => {
-            tracing::warn!(campana = %campaign.nombre, id = number.id, motivo = %e, "número inválido en la tabla");
+    let (uuid, telefono, command) = match prepare(shared, campaign, &number) {
+        Ok(ready) => ready,
+        Err((resultado, causa)) => {
+            tracing::warn!(campana = %campaign.nombre, id = number.id, causa, "número no marcado");
             let _ = shared.writer.send(NumberUpdate::Finished(undialed(
                 campaign,
                 &number,
-                CallResult::NumeroInvalido,
-                "INVALID_NUMBER_FORMAT",
+                resultado,
+                causa,
                 &shared.nodo,
             )));
             return;
         }
-    };
-    let Ok(uuid) = Uuid::parse_str(&number.uuid) else {
-        // The store always sets a UUID when claiming; a row edited by hand may not have one.
-        let _ = shared.writer.send(NumberUpdate::Finished(undialed(
-            campaign,
-            &number,
-            CallResult::FallaRed,
-            "UUID_INVALIDO",
-            &shared.nodo,
-        )));
-        return;
     };
     let intento = number.intentos.saturating_add(1);
-    let gateway = campaign
-        .gateway
-        .as_ref()
-        .map(|g| g.as_str())
-        .unwrap_or(shared.default_gateway.as_str());
-    let originate = Originate {
-        uuid: &uuid,
-        campana: campaign.nombre.as_str(),
-        numero_id: number.id,
+    let mut call = LiveCall::attempt(
+        campaign,
+        number.id,
+        &number.telefono,
         intento,
-        telefono: telefono.as_str(),
-        caller_id: campaign.caller_id.as_ref().map(|c| c.as_str()),
-        gateway,
-        timeout_s: campaign.timeout_llamada,
-    };
-    let command = match originate.command(&shared.template) {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(campana = %campaign.nombre, error = %e, "originate rechazado");
-            let _ = shared.writer.send(NumberUpdate::Finished(undialed(
-                campaign,
-                &number,
-                CallResult::NumeroInvalido,
-                "INVALID_NUMBER_FORMAT",
-                &shared.nodo,
-            )));
-            return;
-        }
-    };
-    shared.tracker.register(LiveCall {
         uuid,
-        campana: campaign.nombre.clone(),
-        tabla: campaign.tabla.clone(),
-        numero_id: number.id,
-        telefono: number.telefono.clone(),
-        intento,
-        max_intentos: campaign.reintentos.saturating_add(1),
-        intervalo_reintento: Duration::from_secs(u64::from(campaign.intervalo_reintento)),
-        amd_incierto: campaign.amd_incierto,
-        inicio: Utc::now(),
-        contestada: None,
-        amd: None,
-        slot: Some(slot),
-    });
+        Utc::now(),
+    );
+    call.slot = Some(slot);
+    shared.tracker.register(call);
     metrics.originated();
     tracing::info!(campana = %campaign.nombre, %uuid, telefono = %telefono.masked(), intento, "originate");
     let shared = shared.clone();
-    let campaign_for_unclaim = campaign.clone();
+    let campaign_for_unclaim = Arc::clone(campaign);
     tokio::spawn(async move {
         let job = shared.esl.bgapi(&command, Uuid::new_v4()).await;
         let job = match job {
@@ -392,6 +347,39 @@ fn dial(
             }
         }
     });
+}
+
+/// The call's UUID, its validated number and its originate command — or, for a number that must
+/// not be dialed, the result and cause to record instead.
+fn prepare(
+    shared: &Shared,
+    campaign: &Campaign,
+    number: &ClaimedNumber,
+) -> Result<(Uuid, PhoneNumber, String), (CallResult, &'static str)> {
+    // Rows loaded into the table by hand are not validated by the API: this is where they are.
+    let telefono = PhoneNumber::parse(&number.telefono)
+        .map_err(|_| (CallResult::NumeroInvalido, "INVALID_NUMBER_FORMAT"))?;
+    // The store sets a UUID when claiming; a row edited by hand mid-claim may not have one.
+    let uuid =
+        Uuid::parse_str(&number.uuid).map_err(|_| (CallResult::FallaRed, "UUID_INVALIDO"))?;
+    let gateway = campaign
+        .gateway
+        .as_ref()
+        .map(|g| g.as_str())
+        .unwrap_or(shared.default_gateway.as_str());
+    let command = Originate {
+        uuid: &uuid,
+        campana: campaign.nombre.as_str(),
+        numero_id: number.id,
+        intento: number.intentos.saturating_add(1),
+        telefono: telefono.as_str(),
+        caller_id: campaign.caller_id.as_ref().map(|c| c.as_str()),
+        gateway,
+        timeout_s: campaign.timeout_llamada,
+    }
+    .command(&shared.template)
+    .map_err(|_| (CallResult::NumeroInvalido, "INVALID_NUMBER_FORMAT"))?;
+    Ok((uuid, telefono, command))
 }
 
 /// `-ERR USER_BUSY\n` bodies carry the cause as their first word.

@@ -46,6 +46,35 @@ pub struct LiveCall {
     pub slot: Option<CallSlot>,
 }
 
+impl LiveCall {
+    /// Attempt number `intento` (1-based) of number `numero_id` of `campaign`, as a call in flight
+    /// with no channel slot (the runner adds its slot).
+    pub fn attempt(
+        campaign: &crate::store::Campaign,
+        numero_id: i64,
+        telefono: &str,
+        intento: u32,
+        uuid: Uuid,
+        inicio: DateTime<Utc>,
+    ) -> LiveCall {
+        LiveCall {
+            uuid,
+            campana: campaign.nombre.clone(),
+            tabla: campaign.tabla.clone(),
+            numero_id,
+            telefono: telefono.to_owned(),
+            intento,
+            max_intentos: campaign.reintentos.saturating_add(1),
+            intervalo_reintento: Duration::from_secs(u64::from(campaign.intervalo_reintento)),
+            amd_incierto: campaign.amd_incierto,
+            inicio,
+            contestada: None,
+            amd: None,
+            slot: None,
+        }
+    }
+}
+
 /// What the controller concluded about who answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AmdVerdict {
