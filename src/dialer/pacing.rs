@@ -110,16 +110,18 @@ impl State {
         at
     }
 
+    /// Takes a slot at `now` (which is at or after [`State::ready_at`]). The slot is recorded at
+    /// its *scheduled* instant, so a wake-up that is a little late is repaid by the next slot and
+    /// does not push the whole schedule back; a larger debt (idle time) is forgiven instead.
     fn grant(&mut self, now: Instant) {
-        let scheduled = self.next.unwrap_or(now);
-        // Keep the lattice's phase when only slightly late; forgive larger debts.
+        let scheduled = self.ready_at(now);
         let base = if now.saturating_duration_since(scheduled) <= MAX_CATCH_UP {
             scheduled
         } else {
             now
         };
         self.next = Some(base + self.period);
-        self.recent.push_back(now);
+        self.recent.push_back(base);
         while self.recent.len() > self.per_window {
             self.recent.pop_front();
         }

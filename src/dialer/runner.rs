@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use crate::domain::{mask, CallResult, CampaignState, NumberState, PhoneNumber};
 use crate::esl::{ConnState, EslError, JobResult};
-use crate::store::{CallRecord, Campaign, ClaimedNumber, NumberUpdate};
+use crate::store::{CallRecord, Campaign, ClaimedNumber, NumberUpdate, StoreError};
 
 use super::metrics::{CallSlot, CampaignMetrics};
 use super::originate::Originate;
@@ -59,6 +59,7 @@ pub(crate) async fn run(shared: Arc<Shared>, parts: RunnerParts) {
     let channels = Arc::new(Semaphore::new(campaign.max_canales as usize));
     let mut capacity = campaign.max_canales;
     let mut queue: VecDeque<ClaimedNumber> = VecDeque::new();
+    let mut pending: Option<PendingClaim> = None;
     let mut esl_state = shared.esl.state();
     let mut db_backoff = Duration::from_millis(250);
     let name = campaign.nombre.clone();
@@ -69,7 +70,7 @@ pub(crate) async fn run(shared: Arc<Shared>, parts: RunnerParts) {
         match run_state {
             RunState::Stopped => break,
             RunState::Paused => {
-                release(&shared, &campaign, &mut queue).await;
+                release(&shared, &campaign, &mut queue, &mut pending).await;
                 if control.changed().await.is_err() {
                     break;
                 }
@@ -85,7 +86,7 @@ pub(crate) async fn run(shared: Arc<Shared>, parts: RunnerParts) {
 
         if !matches!(*esl_state.borrow_and_update(), ConnState::Connected { .. }) {
             // No originate can go out: give the claims back and wait for the link.
-            release(&shared, &campaign, &mut queue).await;
+            release(&shared, &campaign, &mut queue, &mut pending).await;
             tokio::select! {
                 _ = esl_state.changed() => {}
                 _ = control.changed() => {}
@@ -96,7 +97,7 @@ pub(crate) async fn run(shared: Arc<Shared>, parts: RunnerParts) {
 
         let now = Utc::now();
         if !campaign.ventana.is_open(now) {
-            release(&shared, &campaign, &mut queue).await;
+            release(&shared, &campaign, &mut queue, &mut pending).await;
             let wait = campaign
                 .ventana
                 .next_open(now)
@@ -112,9 +113,24 @@ pub(crate) async fn run(shared: Arc<Shared>, parts: RunnerParts) {
             continue;
         }
 
+        // Keep the next batch coming while this one is dialed: the pacer never waits on the
+        // database (a claim is a few round trips; at 500 CPS that is dozens of slots).
+        let want = claim_size(campaign.cps.get(), channels.available_permits());
+        if pending.is_none() && queue.len() <= want as usize / 2 {
+            pending = Some(tokio::spawn(claim_batch(
+                shared.clone(),
+                campaign.clone(),
+                want,
+            )));
+        }
         if queue.is_empty() {
-            let want = claim_size(campaign.cps.get(), channels.available_permits());
-            match shared.store.claim_due(&campaign, now, want).await {
+            let Some(claim) = pending.take() else {
+                continue;
+            };
+            let result = claim
+                .await
+                .unwrap_or_else(|e| Err(StoreError::Database(format!("claim task: {e}"))));
+            match result {
                 Err(e) => {
                     tracing::warn!(campana = %name, error = %e, "no se pudieron reservar números; reintento");
                     tokio::select! {
@@ -122,9 +138,8 @@ pub(crate) async fn run(shared: Arc<Shared>, parts: RunnerParts) {
                         _ = control.changed() => {}
                     }
                     db_backoff = (db_backoff * 2).min(Duration::from_secs(5));
-                    continue;
                 }
-                Ok(claimed) if claimed.is_empty() => {
+                Ok(claim) if claim.claimed == 0 => {
                     db_backoff = Duration::from_millis(250);
                     if metrics.activas() == 0 {
                         match shared.store.has_open_numbers(&campaign).await {
@@ -143,14 +158,13 @@ pub(crate) async fn run(shared: Arc<Shared>, parts: RunnerParts) {
                         _ = control.changed() => {}
                         _ = settings.changed() => {}
                     }
-                    continue;
                 }
-                Ok(claimed) => {
+                Ok(claim) => {
                     db_backoff = Duration::from_millis(250);
-                    queue = drop_do_not_call(&shared, &campaign, claimed).await;
-                    continue;
+                    queue.extend(claim.numbers);
                 }
             }
+            continue;
         }
 
         // A free channel in the campaign and globally, without holding one while waiting for the other
@@ -180,8 +194,31 @@ pub(crate) async fn run(shared: Arc<Shared>, parts: RunnerParts) {
         let slot = CallSlot::new(own, global, metrics.clone());
         dial(&shared, &campaign, number, slot, &metrics);
     }
-    release(&shared, &campaign, &mut queue).await;
+    release(&shared, &campaign, &mut queue, &mut pending).await;
     tracing::info!(campana = %name, "campaña detenida");
+}
+
+/// A claim of due numbers, already cleared of do-not-call numbers.
+struct Claim {
+    /// How many numbers the store handed over (do-not-call ones included).
+    claimed: usize,
+    numbers: VecDeque<ClaimedNumber>,
+}
+
+/// A claim running in the background while the runner dials what it already holds.
+type PendingClaim = tokio::task::JoinHandle<Result<Claim, StoreError>>;
+
+async fn claim_batch(
+    shared: Arc<Shared>,
+    campaign: Arc<Campaign>,
+    want: u32,
+) -> Result<Claim, StoreError> {
+    let claimed = shared.store.claim_due(&campaign, Utc::now(), want).await?;
+    let count = claimed.len();
+    Ok(Claim {
+        claimed: count,
+        numbers: drop_do_not_call(&shared, &campaign, claimed).await,
+    })
 }
 
 /// About one second of dialing, never more than the free channels (at least 1, at most 500).
@@ -387,8 +424,18 @@ fn first_word(s: &str) -> String {
     s.split_whitespace().next().unwrap_or("UNKNOWN").to_owned()
 }
 
-/// Returns unused claims to PENDIENTE (no attempt counted).
-async fn release(shared: &Shared, campaign: &Campaign, queue: &mut VecDeque<ClaimedNumber>) {
+/// Returns unused claims to PENDIENTE (no attempt counted), including a claim still in flight.
+async fn release(
+    shared: &Shared,
+    campaign: &Campaign,
+    queue: &mut VecDeque<ClaimedNumber>,
+    pending: &mut Option<PendingClaim>,
+) {
+    if let Some(claim) = pending.take() {
+        if let Ok(Ok(claim)) = claim.await {
+            queue.extend(claim.numbers);
+        }
+    }
     if queue.is_empty() {
         return;
     }
