@@ -785,6 +785,97 @@ async fn store_claims_never_overlap_and_apply_is_atomic() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batched_results_keep_each_number_on_its_own_attempt() {
+    let t = TestApp::spawn().await;
+    t.create("LOTE").await;
+    let csv = "telefono\n5551001\n5551002\n5551003\n5551004\n";
+    let (s, _) = t
+        .post_raw("/campana/LOTE/numeros", "text/csv", csv.as_bytes().to_vec())
+        .await;
+    assert_eq!(s, 200);
+    let store = t.app.store.clone();
+    let name = CampaignName::parse("LOTE").unwrap();
+    let tabla = TableName::parse("LOTE").unwrap();
+    let c = store.campaign(&name).await.unwrap().unwrap();
+    let now = Utc::now();
+    let claimed = store.claim_due(&c, now, 10).await.unwrap();
+    assert_eq!(claimed.len(), 4);
+    let record = |n: &discador::store::ClaimedNumber, uuid: &str, estado, resultado| CallRecord {
+        campana: name.clone(),
+        tabla: tabla.clone(),
+        numero_id: n.id,
+        telefono: n.telefono.clone(),
+        intento: 1,
+        uuid: uuid.to_owned(),
+        nodo: "fs1".into(),
+        estado,
+        resultado,
+        causa: Some("NORMAL_CLEARING".into()),
+        amd_resultado: None,
+        amd_causa: None,
+        proximo_intento: None,
+        inicio: now,
+        contestada: Some(now),
+        fin: now,
+        billsec: 5,
+        duracion: 7,
+    };
+    let (a, b, d, e) = (&claimed[0], &claimed[1], &claimed[2], &claimed[3]);
+    store
+        .apply(&[
+            // Answered then finished in the same batch: the final state wins.
+            NumberUpdate::Answered {
+                tabla: tabla.clone(),
+                id: a.id,
+            },
+            NumberUpdate::Finished(record(
+                a,
+                &a.uuid,
+                NumberState::Completado,
+                CallResult::Humano,
+            )),
+            // A record of an older attempt (another UUID) must not touch the row...
+            NumberUpdate::Finished(record(
+                b,
+                "00000000-0000-0000-0000-000000000000",
+                NumberState::Error,
+                CallResult::Ocupado,
+            )),
+            // ...two records of one number in a batch: the last one wins.
+            NumberUpdate::Finished(record(d, &d.uuid, NumberState::Error, CallResult::Ocupado)),
+            NumberUpdate::Finished(record(
+                d,
+                &d.uuid,
+                NumberState::Completado,
+                CallResult::Maquina,
+            )),
+            // Only answered.
+            NumberUpdate::Answered {
+                tabla: tabla.clone(),
+                id: e.id,
+            },
+        ])
+        .await
+        .unwrap();
+    let row = |id: i64| {
+        t.db.sql(&format!(
+            "SELECT estado, resultado, duracion FROM LOTE WHERE id = {id}"
+        ))
+    };
+    assert_eq!(row(a.id), "COMPLETADO\tHUMANO\t7");
+    assert_eq!(
+        row(b.id),
+        "MARCANDO\tNULL\t0",
+        "an older attempt's record is not applied"
+    );
+    assert_eq!(row(d.id), "COMPLETADO\tMAQUINA\t7");
+    assert_eq!(row(e.id), "CONTESTADO\tNULL\t0");
+    // Every attempt keeps its CDR row, applied or not.
+    assert_eq!(t.db.sql("SELECT COUNT(*) FROM llamadas"), "4");
+    t.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wide_csv_rows_load_in_several_batches() {
     // 2,500 rows of 8 KB: 20 MB of data, split by the byte cap of a batch.
     let t = TestApp::spawn().await;
