@@ -6,7 +6,8 @@ CARGO ?= cargo
 run:            ## run the service (configuration from the environment, see README)
 	$(CARGO) run -- serve
 
-demo:           ## dial a demo campaign end to end through the simulator (needs MariaDB)
+demo:           ## dial a demo campaign end to end through the simulator (starts MariaDB if needed)
+	.ci/mariadb-up
 	$(CARGO) run -- demo
 
 migrate:        ## create the database and apply migrations, then exit

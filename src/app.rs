@@ -178,6 +178,11 @@ pub async fn spawn(cfg: Config) -> anyhow::Result<RunningApp> {
         stop.clone(),
     )));
     tracing::info!(socket = %socket_addr, "controlador de llamadas escuchando");
+    if !socket_addr.ip().is_loopback() {
+        // The outbound socket has no authentication in ESL: whoever connects is taken for
+        // FreeSWITCH. Off loopback, only the switch may be able to reach it.
+        tracing::warn!(socket = %socket_addr, "SOCKET_LISTEN no es local: restrinja el acceso a FreeSWITCH (firewall)");
+    }
 
     let state = AppState::new(store.clone(), token, Some(dialer.clone()));
     let listener = tokio::net::TcpListener::bind(cfg.api_listen)
