@@ -467,14 +467,26 @@ async fn unclaim(shared: &Shared, campaign: &Campaign, ids: &[i64]) -> bool {
     false
 }
 
+/// ACTIVA → FINALIZADA. Only from ACTIVA: an operator's pause or stop at the same moment wins.
 async fn finish_campaign(shared: &Shared, campaign: &Campaign) {
-    tracing::info!(campana = %campaign.nombre, "campaña finalizada: no quedan números por marcar");
-    if let Err(e) = shared
+    match shared
         .store
-        .set_campaign_state(&campaign.nombre, CampaignState::Finalizada)
+        .transition_campaign_state(
+            &campaign.nombre,
+            &[CampaignState::Activa],
+            CampaignState::Finalizada,
+        )
         .await
     {
-        tracing::warn!(campana = %campaign.nombre, error = %e, "no se pudo marcar la campaña como FINALIZADA");
+        Ok(_) => {
+            tracing::info!(campana = %campaign.nombre, "campaña finalizada: no quedan números por marcar")
+        }
+        Err(StoreError::Conflict(why)) => {
+            tracing::info!(campana = %campaign.nombre, %why, "campaña sin números, no se finaliza")
+        }
+        Err(e) => {
+            tracing::warn!(campana = %campaign.nombre, error = %e, "no se pudo marcar la campaña como FINALIZADA")
+        }
     }
 }
 

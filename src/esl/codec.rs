@@ -301,10 +301,7 @@ impl RawCommand {
     }
     /// First header called `name`, case-insensitive (`sendmsg` headers are lower-case).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        super::frame::find_header(&self.headers, name)
     }
     /// `Job-UUID` of a `bgapi`.
     pub fn job_uuid(&self) -> Option<&str> {

@@ -183,10 +183,7 @@ impl Frame {
 
     /// First header called `name` (case-insensitive: `sendmsg`-style lowercase names exist too).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        find_header(&self.headers, name)
     }
 
     /// `Content-Type`, if present.
@@ -295,4 +292,13 @@ impl Frame {
         }
         Ok(())
     }
+}
+
+/// The first of `headers` called `name`, case-insensitive: the one lookup rule of both ends of the
+/// protocol (FreeSWITCH's own names are capitalised, `sendmsg` headers are lower-case).
+pub(crate) fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
 }

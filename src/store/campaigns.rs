@@ -397,17 +397,7 @@ impl Store {
         let name = n.clone();
         let patch = p.clone();
         conn.transaction::<Campaign, StoreError, _>(async move |conn| {
-            let row: Option<BaseRow> = bases::table
-                .filter(bases::nombre.eq(name.as_str()))
-                .select(BaseRow::as_select())
-                .for_update()
-                .first(conn)
-                .await
-                .optional()?;
-            let mut c =
-                Campaign::try_from(row.ok_or_else(|| {
-                    StoreError::NotFound(format!("no existe la campaña {name}"))
-                })?)?;
+            let mut c = locked_campaign(conn, &name).await?;
             patch.apply_to(&mut c);
             c.actualizada = now_ms();
             diesel::update(bases::table.filter(bases::nombre.eq(name.as_str())))
@@ -451,17 +441,7 @@ impl Store {
         let name = n.clone();
         let from: Vec<CampaignState> = from.to_vec();
         conn.transaction::<Campaign, StoreError, _>(async move |conn| {
-            let row: Option<BaseRow> = bases::table
-                .filter(bases::nombre.eq(name.as_str()))
-                .select(BaseRow::as_select())
-                .for_update()
-                .first(conn)
-                .await
-                .optional()?;
-            let mut c =
-                Campaign::try_from(row.ok_or_else(|| {
-                    StoreError::NotFound(format!("no existe la campaña {name}"))
-                })?)?;
+            let mut c = locked_campaign(conn, &name).await?;
             if !from.contains(&c.estado) {
                 return Err(StoreError::Conflict(format!(
                     "la campaña {name} está {} y no puede pasar a {to}",
@@ -481,4 +461,22 @@ impl Store {
         })
         .await
     }
+}
+
+/// Reads a campaign's row and locks it until the transaction ends (`SELECT … FOR UPDATE`), so a
+/// read-modify-write of its settings or state cannot interleave with another.
+async fn locked_campaign(
+    conn: &mut diesel_async::AsyncMysqlConnection,
+    name: &CampaignName,
+) -> Result<Campaign, StoreError> {
+    let row: Option<BaseRow> = bases::table
+        .filter(bases::nombre.eq(name.as_str()))
+        .select(BaseRow::as_select())
+        .for_update()
+        .first(conn)
+        .await
+        .optional()?;
+    Campaign::try_from(
+        row.ok_or_else(|| StoreError::NotFound(format!("no existe la campaña {name}")))?,
+    )
 }
