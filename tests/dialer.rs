@@ -626,3 +626,29 @@ async fn a_database_outage_pauses_claims_and_loses_no_result() {
     assert_eq!(attempts, cdrs);
     rig.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn do_not_call_numbers_are_never_dialed() {
+    let rig = rig(&[]).await;
+    let nums = numbers("54912", 10, &[6]);
+    rig.campaign("NOLLAMAR", json!({"cps": 50}), &nums).await;
+    // Two of them are on the do-not-call list (added after loading: checked at dial time).
+    rig.app.db.sql(&format!(
+        "INSERT INTO dnc (telefono, creado) VALUES ('{}', UTC_TIMESTAMP(3)), ('{}', UTC_TIMESTAMP(3))",
+        nums[3], nums[7]
+    ));
+    rig.command("iniciar", "NOLLAMAR").await;
+    let b = rig.finished("NOLLAMAR", Duration::from_secs(20)).await;
+    assert_eq!(count(&b, "completados"), 8, "{b}");
+    assert_eq!(count(&b, "errores"), 2, "{b}");
+    let dialed: Vec<String> = rig.originates("54912").into_iter().map(|o| o.1).collect();
+    assert_eq!(dialed.len(), 8);
+    assert!(!dialed.contains(&nums[3]) && !dialed.contains(&nums[7]));
+    assert_eq!(
+        rig.app.db.sql(
+            "SELECT COUNT(*) FROM NOLLAMAR WHERE resultado = 'NO_LLAMAR' AND estado = 'ERROR'"
+        ),
+        "2"
+    );
+    rig.stop().await;
+}
