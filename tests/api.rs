@@ -876,6 +876,37 @@ async fn batched_results_keep_each_number_on_its_own_attempt() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn do_not_call_list_takes_valid_numbers_and_names_the_rest() {
+    let t = TestApp::spawn().await;
+    let (s, b) = t
+        .post_json(
+            "/dnc/",
+            json!({"telefonos": ["+54 9 11 4444-5555", "+5491144445555", "12ab", "5550001,999", "5550002"]}),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["agregados"], 2, "{b}");
+    assert_eq!(
+        b["ya_estaban"], 0,
+        "the same number twice is added once: {b}"
+    );
+    assert_eq!(b["invalidos"], 2, "{b}");
+    assert_eq!(b["errores"][0]["linea"], 3, "{b}");
+    assert_eq!(b["errores"][1]["valor"], "5550001,999", "{b}");
+    let (s, b) = t
+        .post_json("/dnc/", json!({"telefonos": ["5550002"]}))
+        .await;
+    assert_eq!(
+        (s, b["agregados"].as_u64(), b["ya_estaban"].as_u64()),
+        (200, Some(0), Some(1))
+    );
+    let (s, e) = t.post_json("/dnc/", json!({"numeros": ["5550002"]})).await;
+    assert_error(s, &e, 400, "json_invalido");
+    assert_eq!(t.db.sql("SELECT COUNT(*) FROM dnc"), "2");
+    t.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wide_csv_rows_load_in_several_batches() {
     // 2,500 rows of 8 KB: 20 MB of data, split by the byte cap of a batch.
     let t = TestApp::spawn().await;

@@ -632,11 +632,12 @@ async fn do_not_call_numbers_are_never_dialed() {
     let rig = rig(&[]).await;
     let nums = numbers("54912", 10, &[6]);
     rig.campaign("NOLLAMAR", json!({"cps": 50}), &nums).await;
-    // Two of them are on the do-not-call list (added after loading: checked at dial time).
-    rig.app.db.sql(&format!(
-        "INSERT INTO dnc (telefono, creado) VALUES ('{}', UTC_TIMESTAMP(3)), ('{}', UTC_TIMESTAMP(3))",
-        nums[3], nums[7]
-    ));
+    // Two of them go on the do-not-call list after loading: it is checked at dial time.
+    let (s, b) = rig
+        .app
+        .post_json("/dnc/", json!({ "telefonos": [nums[3], nums[7]] }))
+        .await;
+    assert_eq!((s, b["agregados"].as_u64()), (200, Some(2)), "{b}");
     rig.command("iniciar", "NOLLAMAR").await;
     let b = rig.finished("NOLLAMAR", Duration::from_secs(20)).await;
     assert_eq!(count(&b, "completados"), 8, "{b}");

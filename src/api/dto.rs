@@ -380,3 +380,23 @@ pub struct HealthReply {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub freeswitch: Option<&'static str>,
 }
+
+/// Body of `POST /dnc/`: numbers never to be called (any campaign).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DncRequest {
+    #[schema(example = json!(["+5491144445555", "011 4444-5556"]))]
+    pub telefonos: Vec<String>,
+}
+
+/// Answer of `POST /dnc/`.
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct DncReply {
+    /// Numbers added to the list.
+    pub agregados: u64,
+    /// Numbers that were on the list already.
+    pub ya_estaban: u64,
+    pub invalidos: u64,
+    /// The refused values (first 100), `linea` = 1-based position in `telefonos`.
+    pub errores: Vec<ErrorLinea>,
+}

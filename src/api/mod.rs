@@ -61,11 +61,12 @@ impl AppState {
     info(title = "discador", description = "Discador de campañas sobre FreeSWITCH"),
     paths(
         listar_campanas, obtener_campana, crear_campana, modificar_campana, cargar_numeros,
-        iniciar, pausar, reanudar, detener, estado, health
+        iniciar, pausar, reanudar, detener, estado, agregar_dnc, health
     ),
     components(schemas(
         CampaignView, CampaignRequest, PatchRequest, SettingsRequest, DialerRequest, DialerReply,
-        EstadoReply, Estadisticas, CargaReply, ErrorLinea, NumerosJson, HealthReply, ErrorBody
+        EstadoReply, Estadisticas, CargaReply, ErrorLinea, NumerosJson, HealthReply, ErrorBody,
+        DncRequest, DncReply
     )),
     modifiers(&BearerAuth),
     security(("bearer" = []))
@@ -134,6 +135,11 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
             .and(warp::body::stream())
             .then(move |st, body| async move { respond(comando(op, st, small_body(body).await).await) })
     };
+    let dnc = warp::path!("dnc")
+        .and(warp::post())
+        .and(s.clone())
+        .and(warp::body::stream())
+        .then(|st, body| async move { respond(agregar_dnc(st, small_body(body).await).await) });
     let estado_r = warp::path!("discador" / "estado" / String)
         .and(warp::get())
         .and(s.clone())
@@ -157,6 +163,8 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         .or(cmd("detener", Op::Detener))
         .unify()
         .or(estado_r)
+        .unify()
+        .or(dnc)
         .unify();
     let auth = warp::header::optional::<String>("authorization")
         .and(token)
@@ -303,6 +311,44 @@ async fn crear_campana(
     let new = req.to_new()?;
     let c = st.store.create_campaign(&new).await?;
     Ok((StatusCode::CREATED, CampaignView::from(&c)))
+}
+
+/// Adds numbers to the do-not-call list. The dialer checks it just before every originate, so a
+/// number added now is not dialed again by any campaign (result NO_LLAMAR).
+#[utoipa::path(post, path = "/dnc/", request_body = DncRequest, responses(
+    (status = 200, body = DncReply), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody),
+    (status = 503, body = ErrorBody)))]
+async fn agregar_dnc(
+    st: AppState,
+    body: Result<bytes::Bytes, ApiError>,
+) -> Result<(StatusCode, DncReply), ApiError> {
+    let req: DncRequest = parse_json(body)?;
+    let mut reply = DncReply::default();
+    let mut valid = Vec::with_capacity(req.telefonos.len());
+    for (i, raw) in req.telefonos.iter().enumerate() {
+        match crate::domain::PhoneNumber::parse(raw) {
+            Ok(p) => valid.push(p),
+            Err(e) => {
+                reply.invalidos += 1;
+                if reply.errores.len() < 100 {
+                    reply.errores.push(ErrorLinea {
+                        linea: i as u64 + 1,
+                        valor: raw.chars().take(64).collect(),
+                        motivo: e.to_string(),
+                    });
+                }
+            }
+        }
+    }
+    valid.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    valid.dedup_by(|a, b| a.as_str() == b.as_str());
+    reply.agregados = st.store.add_dnc(&valid).await?;
+    reply.ya_estaban = valid.len() as u64 - reply.agregados.min(valid.len() as u64);
+    tracing::info!(
+        agregados = reply.agregados,
+        "lista de no llamar actualizada"
+    );
+    Ok((StatusCode::OK, reply))
 }
 
 /// Changes settings of a campaign; takes effect at once, also while it runs.
