@@ -116,6 +116,8 @@ pub async fn spawn(cfg: Config) -> anyhow::Result<RunningApp> {
     let token = check_exposure(&cfg)?;
     let template = DialTemplate::parse(&cfg.dial_template).context("DIAL_TEMPLATE")?;
     let default_gateway = Gateway::parse(&cfg.gateway).context("GATEWAY")?;
+    let gateway_cps =
+        crate::dialer::parse_gateway_cps(&cfg.cps_por_gateway).map_err(anyhow::Error::msg)?;
     if !(cfg.cps_maximo.is_finite() && cfg.cps_maximo > 0.0 && cfg.cps_maximo <= 10_000.0) {
         anyhow::bail!("CPS_MAXIMO debe ser mayor que 0 y como mucho 10000");
     }
@@ -145,6 +147,7 @@ pub async fn spawn(cfg: Config) -> anyhow::Result<RunningApp> {
             canales_maximos: cfg.canales_maximos,
             template,
             default_gateway,
+            gateway_cps,
             nodo: esl_addr,
         },
     );

@@ -109,6 +109,11 @@ pub struct Config {
     #[arg(long, env = "CPS_MAXIMO", default_value_t = 25.0)]
     pub cps_maximo: f64,
 
+    /// Per-gateway ceilings on originates per second, shared by every campaign that dials through
+    /// the gateway: `gw_pstn=20,gw_movil=5` (a carrier's own CPS limit). Empty: none.
+    #[arg(long, env = "CPS_POR_GATEWAY", default_value = "")]
+    pub cps_por_gateway: String,
+
     /// Ceiling on live calls across all campaigns.
     #[arg(long, env = "CANALES_MAXIMOS", default_value_t = 500)]
     pub canales_maximos: u32,

@@ -367,6 +367,56 @@ async fn two_campaigns_share_the_global_cps_ceiling() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_ceiling_is_shared_by_the_campaigns_that_use_it() {
+    let rig = rig(&["--cps-por-gateway", "gw_lento=10"]).await;
+    rig.campaign(
+        "GWA",
+        json!({"cps": 20, "gateway": "gw_lento"}),
+        &numbers("54813", 30, &[6]),
+    )
+    .await;
+    rig.campaign(
+        "GWB",
+        json!({"cps": 20, "gateway": "gw_lento"}),
+        &numbers("54814", 30, &[6]),
+    )
+    .await;
+    // Another gateway is not held back by it.
+    rig.campaign("GWC", json!({"cps": 20}), &numbers("54815", 40, &[6]))
+        .await;
+    for c in ["GWA", "GWB", "GWC"] {
+        rig.command("iniciar", c).await;
+    }
+    for c in ["GWA", "GWB", "GWC"] {
+        rig.finished(c, Duration::from_secs(30)).await;
+    }
+    let times = |prefixes: &[&str]| {
+        let mut v: Vec<Instant> = rig
+            .sim
+            .originates()
+            .into_iter()
+            .filter(|o| prefixes.iter().any(|p| o.destination.starts_with(p)))
+            .map(|o| o.at)
+            .collect();
+        v.sort();
+        v
+    };
+    let slow = times(&["54813", "54814"]);
+    assert_eq!(slow.len(), 60);
+    let window = Duration::from_millis(980);
+    assert!(
+        max_in(&slow, window) <= 10,
+        "{} through gw_lento in 1 s",
+        max_in(&slow, window)
+    );
+    // 60 calls at 10/s: about 6 s; the other gateway's 40 at 20/s took about 2 s.
+    assert!(*slow.last().unwrap() - slow[0] >= Duration::from_millis(5_800));
+    let fast = times(&["54815"]);
+    assert!(*fast.last().unwrap() - fast[0] < Duration::from_secs(3));
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pause_stops_new_originates_and_resume_continues() {
     let rig = rig(&[]).await;
     let nums = numbers("54966", 150, &[6]);

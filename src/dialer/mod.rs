@@ -38,6 +38,8 @@ pub(crate) struct Shared {
     pub writer: mpsc::UnboundedSender<NumberUpdate>,
     /// `CPS_MAXIMO`: the sum of all campaigns' originates per second.
     pub pacer: Pacer,
+    /// `CPS_POR_GATEWAY`: a carrier's own ceiling, shared by the campaigns dialing through it.
+    pub gateway_pacers: HashMap<String, Pacer>,
     /// `CANALES_MAXIMOS`: live calls across all campaigns.
     pub channels: Arc<Semaphore>,
     pub template: DialTemplate,
@@ -53,7 +55,29 @@ pub struct DialerSettings {
     pub canales_maximos: u32,
     pub template: DialTemplate,
     pub default_gateway: Gateway,
+    /// Per-gateway CPS ceilings (`CPS_POR_GATEWAY`).
+    pub gateway_cps: Vec<(Gateway, Cps)>,
     pub nodo: String,
+}
+
+/// Parses `CPS_POR_GATEWAY` (`gw_pstn=20,gw_movil=5`; empty for none).
+pub fn parse_gateway_cps(raw: &str) -> Result<Vec<(Gateway, Cps)>, String> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(|item| {
+            let (gw, cps) = item
+                .split_once('=')
+                .ok_or_else(|| format!("CPS_POR_GATEWAY: se espera gateway=cps, no {item:?}"))?;
+            let gw = Gateway::parse(gw.trim()).map_err(|e| format!("CPS_POR_GATEWAY: {e}"))?;
+            let cps: f64 = cps
+                .trim()
+                .parse()
+                .map_err(|_| format!("CPS_POR_GATEWAY: {cps:?} no es un número"))?;
+            let cps = Cps::parse(cps).map_err(|e| format!("CPS_POR_GATEWAY: {e}"))?;
+            Ok((gw, cps))
+        })
+        .collect()
 }
 
 struct Runner {
@@ -97,6 +121,11 @@ impl Dialer {
             tracker,
             writer: writer_tx,
             pacer: Pacer::new(settings.cps_maximo),
+            gateway_pacers: settings
+                .gateway_cps
+                .iter()
+                .map(|(gw, cps)| (gw.as_str().to_owned(), Pacer::new(cps.get())))
+                .collect(),
             channels: Arc::new(Semaphore::new(settings.canales_maximos as usize)),
             template: settings.template,
             default_gateway: settings.default_gateway,
@@ -243,6 +272,30 @@ impl Dialer {
         }
         for r in runners {
             let _ = r.join.await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gateway_ceilings_parse_or_say_why() {
+        let v = parse_gateway_cps(" gw_pstn=20, gw_movil=0.5 ,").unwrap();
+        assert_eq!(v.len(), 2);
+        assert_eq!((v[0].0.as_str(), v[0].1.get()), ("gw_pstn", 20.0));
+        assert_eq!((v[1].0.as_str(), v[1].1.get()), ("gw_movil", 0.5));
+        assert!(parse_gateway_cps("").unwrap().is_empty());
+        for bad in [
+            "gw_pstn",
+            "gw_pstn=x",
+            "gw pstn=5",
+            "gw=0",
+            "gw=-1",
+            "gw=5000",
+        ] {
+            assert!(parse_gateway_cps(bad).is_err(), "{bad}");
         }
     }
 }

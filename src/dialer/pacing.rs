@@ -150,8 +150,8 @@ impl State {
 /// Waits until every pacer in `scopes` allows a call, then takes one slot from each, atomically:
 /// a slot is never consumed in one scope while the call waits on another.
 ///
-/// Locks are taken in slice order; callers always pass the campaign's pacer before the global one,
-/// so two campaigns can never deadlock on the shared global pacer.
+/// Locks are taken in slice order; callers always pass the campaign's pacer, then its gateway's
+/// (if it has a ceiling), then the global one, so two campaigns can never deadlock on a shared one.
 pub async fn acquire(scopes: &[&Pacer]) {
     loop {
         let now = Instant::now();

@@ -175,9 +175,26 @@ pub(crate) async fn run(shared: Arc<Shared>, parts: RunnerParts) {
             _ = settings.changed() => continue,
         };
         let Some((own, global)) = permits else { break };
-        let scopes = [&*pacer, &shared.pacer];
+        // Campaign, then its gateway's ceiling, then the global one: always this order (see
+        // `pacing::acquire`).
+        let gateway = campaign
+            .gateway
+            .as_ref()
+            .unwrap_or(&shared.default_gateway)
+            .as_str();
+        let (with_gateway, without);
+        let scopes: &[&Pacer] = match shared.gateway_pacers.get(gateway) {
+            Some(gw) => {
+                with_gateway = [&*pacer, gw, &shared.pacer];
+                &with_gateway
+            }
+            None => {
+                without = [&*pacer, &shared.pacer];
+                &without
+            }
+        };
         tokio::select! {
-            _ = pacing::acquire(&scopes) => {}
+            _ = pacing::acquire(scopes) => {}
             _ = control.changed() => continue,
             _ = settings.changed() => continue,
         }
