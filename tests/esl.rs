@@ -1044,3 +1044,52 @@ fn large_body_in_small_reads() {
     assert_eq!(frames[0].body().map(|b| b.len()), Some(body.len()));
     assert_eq!(frames[0].body().unwrap().as_ref(), &body[..]);
 }
+
+#[tokio::test]
+async fn inbound_drops_a_hung_freeswitch_and_reconnects() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let fs = tokio::spawn(async move {
+        // First connection: handshake, then silence — the socket stays open, nothing answers.
+        let (sock, _) = listener.accept().await.unwrap();
+        let mut hung = Framed::new(sock, CommandCodec::new());
+        fs_handshake(&mut hung).await;
+        assert_eq!(expect_cmd(&mut hung).await.line(), "api status");
+        // Second connection: a healthy FreeSWITCH again.
+        let (sock, _) = listener.accept().await.unwrap();
+        let mut conn = Framed::new(sock, CommandCodec::new());
+        fs_handshake(&mut conn).await;
+        assert_eq!(expect_cmd(&mut conn).await.line(), "api status");
+        conn.send(Frame::api_response("UP\n")).await.unwrap();
+        while let Some(Ok(cmd)) = conn.next().await {
+            if cmd.verb() == "exit" {
+                break;
+            }
+        }
+        drop(hung);
+    });
+    let mut cfg = client_cfg(addr);
+    cfg.command_timeout = Duration::from_millis(200);
+    let client = InboundClient::start(cfg);
+    client.wait_connected(Duration::from_secs(5)).await.unwrap();
+    assert!(matches!(
+        client.api("status").await,
+        Err(EslError::Timeout(_))
+    ));
+    // Three timeouts without a reply: the connection is dropped and made again.
+    let mut state = client.state();
+    let reconnected = tokio::time::timeout(
+        Duration::from_secs(5),
+        state.wait_for(|s| matches!(s, ConnState::Connected { generation: 2 })),
+    )
+    .await
+    .map(|r| r.is_ok());
+    assert_eq!(
+        reconnected,
+        Ok(true),
+        "no reconnection after a hung FreeSWITCH"
+    );
+    assert_eq!(client.api("status").await.unwrap(), "UP\n");
+    client.shutdown().await;
+    fs.await.unwrap();
+}

@@ -35,6 +35,10 @@ pub const EVENT_CAPACITY: usize = 65_536;
 
 /// Commands waiting to be written to the current connection.
 const REQUEST_QUEUE: usize = 4_096;
+/// A connection whose oldest command has had no reply for this many command timeouts is taken for
+/// dead (a hung FreeSWITCH keeps the socket open but answers nothing): it is dropped, so that the
+/// client reconnects and the dialer reconciles, instead of timing out every command forever.
+const HUNG_AFTER_TIMEOUTS: u32 = 3;
 
 /// How to reach and use FreeSWITCH's event socket.
 #[derive(Clone, Debug)]
@@ -428,6 +432,9 @@ async fn run_connection(
 
     // Reply slots in send order, with the job uuid of a bgapi (to forget it on `-ERR`).
     let mut pending: VecDeque<(oneshot::Sender<Frame>, Option<String>)> = VecDeque::new();
+    // When each pending command was sent, oldest first (same order as `pending`).
+    let mut sent_at: VecDeque<tokio::time::Instant> = VecDeque::new();
+    let hung_after = t * HUNG_AFTER_TIMEOUTS;
     let mut jobs: HashMap<String, oneshot::Sender<JobResult>> = HashMap::new();
     loop {
         tokio::select! {
@@ -448,6 +455,11 @@ async fn run_connection(
                 }
                 debug!(verb = req.cmd.verb(), "ESL command sent");
                 pending.push_back((req.reply, job_key));
+                sent_at.push_back(tokio::time::Instant::now());
+            }
+            _ = hung_deadline(&sent_at, hung_after) => {
+                warn!(addr = %cfg.addr, waited = ?hung_after, "FreeSWITCH stopped answering; dropping the connection");
+                return EslError::Timeout(hung_after);
             }
             frame = conn.next() => {
                 let frame = match frame {
@@ -457,6 +469,7 @@ async fn run_connection(
                 };
                 match frame.kind() {
                     FrameKind::CommandReply | FrameKind::ApiResponse => {
+                        sent_at.pop_front();
                         let Some((slot, job_key)) = pending.pop_front() else {
                             warn!("ESL reply with no command waiting for it; ignored");
                             continue;
@@ -480,6 +493,14 @@ async fn run_connection(
                 }
             }
         }
+    }
+}
+
+/// Resolves when the oldest unanswered command has waited `hung_after`; never while none waits.
+async fn hung_deadline(sent_at: &VecDeque<tokio::time::Instant>, hung_after: Duration) {
+    match sent_at.front() {
+        Some(oldest) => tokio::time::sleep_until(*oldest + hung_after).await,
+        None => std::future::pending().await,
     }
 }
 
