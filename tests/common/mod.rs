@@ -65,10 +65,17 @@ struct Args {
 
 /// A configuration from flags (defaults for everything else), so new settings need no test change.
 pub fn config(extra: &[&str]) -> Config {
+    // Unless a test names its FreeSWITCH, point at a port nobody listens on: a simulator or a real
+    // switch left running on 8021 must never receive a test's originates.
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port().to_string())
+        .expect("a free port");
     let mut args = vec!["discador"];
     for (flag, default) in [
         ("--api-listen", "127.0.0.1:0"),
         ("--socket-listen", "127.0.0.1:0"),
+        ("--freeswitch-port", closed_port.as_str()),
     ] {
         if !extra.contains(&flag) {
             args.extend([flag, default]);
