@@ -8,12 +8,13 @@ use std::time::{Instant, SystemTime};
 
 use chrono::{Local, TimeZone};
 
-use super::call::{hangup_cause_arg, mask, start_call};
+use super::call::{hangup_cause_arg, start_call};
 use super::channel::Channel;
 use super::limits::{Refusal, OVER_LIMIT_CAUSE};
 use super::originate::OriginateRequest;
 use super::originate_log::OriginateRecord;
 use super::state::Shared;
+use crate::domain::mask;
 
 /// FreeSWITCH version the simulator claims to be.
 pub const VERSION: &str = "1.10.12-release";

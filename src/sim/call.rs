@@ -14,6 +14,7 @@ use super::originate::{Endpoint, OriginateRequest, Target};
 use super::outcome::Outcome;
 use super::socket_leg::SocketConn;
 use super::state::{lock, CallCtl, FinishedCall, LiveCall, Shared};
+use crate::domain::mask;
 use crate::esl::Event;
 
 /// How the network treats the call before any answer.
@@ -27,13 +28,6 @@ enum Fate {
     RingOut,
     /// Rings for the ring time, then answers.
     Answer,
-}
-
-/// The last four digits of a number, for logs at info level.
-pub fn mask(number: &str) -> String {
-    let n = number.chars().count();
-    let tail: String = number.chars().skip(n.saturating_sub(4)).collect();
-    format!("***{tail}")
 }
 
 /// Creates the channel of an admitted originate, registers it and starts its task. The receiver
@@ -312,12 +306,6 @@ pub fn hangup_cause_arg(arg: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn masks_all_but_last_four() {
-        assert_eq!(mask("34600111226"), "***1226");
-        assert_eq!(mask("12"), "***12");
-    }
 
     #[test]
     fn hangup_cause_defaults_to_normal_clearing() {

@@ -121,22 +121,35 @@ impl Store {
 
     /// Whether any number is PENDIENTE (due now or later): an index probe, not a count.
     pub async fn has_pending(&self, c: &Campaign) -> Result<bool, StoreError> {
-        let sql = format!(
-            "SELECT CAST(EXISTS(SELECT 1 FROM {} WHERE estado = 'PENDIENTE') AS SIGNED) AS id",
-            c.tabla.quoted()
-        );
-        let mut conn = self.conn().await?;
-        let r: IdRow = diesel::sql_query(sql).get_result(&mut conn).await?;
-        Ok(r.id != 0)
+        self.has_numbers_in(c, &[NumberState::Pendiente]).await
     }
 
     /// Whether anything is left to do: a number PENDIENTE (due now or later) or still in flight
-    /// (MARCANDO, CONTESTADO). The runner finishes a campaign when this is false. An index probe.
+    /// (MARCANDO, CONTESTADO). The runner finishes a campaign when this is false.
     pub async fn has_open_numbers(&self, c: &Campaign) -> Result<bool, StoreError> {
+        self.has_numbers_in(
+            c,
+            &[
+                NumberState::Pendiente,
+                NumberState::Marcando,
+                NumberState::Contestado,
+            ],
+        )
+        .await
+    }
+
+    /// Whether any number is in one of `states`: an index probe (`estado` leads the index), not a
+    /// count. The states are our own constants, spliced as quoted literals.
+    async fn has_numbers_in(
+        &self,
+        c: &Campaign,
+        states: &[NumberState],
+    ) -> Result<bool, StoreError> {
+        let list: Vec<String> = states.iter().map(|s| format!("'{}'", s.as_str())).collect();
         let sql = format!(
-            "SELECT CAST(EXISTS(SELECT 1 FROM {} WHERE estado IN ('PENDIENTE', 'MARCANDO', 'CONTESTADO')) \
-             AS SIGNED) AS id",
-            c.tabla.quoted()
+            "SELECT CAST(EXISTS(SELECT 1 FROM {} WHERE estado IN ({})) AS SIGNED) AS id",
+            c.tabla.quoted(),
+            list.join(", ")
         );
         let mut conn = self.conn().await?;
         let r: IdRow = diesel::sql_query(sql).get_result(&mut conn).await?;
