@@ -20,7 +20,7 @@ use crate::dialer::writer::WriterHandle;
 use crate::dialer::{recovery, Dialer, DialerSettings};
 use crate::domain::Gateway;
 use crate::esl::{EventFormat, InboundClient, InboundConfig, OutboundConfig, OutboundServer};
-use crate::store::{Store, StoreError};
+use crate::store::{Location, Store, StoreError};
 
 /// The events the tracker needs (BACKGROUND_JOB is always added by the client).
 const EVENTS: &[&str] = &["CHANNEL_ANSWER", "CHANNEL_HANGUP_COMPLETE"];
@@ -83,19 +83,24 @@ fn check_exposure(cfg: &Config) -> anyhow::Result<Option<Secret>> {
 }
 
 /// Opens the store. If MariaDB is down, the service still starts (answering 503) and a background
-/// task creates/migrates the database as soon as it is reachable; a bad URL is a start-up error.
+/// task creates/migrates the database as soon as it is reachable; a bad URL is a start-up error, and
+/// so is a SQLite file that cannot be opened (a local path does not come back by waiting).
 async fn open_store(url: &Secret) -> anyhow::Result<(Store, Option<JoinHandle<()>>)> {
+    let server = matches!(Location::parse(url)?, Location::Mysql { .. });
     match Store::connect(url).await {
-        Ok(store) => Ok((store, None)),
-        Err(StoreError::Unavailable(why)) => {
+        Ok(store) => {
+            tracing::info!(base = store.backend(), "base de datos lista");
+            Ok((store, None))
+        }
+        Err(StoreError::Unavailable(why)) if server => {
             tracing::warn!(error = %why, "base de datos no disponible al arrancar; se reintenta en segundo plano");
             let store = Store::connect_lazy(url)?;
-            let (bg_store, url) = (store.clone(), url.clone());
+            let bg_store = store.clone();
             let task = tokio::spawn(async move {
                 let mut delay = Duration::from_secs(1);
                 loop {
                     tokio::time::sleep(delay).await;
-                    match bg_store.prepare(&url).await {
+                    match bg_store.prepare().await {
                         Ok(()) => {
                             tracing::info!("base de datos disponible, migraciones al día");
                             return;

@@ -4,14 +4,16 @@
 //! it. So counts are cached per numbers table with stale-while-revalidate: a value younger than
 //! [`FRESH`] is served as is; an older one is still served while one background task refreshes it
 //! (never two at once); only a first read, or a value older than [`MAX_STALE`] (e.g. after idling),
-//! waits for the database. Writers that change counts in bulk (a number upload) invalidate the entry.
+//! waits for the database. Writers that change counts in bulk (a number upload) invalidate the entry,
+//! and so does a change of the campaign's state: the first read that sees FINALIZADA (or PAUSADA)
+//! gets the counts as of that moment, not the last ones of the run.
 //! Result: counts are at most about one second (plus one query) old while someone is watching.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::domain::TableName;
+use crate::domain::{CampaignState, TableName};
 use crate::store::{Campaign, NumberStats, Store, StoreError};
 
 const FRESH: Duration = Duration::from_secs(1);
@@ -20,6 +22,8 @@ const MAX_STALE: Duration = Duration::from_secs(10);
 #[derive(Clone, Copy)]
 struct Entry {
     stats: NumberStats,
+    /// The campaign's state when these counts were read.
+    estado: CampaignState,
     at: Instant,
     refreshing: bool,
 }
@@ -45,6 +49,7 @@ impl StatsCache {
         let cached = {
             let mut map = self.lock();
             match map.get_mut(&c.tabla) {
+                Some(e) if e.estado != c.estado => None,
                 Some(e) if now.duration_since(e.at) <= FRESH => return Ok(e.stats),
                 Some(e) if now.duration_since(e.at) <= MAX_STALE => {
                     let start = !e.refreshing;
@@ -85,6 +90,7 @@ impl StatsCache {
             c.tabla.clone(),
             Entry {
                 stats,
+                estado: c.estado,
                 at: Instant::now(),
                 refreshing: false,
             },

@@ -11,7 +11,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// Longest accepted name: 48 characters, well under MySQL's 64-character identifier limit.
 const MAX_LEN: usize = 48;
 
-/// Names of the service's own tables (and diesel's bookkeeping) that a campaign must never take.
+/// Names of the service's own tables that a campaign must never take (diesel's bookkeeping tables
+/// and SQLite's own `sqlite_*` are refused by prefix).
 const RESERVED: [&str; 3] = ["bases", "llamadas", "dnc"];
 
 /// Why a name was refused.
@@ -42,7 +43,11 @@ fn check(raw: &str) -> Result<(), NameError> {
         return Err(NameError::BadChar);
     }
     let lower = raw.to_ascii_lowercase();
-    if RESERVED.contains(&lower.as_str()) || lower.starts_with("__diesel") {
+    // `sqlite_*` names belong to SQLite itself (the embedded backend refuses to create them).
+    if RESERVED.contains(&lower.as_str())
+        || lower.starts_with("__diesel")
+        || lower.starts_with("sqlite_")
+    {
         return Err(NameError::Reserved(raw.to_owned()));
     }
     Ok(())

@@ -1,43 +1,35 @@
 //! Every database access of discador, behind one type that speaks domain types.
 //!
-//! Callers never see SQL, diesel or MySQL: a second backend (SQLite) can be added behind the same
-//! methods. Rules kept by every query here:
-//! - dynamic table names come only from [`CampaignName`] / [`TableName`], always backtick-quoted;
+//! Two backends sit behind [`Store`], chosen by `DATABASE_URL`: MySQL/MariaDB (`mysql::`, the
+//! production backend, async over `mysql_async`) and an embedded SQLite file (`sqlite::`, zero
+//! setup, run on blocking threads). Callers never see SQL, diesel or the backend. What they share is
+//! written once: the rows and their conversions (`rows`), the statements on numbers tables and
+//! `llamadas` (`sql`), the schema of the fixed tables (`schema`). Rules kept by every query:
+//! - dynamic table names come only from [`CampaignName`] / [`TableName`], always quoted;
 //!   every value is bound (`sql_query(..).bind(..)`), never spliced;
-//! - all times are UTC `DATETIME(3)` values bound from chrono; `NOW()` is never used, so the database's
-//!   time zone and clock do not matter;
+//! - all times are UTC, millisecond precision, bound from chrono; `NOW()` is never used, so the
+//!   database's time zone and clock do not matter;
 //! - connection and pool failures become [`StoreError::Unavailable`] (HTTP 503): the pool reconnects by
-//!   itself when MariaDB comes back, the process never exits for it.
+//!   itself when the database comes back, the process never exits for it.
 
-mod calls;
-mod campaigns;
-mod dnc;
 mod model;
-mod numbers;
+mod mysql;
+mod rows;
 mod schema;
+mod sql;
+mod sqlite;
 
-use std::time::Duration;
-
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Utc};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use diesel_async::pooled_connection::deadpool::{Object, Pool, PoolError};
-use diesel_async::pooled_connection::AsyncDieselConnectionManager;
-use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl};
-use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use diesel_async::pooled_connection::deadpool::PoolError;
 
 use crate::config::Secret;
+use crate::domain::{CampaignName, CampaignState, NumberState, PhoneNumber, TableName};
 
 pub use model::{
     CallRecord, Campaign, CampaignPatch, ClaimedNumber, InFlight, InsertCounts, NewCampaign,
     NewNumber, NumberStats, NumberUpdate,
 };
-
-const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
-
-/// Connections kept by the pool. Small: the API's queries are short and the dialer batches writes.
-const POOL_SIZE: usize = 16;
-/// How long a request waits for a connection (or for MariaDB to accept one) before answering 503.
-const POOL_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Errors of the store. Messages are Spanish (they reach API clients) and never contain the URL.
 #[derive(Debug, thiserror::Error)]
@@ -59,13 +51,16 @@ pub enum StoreError {
 
 impl StoreError {
     /// Whether the same statement may succeed if simply tried again: the database is unreachable,
-    /// or InnoDB chose this transaction as a deadlock victim / timed out waiting for a row lock
-    /// (claims, releases and result writes touch the same rows concurrently).
+    /// InnoDB chose this transaction as a deadlock victim / timed out waiting for a row lock (claims,
+    /// releases and result writes touch the same rows concurrently), or SQLite's write lock stayed
+    /// busy longer than the busy timeout.
     pub fn is_transient(&self) -> bool {
         match self {
             StoreError::Unavailable(_) => true,
             StoreError::Database(msg) => {
-                msg.contains("Deadlock found") || msg.contains("Lock wait timeout")
+                msg.contains("Deadlock found")
+                    || msg.contains("Lock wait timeout")
+                    || msg.contains("database is locked")
             }
             _ => false,
         }
@@ -129,26 +124,88 @@ impl From<diesel::ConnectionError> for StoreError {
     }
 }
 
-/// The database of discador. Cheap to clone (the pool is shared).
-#[derive(Clone)]
-pub struct Store {
-    pool: Pool<AsyncMysqlConnection>,
+/// Where the data lives, parsed from `DATABASE_URL`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// `mysql://user:pass@host:port/db`: the server URL without the database (so the database
+    /// can be created before connecting to it) and the validated database name.
+    Mysql { server_url: Secret, database: String },
+    /// `sqlite://discador.db` (relative to the working directory) or `sqlite:///var/lib/x.db`.
+    Sqlite { path: String },
 }
 
-impl std::fmt::Debug for Store {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store")
-            .field("pool", &self.pool.status())
-            .finish()
+impl Location {
+    /// Parses `DATABASE_URL`. The URL itself never appears in an error: it may hold a password.
+    pub fn parse(url: &Secret) -> Result<Location, StoreError> {
+        let invalid = |why: &str| StoreError::Invalid(format!("DATABASE_URL inválida: {why}"));
+        let raw = url.expose();
+        if let Some(path) = raw.strip_prefix("sqlite://") {
+            if path.is_empty() || path.contains('?') || path.contains('\0') {
+                return Err(invalid(
+                    "sqlite:// debe seguir de la ruta del archivo (sqlite://discador.db)",
+                ));
+            }
+            return Ok(Location::Sqlite {
+                path: path.to_owned(),
+            });
+        }
+        let mut parsed = url::Url::parse(raw).map_err(|_| invalid("no es una URL"))?;
+        if parsed.scheme() != "mysql" {
+            return Err(invalid("el esquema debe ser mysql:// o sqlite://"));
+        }
+        let db = parsed.path().trim_start_matches('/').to_owned();
+        let ok = !db.is_empty()
+            && db.len() <= 64
+            && db.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !ok {
+            return Err(invalid(
+                "falta el nombre de la base de datos o no es [A-Za-z0-9_]{1,64}",
+            ));
+        }
+        parsed.set_path("");
+        Ok(Location::Mysql {
+            server_url: Secret::new(parsed.to_string()),
+            database: db,
+        })
+    }
+
+    /// `mysql` or `sqlite`, for logs.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Location::Mysql { .. } => "mysql",
+            Location::Sqlite { .. } => "sqlite",
+        }
     }
 }
 
+/// The database of discador: MySQL/MariaDB or an embedded SQLite file, chosen by `DATABASE_URL`.
+/// Every method means the same on both. Cheap to clone (the pool is shared).
+#[derive(Clone, Debug)]
+pub struct Store {
+    backend: Backend,
+}
+
+#[derive(Clone, Debug)]
+enum Backend {
+    Mysql(mysql::MysqlStore),
+    Sqlite(sqlite::SqliteStore),
+}
+
+/// Runs the same method on whichever backend this store uses.
+macro_rules! on_backend {
+    ($self:ident . $method:ident ( $($arg:expr),* )) => {
+        match &$self.backend {
+            Backend::Mysql(b) => b.$method($($arg),*).await,
+            Backend::Sqlite(b) => b.$method($($arg),*).await,
+        }
+    };
+}
+
 impl Store {
-    /// Creates the database named in `url` if missing, runs the embedded migrations and opens the
-    /// pool.
+    /// Creates the database if missing, runs the embedded migrations and opens the pool.
     pub async fn connect(url: &Secret) -> Result<Store, StoreError> {
         let store = Store::connect_lazy(url)?;
-        store.prepare(url).await?;
+        store.prepare().await?;
         Ok(store)
     }
 
@@ -156,95 +213,209 @@ impl Store {
     /// Used by `serve` when MariaDB is down at start-up; [`Store::prepare`] then runs in the
     /// background until it succeeds.
     pub fn connect_lazy(url: &Secret) -> Result<Store, StoreError> {
-        split_url(url)?;
-        let manager = AsyncDieselConnectionManager::<AsyncMysqlConnection>::new(url.expose());
-        let pool = Pool::builder(manager)
-            .max_size(POOL_SIZE)
-            .wait_timeout(Some(POOL_TIMEOUT))
-            .create_timeout(Some(POOL_TIMEOUT))
-            .recycle_timeout(Some(POOL_TIMEOUT))
-            .runtime(deadpool::Runtime::Tokio1)
-            .build()
-            .map_err(|e| StoreError::Invalid(format!("pool: {e}")))?;
-        Ok(Store { pool })
+        let backend = match Location::parse(url)? {
+            Location::Mysql {
+                server_url,
+                database,
+            } => Backend::Mysql(mysql::MysqlStore::new(url, server_url, database)?),
+            Location::Sqlite { path } => Backend::Sqlite(sqlite::SqliteStore::new(path)?),
+        };
+        Ok(Store { backend })
+    }
+
+    /// `mysql` or `sqlite`.
+    pub fn backend(&self) -> &'static str {
+        match &self.backend {
+            Backend::Mysql(_) => "mysql",
+            Backend::Sqlite(_) => "sqlite",
+        }
     }
 
     /// Creates the database if missing and applies pending migrations. Idempotent.
-    pub async fn prepare(&self, url: &Secret) -> Result<(), StoreError> {
-        let (server_url, db) = split_url(url)?;
-        let mut server = AsyncMysqlConnection::establish(&server_url).await?;
-        diesel::sql_query(format!(
-            "CREATE DATABASE IF NOT EXISTS `{db}` CHARACTER SET utf8mb4"
-        ))
-        .execute(&mut server)
-        .await?;
-        drop(server);
-        let conn = AsyncMysqlConnection::establish(url.expose()).await?;
-        // diesel's migration harness is synchronous; on a blocking thread it works on any tokio
-        // runtime flavor (calling it from a current-thread runtime's task would panic).
-        let applied = tokio::task::spawn_blocking(move || {
-            let mut harness = diesel_async::AsyncMigrationHarness::new(conn);
-            harness
-                .run_pending_migrations(MIGRATIONS)
-                .map(|v| v.len())
-                .map_err(|e| e.to_string())
-        })
-        .await
-        .map_err(|e| StoreError::Database(format!("migraciones: {e}")))?
-        .map_err(|e| StoreError::Database(format!("migraciones: {e}")))?;
+    pub async fn prepare(&self) -> Result<(), StoreError> {
+        let applied = on_backend!(self.prepare())?;
         if applied > 0 {
-            tracing::info!(migraciones = applied, "migraciones aplicadas");
+            tracing::info!(
+                migraciones = applied,
+                base = self.backend(),
+                "migraciones aplicadas"
+            );
         }
         Ok(())
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {
-        let mut conn = self.conn().await?;
-        diesel::sql_query("SELECT 1").execute(&mut conn).await?;
-        Ok(())
+        on_backend!(self.ping())
     }
 
-    async fn conn(&self) -> Result<Object<AsyncMysqlConnection>, StoreError> {
-        Ok(self.pool.get().await?)
+    // --- campaigns (`bases`) ---
+
+    /// Creates the campaign and its numbers table, or adopts `c.tabla` if it already exists.
+    /// All-or-nothing: a table created here is dropped again if the campaign cannot be recorded.
+    pub async fn create_campaign(&self, c: &NewCampaign) -> Result<Campaign, StoreError> {
+        let campaign = on_backend!(self.create_campaign(c))?;
+        tracing::info!(campana = %campaign.nombre, tabla = %campaign.tabla, "campaña creada");
+        Ok(campaign)
+    }
+
+    pub async fn campaign(&self, n: &CampaignName) -> Result<Option<Campaign>, StoreError> {
+        on_backend!(self.campaign(n))
+    }
+
+    /// All campaigns, by name.
+    pub async fn campaigns(&self) -> Result<Vec<Campaign>, StoreError> {
+        on_backend!(self.campaigns())
+    }
+
+    /// Changes settings; returns the campaign as stored. Row-locked (MySQL) or under the write lock
+    /// (SQLite), so concurrent patches do not lose each other's fields.
+    pub async fn update_campaign(
+        &self,
+        n: &CampaignName,
+        p: &CampaignPatch,
+    ) -> Result<Campaign, StoreError> {
+        on_backend!(self.update_campaign(n, p))
+    }
+
+    /// Records a state unconditionally (the dialer's own transitions, e.g. FINALIZADA).
+    pub async fn set_campaign_state(
+        &self,
+        n: &CampaignName,
+        s: CampaignState,
+    ) -> Result<(), StoreError> {
+        on_backend!(self.set_campaign_state(n, s))
+    }
+
+    /// Compare-and-set of the state: moves to `to` only from one of `from`, else `Conflict` naming the
+    /// current state. Two concurrent requests cannot both win.
+    pub async fn transition_campaign_state(
+        &self,
+        n: &CampaignName,
+        from: &[CampaignState],
+        to: CampaignState,
+    ) -> Result<Campaign, StoreError> {
+        on_backend!(self.transition_campaign_state(n, from, to))
+    }
+
+    // --- numbers tables ---
+
+    /// Inserts a batch; numbers already in the campaign (or twice in the batch) are counted as
+    /// duplicates and left untouched.
+    pub async fn insert_numbers(
+        &self,
+        c: &Campaign,
+        batch: &[NewNumber],
+    ) -> Result<InsertCounts, StoreError> {
+        if batch.is_empty() {
+            return Ok(InsertCounts::default());
+        }
+        let inserted = on_backend!(self.insert_numbers(&c.tabla, batch))?;
+        Ok(InsertCounts {
+            inserted,
+            duplicates: batch.len() as u64 - inserted.min(batch.len() as u64),
+        })
+    }
+
+    /// Whether any number is PENDIENTE (due now or later): an index probe, not a count.
+    pub async fn has_pending(&self, c: &Campaign) -> Result<bool, StoreError> {
+        on_backend!(self.has_numbers_in(&c.tabla, &[NumberState::Pendiente]))
+    }
+
+    /// Whether anything is left to do: a number PENDIENTE (due now or later) or still in flight
+    /// (MARCANDO, CONTESTADO). The runner finishes a campaign when this is false.
+    pub async fn has_open_numbers(&self, c: &Campaign) -> Result<bool, StoreError> {
+        on_backend!(self.has_numbers_in(
+            &c.tabla,
+            &[
+                NumberState::Pendiente,
+                NumberState::Marcando,
+                NumberState::Contestado,
+            ]
+        ))
+    }
+
+    /// Per-state counts in one statement (one consistent snapshot). A full scan of the table: the
+    /// API serves it from a cache refreshed in the background, not per request.
+    pub async fn stats(&self, c: &Campaign) -> Result<NumberStats, StoreError> {
+        on_backend!(self.stats(&c.tabla))
+    }
+
+    /// Atomically moves up to `limit` due numbers (PENDIENTE and `proximo_intento` NULL or ≤ `now`)
+    /// to MARCANDO with a fresh `uuid` and `ultimo_intento = now`, oldest due first. Two claimers
+    /// never share a row (MySQL: `FOR UPDATE SKIP LOCKED`; SQLite: one writer at a time).
+    pub async fn claim_due(
+        &self,
+        c: &Campaign,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<ClaimedNumber>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        on_backend!(self.claim_due(&c.tabla, now, limit))
+    }
+
+    /// Gives claimed numbers back (MARCANDO → PENDIENTE) without counting an attempt: e.g. the
+    /// window closed or the campaign was paused between claim and originate.
+    pub async fn unclaim(&self, c: &Campaign, ids: &[i64]) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        on_backend!(self.unclaim(&c.tabla, ids))
+    }
+
+    /// Numbers in MARCANDO or CONTESTADO: the calls to reconcile after a restart.
+    pub async fn in_flight(&self, c: &Campaign) -> Result<Vec<InFlight>, StoreError> {
+        on_backend!(self.in_flight(&c.tabla))
+    }
+
+    // --- results ---
+
+    /// Applies a batch of updates (any mix of campaigns) in ONE transaction: either every number and
+    /// CDR of the batch is written or none is, so the writer can retry the same batch after an outage.
+    ///
+    /// A few statements per campaign table, whatever the batch size (see [`sql::plan`]).
+    pub async fn apply(&self, updates: &[NumberUpdate]) -> Result<(), StoreError> {
+        if updates.is_empty() {
+            return Ok(());
+        }
+        on_backend!(self.apply(updates))
+    }
+
+    // --- do-not-call list ---
+
+    /// Which of these numbers (normalized form) are on the DNC list.
+    pub async fn dnc_contains(
+        &self,
+        telefonos: &[&str],
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        if telefonos.is_empty() {
+            return Ok(Default::default());
+        }
+        on_backend!(self.dnc_contains(telefonos))
+    }
+
+    /// Adds numbers to the DNC list; returns how many were new.
+    pub async fn add_dnc(&self, telefonos: &[PhoneNumber]) -> Result<u64, StoreError> {
+        on_backend!(self.add_dnc(telefonos))
     }
 }
 
-/// Splits `mysql://user:pass@host:port/db` into the server URL (no database) and a validated
-/// database name, so that the database can be created before connecting to it.
-fn split_url(url: &Secret) -> Result<(String, String), StoreError> {
-    let invalid = |why: &str| StoreError::Invalid(format!("DATABASE_URL inválida: {why}"));
-    let mut parsed = url::Url::parse(url.expose()).map_err(|_| invalid("no es una URL"))?;
-    if parsed.scheme() != "mysql" {
-        return Err(invalid("el esquema debe ser mysql://"));
-    }
-    let db = parsed.path().trim_start_matches('/').to_owned();
-    let ok = !db.is_empty()
-        && db.len() <= 64
-        && db.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-    if !ok {
-        return Err(invalid(
-            "falta el nombre de la base de datos o no es [A-Za-z0-9_]{1,64}",
-        ));
-    }
-    parsed.set_path("");
-    Ok((parsed.to_string(), db))
+/// Values per DNC statement: keeps `IN (…)` lists and multi-row inserts well under both backends'
+/// limits on bound values.
+const DNC_CHUNK: usize = 1000;
+
+fn already_exists(e: &StoreError) -> bool {
+    matches!(e, StoreError::Database(m) if m.contains("already exists"))
 }
 
-fn to_naive(t: DateTime<Utc>) -> NaiveDateTime {
-    t.naive_utc()
+/// The error for a campaign that exists already (its name is taken).
+fn campaign_exists(n: &CampaignName) -> StoreError {
+    StoreError::Conflict(format!("la campaña {n} ya existe"))
 }
 
-fn from_naive(t: NaiveDateTime) -> DateTime<Utc> {
-    DateTime::from_naive_utc_and_offset(t, Utc)
-}
-
-/// `?, ?, ?` for an `IN (…)` list of `n` bound values.
-fn placeholders(n: usize) -> String {
-    vec!["?"; n].join(", ")
-}
-
-fn to_u32(field: &str, v: i32) -> Result<u32, StoreError> {
-    u32::try_from(v).map_err(|_| StoreError::Database(format!("{field} negativo en la base: {v}")))
+fn campaign_missing(n: &CampaignName) -> StoreError {
+    StoreError::NotFound(format!("no existe la campaña {n}"))
 }
 
 #[cfg(test)]
@@ -252,24 +423,46 @@ mod tests {
     use super::*;
 
     #[test]
-    fn url_split_keeps_credentials_and_checks_name() {
-        let (server, db) = split_url(&Secret::new("mysql://u:p@h:3307/discador_x")).unwrap(); // valid
-        assert_eq!(db, "discador_x");
-        assert_eq!(server, "mysql://u:p@h:3307");
+    fn mysql_url_split_keeps_credentials_and_checks_name() {
+        let loc = Location::parse(&Secret::new("mysql://u:p@h:3307/discador_x")).unwrap(); // valid
+        assert_eq!(
+            loc,
+            Location::Mysql {
+                server_url: Secret::new("mysql://u:p@h:3307"),
+                database: "discador_x".into()
+            }
+        );
         for bad in [
             "mysql://h/",
             "mysql://h/a-b",
             "postgres://h/x",
             "nope",
             "mysql://h/x`y",
+            "sqlite://",
+            "sqlite://x.db?mode=memory",
         ] {
-            let err = split_url(&Secret::new(bad)).unwrap_err().to_string(); // invalid by construction
+            let err = Location::parse(&Secret::new(bad)).unwrap_err().to_string(); // invalid by construction
             assert!(!err.contains("h/"), "URL leaked: {err}");
+            assert!(err.starts_with("DATABASE_URL inválida"), "{err}");
         }
     }
 
     #[test]
-    fn placeholders_list() {
-        assert_eq!(placeholders(3), "?, ?, ?");
+    fn sqlite_url_is_a_path() {
+        let rel = Location::parse(&Secret::new("sqlite://discador.db")).unwrap(); // valid
+        assert_eq!(
+            rel,
+            Location::Sqlite {
+                path: "discador.db".into()
+            }
+        );
+        let abs = Location::parse(&Secret::new("sqlite:///var/lib/d/x.db")).unwrap(); // valid
+        assert_eq!(
+            abs,
+            Location::Sqlite {
+                path: "/var/lib/d/x.db".into()
+            }
+        );
+        assert_eq!(abs.backend(), "sqlite");
     }
 }

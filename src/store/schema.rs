@@ -1,4 +1,7 @@
-//! The service's fixed tables (numbers tables are dynamic: see `numbers.rs`).
+//! The service's fixed tables (numbers tables are dynamic: see `sql.rs`).
+//!
+//! Times are `Timestamp`: on MySQL it reads and writes `DATETIME(3)` columns exactly as `Datetime`
+//! does, and it is the type SQLite's chrono support knows, so one schema serves both backends.
 
 diesel::table! {
     bases (id) {
@@ -21,8 +24,8 @@ diesel::table! {
         dias -> Varchar,
         zona_horaria -> Varchar,
         estado -> Varchar,
-        creada -> Datetime,
-        actualizada -> Datetime,
+        creada -> Timestamp,
+        actualizada -> Timestamp,
     }
 }
 
@@ -40,9 +43,9 @@ diesel::table! {
         causa -> Nullable<Varchar>,
         amd_resultado -> Nullable<Varchar>,
         amd_causa -> Nullable<Varchar>,
-        inicio -> Datetime,
-        contestada -> Nullable<Datetime>,
-        fin -> Datetime,
+        inicio -> Timestamp,
+        contestada -> Nullable<Timestamp>,
+        fin -> Timestamp,
         billsec -> Integer,
         duracion -> Integer,
     }
@@ -51,6 +54,6 @@ diesel::table! {
 diesel::table! {
     dnc (telefono) {
         telefono -> Varchar,
-        creado -> Datetime,
+        creado -> Timestamp,
     }
 }

@@ -1,4 +1,4 @@
-//! The do-not-call list.
+//! The do-not-call list on MySQL.
 
 use std::collections::HashSet;
 
@@ -6,22 +6,20 @@ use chrono::Utc;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
-use super::schema::dnc;
-use super::{to_naive, Store, StoreError};
+use super::MysqlStore;
 use crate::domain::PhoneNumber;
+use crate::store::rows::to_naive;
+use crate::store::schema::dnc;
+use crate::store::{StoreError, DNC_CHUNK};
 
-/// Values per statement: keeps `IN (…)` lists and multi-row inserts well under MySQL's limits.
-const CHUNK: usize = 1000;
-
-impl Store {
-    /// Which of these numbers (normalized form) are on the DNC list.
-    pub async fn dnc_contains(&self, telefonos: &[&str]) -> Result<HashSet<String>, StoreError> {
+impl MysqlStore {
+    pub(in crate::store) async fn dnc_contains(
+        &self,
+        telefonos: &[&str],
+    ) -> Result<HashSet<String>, StoreError> {
         let mut found = HashSet::new();
-        if telefonos.is_empty() {
-            return Ok(found);
-        }
         let mut conn = self.conn().await?;
-        for chunk in telefonos.chunks(CHUNK) {
+        for chunk in telefonos.chunks(DNC_CHUNK) {
             let rows: Vec<String> = dnc::table
                 .select(dnc::telefono)
                 .filter(dnc::telefono.eq_any(chunk))
@@ -32,12 +30,14 @@ impl Store {
         Ok(found)
     }
 
-    /// Adds numbers to the DNC list; returns how many were new.
-    pub async fn add_dnc(&self, telefonos: &[PhoneNumber]) -> Result<u64, StoreError> {
+    pub(in crate::store) async fn add_dnc(
+        &self,
+        telefonos: &[PhoneNumber],
+    ) -> Result<u64, StoreError> {
         let now = to_naive(Utc::now());
         let mut conn = self.conn().await?;
         let mut added = 0u64;
-        for chunk in telefonos.chunks(CHUNK) {
+        for chunk in telefonos.chunks(DNC_CHUNK) {
             let rows: Vec<_> = chunk
                 .iter()
                 .map(|t| (dnc::telefono.eq(t.as_str()), dnc::creado.eq(now)))

@@ -1,0 +1,94 @@
+//! The per-campaign numbers tables on MySQL: loading, counting, claiming.
+
+use chrono::{DateTime, Utc};
+use diesel::mysql::Mysql;
+use diesel_async::{AsyncConnection, RunQueryDsl};
+
+use super::MysqlStore;
+use crate::domain::{NumberState, TableName};
+use crate::store::rows::{to_naive, ClaimRow, IdRow, InFlightRow, StatsRow};
+use crate::store::{sql, ClaimedNumber, InFlight, NewNumber, NumberStats, StoreError};
+
+impl MysqlStore {
+    /// Returns how many rows were inserted (`INSERT IGNORE` skips duplicates).
+    pub(in crate::store) async fn insert_numbers(
+        &self,
+        t: &TableName,
+        batch: &[NewNumber],
+    ) -> Result<u64, StoreError> {
+        let q = sql::insert_numbers::<Mysql>(t, batch);
+        let mut conn = self.conn().await?;
+        Ok(q.execute(&mut conn).await? as u64)
+    }
+
+    pub(in crate::store) async fn has_numbers_in(
+        &self,
+        t: &TableName,
+        states: &[NumberState],
+    ) -> Result<bool, StoreError> {
+        let mut conn = self.conn().await?;
+        let r: IdRow = sql::has_numbers_in::<Mysql>(t, states)
+            .get_result(&mut conn)
+            .await?;
+        Ok(r.id != 0)
+    }
+
+    pub(in crate::store) async fn stats(&self, t: &TableName) -> Result<NumberStats, StoreError> {
+        let mut conn = self.conn().await?;
+        let r: StatsRow = sql::stats::<Mysql>(t).get_result(&mut conn).await?;
+        Ok(r.into())
+    }
+
+    /// Select with `FOR UPDATE SKIP LOCKED`, mark, read back, in one transaction: rows locked by a
+    /// concurrent claimer are skipped, so two claimers never share a row.
+    pub(in crate::store) async fn claim_due(
+        &self,
+        t: &TableName,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<ClaimedNumber>, StoreError> {
+        let t = t.clone();
+        let now = to_naive(now);
+        let mut conn = self.conn().await?;
+        let rows: Vec<ClaimRow> = conn
+            .transaction::<Vec<ClaimRow>, StoreError, _>(async move |conn| {
+                let ids: Vec<IdRow> =
+                    sql::due_ids::<Mysql>(&t, now, limit, "FOR UPDATE SKIP LOCKED")
+                        .load(conn)
+                        .await?;
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let claims: Vec<(i64, String)> = ids
+                    .iter()
+                    .map(|r| (r.id, uuid::Uuid::new_v4().to_string()))
+                    .collect();
+                sql::mark_claimed::<Mysql>(&t, now, &claims)
+                    .execute(conn)
+                    .await?;
+                let ids: Vec<i64> = ids.into_iter().map(|r| r.id).collect();
+                Ok(sql::claimed::<Mysql>(&t, &ids).load(conn).await?)
+            })
+            .await?;
+        rows.into_iter().map(ClaimedNumber::try_from).collect()
+    }
+
+    pub(in crate::store) async fn unclaim(
+        &self,
+        t: &TableName,
+        ids: &[i64],
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        sql::unclaim::<Mysql>(t, ids).execute(&mut conn).await?;
+        Ok(())
+    }
+
+    pub(in crate::store) async fn in_flight(
+        &self,
+        t: &TableName,
+    ) -> Result<Vec<InFlight>, StoreError> {
+        let mut conn = self.conn().await?;
+        let rows: Vec<InFlightRow> = sql::in_flight::<Mysql>(t).load(&mut conn).await?;
+        rows.into_iter().map(InFlight::try_from).collect()
+    }
+}

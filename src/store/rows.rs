@@ -1,0 +1,363 @@
+//! The rows both backends read and write, and their conversion to and from domain types.
+//!
+//! Every struct here is checked against MySQL and SQLite alike: the SQL types used (`BigInt`,
+//! `Integer`, `Double`, `Text`, `Time`, `Timestamp`) mean the same on both.
+
+use chrono::{DateTime, NaiveDateTime, NaiveTime, SubsecRound, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Integer, Nullable, Text, Timestamp};
+
+use super::schema::{bases, llamadas};
+use super::{
+    CallRecord, Campaign, ClaimedNumber, InFlight, NumberStats, StoreError, TableName,
+};
+use crate::domain::{
+    parse_zone, AmdMode, AmdNotSure, CallingWindow, CampaignName, CampaignState, Cps, DaySet,
+    Extension, Gateway, NumberState, PhoneNumber,
+};
+
+/// Now, at the millisecond precision of `DATETIME(3)`, so a returned campaign equals the stored one.
+pub(super) fn now_ms() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(3)
+}
+
+/// A time as bound to a query: UTC, truncated to the millisecond. MySQL's `DATETIME(3)` keeps
+/// milliseconds; on SQLite the text form then always has 0 or 3 decimals, so text order is time
+/// order (`proximo_intento <= ?` compares text there).
+pub(super) fn to_naive(t: DateTime<Utc>) -> NaiveDateTime {
+    t.trunc_subsecs(3).naive_utc()
+}
+
+pub(super) fn from_naive(t: NaiveDateTime) -> DateTime<Utc> {
+    DateTime::from_naive_utc_and_offset(t, Utc)
+}
+
+pub(super) fn to_u32(field: &str, v: i32) -> Result<u32, StoreError> {
+    u32::try_from(v).map_err(|_| StoreError::Database(format!("{field} negativo en la base: {v}")))
+}
+
+/// Settings and counters are stored as `INT`; every bounded setting is ≤ 604 800 (see
+/// domain::settings), far below `i32::MAX`.
+pub(super) fn to_i32(v: u32) -> i32 {
+    i32::try_from(v).unwrap_or(i32::MAX)
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = bases)]
+#[diesel(check_for_backend(diesel::mysql::Mysql, diesel::sqlite::Sqlite))]
+pub(super) struct BaseRow {
+    nombre: String,
+    tabla: String,
+    cps: f64,
+    max_canales: i32,
+    reintentos: i32,
+    intervalo_reintento: i32,
+    amd: String,
+    amd_incierto: String,
+    destino_humano: String,
+    destino_maquina: String,
+    caller_id: Option<String>,
+    gateway: Option<String>,
+    timeout_llamada: i32,
+    hora_inicio: NaiveTime,
+    hora_fin: NaiveTime,
+    dias: String,
+    zona_horaria: String,
+    estado: String,
+    creada: NaiveDateTime,
+    actualizada: NaiveDateTime,
+}
+
+#[derive(Insertable, AsChangeset)]
+#[diesel(table_name = bases)]
+#[diesel(treat_none_as_null = true)]
+pub(super) struct BaseValues<'a> {
+    nombre: &'a str,
+    tabla: &'a str,
+    cps: f64,
+    max_canales: i32,
+    reintentos: i32,
+    intervalo_reintento: i32,
+    amd: &'a str,
+    amd_incierto: &'a str,
+    destino_humano: &'a str,
+    destino_maquina: &'a str,
+    caller_id: Option<&'a str>,
+    gateway: Option<&'a str>,
+    timeout_llamada: i32,
+    hora_inicio: NaiveTime,
+    hora_fin: NaiveTime,
+    dias: String,
+    zona_horaria: &'a str,
+    estado: &'a str,
+    creada: NaiveDateTime,
+    actualizada: NaiveDateTime,
+}
+
+impl<'a> BaseValues<'a> {
+    pub(super) fn of(c: &'a Campaign) -> Self {
+        BaseValues {
+            nombre: c.nombre.as_str(),
+            tabla: c.tabla.as_str(),
+            cps: c.cps.get(),
+            max_canales: to_i32(c.max_canales),
+            reintentos: to_i32(c.reintentos),
+            intervalo_reintento: to_i32(c.intervalo_reintento),
+            amd: c.amd.as_str(),
+            amd_incierto: c.amd_incierto.as_str(),
+            destino_humano: c.destino_humano.as_str(),
+            destino_maquina: c.destino_maquina.as_str(),
+            caller_id: c.caller_id.as_ref().map(|p| p.as_str()),
+            gateway: c.gateway.as_ref().map(|g| g.as_str()),
+            timeout_llamada: to_i32(c.timeout_llamada),
+            hora_inicio: c.ventana.inicio,
+            hora_fin: c.ventana.fin,
+            dias: c.ventana.dias.to_csv(),
+            zona_horaria: c.ventana.zona.name(),
+            estado: c.estado.as_str(),
+            creada: to_naive(c.creada),
+            actualizada: to_naive(c.actualizada),
+        }
+    }
+}
+
+impl TryFrom<BaseRow> for Campaign {
+    type Error = StoreError;
+
+    /// A row edited by hand into something invalid is reported, never trusted.
+    fn try_from(r: BaseRow) -> Result<Self, StoreError> {
+        let bad = |what: &str, e: String| {
+            StoreError::Database(format!(
+                "fila inválida en bases ({}): {what}: {e}",
+                r.nombre
+            ))
+        };
+        Ok(Campaign {
+            nombre: CampaignName::parse(&r.nombre).map_err(|e| bad("nombre", e.to_string()))?,
+            tabla: TableName::parse(&r.tabla).map_err(|e| bad("tabla", e.to_string()))?,
+            cps: Cps::parse(r.cps).map_err(|e| bad("cps", e.to_string()))?,
+            max_canales: to_u32("max_canales", r.max_canales)?,
+            reintentos: to_u32("reintentos", r.reintentos)?,
+            intervalo_reintento: to_u32("intervalo_reintento", r.intervalo_reintento)?,
+            amd: AmdMode::parse(&r.amd).map_err(|e| bad("amd", e.to_string()))?,
+            amd_incierto: AmdNotSure::parse(&r.amd_incierto)
+                .map_err(|e| bad("amd_incierto", e.to_string()))?,
+            destino_humano: Extension::parse("destino_humano", &r.destino_humano)
+                .map_err(|e| bad("destino_humano", e.to_string()))?,
+            destino_maquina: Extension::parse("destino_maquina", &r.destino_maquina)
+                .map_err(|e| bad("destino_maquina", e.to_string()))?,
+            caller_id: r
+                .caller_id
+                .as_deref()
+                .map(PhoneNumber::parse)
+                .transpose()
+                .map_err(|e| bad("caller_id", e.to_string()))?,
+            gateway: r
+                .gateway
+                .as_deref()
+                .map(Gateway::parse)
+                .transpose()
+                .map_err(|e| bad("gateway", e.to_string()))?,
+            timeout_llamada: to_u32("timeout_llamada", r.timeout_llamada)?,
+            ventana: CallingWindow {
+                inicio: r.hora_inicio,
+                fin: r.hora_fin,
+                dias: DaySet::parse_csv(&r.dias).map_err(|e| bad("dias", e.to_string()))?,
+                zona: parse_zone(&r.zona_horaria)
+                    .map_err(|e| bad("zona_horaria", e.to_string()))?,
+            },
+            estado: CampaignState::parse(&r.estado).map_err(|e| bad("estado", e.to_string()))?,
+            creada: from_naive(r.creada),
+            actualizada: from_naive(r.actualizada),
+        })
+    }
+}
+
+/// A campaign as [`Store::create_campaign`](super::Store::create_campaign) stores it: the request's
+/// settings, state CREADA, created now.
+pub(super) fn new_campaign(c: &super::NewCampaign, tabla: TableName) -> Campaign {
+    let now = now_ms();
+    Campaign {
+        nombre: c.nombre.clone(),
+        tabla,
+        cps: c.cps,
+        max_canales: c.max_canales,
+        reintentos: c.reintentos,
+        intervalo_reintento: c.intervalo_reintento,
+        amd: c.amd,
+        amd_incierto: c.amd_incierto,
+        destino_humano: c.destino_humano.clone(),
+        destino_maquina: c.destino_maquina.clone(),
+        caller_id: c.caller_id.clone(),
+        gateway: c.gateway.clone(),
+        timeout_llamada: c.timeout_llamada,
+        ventana: c.ventana.clone(),
+        estado: CampaignState::Creada,
+        creada: now,
+        actualizada: now,
+    }
+}
+
+/// One CDR row of `llamadas`.
+#[derive(Insertable)]
+#[diesel(table_name = llamadas)]
+pub(super) struct NewCall<'a> {
+    campana: &'a str,
+    numero_id: i64,
+    telefono: &'a str,
+    intento: i32,
+    uuid: &'a str,
+    nodo: &'a str,
+    estado: &'a str,
+    resultado: &'a str,
+    causa: Option<&'a str>,
+    amd_resultado: Option<&'a str>,
+    amd_causa: Option<&'a str>,
+    inicio: NaiveDateTime,
+    contestada: Option<NaiveDateTime>,
+    fin: NaiveDateTime,
+    billsec: i32,
+    duracion: i32,
+}
+
+impl<'a> From<&'a CallRecord> for NewCall<'a> {
+    fn from(r: &'a CallRecord) -> Self {
+        NewCall {
+            campana: r.campana.as_str(),
+            numero_id: r.numero_id,
+            telefono: &r.telefono,
+            intento: to_i32(r.intento),
+            uuid: &r.uuid,
+            nodo: &r.nodo,
+            estado: r.estado.as_str(),
+            resultado: r.resultado.as_str(),
+            causa: r.causa.as_deref(),
+            amd_resultado: r.amd_resultado.as_deref(),
+            amd_causa: r.amd_causa.as_deref(),
+            inicio: to_naive(r.inicio),
+            contestada: r.contestada.map(to_naive),
+            fin: to_naive(r.fin),
+            billsec: to_i32(r.billsec),
+            duracion: to_i32(r.duracion),
+        }
+    }
+}
+
+/// `SELECT COUNT(*) AS n`.
+#[derive(QueryableByName)]
+pub(super) struct Count {
+    #[diesel(sql_type = BigInt)]
+    pub(super) n: i64,
+}
+
+/// A single id (or a 0/1 flag selected `AS id`).
+#[derive(QueryableByName)]
+pub(super) struct IdRow {
+    #[diesel(sql_type = BigInt)]
+    pub(super) id: i64,
+}
+
+/// The result of [`super::sql::stats`].
+#[derive(QueryableByName)]
+pub(super) struct StatsRow {
+    #[diesel(sql_type = BigInt)]
+    total: i64,
+    #[diesel(sql_type = BigInt)]
+    pendientes: i64,
+    #[diesel(sql_type = BigInt)]
+    marcando: i64,
+    #[diesel(sql_type = BigInt)]
+    contestados: i64,
+    #[diesel(sql_type = BigInt)]
+    completados: i64,
+    #[diesel(sql_type = BigInt)]
+    errores: i64,
+    #[diesel(sql_type = BigInt)]
+    humanos: i64,
+    #[diesel(sql_type = BigInt)]
+    maquinas: i64,
+}
+
+fn count(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+impl From<StatsRow> for NumberStats {
+    fn from(r: StatsRow) -> Self {
+        NumberStats {
+            total: count(r.total),
+            pendientes: count(r.pendientes),
+            marcando: count(r.marcando),
+            contestados: count(r.contestados),
+            completados: count(r.completados),
+            errores: count(r.errores),
+            humanos: count(r.humanos),
+            maquinas: count(r.maquinas),
+        }
+    }
+}
+
+/// A number just claimed (see [`super::sql::claimed`]).
+#[derive(QueryableByName)]
+pub(super) struct ClaimRow {
+    #[diesel(sql_type = BigInt)]
+    pub(super) id: i64,
+    #[diesel(sql_type = Text)]
+    telefono: String,
+    #[diesel(sql_type = Integer)]
+    intentos: i32,
+    #[diesel(sql_type = Nullable<Text>)]
+    uuid: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    datos: Option<String>,
+}
+
+/// `datos` is JSON text; a hand-edited value that is not JSON is passed on as a JSON string.
+fn parse_datos(raw: Option<String>) -> Option<serde_json::Value> {
+    raw.map(|s| serde_json::from_str(&s).unwrap_or(serde_json::Value::String(s)))
+}
+
+impl TryFrom<ClaimRow> for ClaimedNumber {
+    type Error = StoreError;
+    fn try_from(r: ClaimRow) -> Result<Self, StoreError> {
+        Ok(ClaimedNumber {
+            id: r.id,
+            telefono: r.telefono,
+            intentos: to_u32("intentos", r.intentos)?,
+            uuid: r.uuid.unwrap_or_default(),
+            datos: parse_datos(r.datos),
+        })
+    }
+}
+
+/// A number in flight (see [`super::sql::in_flight`]).
+#[derive(QueryableByName)]
+pub(super) struct InFlightRow {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = Text)]
+    telefono: String,
+    #[diesel(sql_type = Text)]
+    estado: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    uuid: Option<String>,
+    #[diesel(sql_type = Integer)]
+    intentos: i32,
+    #[diesel(sql_type = Nullable<Timestamp>)]
+    ultimo_intento: Option<NaiveDateTime>,
+}
+
+impl TryFrom<InFlightRow> for InFlight {
+    type Error = StoreError;
+    fn try_from(r: InFlightRow) -> Result<Self, StoreError> {
+        Ok(InFlight {
+            id: r.id,
+            telefono: r.telefono,
+            estado: NumberState::parse(&r.estado)
+                .map_err(|e| StoreError::Database(e.to_string()))?,
+            uuid: r.uuid,
+            intentos: to_u32("intentos", r.intentos)?,
+            ultimo_intento: r.ultimo_intento.map(from_naive),
+        })
+    }
+}

@@ -1,0 +1,327 @@
+//! The statements on numbers tables and on `llamadas` that both backends run, written once.
+//!
+//! A numbers table has a name chosen at run time, so these are `sql_query` texts: the table name is
+//! the only thing spliced (a validated [`TableName`], quoted), every value is bound. The little that
+//! differs between MySQL and SQLite in them is in [`Dialect`].
+
+use chrono::NaiveDateTime;
+use diesel::mysql::Mysql;
+use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
+use diesel::sql_types::{BigInt, Integer, Nullable, Text, Timestamp};
+use diesel::sqlite::Sqlite;
+
+use super::rows::{to_i32, to_naive};
+use super::{CallRecord, NewNumber, NumberUpdate};
+use crate::domain::{NumberState, TableName};
+
+/// A statement with its bound values, ready to run on a connection of backend `DB`.
+pub(super) type Query<DB> = BoxedSqlQuery<'static, DB, SqlQuery>;
+
+/// What differs between the backends in the shared statements, and the binding of the few value
+/// types they use.
+pub(super) trait Dialect: diesel::backend::Backend + Sized + 'static {
+    /// `INSERT IGNORE` (MySQL) / `INSERT OR IGNORE` (SQLite): skip rows that hit a unique key.
+    const INSERT_IGNORE: &'static str;
+    /// The integer type of `CAST(… AS …)`.
+    const INT: &'static str;
+
+    fn id(q: Query<Self>, v: i64) -> Query<Self>;
+    fn int(q: Query<Self>, v: i32) -> Query<Self>;
+    fn text(q: Query<Self>, v: String) -> Query<Self>;
+    fn opt_text(q: Query<Self>, v: Option<String>) -> Query<Self>;
+    fn time(q: Query<Self>, v: NaiveDateTime) -> Query<Self>;
+    fn opt_time(q: Query<Self>, v: Option<NaiveDateTime>) -> Query<Self>;
+}
+
+macro_rules! dialect {
+    ($db:ty, insert_ignore = $ii:literal, int = $int:literal) => {
+        impl Dialect for $db {
+            const INSERT_IGNORE: &'static str = $ii;
+            const INT: &'static str = $int;
+            fn id(q: Query<Self>, v: i64) -> Query<Self> {
+                q.bind::<BigInt, _>(v)
+            }
+            fn int(q: Query<Self>, v: i32) -> Query<Self> {
+                q.bind::<Integer, _>(v)
+            }
+            fn text(q: Query<Self>, v: String) -> Query<Self> {
+                q.bind::<Text, _>(v)
+            }
+            fn opt_text(q: Query<Self>, v: Option<String>) -> Query<Self> {
+                q.bind::<Nullable<Text>, _>(v)
+            }
+            fn time(q: Query<Self>, v: NaiveDateTime) -> Query<Self> {
+                q.bind::<Timestamp, _>(v)
+            }
+            fn opt_time(q: Query<Self>, v: Option<NaiveDateTime>) -> Query<Self> {
+                q.bind::<Nullable<Timestamp>, _>(v)
+            }
+        }
+    };
+}
+
+dialect!(Mysql, insert_ignore = "INSERT IGNORE", int = "SIGNED");
+dialect!(Sqlite, insert_ignore = "INSERT OR IGNORE", int = "INTEGER");
+
+fn query<DB: Dialect>(sql: String) -> Query<DB> {
+    diesel::sql_query(sql).into_boxed::<DB>()
+}
+
+/// `?, ?, ?` for an `IN (…)` list of `n` bound values.
+pub(super) fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
+fn bind_ids<DB: Dialect>(mut q: Query<DB>, ids: &[i64]) -> Query<DB> {
+    for id in ids {
+        q = DB::id(q, *id);
+    }
+    q
+}
+
+/// `CASE id WHEN ? THEN ? … END`: one column's new values for many rows of one statement.
+fn case_by_id(n: usize) -> String {
+    let mut sql = String::with_capacity(16 + n * 14);
+    sql.push_str("CASE id");
+    for _ in 0..n {
+        sql.push_str(" WHEN ? THEN ?");
+    }
+    sql.push_str(" END");
+    sql
+}
+
+/// Inserts a batch of numbers; those already in the table (unique `telefono`) are skipped, so the
+/// affected-row count is the number inserted.
+pub(super) fn insert_numbers<DB: Dialect>(t: &TableName, batch: &[NewNumber]) -> Query<DB> {
+    let mut sql = format!(
+        "{} INTO {} (telefono, datos) VALUES ",
+        DB::INSERT_IGNORE,
+        t.quoted()
+    );
+    sql.push_str(&vec!["(?, ?)"; batch.len()].join(", "));
+    let mut q = query::<DB>(sql);
+    for n in batch {
+        q = DB::text(q, n.telefono.as_str().to_owned());
+        q = DB::opt_text(q, n.datos.as_ref().map(|d| d.to_string()));
+    }
+    q
+}
+
+/// `SELECT … AS id`: 1 if any number is in one of `states`, else 0. An index probe (`estado` leads
+/// the index), not a count. The states are our own constants, spliced as quoted literals.
+pub(super) fn has_numbers_in<DB: Dialect>(t: &TableName, states: &[NumberState]) -> Query<DB> {
+    let list: Vec<String> = states.iter().map(|s| format!("'{}'", s.as_str())).collect();
+    query(format!(
+        "SELECT CAST(EXISTS(SELECT 1 FROM {} WHERE estado IN ({})) AS {}) AS id",
+        t.quoted(),
+        list.join(", "),
+        DB::INT
+    ))
+}
+
+/// Per-state counts in one statement (one consistent snapshot), read as [`super::rows::StatsRow`].
+pub(super) fn stats<DB: Dialect>(t: &TableName) -> Query<DB> {
+    let sum = |cond: &str, name: &str| {
+        format!("CAST(COALESCE(SUM({cond}), 0) AS {}) AS {name}", DB::INT)
+    };
+    query(format!(
+        "SELECT COUNT(*) AS total, {}, {}, {}, {}, {}, {}, {} FROM {}",
+        sum("estado = 'PENDIENTE'", "pendientes"),
+        sum("estado = 'MARCANDO'", "marcando"),
+        sum("estado = 'CONTESTADO'", "contestados"),
+        sum("estado = 'COMPLETADO'", "completados"),
+        sum("estado = 'ERROR'", "errores"),
+        sum("resultado = 'HUMANO'", "humanos"),
+        sum("resultado = 'MAQUINA'", "maquinas"),
+        t.quoted()
+    ))
+}
+
+/// Ids of up to `limit` due numbers (PENDIENTE and `proximo_intento` NULL or ≤ `now`), oldest due
+/// first. `lock` is appended as is (MySQL: `FOR UPDATE SKIP LOCKED`).
+pub(super) fn due_ids<DB: Dialect>(
+    t: &TableName,
+    now: NaiveDateTime,
+    limit: u32,
+    lock: &str,
+) -> Query<DB> {
+    let q = query::<DB>(format!(
+        "SELECT id FROM {} WHERE estado = 'PENDIENTE' \
+         AND (proximo_intento IS NULL OR proximo_intento <= ?) \
+         ORDER BY proximo_intento, id LIMIT ? {lock}",
+        t.quoted()
+    ));
+    DB::id(DB::time(q, now), i64::from(limit))
+}
+
+/// Moves claimed rows to MARCANDO, each with its own attempt UUID, `ultimo_intento = now`.
+pub(super) fn mark_claimed<DB: Dialect>(
+    t: &TableName,
+    now: NaiveDateTime,
+    claims: &[(i64, String)],
+) -> Query<DB> {
+    let mut q = query::<DB>(format!(
+        "UPDATE {} SET estado = 'MARCANDO', ultimo_intento = ?, uuid = {} WHERE id IN ({})",
+        t.quoted(),
+        case_by_id(claims.len()),
+        placeholders(claims.len())
+    ));
+    q = DB::time(q, now);
+    for (id, uuid) in claims {
+        q = DB::text(DB::id(q, *id), uuid.clone());
+    }
+    for (id, _) in claims {
+        q = DB::id(q, *id);
+    }
+    q
+}
+
+/// The claimed rows as [`super::rows::ClaimRow`], in claim order.
+pub(super) fn claimed<DB: Dialect>(t: &TableName, ids: &[i64]) -> Query<DB> {
+    let q = query::<DB>(format!(
+        "SELECT id, telefono, intentos, uuid, datos FROM {} WHERE id IN ({}) \
+         ORDER BY proximo_intento, id",
+        t.quoted(),
+        placeholders(ids.len())
+    ));
+    bind_ids(q, ids)
+}
+
+/// MARCANDO → PENDIENTE without counting an attempt.
+pub(super) fn unclaim<DB: Dialect>(t: &TableName, ids: &[i64]) -> Query<DB> {
+    let q = query::<DB>(format!(
+        "UPDATE {} SET estado = 'PENDIENTE', uuid = NULL \
+         WHERE estado = 'MARCANDO' AND id IN ({})",
+        t.quoted(),
+        placeholders(ids.len())
+    ));
+    bind_ids(q, ids)
+}
+
+/// Numbers in MARCANDO or CONTESTADO as [`super::rows::InFlightRow`].
+pub(super) fn in_flight<DB: Dialect>(t: &TableName) -> Query<DB> {
+    query(format!(
+        "SELECT id, telefono, estado, uuid, intentos, ultimo_intento FROM {} \
+         WHERE estado IN ('MARCANDO', 'CONTESTADO') ORDER BY id",
+        t.quoted()
+    ))
+}
+
+/// MARCANDO → CONTESTADO for these ids.
+pub(super) fn answered<DB: Dialect>(t: &TableName, ids: &[i64]) -> Query<DB> {
+    let q = query::<DB>(format!(
+        "UPDATE {} SET estado = 'CONTESTADO' WHERE estado = 'MARCANDO' AND id IN ({})",
+        t.quoted(),
+        placeholders(ids.len())
+    ));
+    bind_ids(q, ids)
+}
+
+/// The final state of many attempts of one table in one statement. Only the attempt a row is on is
+/// written (its claim's UUID, or none for a row recovered without one): a late record of an older
+/// attempt must not overwrite a newer one. (Its CDR row is written all the same.)
+pub(super) fn finish<DB: Dialect>(t: &TableName, rows: &[&CallRecord]) -> Query<DB> {
+    let n = rows.len();
+    let case = case_by_id(n);
+    let mut q = query::<DB>(format!(
+        "UPDATE {t} SET estado = {case}, intentos = {case}, resultado = {case}, causa = {case}, \
+         duracion = {case}, proximo_intento = {case}, uuid = {case} \
+         WHERE id IN ({ids}) AND (uuid IS NULL OR uuid = {case})",
+        t = t.quoted(),
+        ids = placeholders(n),
+    ));
+    for r in rows {
+        q = DB::text(DB::id(q, r.numero_id), r.estado.as_str().to_owned());
+    }
+    for r in rows {
+        q = DB::int(DB::id(q, r.numero_id), to_i32(r.intento));
+    }
+    for r in rows {
+        q = DB::text(DB::id(q, r.numero_id), r.resultado.as_str().to_owned());
+    }
+    for r in rows {
+        q = DB::opt_text(DB::id(q, r.numero_id), r.causa.clone());
+    }
+    for r in rows {
+        q = DB::int(DB::id(q, r.numero_id), to_i32(r.duracion));
+    }
+    for r in rows {
+        q = DB::opt_time(DB::id(q, r.numero_id), r.proximo_intento.map(to_naive));
+    }
+    for r in rows {
+        q = DB::text(DB::id(q, r.numero_id), r.uuid.clone());
+    }
+    for r in rows {
+        q = DB::id(q, r.numero_id);
+    }
+    for r in rows {
+        q = DB::text(DB::id(q, r.numero_id), r.uuid.clone());
+    }
+    q
+}
+
+/// What one batch of [`NumberUpdate`]s does to one numbers table.
+pub(super) struct TableWrites<'a> {
+    pub(super) tabla: &'a TableName,
+    /// Answered calls that the same batch does not also finish.
+    pub(super) answered: Vec<i64>,
+    /// The last record of each number finished in the batch (a number's last attempt wins).
+    pub(super) finished: Vec<&'a CallRecord>,
+}
+
+/// Groups a batch by table, in first-seen order, so each table costs a few statements whatever the
+/// batch size.
+pub(super) fn plan(updates: &[NumberUpdate]) -> Vec<TableWrites<'_>> {
+    let mut tables: Vec<TableWrites<'_>> = Vec::new();
+    let mut slot = |t| match tables.iter().position(|w: &TableWrites<'_>| w.tabla == t) {
+        Some(i) => i,
+        None => {
+            tables.push(TableWrites {
+                tabla: t,
+                answered: Vec::new(),
+                finished: Vec::new(),
+            });
+            tables.len() - 1
+        }
+    };
+    let mut answered: Vec<(usize, i64)> = Vec::new();
+    let mut finished: Vec<(usize, &CallRecord)> = Vec::new();
+    for u in updates {
+        match u {
+            NumberUpdate::Answered { tabla, id } => answered.push((slot(tabla), *id)),
+            NumberUpdate::Finished(r) => {
+                let i = slot(&r.tabla);
+                finished.retain(|(j, old)| !(*j == i && old.numero_id == r.numero_id));
+                finished.push((i, r));
+            }
+        }
+    }
+    for (i, r) in finished {
+        tables[i].finished.push(r);
+    }
+    for (i, id) in answered {
+        if !tables[i].finished.iter().any(|r| r.numero_id == id) {
+            tables[i].answered.push(id);
+        }
+    }
+    tables
+}
+
+/// The CDR rows of a batch, in batch order.
+pub(super) fn calls(updates: &[NumberUpdate]) -> impl Iterator<Item = &CallRecord> {
+    updates.iter().filter_map(|u| match u {
+        NumberUpdate::Finished(r) => Some(r),
+        NumberUpdate::Answered { .. } => None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_list() {
+        assert_eq!(placeholders(3), "?, ?, ?");
+        assert_eq!(case_by_id(2), "CASE id WHEN ? THEN ? WHEN ? THEN ? END");
+    }
+}

@@ -1,0 +1,35 @@
+//! The batched writer's transaction on SQLite: number updates and CDR rows of many calls.
+
+use diesel::sqlite::Sqlite;
+use diesel::RunQueryDsl;
+
+use super::SqliteStore;
+use crate::store::rows::NewCall;
+use crate::store::schema::llamadas;
+use crate::store::{sql, NumberUpdate, StoreError};
+
+impl SqliteStore {
+    pub(in crate::store) async fn apply(&self, updates: &[NumberUpdate]) -> Result<(), StoreError> {
+        let updates = updates.to_vec();
+        self.run(move |c| {
+            c.immediate_transaction(|c| {
+                for w in sql::plan(&updates) {
+                    if !w.answered.is_empty() {
+                        sql::answered::<Sqlite>(w.tabla, &w.answered).execute(c)?;
+                    }
+                    if !w.finished.is_empty() {
+                        sql::finish::<Sqlite>(w.tabla, &w.finished).execute(c)?;
+                    }
+                }
+                let calls: Vec<NewCall<'_>> = sql::calls(&updates).map(NewCall::from).collect();
+                if !calls.is_empty() {
+                    diesel::insert_into(llamadas::table)
+                        .values(&calls)
+                        .execute(c)?;
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+}

@@ -1,0 +1,87 @@
+//! The per-campaign numbers tables on SQLite: loading, counting, claiming.
+
+use chrono::{DateTime, Utc};
+use diesel::sqlite::Sqlite;
+use diesel::RunQueryDsl;
+
+use super::SqliteStore;
+use crate::domain::{NumberState, TableName};
+use crate::store::rows::{to_naive, ClaimRow, IdRow, InFlightRow, StatsRow};
+use crate::store::{sql, ClaimedNumber, InFlight, NewNumber, NumberStats, StoreError};
+
+impl SqliteStore {
+    /// Returns how many rows were inserted (`INSERT OR IGNORE` skips duplicates).
+    pub(in crate::store) async fn insert_numbers(
+        &self,
+        t: &TableName,
+        batch: &[NewNumber],
+    ) -> Result<u64, StoreError> {
+        let q = sql::insert_numbers::<Sqlite>(t, batch);
+        self.run(move |c| Ok(q.execute(c)? as u64)).await
+    }
+
+    pub(in crate::store) async fn has_numbers_in(
+        &self,
+        t: &TableName,
+        states: &[NumberState],
+    ) -> Result<bool, StoreError> {
+        let q = sql::has_numbers_in::<Sqlite>(t, states);
+        self.run(move |c| Ok(q.get_result::<IdRow>(c)?.id != 0))
+            .await
+    }
+
+    pub(in crate::store) async fn stats(&self, t: &TableName) -> Result<NumberStats, StoreError> {
+        let q = sql::stats::<Sqlite>(t);
+        self.run(move |c| Ok(q.get_result::<StatsRow>(c)?.into()))
+            .await
+    }
+
+    /// Select, mark, read back under the write lock (`BEGIN IMMEDIATE`): no other writer runs
+    /// meanwhile, so two claimers never share a row.
+    pub(in crate::store) async fn claim_due(
+        &self,
+        t: &TableName,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<ClaimedNumber>, StoreError> {
+        let t = t.clone();
+        let now = to_naive(now);
+        let rows = self
+            .run(move |c| {
+                c.immediate_transaction(|c| {
+                    let ids: Vec<IdRow> = sql::due_ids::<Sqlite>(&t, now, limit, "").load(c)?;
+                    if ids.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    let claims: Vec<(i64, String)> = ids
+                        .iter()
+                        .map(|r| (r.id, uuid::Uuid::new_v4().to_string()))
+                        .collect();
+                    sql::mark_claimed::<Sqlite>(&t, now, &claims).execute(c)?;
+                    let ids: Vec<i64> = ids.into_iter().map(|r| r.id).collect();
+                    sql::claimed::<Sqlite>(&t, &ids).load::<ClaimRow>(c)
+                })
+                .map_err(StoreError::from)
+            })
+            .await?;
+        rows.into_iter().map(ClaimedNumber::try_from).collect()
+    }
+
+    pub(in crate::store) async fn unclaim(
+        &self,
+        t: &TableName,
+        ids: &[i64],
+    ) -> Result<(), StoreError> {
+        let q = sql::unclaim::<Sqlite>(t, ids);
+        self.run(move |c| Ok(q.execute(c).map(drop)?)).await
+    }
+
+    pub(in crate::store) async fn in_flight(
+        &self,
+        t: &TableName,
+    ) -> Result<Vec<InFlight>, StoreError> {
+        let q = sql::in_flight::<Sqlite>(t);
+        let rows: Vec<InFlightRow> = self.run(move |c| Ok(q.load(c)?)).await?;
+        rows.into_iter().map(InFlight::try_from).collect()
+    }
+}
