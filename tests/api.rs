@@ -1,9 +1,10 @@
-//! End-to-end tests: the real app on an ephemeral port, a fresh MariaDB database per test, HTTP.
+//! End-to-end tests: the real app on an ephemeral port, a fresh database per test, HTTP. Every test
+//! that touches the store runs on both backends (`name::mysql`, `name::sqlite`).
 
 mod common;
 
 use chrono::{Duration, Utc};
-use common::{config, TestApp};
+use common::{config, on_both_backends, Backend, TestApp};
 use discador::domain::{CallResult, CampaignName, NumberState, PhoneNumber, TableName};
 use discador::store::{CallRecord, NumberUpdate};
 use serde_json::{json, Value};
@@ -23,9 +24,9 @@ fn assert_error(status: u16, body: &Value, want_status: u16, want_code: &str) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn health_docs_and_openapi() {
-    let t = TestApp::spawn().await;
+on_both_backends!(health_docs_and_openapi, worker_threads = 2);
+async fn health_docs_and_openapi(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
     let (s, body) = t.get("/health").await;
     // No FreeSWITCH in these tests: the database is fine, the service says it is degraded and why.
     assert_eq!(
@@ -82,9 +83,9 @@ async fn health_docs_and_openapi() {
     t.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn create_read_update_campaign() {
-    let t = TestApp::spawn().await;
+on_both_backends!(create_read_update_campaign, worker_threads = 2);
+async fn create_read_update_campaign(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
     let (s, body) = t.get("/campanas/").await;
     assert_eq!((s, body), (200, json!([])));
 
@@ -157,9 +158,12 @@ async fn create_read_update_campaign() {
     t.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hostile_names_are_refused_and_change_nothing() {
-    let t = TestApp::spawn().await;
+on_both_backends!(
+    hostile_names_are_refused_and_change_nothing,
+    worker_threads = 2
+);
+async fn hostile_names_are_refused_and_change_nothing(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
     t.create("SANA").await;
     let long = "a".repeat(80);
     for name in [
@@ -204,17 +208,13 @@ async fn hostile_names_are_refused_and_change_nothing() {
     // Everything is still there and nothing else was created.
     let (s, list) = t.get("/campanas/").await;
     assert_eq!((s, list.as_array().map(Vec::len)), (200, Some(1)));
-    assert_eq!(
-        t.db.sql("SHOW TABLES").lines().count(),
-        5,
-        "bases, llamadas, dnc, migrations, SANA"
-    );
+    assert_eq!(t.db.tables(), ["SANA", "bases", "dnc", "llamadas"]);
     t.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn invalid_settings_and_bodies() {
-    let t = TestApp::spawn().await;
+on_both_backends!(invalid_settings_and_bodies, worker_threads = 2);
+async fn invalid_settings_and_bodies(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
     let cases = [
         (json!({"nombre": "A", "cps": -1}), "cps"),
         (json!({"nombre": "A", "cps": 1000.5}), "cps"),
@@ -290,9 +290,9 @@ async fn invalid_settings_and_bodies() {
     t.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn csv_import_reports_every_bad_line() {
-    let t = TestApp::spawn().await;
+on_both_backends!(csv_import_reports_every_bad_line, worker_threads = 2);
+async fn csv_import_reports_every_bad_line(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
     t.create("CARGA").await;
     let mut csv: Vec<u8> = b"nombre,TELEFONO,deuda\r\n".to_vec();
     csv.extend_from_slice(b"Ana,+54 (11) 4000-0001,100\r\n"); // line 2: ok
@@ -393,9 +393,9 @@ async fn csv_import_reports_every_bad_line() {
     t.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn json_import() {
-    let t = TestApp::spawn().await;
+on_both_backends!(json_import, worker_threads = 2);
+async fn json_import(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
     t.create("JSONC").await;
     let body = json!({"numeros": [
         {"telefono": "5550001", "nombre": "Ana"},
@@ -433,9 +433,9 @@ async fn json_import() {
     t.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dialer_commands_record_state() {
-    let t = TestApp::spawn().await;
+on_both_backends!(dialer_commands_record_state, worker_threads = 2);
+async fn dialer_commands_record_state(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
     t.create("PRUEBA").await;
     let cmd = |op: &'static str, body: Value| {
         let t = &t;
@@ -499,9 +499,12 @@ async fn dialer_commands_record_state() {
     t.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn token_protects_everything_but_health_and_docs() {
-    let mut t = TestApp::spawn_with(&["--api-token", "tok-123"]).await;
+on_both_backends!(
+    token_protects_everything_but_health_and_docs,
+    worker_threads = 2
+);
+async fn token_protects_everything_but_health_and_docs(backend: Backend) {
+    let mut t = TestApp::spawn_with(backend, &["--api-token", "tok-123"]).await;
     t.create("CONTOKEN").await; // with the token
     let token = t.token.take();
     for path in [
@@ -543,9 +546,9 @@ async fn token_protects_everything_but_health_and_docs() {
     t.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn public_address_needs_a_token() {
-    let db = common::TestDb::new();
+on_both_backends!(public_address_needs_a_token, worker_threads = 2);
+async fn public_address_needs_a_token(backend: Backend) {
+    let db = common::TestDb::new(backend);
     let url = db.url();
     let err = discador::app::spawn(config(&[
         "--database-url",
@@ -570,6 +573,7 @@ async fn public_address_needs_a_token() {
         .unwrap();
 }
 
+// MySQL only: an unreachable server is a network condition; an SQLite file has no server to lose.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn database_down_answers_503_and_stays_up() {
     // Port 1 on loopback: nothing listens there.
@@ -603,15 +607,32 @@ async fn database_down_answers_503_and_stays_up() {
     app.shutdown().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn adopts_an_existing_table() {
-    let t = TestApp::spawn().await;
-    t.db.sql(
-        "CREATE TABLE leads (id BIGINT AUTO_INCREMENT PRIMARY KEY, telefono VARCHAR(32), cliente VARCHAR(20));
-         INSERT INTO leads (telefono, cliente) VALUES ('5550001', 'a'), ('5550002', 'b');
-         CREATE TABLE sin_tel (id BIGINT AUTO_INCREMENT PRIMARY KEY, numero VARCHAR(32));
-         CREATE TABLE OCUPADA (id INT);",
-    );
+on_both_backends!(adopts_an_existing_table, worker_threads = 2);
+async fn adopts_an_existing_table(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    // The same tables in each dialect. An adopted table's `id` must be generated by the database:
+    // AUTO_INCREMENT on MySQL, the rowid alias `INTEGER PRIMARY KEY` on SQLite (`INT PRIMARY KEY`
+    // is not one: SQLite generates no value for it).
+    t.db.sql(match backend {
+        Backend::Mysql => {
+            "CREATE TABLE leads (id BIGINT AUTO_INCREMENT PRIMARY KEY, telefono VARCHAR(32), cliente VARCHAR(20));
+             INSERT INTO leads (telefono, cliente) VALUES ('5550001', 'a'), ('5550002', 'b');
+             CREATE TABLE sin_tel (id BIGINT AUTO_INCREMENT PRIMARY KEY, numero VARCHAR(32));
+             CREATE TABLE sin_auto (id BIGINT PRIMARY KEY, telefono VARCHAR(32));
+             CREATE TABLE sin_pk (id BIGINT, telefono VARCHAR(32));
+             CREATE TABLE solo_tel (telefono VARCHAR(32));
+             CREATE TABLE OCUPADA (id INT);"
+        }
+        Backend::Sqlite => {
+            "CREATE TABLE leads (id INTEGER PRIMARY KEY, telefono TEXT NOT NULL, cliente TEXT);
+             INSERT INTO leads (telefono, cliente) VALUES ('5550001', 'a'), ('5550002', 'b');
+             CREATE TABLE sin_tel (id INTEGER PRIMARY KEY, numero TEXT);
+             CREATE TABLE sin_auto (id INT PRIMARY KEY, telefono TEXT NOT NULL);
+             CREATE TABLE sin_pk (id INTEGER, telefono TEXT);
+             CREATE TABLE solo_tel (telefono TEXT);
+             CREATE TABLE OCUPADA (id INT);"
+        }
+    });
     let (s, c) = t
         .post_json("/campanas/", json!({"nombre": "ADOPTA", "tabla": "leads"}))
         .await;
@@ -637,10 +658,21 @@ async fn adopts_an_existing_table() {
         .post_json("/campanas/", json!({"nombre": "OTRA", "tabla": "leads"}))
         .await;
     assert_error(s, &e, 409, "conflicto");
-    let (s, e) = t
-        .post_json("/campanas/", json!({"nombre": "MALA", "tabla": "sin_tel"}))
-        .await;
-    assert_error(s, &e, 400, "invalido");
+    for (tabla, about) in [
+        ("sin_tel", "telefono"),
+        ("sin_auto", "id"),
+        ("sin_pk", "id"),
+        ("solo_tel", "id"),
+    ] {
+        let (s, e) = t
+            .post_json("/campanas/", json!({"nombre": "MALA", "tabla": tabla}))
+            .await;
+        assert_error(s, &e, 400, "invalido");
+        assert!(
+            e["mensaje"].as_str().unwrap().contains(about),
+            "{tabla}: {e}"
+        );
+    }
     let (s, e) = t
         .post_json("/campanas/", json!({"nombre": "OCUPADA"}))
         .await;
@@ -654,9 +686,12 @@ async fn adopts_an_existing_table() {
     t.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn store_claims_never_overlap_and_apply_is_atomic() {
-    let t = TestApp::spawn().await;
+on_both_backends!(
+    store_claims_never_overlap_and_apply_is_atomic,
+    worker_threads = 4
+);
+async fn store_claims_never_overlap_and_apply_is_atomic(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
     t.create("CLAIM").await;
     let csv: String = std::iter::once("telefono".to_owned())
         .chain((0..300).map(|i| format!("555{i:04}")))
@@ -784,9 +819,12 @@ async fn store_claims_never_overlap_and_apply_is_atomic() {
     t.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn batched_results_keep_each_number_on_its_own_attempt() {
-    let t = TestApp::spawn().await;
+on_both_backends!(
+    batched_results_keep_each_number_on_its_own_attempt,
+    worker_threads = 2
+);
+async fn batched_results_keep_each_number_on_its_own_attempt(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
     t.create("LOTE").await;
     let csv = "telefono\n5551001\n5551002\n5551003\n5551004\n";
     let (s, _) = t
@@ -875,9 +913,12 @@ async fn batched_results_keep_each_number_on_its_own_attempt() {
     t.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn do_not_call_list_takes_valid_numbers_and_names_the_rest() {
-    let t = TestApp::spawn().await;
+on_both_backends!(
+    do_not_call_list_takes_valid_numbers_and_names_the_rest,
+    worker_threads = 2
+);
+async fn do_not_call_list_takes_valid_numbers_and_names_the_rest(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
     let (s, b) = t
         .post_json(
             "/dnc/",
@@ -906,10 +947,10 @@ async fn do_not_call_list_takes_valid_numbers_and_names_the_rest() {
     t.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn wide_csv_rows_load_in_several_batches() {
+on_both_backends!(wide_csv_rows_load_in_several_batches, worker_threads = 2);
+async fn wide_csv_rows_load_in_several_batches(backend: Backend) {
     // 2,500 rows of 8 KB: 20 MB of data, split by the byte cap of a batch.
-    let t = TestApp::spawn().await;
+    let t = TestApp::spawn(backend).await;
     t.create("ANCHA").await;
     let filler = "x".repeat(8 * 1024);
     let mut csv = String::from("telefono,notas\n");
@@ -923,10 +964,10 @@ async fn wide_csv_rows_load_in_several_batches() {
     t.shutdown().await;
 }
 
+on_both_backends!(store_connects_on_a_current_thread_runtime);
 /// The store works on the default (current-thread) test runtime too, as other modules' tests use it.
-#[tokio::test]
-async fn store_connects_on_a_current_thread_runtime() {
-    let db = common::TestDb::new();
+async fn store_connects_on_a_current_thread_runtime(backend: Backend) {
+    let db = common::TestDb::new(backend);
     let store = discador::store::Store::connect(&discador::config::Secret::new(db.url()))
         .await
         .expect("connect");
@@ -938,9 +979,10 @@ async fn store_connects_on_a_current_thread_runtime() {
     assert!(store.campaigns().await.expect("list").is_empty());
 }
 
+// MySQL only: the outage is a cut TCP proxy (`DbProxy`) in front of MariaDB.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn database_outage_mid_run_answers_503_then_recovers() {
-    let db = common::TestDb::new();
+    let db = common::TestDb::new(Backend::Mysql);
     let mut proxy = common::DbProxy::start().await;
     let url = proxy.url(&db.name);
     let app = discador::app::spawn(config(&["--database-url", &url]))
@@ -977,9 +1019,9 @@ async fn database_outage_mid_run_answers_503_then_recovers() {
     app.shutdown().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn estado_follows_the_numbers_table() {
-    let t = TestApp::spawn().await;
+on_both_backends!(estado_follows_the_numbers_table, worker_threads = 2);
+async fn estado_follows_the_numbers_table(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
     t.create("VIVO").await;
     let csv: String = std::iter::once("telefono".to_owned())
         .chain((0..20).map(|i| format!("555{i:04}")))
@@ -1033,5 +1075,199 @@ async fn estado_follows_the_numbers_table() {
         (st["pendientes"].as_u64(), st["marcando"].as_u64()),
         (Some(15), Some(5))
     );
+    t.shutdown().await;
+}
+
+on_both_backends!(names_that_differ_only_in_case, worker_threads = 2);
+/// MySQL table names are case-sensitive on Linux (and `bases.nombre` is binary), so `Prueba` and
+/// `PRUEBA` are two campaigns with two tables. SQLite's table names are not: there the second one
+/// would be the first one's table, so it is refused as a conflict and the first campaign is left
+/// as it was; adopting that table under another spelling is refused likewise.
+async fn names_that_differ_only_in_case(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    let first = t.create("Prueba").await;
+    let (s, r) = t
+        .post_raw(
+            "/campana/Prueba/numeros",
+            "text/csv",
+            b"telefono\n5550001\n5550002\n".to_vec(),
+        )
+        .await;
+    assert_eq!((s, r["insertados"].as_u64()), (200, Some(2)), "{r}");
+
+    let (s, second) = t.post_json("/campanas/", json!({"nombre": "PRUEBA"})).await;
+    let (s_adopt, adopt) = t
+        .post_json("/campanas/", json!({"nombre": "OTRA", "tabla": "prueba"}))
+        .await;
+    match backend {
+        Backend::Mysql => {
+            assert_eq!(s, 201, "{second}");
+            assert_eq!(s_adopt, 201, "a new table `prueba`: {adopt}");
+            assert_eq!(
+                t.db.tables(),
+                ["PRUEBA", "Prueba", "bases", "dnc", "llamadas", "prueba"]
+            );
+            let (s, c) = t.get("/campana/PRUEBA").await;
+            assert_eq!((s, c["tabla"].as_str()), (200, Some("PRUEBA")), "{c}");
+            assert_eq!(estadisticas(&t, "PRUEBA").await["total"].as_u64(), Some(0));
+            let (_, list) = t.get("/campanas/").await;
+            assert_eq!(list.as_array().map(Vec::len), Some(3), "{list}");
+        }
+        Backend::Sqlite => {
+            for (s, e) in [(s, &second), (s_adopt, &adopt)] {
+                assert_error(s, e, 409, "conflicto");
+                assert!(
+                    e["mensaje"]
+                        .as_str()
+                        .unwrap()
+                        .to_lowercase()
+                        .contains("prueba"),
+                    "the message names the clashing table: {e}"
+                );
+            }
+            assert_eq!(t.db.tables(), ["Prueba", "bases", "dnc", "llamadas"]);
+            // Lookups stay exact, as on MySQL: `PRUEBA` is not another spelling of `Prueba`.
+            let (s, e) = t.get("/campana/PRUEBA").await;
+            assert_error(s, &e, 404, "no_encontrado");
+            let (_, list) = t.get("/campanas/").await;
+            assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+        }
+    }
+    // The first campaign and its numbers are untouched either way.
+    let (s, got) = t.get("/campana/Prueba").await;
+    assert_eq!((s, &got), (200, &first));
+    let st = estadisticas(&t, "Prueba").await;
+    assert_eq!(
+        (st["total"].as_u64(), st["pendientes"].as_u64()),
+        (Some(2), Some(2)),
+        "{st}"
+    );
+    t.shutdown().await;
+}
+
+on_both_backends!(table_names_that_sqlite_reserves, worker_threads = 2);
+/// SQLite reserves every table name starting with `sqlite_` (in any case). The name rules
+/// (`domain::names`) accept them, so on MySQL they are ordinary names; on SQLite creating or
+/// adopting such a table must be refused as the client's mistake (400 or 409, never a 500) and
+/// leave nothing behind.
+async fn table_names_that_sqlite_reserves(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    for body in [
+        json!({"nombre": "sqlite_x"}),
+        json!({"nombre": "SQLITE_Y"}),
+        json!({"nombre": "MAESTRA", "tabla": "sqlite_master"}),
+        json!({"nombre": "SECUENCIA", "tabla": "sqlite_sequence"}),
+    ] {
+        let (s, r) = t.post_json("/campanas/", body.clone()).await;
+        match backend {
+            Backend::Mysql => assert_eq!(s, 201, "{body} → {r}"),
+            Backend::Sqlite => {
+                let code = match s {
+                    400 => "invalido",
+                    409 => "conflicto",
+                    _ => panic!("{body} must be refused with 400 or 409: {s} {r}"),
+                };
+                assert_error(s, &r, s, code);
+            }
+        }
+    }
+    let (_, list) = t.get("/campanas/").await;
+    match backend {
+        Backend::Mysql => {
+            assert_eq!(list.as_array().map(Vec::len), Some(4), "{list}");
+            assert_eq!(
+                t.db.tables(),
+                [
+                    "SQLITE_Y",
+                    "bases",
+                    "dnc",
+                    "llamadas",
+                    "sqlite_master",
+                    "sqlite_sequence",
+                    "sqlite_x"
+                ]
+            );
+        }
+        Backend::Sqlite => {
+            assert_eq!(list, json!([]));
+            assert_eq!(t.db.tables(), ["bases", "dnc", "llamadas"]);
+        }
+    }
+    // The store is still fine for ordinary names.
+    t.create("NORMAL").await;
+    t.shutdown().await;
+}
+
+on_both_backends!(
+    a_restart_on_the_same_database_keeps_everything,
+    worker_threads = 2
+);
+/// Everything stored survives a clean restart on the same database (on SQLite: the same file,
+/// created by the app in WAL mode).
+async fn a_restart_on_the_same_database_keeps_everything(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    if let Some(path) = t.db.path() {
+        assert!(path.is_file(), "the app creates {}", path.display());
+        assert_eq!(t.db.sql("PRAGMA journal_mode"), "wal");
+    }
+    t.create("PERSISTE").await;
+    let (s, p) = t
+        .patch_json(
+            "/campana/PERSISTE",
+            json!({"cps": 2.5, "dias": ["lun", "sab"], "caller_id": "5551000"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{p}");
+    let (s, r) = t
+        .post_raw(
+            "/campana/PERSISTE/numeros",
+            "text/csv",
+            b"telefono,nombre\n5550001,Ana\n5550002,Bob\n5550003,Eva\n".to_vec(),
+        )
+        .await;
+    assert_eq!((s, r["insertados"].as_u64()), (200, Some(3)), "{r}");
+    let (s, r) = t
+        .post_json("/dnc/", json!({"telefonos": ["5559999"]}))
+        .await;
+    assert_eq!((s, r["agregados"].as_u64()), (200, Some(1)), "{r}");
+    let (_, before) = t.get("/campana/PERSISTE").await;
+
+    let db = t.shutdown().await;
+    if let Some(path) = db.path() {
+        assert!(path.is_file(), "the file outlives the app");
+    }
+    let t = TestApp::spawn_on(db, &[]).await;
+    let (s, after) = t.get("/campana/PERSISTE").await;
+    assert_eq!((s, &after), (200, &before));
+    let (_, list) = t.get("/campanas/").await;
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+    let st = estadisticas(&t, "PERSISTE").await;
+    assert_eq!(
+        (st["total"].as_u64(), st["pendientes"].as_u64()),
+        (Some(3), Some(3)),
+        "{st}"
+    );
+    // The numbers, their data and the table's unique index came back too.
+    assert_eq!(
+        t.db.sql("SELECT telefono, datos FROM PERSISTE ORDER BY id"),
+        "5550001\t{\"nombre\":\"Ana\"}\n5550002\t{\"nombre\":\"Bob\"}\n5550003\t{\"nombre\":\"Eva\"}"
+    );
+    let (s, r) = t
+        .post_raw(
+            "/campana/PERSISTE/numeros",
+            "text/csv",
+            b"telefono\n5550001\n5550004\n".to_vec(),
+        )
+        .await;
+    assert_eq!(
+        (s, r["insertados"].as_u64(), r["duplicados"].as_u64()),
+        (200, Some(1), Some(1)),
+        "{r}"
+    );
+    let (s, r) = t
+        .post_json("/dnc/", json!({"telefonos": ["5559999"]}))
+        .await;
+    assert_eq!((s, r["ya_estaban"].as_u64()), (200, Some(1)), "{r}");
+    t.create("NUEVA").await;
     t.shutdown().await;
 }

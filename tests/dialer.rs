@@ -1,5 +1,6 @@
 //! The dialer end to end: the real service (API, dialer, ESL client, controller, tracker, writer)
-//! against the FreeSWITCH simulator and a throw-away MariaDB database per test.
+//! against the FreeSWITCH simulator and a throw-away database per test, on both store backends
+//! (`name::mysql`, `name::sqlite`).
 //!
 //! The simulator decides each call by the number's last digit: 0 busy, 1 no answer, 2 invalid,
 //! 3 answering machine, 4 rejected, 5 network failure, 6/7/8 human, 9 human with AMD NOTSURE.
@@ -10,7 +11,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use common::TestApp;
+use common::{on_both_backends, Backend, TestApp};
 use discador::sim::{SimConfig, SimHandle, Simulator};
 use serde_json::{json, Value};
 
@@ -27,7 +28,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-async fn rig(flags: &[&str]) -> Rig {
+async fn rig(backend: Backend, flags: &[&str]) -> Rig {
     let socket = format!("127.0.0.1:{}", free_port());
     let sim = Simulator::start(SimConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
@@ -57,7 +58,7 @@ async fn rig(flags: &[&str]) -> Rig {
         }
     }
     args.extend_from_slice(flags);
-    let app = TestApp::spawn_with(&args).await;
+    let app = TestApp::spawn_with(backend, &args).await;
     Rig { sim, app }
 }
 
@@ -182,9 +183,14 @@ fn count(b: &Value, k: &str) -> u64 {
     b["estadisticas"][k].as_u64().unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_thousand_numbers_reach_the_expected_counts_with_retries_and_amd_routing() {
-    let rig = rig(&[]).await;
+on_both_backends!(
+    a_thousand_numbers_reach_the_expected_counts_with_retries_and_amd_routing,
+    worker_threads = 2
+);
+async fn a_thousand_numbers_reach_the_expected_counts_with_retries_and_amd_routing(
+    backend: Backend,
+) {
+    let rig = rig(backend, &[]).await;
     let nums = numbers("54911", 1000, &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
     rig.campaign(
         "MIL",
@@ -248,9 +254,9 @@ async fn a_thousand_numbers_reach_the_expected_counts_with_retries_and_amd_routi
     rig.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn health_reports_the_freeswitch_link() {
-    let rig = rig(&[]).await;
+on_both_backends!(health_reports_the_freeswitch_link, worker_threads = 2);
+async fn health_reports_the_freeswitch_link(backend: Backend) {
+    let rig = rig(backend, &[]).await;
     let t0 = Instant::now();
     loop {
         let (s, b) = rig.app.get("/health").await;
@@ -266,9 +272,9 @@ async fn health_reports_the_freeswitch_link() {
     rig.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_retry_happens_only_after_its_delay() {
-    let rig = rig(&[]).await;
+on_both_backends!(a_retry_happens_only_after_its_delay, worker_threads = 2);
+async fn a_retry_happens_only_after_its_delay(backend: Backend) {
+    let rig = rig(backend, &[]).await;
     let nums = numbers("54922", 5, &[0]);
     rig.campaign(
         "REINTENTO",
@@ -297,9 +303,12 @@ async fn a_retry_happens_only_after_its_delay() {
     rig.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nothing_is_dialed_outside_the_calling_window() {
-    let rig = rig(&[]).await;
+on_both_backends!(
+    nothing_is_dialed_outside_the_calling_window,
+    worker_threads = 2
+);
+async fn nothing_is_dialed_outside_the_calling_window(backend: Backend) {
+    let rig = rig(backend, &[]).await;
     // A one-hour window that starts two hours from now (UTC): closed now, whatever the time.
     let h = chrono::Timelike::hour(&chrono::Utc::now());
     let inicio = format!("{:02}:00", (h + 2) % 24);
@@ -324,9 +333,12 @@ async fn nothing_is_dialed_outside_the_calling_window() {
     rig.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_campaigns_share_the_global_cps_ceiling() {
-    let rig = rig(&["--cps-maximo", "20"]).await;
+on_both_backends!(
+    two_campaigns_share_the_global_cps_ceiling,
+    worker_threads = 2
+);
+async fn two_campaigns_share_the_global_cps_ceiling(backend: Backend) {
+    let rig = rig(backend, &["--cps-maximo", "20"]).await;
     rig.campaign("UNO", json!({"cps": 20}), &numbers("54944", 60, &[6]))
         .await;
     rig.campaign("DOS", json!({"cps": 20}), &numbers("54955", 60, &[6]))
@@ -366,9 +378,12 @@ async fn two_campaigns_share_the_global_cps_ceiling() {
     rig.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_gateway_ceiling_is_shared_by_the_campaigns_that_use_it() {
-    let rig = rig(&["--cps-por-gateway", "gw_lento=10"]).await;
+on_both_backends!(
+    a_gateway_ceiling_is_shared_by_the_campaigns_that_use_it,
+    worker_threads = 2
+);
+async fn a_gateway_ceiling_is_shared_by_the_campaigns_that_use_it(backend: Backend) {
+    let rig = rig(backend, &["--cps-por-gateway", "gw_lento=10"]).await;
     rig.campaign(
         "GWA",
         json!({"cps": 20, "gateway": "gw_lento"}),
@@ -416,9 +431,12 @@ async fn a_gateway_ceiling_is_shared_by_the_campaigns_that_use_it() {
     rig.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pause_stops_new_originates_and_resume_continues() {
-    let rig = rig(&[]).await;
+on_both_backends!(
+    pause_stops_new_originates_and_resume_continues,
+    worker_threads = 2
+);
+async fn pause_stops_new_originates_and_resume_continues(backend: Backend) {
+    let rig = rig(backend, &[]).await;
     let nums = numbers("54966", 150, &[6]);
     rig.campaign("PAUSA", json!({"cps": 20}), &nums).await;
     rig.command("iniciar", "PAUSA").await;
@@ -457,9 +475,12 @@ async fn pause_stops_new_originates_and_resume_continues() {
     rig.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_hostile_number_in_the_table_never_reaches_a_dial_string() {
-    let rig = rig(&[]).await;
+on_both_backends!(
+    a_hostile_number_in_the_table_never_reaches_a_dial_string,
+    worker_threads = 2
+);
+async fn a_hostile_number_in_the_table_never_reaches_a_dial_string(backend: Backend) {
+    let rig = rig(backend, &[]).await;
     rig.campaign("HOSTIL", json!({"cps": 50}), &[]).await;
     // Loaded by hand into the campaign's table, bypassing the API's validation.
     rig.app.db.sql(
@@ -483,9 +504,9 @@ async fn a_hostile_number_in_the_table_never_reaches_a_dial_string() {
     rig.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_esl_drop_mid_campaign_loses_no_call() {
-    let rig = rig(&[]).await;
+on_both_backends!(an_esl_drop_mid_campaign_loses_no_call, worker_threads = 2);
+async fn an_esl_drop_mid_campaign_loses_no_call(backend: Backend) {
+    let rig = rig(backend, &[]).await;
     // People, machines and busy lines; busy ones are retried.
     let nums = numbers("54977", 300, &[6, 7, 8, 3, 0]);
     rig.campaign(
@@ -522,9 +543,12 @@ async fn an_esl_drop_mid_campaign_loses_no_call() {
     rig.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn avmd_routes_beeps_to_the_machine_rule_and_an_empty_destination_hangs_up() {
-    let rig = rig(&[]).await;
+on_both_backends!(
+    avmd_routes_beeps_to_the_machine_rule_and_an_empty_destination_hangs_up,
+    worker_threads = 2
+);
+async fn avmd_routes_beeps_to_the_machine_rule_and_an_empty_destination_hangs_up(backend: Backend) {
+    let rig = rig(backend, &[]).await;
     let nums = numbers("54999", 20, &[3, 6]);
     rig.campaign(
         "BEEP",
@@ -556,9 +580,12 @@ async fn avmd_routes_beeps_to_the_machine_rule_and_an_empty_destination_hangs_up
     rig.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_new_cps_applies_to_a_running_campaign_at_once() {
-    let rig = rig(&[]).await;
+on_both_backends!(
+    a_new_cps_applies_to_a_running_campaign_at_once,
+    worker_threads = 2
+);
+async fn a_new_cps_applies_to_a_running_campaign_at_once(backend: Backend) {
+    let rig = rig(backend, &[]).await;
     let nums = numbers("54911", 60, &[6]);
     rig.campaign("RITMO", json!({"cps": 1}), &nums).await;
     rig.command("iniciar", "RITMO").await;
@@ -593,9 +620,10 @@ async fn a_new_cps_applies_to_a_running_campaign_at_once() {
     rig.stop().await;
 }
 
+// MySQL only: the outage is a cut TCP proxy (`DbProxy`) in front of MariaDB.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_outage_pauses_claims_and_loses_no_result() {
-    let db = common::TestDb::new();
+    let db = common::TestDb::new(Backend::Mysql);
     let mut proxy = common::DbProxy::start().await;
     let url = proxy.url(&db.name);
     let socket = format!("127.0.0.1:{}", free_port());
@@ -678,9 +706,9 @@ async fn a_database_outage_pauses_claims_and_loses_no_result() {
     rig.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn do_not_call_numbers_are_never_dialed() {
-    let rig = rig(&[]).await;
+on_both_backends!(do_not_call_numbers_are_never_dialed, worker_threads = 2);
+async fn do_not_call_numbers_are_never_dialed(backend: Backend) {
+    let rig = rig(backend, &[]).await;
     let nums = numbers("54912", 10, &[6]);
     rig.campaign("NOLLAMAR", json!({"cps": 50}), &nums).await;
     // Two of them go on the do-not-call list after loading: it is checked at dial time.

@@ -1,6 +1,7 @@
 //! `kill -9` in the middle of a campaign, then a restart: no number is lost, none is dialed twice
 //! at once, and the counts add up. The service runs as a real child process (the binary), the
 //! simulator in this test process, so calls live on across the crash as they would in FreeSWITCH.
+//! On both store backends: a SQLite file must come back as whole as a MariaDB database.
 
 mod common;
 
@@ -8,7 +9,7 @@ use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::TestDb;
+use common::{on_both_backends, Backend, TestDb};
 use discador::sim::{SimConfig, Simulator, Timings};
 use serde_json::{json, Value};
 
@@ -45,15 +46,23 @@ async fn start_server(db: &TestDb, esl_port: u16, socket_port: u16) -> Server {
         .stdout(Stdio::null())
         .spawn()
         .expect("the server binary starts");
-    let base = format!("http://127.0.0.1:{api}");
+    // Owned by a `Server` at once, so that a failed start-up below kills it too.
+    let mut server = Server {
+        child,
+        base: format!("http://127.0.0.1:{api}"),
+    };
     let http = reqwest::Client::new();
     let t0 = Instant::now();
     loop {
-        if let Ok(r) = http.get(format!("{base}/health")).send().await {
+        if let Ok(r) = http.get(format!("{}/health", server.base)).send().await {
             let b: Value = r.json().await.unwrap_or(Value::Null);
             if b["freeswitch"] == "conectado" {
                 break;
             }
+        }
+        // A refused configuration ends the process: say so now (its error is on stderr above).
+        if let Some(status) = server.child.try_wait().expect("server status") {
+            panic!("the server exited during start-up ({status})");
         }
         assert!(
             t0.elapsed() < Duration::from_secs(30),
@@ -61,12 +70,15 @@ async fn start_server(db: &TestDb, esl_port: u16, socket_port: u16) -> Server {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    Server { child, base }
+    server
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_9_mid_campaign_then_restart_loses_nothing() {
-    let db = TestDb::new();
+on_both_backends!(
+    kill_9_mid_campaign_then_restart_loses_nothing,
+    worker_threads = 2
+);
+async fn kill_9_mid_campaign_then_restart_loses_nothing(backend: Backend) {
+    let db = TestDb::new(backend);
     let socket_port = free_port();
     // Calls of about a second (talk 100 s × 0.01), so some are up when the server dies.
     let sim = Simulator::start(SimConfig {

@@ -1,6 +1,8 @@
-//! Test harness: a throw-away MariaDB database per test and the real app on an ephemeral port.
+//! Test harness: a throw-away database per test (MariaDB or SQLite) and the real app on an
+//! ephemeral port.
 #![allow(dead_code)] // each test binary uses a different subset
 
+use std::path::PathBuf;
 use std::process::Command;
 
 use clap::Parser;
@@ -9,51 +11,183 @@ use discador::config::Config;
 
 pub const MYSQL_HOST: &str = "127.0.0.1";
 
-/// A database `discador_t_<random>` that is dropped when this value is dropped, also when the test
-/// panics. Dropping uses the `mysql` client so that it works outside any async runtime.
+/// The store backends a test can run on, chosen by the scheme of `DATABASE_URL`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// MariaDB on `127.0.0.1:3306`, root without password.
+    Mysql,
+    /// An embedded SQLite file.
+    Sqlite,
+}
+
+/// Turns one `async fn name(backend: Backend)` into two tests, `name::mysql` and `name::sqlite`,
+/// so that a test body is written once and runs on both store backends.
+///
+/// - `on_both_backends!(name);` runs both on `#[tokio::test]` (current-thread runtime);
+/// - `on_both_backends!(name, worker_threads = 2);` runs both on
+///   `#[tokio::test(flavor = "multi_thread", worker_threads = 2)]`.
+///
+/// ```ignore
+/// async fn creates_a_campaign(backend: Backend) {
+///     let t = TestApp::spawn(backend).await;
+///     t.create("PRUEBA").await;
+///     t.shutdown().await;
+/// }
+/// on_both_backends!(creates_a_campaign, worker_threads = 2);
+/// ```
+///
+/// `cargo test sqlite` (or `mysql`) then selects one backend's variants.
+macro_rules! on_both_backends {
+    ($name:ident) => {
+        $crate::common::on_both_backends!(@tests $name, #[tokio::test]);
+    };
+    ($name:ident, worker_threads = $n:literal) => {
+        $crate::common::on_both_backends!(
+            @tests $name,
+            #[tokio::test(flavor = "multi_thread", worker_threads = $n)]
+        );
+    };
+    (@tests $name:ident, $($attr:tt)*) => {
+        mod $name {
+            $($attr)*
+            async fn mysql() {
+                super::$name($crate::common::Backend::Mysql).await
+            }
+
+            $($attr)*
+            async fn sqlite() {
+                super::$name($crate::common::Backend::Sqlite).await
+            }
+        }
+    };
+}
+pub(crate) use on_both_backends;
+
+/// A throw-away database, removed when this value is dropped, also when the test panics:
+/// - MySQL: a database `discador_t_<random>`, dropped with the `mysql` client (so that it works
+///   outside any async runtime);
+/// - SQLite: a directory `<temp>/discador_t_<random>/` holding `discador.db` (and its `-wal` and
+///   `-shm` files), removed as a whole. The app creates the file itself.
 pub struct TestDb {
+    /// `discador_t_<random>`: the MySQL database, or the SQLite file's directory.
     pub name: String,
+    backend: Backend,
+    /// SQLite only: the directory holding the database file.
+    dir: Option<PathBuf>,
 }
 
 impl TestDb {
-    pub fn new() -> Self {
-        TestDb {
-            name: format!("discador_t_{:016x}", rand::random::<u64>()),
-        }
+    pub fn new(backend: Backend) -> Self {
+        let name = format!("discador_t_{:016x}", rand::random::<u64>());
+        let dir = match backend {
+            Backend::Mysql => None,
+            Backend::Sqlite => {
+                let dir = std::path::absolute(std::env::temp_dir().join(&name))
+                    .expect("an absolute temporary directory");
+                std::fs::create_dir_all(&dir).expect("create the SQLite test directory");
+                Some(dir)
+            }
+        };
+        TestDb { name, backend, dir }
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// SQLite only: the database file (absolute).
+    pub fn path(&self) -> Option<PathBuf> {
+        self.dir.as_deref().map(|d| d.join("discador.db"))
     }
 
     pub fn url(&self) -> String {
-        format!("mysql://root@{MYSQL_HOST}:3306/{}", self.name)
+        match self.backend {
+            Backend::Mysql => format!("mysql://root@{MYSQL_HOST}:3306/{}", self.name),
+            Backend::Sqlite => format!("sqlite://{}", self.sqlite_path().display()),
+        }
     }
 
-    /// Runs SQL in this database (for set-ups the API does not offer, e.g. a table to adopt).
+    fn sqlite_path(&self) -> PathBuf {
+        self.path().expect("a SQLite test database has a path")
+    }
+
+    /// Runs SQL in this database (for set-ups the API does not offer, e.g. a table to adopt, and
+    /// for checking what was stored). Returns stdout trimmed: one row per line, columns separated
+    /// by tabs, NULL as `NULL` (as `mysql -N -B` prints them, on both backends).
     pub fn sql(&self, sql: &str) -> String {
-        let out = Command::new("mysql")
-            .args([
-                "-h", MYSQL_HOST, "-uroot", "-N", "-B", &self.name, "-e", sql,
-            ])
-            .output()
-            .expect("mysql client runs");
+        let out = match self.backend {
+            Backend::Mysql => Command::new("mysql")
+                .args([
+                    "-h", MYSQL_HOST, "-uroot", "-N", "-B", &self.name, "-e", sql,
+                ])
+                .output()
+                .expect("mysql client runs"),
+            Backend::Sqlite => Command::new("sqlite3")
+                .args([
+                    "-batch",
+                    "-noheader",
+                    "-separator",
+                    "\t",
+                    "-nullvalue",
+                    "NULL",
+                ])
+                // The app holds the file open: wait for its write locks instead of failing.
+                .args(["-cmd", ".timeout 5000"])
+                .arg(self.sqlite_path())
+                .arg(sql)
+                .output()
+                .expect("the sqlite3 client runs (the SQLite tests need the sqlite3 CLI)"),
+        };
         assert!(
             out.status.success(),
-            "mysql failed: {}",
+            "{:?} failed on {sql:?}: {}",
+            self.backend,
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// The user tables of this database, sorted: the service's own (`bases`, `llamadas`, `dnc`) and
+    /// the campaigns' numbers tables, without diesel's bookkeeping or SQLite's internal tables.
+    pub fn tables(&self) -> Vec<String> {
+        let listed = match self.backend {
+            Backend::Mysql => self.sql(
+                "SELECT TABLE_NAME FROM information_schema.TABLES \
+                 WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'BASE TABLE'",
+            ),
+            Backend::Sqlite => self.sql(
+                "SELECT name FROM sqlite_master \
+                 WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'",
+            ),
+        };
+        let mut tables: Vec<String> = listed
+            .lines()
+            .filter(|t| *t != "__diesel_schema_migrations")
+            .map(str::to_owned)
+            .collect();
+        tables.sort();
+        tables
     }
 }
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        let _ = Command::new("mysql")
-            .args([
-                "-h",
-                MYSQL_HOST,
-                "-uroot",
-                "-e",
-                &format!("DROP DATABASE IF EXISTS `{}`", self.name),
-            ])
-            .status();
+        match &self.dir {
+            None => {
+                let _ = Command::new("mysql")
+                    .args([
+                        "-h",
+                        MYSQL_HOST,
+                        "-uroot",
+                        "-e",
+                        &format!("DROP DATABASE IF EXISTS `{}`", self.name),
+                    ])
+                    .status();
+            }
+            Some(dir) => {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
     }
 }
 
@@ -94,12 +228,18 @@ pub struct TestApp {
 }
 
 impl TestApp {
-    pub async fn spawn() -> Self {
-        Self::spawn_with(&[]).await
+    /// The app on a fresh database of `backend`.
+    pub async fn spawn(backend: Backend) -> Self {
+        Self::spawn_with(backend, &[]).await
     }
 
-    pub async fn spawn_with(extra: &[&str]) -> Self {
-        let db = TestDb::new();
+    /// The app on a fresh database of `backend`, with extra flags.
+    pub async fn spawn_with(backend: Backend, extra: &[&str]) -> Self {
+        Self::spawn_on(TestDb::new(backend), extra).await
+    }
+
+    /// The app on an existing database, e.g. the one a previous app left (see [`TestApp::shutdown`]).
+    pub async fn spawn_on(db: TestDb, extra: &[&str]) -> Self {
         let url = db.url();
         let mut args = vec!["--database-url", url.as_str()];
         args.extend_from_slice(extra);
@@ -190,8 +330,11 @@ impl TestApp {
         body
     }
 
-    pub async fn shutdown(self) {
+    /// Stops the app cleanly and hands back its database, to restart on it with
+    /// [`TestApp::spawn_on`]; dropping the returned value removes the database.
+    pub async fn shutdown(self) -> TestDb {
         self.app.shutdown().await.expect("clean shutdown");
+        self.db
     }
 }
 
