@@ -129,7 +129,10 @@ impl From<diesel::ConnectionError> for StoreError {
 pub enum Location {
     /// `mysql://user:pass@host:port/db`: the server URL without the database (so the database
     /// can be created before connecting to it) and the validated database name.
-    Mysql { server_url: Secret, database: String },
+    Mysql {
+        server_url: Secret,
+        database: String,
+    },
     /// `sqlite://discador.db` (relative to the working directory) or `sqlite:///var/lib/x.db`.
     Sqlite { path: String },
 }

@@ -8,9 +8,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Integer, Nullable, Text, Timestamp};
 
 use super::schema::{bases, llamadas};
-use super::{
-    CallRecord, Campaign, ClaimedNumber, InFlight, NumberStats, StoreError, TableName,
-};
+use super::{CallRecord, Campaign, ClaimedNumber, InFlight, NumberStats, StoreError, TableName};
 use crate::domain::{
     parse_zone, AmdMode, AmdNotSure, CallingWindow, CampaignName, CampaignState, Cps, DaySet,
     Extension, Gateway, NumberState, PhoneNumber,

@@ -121,9 +121,8 @@ pub(super) fn has_numbers_in<DB: Dialect>(t: &TableName, states: &[NumberState])
 
 /// Per-state counts in one statement (one consistent snapshot), read as [`super::rows::StatsRow`].
 pub(super) fn stats<DB: Dialect>(t: &TableName) -> Query<DB> {
-    let sum = |cond: &str, name: &str| {
-        format!("CAST(COALESCE(SUM({cond}), 0) AS {}) AS {name}", DB::INT)
-    };
+    let sum =
+        |cond: &str, name: &str| format!("CAST(COALESCE(SUM({cond}), 0) AS {}) AS {name}", DB::INT);
     query(format!(
         "SELECT COUNT(*) AS total, {}, {}, {}, {}, {}, {}, {} FROM {}",
         sum("estado = 'PENDIENTE'", "pendientes"),

@@ -123,7 +123,10 @@ impl MysqlStore {
     /// Creates the campaign and its numbers table, or adopts `c.tabla` if it already exists.
     /// All-or-nothing: MySQL DDL cannot be rolled back, so a table created here is dropped again if
     /// the `bases` row cannot be written.
-    pub(in crate::store) async fn create_campaign(&self, c: &NewCampaign) -> Result<Campaign, StoreError> {
+    pub(in crate::store) async fn create_campaign(
+        &self,
+        c: &NewCampaign,
+    ) -> Result<Campaign, StoreError> {
         let mut conn = self.conn().await?;
         if load(&mut conn, &c.nombre).await?.is_some() {
             return Err(campaign_exists(&c.nombre));
@@ -190,7 +193,10 @@ impl MysqlStore {
         Ok(campaign)
     }
 
-    pub(in crate::store) async fn campaign(&self, n: &CampaignName) -> Result<Option<Campaign>, StoreError> {
+    pub(in crate::store) async fn campaign(
+        &self,
+        n: &CampaignName,
+    ) -> Result<Option<Campaign>, StoreError> {
         let mut conn = self.conn().await?;
         load(&mut conn, n).await
     }

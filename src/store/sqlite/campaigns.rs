@@ -114,8 +114,11 @@ fn adopt_table(conn: &mut SqliteConnection, t: &TableName) -> Result<(), StoreEr
     }
     for (name, def) in NUMBER_COLUMNS {
         if find(name).is_none() {
-            diesel::sql_query(format!("ALTER TABLE {} ADD COLUMN {name} {def}", t.quoted()))
-                .execute(conn)?;
+            diesel::sql_query(format!(
+                "ALTER TABLE {} ADD COLUMN {name} {def}",
+                t.quoted()
+            ))
+            .execute(conn)?;
         }
     }
     create_indexes(conn, t)
