@@ -7,6 +7,9 @@
 //! built from the configuration cannot leak them.
 
 use std::fmt;
+
+/// The zero-setup default: an SQLite file in the working directory.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://discador.db";
 use std::net::SocketAddr;
 
 /// A string that must never reach a log line or an error body.
@@ -82,11 +85,12 @@ pub struct Config {
     )]
     pub dial_template: String,
 
-    /// Database URL, `mysql://user:password@host:port/database`. The database is created if missing.
+    /// Database: `sqlite://discador.db` (an embedded file, created if missing; the default) or
+    /// `mysql://user:password@host:port/database` (MySQL/MariaDB; the database is created if missing).
     #[arg(
         long,
         env = "DATABASE_URL",
-        default_value = "mysql://root@127.0.0.1:3306/discador",
+        default_value = DEFAULT_DATABASE_URL,
         hide_env_values = true
     )]
     pub database_url: Secret,

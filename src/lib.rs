@@ -7,6 +7,7 @@ pub mod api;
 pub mod app;
 pub mod config;
 pub mod controller;
+pub mod copy;
 pub mod demo;
 pub mod dialer;
 pub mod domain;

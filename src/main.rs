@@ -28,7 +28,7 @@ enum Cmd {
         #[arg(
             long,
             env = "DATABASE_URL",
-            default_value = "mysql://root@127.0.0.1:3306/discador",
+            default_value = discador::config::DEFAULT_DATABASE_URL,
             hide_env_values = true
         )]
         database_url: Secret,
@@ -39,6 +39,16 @@ enum Cmd {
     Sim(sim::SimConfig),
     /// Dial a demo campaign end to end through the simulator and show its progress.
     Demo(demo::DemoArgs),
+    /// Copy campaigns, numbers, CDRs and the do-not-call list to another database (e.g. from the
+    /// SQLite file to MariaDB). Safe to run again; stop the service on the source first.
+    Copy {
+        /// Source DATABASE_URL.
+        #[arg(long, hide_env_values = true)]
+        from: Secret,
+        /// Destination DATABASE_URL (created and migrated if needed).
+        #[arg(long, hide_env_values = true)]
+        to: Secret,
+    },
 }
 
 /// `serve` is the default: `discador` and `discador --api-listen …` both run the service.
@@ -47,7 +57,18 @@ fn args_with_default_subcommand() -> Vec<String> {
     let first = args.get(1).map(String::as_str);
     let explicit = matches!(
         first,
-        Some("serve" | "migrate" | "sim" | "demo" | "help" | "-h" | "--help" | "-V" | "--version")
+        Some(
+            "serve"
+                | "migrate"
+                | "copy"
+                | "sim"
+                | "demo"
+                | "help"
+                | "-h"
+                | "--help"
+                | "-V"
+                | "--version"
+        )
     );
     if !explicit && first.is_none_or(|a| a.starts_with('-')) {
         args.insert(1, "serve".into());
@@ -88,6 +109,20 @@ async fn main() -> anyhow::Result<()> {
             telemetry::init(log_format);
             store::Store::connect(&database_url).await?;
             tracing::info!("base de datos lista");
+            Ok(())
+        }
+        Cmd::Copy { from, to } => {
+            telemetry::init(LogFormat::Text);
+            let report = discador::copy::copy(&from, &to).await?;
+            let mut campaigns: Vec<_> = report.numeros.iter().collect();
+            campaigns.sort();
+            for (nombre, n) in campaigns {
+                println!("campaña {nombre}: {n} números copiados");
+            }
+            println!(
+                "{} campañas nuevas, {} llamadas, {} números en la lista de no llamar",
+                report.campanas_nuevas, report.llamadas, report.dnc
+            );
             Ok(())
         }
         Cmd::Sim(cfg) => {

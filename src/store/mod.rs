@@ -26,6 +26,8 @@ use diesel_async::pooled_connection::deadpool::PoolError;
 use crate::config::Secret;
 use crate::domain::{CampaignName, CampaignState, NumberState, PhoneNumber, TableName};
 
+pub use rows::{CdrRow, DncRow, NumberRow};
+
 pub use model::{
     CallRecord, Campaign, CampaignPatch, ClaimedNumber, InFlight, InsertCounts, NewCampaign,
     NewNumber, NumberStats, NumberUpdate,
@@ -256,9 +258,21 @@ impl Store {
     /// Creates the campaign and its numbers table, or adopts `c.tabla` if it already exists.
     /// All-or-nothing: a table created here is dropped again if the campaign cannot be recorded.
     pub async fn create_campaign(&self, c: &NewCampaign) -> Result<Campaign, StoreError> {
-        let campaign = on_backend!(self.create_campaign(c))?;
-        tracing::info!(campana = %campaign.nombre, tabla = %campaign.tabla, "campaña creada");
+        let tabla = c
+            .tabla
+            .clone()
+            .unwrap_or_else(|| TableName::from(&c.nombre));
+        let campaign = rows::new_campaign(c, tabla);
+        let adopt = c.tabla.is_some();
+        on_backend!(self.create_campaign(&campaign, adopt))?;
+        tracing::info!(campana = %campaign.nombre, tabla = %campaign.tabla, adoptada = adopt, "campaña creada");
         Ok(campaign)
+    }
+
+    /// Records a campaign exactly as given (state and times included) with a new, empty numbers
+    /// table `c.tabla`: the first step of copying a campaign from another database.
+    pub async fn restore_campaign(&self, c: &Campaign) -> Result<(), StoreError> {
+        on_backend!(self.create_campaign(c, false))
     }
 
     pub async fn campaign(&self, n: &CampaignName) -> Result<Option<Campaign>, StoreError> {
@@ -404,6 +418,58 @@ impl Store {
     }
 }
 
+/// Pages of rows as stored, for `discador copiar` (see `crate::copy`): read by key, written as they
+/// are (keys included), skipping rows the destination already has, so a copy can be run again.
+impl Store {
+    /// Up to `limit` rows of a numbers table with `id > after`, by id.
+    pub async fn number_rows(
+        &self,
+        c: &Campaign,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<NumberRow>, StoreError> {
+        on_backend!(self.number_rows(&c.tabla, after, limit))
+    }
+
+    /// Inserts numbers-table rows; returns how many were new.
+    pub async fn insert_number_rows(
+        &self,
+        c: &Campaign,
+        rows: &[NumberRow],
+    ) -> Result<u64, StoreError> {
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        on_backend!(self.insert_number_rows(&c.tabla, rows))
+    }
+
+    /// Up to `limit` CDRs with `id > after`, by id.
+    pub async fn cdr_rows(&self, after: i64, limit: u32) -> Result<Vec<CdrRow>, StoreError> {
+        on_backend!(self.cdr_rows(after, limit))
+    }
+
+    /// Inserts CDRs; returns how many were new.
+    pub async fn insert_cdr_rows(&self, rows: &[CdrRow]) -> Result<u64, StoreError> {
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        on_backend!(self.insert_cdr_rows(rows))
+    }
+
+    /// Up to `limit` do-not-call entries after `after`, by number.
+    pub async fn dnc_rows(&self, after: &str, limit: u32) -> Result<Vec<DncRow>, StoreError> {
+        on_backend!(self.dnc_rows(after, limit))
+    }
+
+    /// Inserts do-not-call entries; returns how many were new.
+    pub async fn insert_dnc_rows(&self, rows: &[DncRow]) -> Result<u64, StoreError> {
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        on_backend!(self.insert_dnc_rows(rows))
+    }
+}
+
 /// Values per DNC statement: keeps `IN (…)` lists and multi-row inserts well under both backends'
 /// limits on bound values.
 const DNC_CHUNK: usize = 1000;
@@ -448,6 +514,32 @@ mod tests {
             assert!(!err.contains("h/"), "URL leaked: {err}");
             assert!(err.starts_with("DATABASE_URL inválida"), "{err}");
         }
+    }
+
+    /// The two migration sets are kept in step: the same versions, each with up and down.
+    #[test]
+    fn migrations_exist_for_both_backends() {
+        let versions = |backend: &str| -> Vec<String> {
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("migrations")
+                .join(backend);
+            let mut v: Vec<String> = std::fs::read_dir(&dir)
+                .expect("migrations dir")
+                .map(|e| e.expect("entry").path())
+                .inspect(|p| {
+                    assert!(
+                        p.join("up.sql").is_file() && p.join("down.sql").is_file(),
+                        "{p:?}"
+                    )
+                })
+                .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+                .collect();
+            v.sort();
+            v
+        };
+        let mysql = versions("mysql");
+        assert!(!mysql.is_empty());
+        assert_eq!(mysql, versions("sqlite"));
     }
 
     #[test]

@@ -359,3 +359,64 @@ impl TryFrom<InFlightRow> for InFlight {
         })
     }
 }
+
+/// A numbers-table row exactly as stored (the columns discador owns), for copying a campaign to
+/// another database. Times are UTC.
+#[derive(Debug, Clone, PartialEq, QueryableByName)]
+pub struct NumberRow {
+    #[diesel(sql_type = BigInt)]
+    pub id: i64,
+    #[diesel(sql_type = Text)]
+    pub telefono: String,
+    #[diesel(sql_type = Text)]
+    pub estado: String,
+    #[diesel(sql_type = Integer)]
+    pub intentos: i32,
+    #[diesel(sql_type = Nullable<Timestamp>)]
+    pub proximo_intento: Option<NaiveDateTime>,
+    #[diesel(sql_type = Nullable<Timestamp>)]
+    pub ultimo_intento: Option<NaiveDateTime>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub resultado: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub causa: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub uuid: Option<String>,
+    #[diesel(sql_type = Integer)]
+    pub duracion: i32,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub datos: Option<String>,
+}
+
+/// A `llamadas` (CDR) row exactly as stored, id included, for copying to another database.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = llamadas)]
+#[diesel(check_for_backend(diesel::mysql::Mysql, diesel::sqlite::Sqlite))]
+pub struct CdrRow {
+    pub id: i64,
+    pub campana: String,
+    pub numero_id: i64,
+    pub telefono: String,
+    pub intento: i32,
+    pub uuid: String,
+    pub nodo: String,
+    pub estado: String,
+    pub resultado: String,
+    pub causa: Option<String>,
+    pub amd_resultado: Option<String>,
+    pub amd_causa: Option<String>,
+    pub inicio: NaiveDateTime,
+    pub contestada: Option<NaiveDateTime>,
+    pub fin: NaiveDateTime,
+    pub billsec: i32,
+    pub duracion: i32,
+}
+
+/// A do-not-call entry as stored.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = super::schema::dnc)]
+#[diesel(check_for_backend(diesel::mysql::Mysql, diesel::sqlite::Sqlite))]
+pub struct DncRow {
+    pub telefono: String,
+    pub creado: NaiveDateTime,
+}

@@ -324,3 +324,39 @@ mod tests {
         assert_eq!(case_by_id(2), "CASE id WHEN ? THEN ? WHEN ? THEN ? END");
     }
 }
+
+/// The columns of a numbers table that a copy carries, in [`super::rows::NumberRow`]'s order.
+const NUMBER_ROW: &str = "id, telefono, estado, intentos, proximo_intento, ultimo_intento, \
+                          resultado, causa, uuid, duracion, datos";
+
+/// Up to `limit` rows with `id > after`, by id: one page of a copy.
+pub(super) fn number_rows<DB: Dialect>(t: &TableName, after: i64, limit: u32) -> Query<DB> {
+    let q = query::<DB>(format!(
+        "SELECT {NUMBER_ROW} FROM {} WHERE id > ? ORDER BY id LIMIT ?",
+        t.quoted()
+    ));
+    DB::id(DB::id(q, after), i64::from(limit))
+}
+
+/// Inserts rows as they are, ids included; rows whose id or `telefono` is already there are skipped,
+/// so a copy can be run again.
+pub(super) fn insert_number_rows<DB: Dialect>(
+    t: &TableName,
+    rows: &[super::rows::NumberRow],
+) -> Query<DB> {
+    let mut q = query::<DB>(format!(
+        "{} INTO {} ({NUMBER_ROW}) VALUES {}",
+        DB::INSERT_IGNORE,
+        t.quoted(),
+        vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; rows.len()].join(", ")
+    ));
+    for r in rows {
+        q = DB::text(DB::id(q, r.id), r.telefono.clone());
+        q = DB::int(DB::text(q, r.estado.clone()), r.intentos);
+        q = DB::opt_time(DB::opt_time(q, r.proximo_intento), r.ultimo_intento);
+        q = DB::opt_text(DB::opt_text(q, r.resultado.clone()), r.causa.clone());
+        q = DB::int(DB::opt_text(q, r.uuid.clone()), r.duracion);
+        q = DB::opt_text(q, r.datos.clone());
+    }
+    q
+}

@@ -6,11 +6,10 @@ use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl};
 
 use super::MysqlStore;
 use crate::domain::{CampaignName, CampaignState, TableName};
-use crate::store::rows::{new_campaign, now_ms, to_naive, BaseRow, BaseValues, Count};
+use crate::store::rows::{now_ms, to_naive, BaseRow, BaseValues, Count};
 use crate::store::schema::bases;
 use crate::store::{
-    already_exists, campaign_exists, campaign_missing, Campaign, CampaignPatch, NewCampaign,
-    StoreError,
+    already_exists, campaign_exists, campaign_missing, Campaign, CampaignPatch, StoreError,
 };
 
 #[derive(QueryableByName)]
@@ -120,21 +119,19 @@ async fn load(
 }
 
 impl MysqlStore {
-    /// Creates the campaign and its numbers table, or adopts `c.tabla` if it already exists.
+    /// Records `c` with its numbers table `c.tabla`: created, or adopted if it exists and `adopt`.
     /// All-or-nothing: MySQL DDL cannot be rolled back, so a table created here is dropped again if
     /// the `bases` row cannot be written.
     pub(in crate::store) async fn create_campaign(
         &self,
-        c: &NewCampaign,
-    ) -> Result<Campaign, StoreError> {
+        c: &Campaign,
+        adopt: bool,
+    ) -> Result<(), StoreError> {
         let mut conn = self.conn().await?;
         if load(&mut conn, &c.nombre).await?.is_some() {
             return Err(campaign_exists(&c.nombre));
         }
-        let tabla = c
-            .tabla
-            .clone()
-            .unwrap_or_else(|| TableName::from(&c.nombre));
+        let tabla = &c.tabla;
         let taken: i64 = bases::table
             .filter(bases::tabla.eq(tabla.as_str()))
             .count()
@@ -145,10 +142,10 @@ impl MysqlStore {
                 "la tabla {tabla} ya pertenece a otra campaña"
             )));
         }
-        let exists = table_exists(&mut conn, &tabla).await?;
-        let created = match (exists, c.tabla.is_some()) {
+        let exists = table_exists(&mut conn, tabla).await?;
+        let created = match (exists, adopt) {
             (true, true) => {
-                adopt_table(&mut conn, &tabla).await?;
+                adopt_table(&mut conn, tabla).await?;
                 false
             }
             (true, false) => {
@@ -157,7 +154,7 @@ impl MysqlStore {
                 )))
             }
             (false, _) => {
-                diesel::sql_query(create_table_sql(&tabla))
+                diesel::sql_query(create_table_sql(tabla))
                     .execute(&mut conn)
                     .await
                     .map_err(|e| {
@@ -171,9 +168,8 @@ impl MysqlStore {
                 true
             }
         };
-        let campaign = new_campaign(c, tabla.clone());
         let inserted = diesel::insert_into(bases::table)
-            .values(BaseValues::of(&campaign))
+            .values(BaseValues::of(c))
             .execute(&mut conn)
             .await;
         if let Err(e) = inserted {
@@ -190,7 +186,7 @@ impl MysqlStore {
                 other => other,
             });
         }
-        Ok(campaign)
+        Ok(())
     }
 
     pub(in crate::store) async fn campaign(

@@ -5,6 +5,7 @@
 
 mod calls;
 mod campaigns;
+mod copy;
 mod dnc;
 mod numbers;
 

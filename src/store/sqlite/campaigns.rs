@@ -14,11 +14,9 @@ use diesel::sqlite::SqliteConnection;
 
 use super::SqliteStore;
 use crate::domain::{CampaignName, CampaignState, TableName};
-use crate::store::rows::{new_campaign, now_ms, to_naive, BaseRow, BaseValues, Count};
+use crate::store::rows::{now_ms, to_naive, BaseRow, BaseValues, Count};
 use crate::store::schema::bases;
-use crate::store::{
-    campaign_exists, campaign_missing, Campaign, CampaignPatch, NewCampaign, StoreError,
-};
+use crate::store::{campaign_exists, campaign_missing, Campaign, CampaignPatch, StoreError};
 
 /// The columns discador needs in a numbers table besides `id` and `telefono`. All nullable or
 /// defaulted, so an adopted table gets the missing ones and its rows become PENDIENTE.
@@ -146,20 +144,19 @@ fn save(conn: &mut SqliteConnection, c: &Campaign) -> Result<(), StoreError> {
 }
 
 impl SqliteStore {
+    /// Records `c` with its numbers table `c.tabla`: created, or adopted if it exists and `adopt`.
     pub(in crate::store) async fn create_campaign(
         &self,
-        c: &NewCampaign,
-    ) -> Result<Campaign, StoreError> {
+        c: &Campaign,
+        adopt: bool,
+    ) -> Result<(), StoreError> {
         let c = c.clone();
         self.run(move |conn| {
             conn.immediate_transaction(|conn| {
                 if load(conn, &c.nombre)?.is_some() {
                     return Err(campaign_exists(&c.nombre));
                 }
-                let tabla = c
-                    .tabla
-                    .clone()
-                    .unwrap_or_else(|| TableName::from(&c.nombre));
+                let tabla = &c.tabla;
                 // `tabla` is unique COLLATE NOCASE: this finds `PRUEBA` for `Prueba` too.
                 let taken: i64 = bases::table
                     .filter(bases::tabla.eq(tabla.as_str()))
@@ -171,27 +168,26 @@ impl SqliteStore {
                          tabla no distinguen mayúsculas)"
                     )));
                 }
-                match (table_exists(conn, &tabla)?, c.tabla.is_some()) {
-                    (true, true) => adopt_table(conn, &tabla)?,
+                match (table_exists(conn, tabla)?, adopt) {
+                    (true, true) => adopt_table(conn, tabla)?,
                     (true, false) => {
                         return Err(StoreError::Conflict(format!(
                             "ya existe una tabla {tabla}; indique \"tabla\" para adoptarla"
                         )))
                     }
                     (false, _) => {
-                        diesel::sql_query(create_table_sql(&tabla)).execute(conn)?;
-                        create_indexes(conn, &tabla)?;
+                        diesel::sql_query(create_table_sql(tabla)).execute(conn)?;
+                        create_indexes(conn, tabla)?;
                     }
                 }
-                let campaign = new_campaign(&c, tabla);
                 diesel::insert_into(bases::table)
-                    .values(BaseValues::of(&campaign))
+                    .values(BaseValues::of(&c))
                     .execute(conn)
                     .map_err(|e| match StoreError::from(e) {
                         StoreError::Conflict(_) => campaign_exists(&c.nombre),
                         other => other,
                     })?;
-                Ok(campaign)
+                Ok(())
             })
         })
         .await

@@ -12,6 +12,7 @@
 
 mod calls;
 mod campaigns;
+mod copy;
 mod dnc;
 mod numbers;
 

@@ -1,0 +1,90 @@
+//! Pages of rows as stored, out of and into SQLite: the two halves of `discador copiar`.
+
+use diesel::prelude::*;
+use diesel::sqlite::Sqlite;
+
+use super::SqliteStore;
+use crate::domain::TableName;
+use crate::store::rows::{CdrRow, DncRow, NumberRow};
+use crate::store::schema::{dnc, llamadas};
+use crate::store::{sql, StoreError};
+
+impl SqliteStore {
+    pub(in crate::store) async fn number_rows(
+        &self,
+        t: &TableName,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<NumberRow>, StoreError> {
+        let q = sql::number_rows::<Sqlite>(t, after, limit);
+        self.run(move |c| Ok(q.load(c)?)).await
+    }
+
+    pub(in crate::store) async fn insert_number_rows(
+        &self,
+        t: &TableName,
+        rows: &[NumberRow],
+    ) -> Result<u64, StoreError> {
+        let q = sql::insert_number_rows::<Sqlite>(t, rows);
+        self.run(move |c| Ok(q.execute(c)? as u64)).await
+    }
+
+    pub(in crate::store) async fn cdr_rows(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<CdrRow>, StoreError> {
+        self.run(move |c| {
+            Ok(llamadas::table
+                .filter(llamadas::id.gt(after))
+                .order(llamadas::id.asc())
+                .limit(i64::from(limit))
+                .select(CdrRow::as_select())
+                .load(c)?)
+        })
+        .await
+    }
+
+    pub(in crate::store) async fn insert_cdr_rows(
+        &self,
+        rows: &[CdrRow],
+    ) -> Result<u64, StoreError> {
+        let rows = rows.to_vec();
+        self.run(move |c| {
+            Ok(diesel::insert_or_ignore_into(llamadas::table)
+                .values(&rows)
+                .execute(c)? as u64)
+        })
+        .await
+    }
+
+    pub(in crate::store) async fn dnc_rows(
+        &self,
+        after: &str,
+        limit: u32,
+    ) -> Result<Vec<DncRow>, StoreError> {
+        let after = after.to_owned();
+        self.run(move |c| {
+            Ok(dnc::table
+                .filter(dnc::telefono.gt(after))
+                .order(dnc::telefono.asc())
+                .limit(i64::from(limit))
+                .select(DncRow::as_select())
+                .load(c)?)
+        })
+        .await
+    }
+
+    pub(in crate::store) async fn insert_dnc_rows(
+        &self,
+        rows: &[DncRow],
+    ) -> Result<u64, StoreError> {
+        let rows = rows.to_vec();
+        self.run(move |c| {
+            Ok(diesel::insert_or_ignore_into(dnc::table)
+                .values(&rows)
+                .execute(c)? as u64)
+        })
+        .await
+    }
+}
