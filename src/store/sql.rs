@@ -314,17 +314,6 @@ pub(super) fn calls(updates: &[NumberUpdate]) -> impl Iterator<Item = &CallRecor
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn placeholders_list() {
-        assert_eq!(placeholders(3), "?, ?, ?");
-        assert_eq!(case_by_id(2), "CASE id WHEN ? THEN ? WHEN ? THEN ? END");
-    }
-}
-
 /// The columns of a numbers table that a copy carries, in [`super::rows::NumberRow`]'s order.
 const NUMBER_ROW: &str = "id, telefono, estado, intentos, proximo_intento, ultimo_intento, \
                           resultado, causa, uuid, duracion, datos";
@@ -359,4 +348,15 @@ pub(super) fn insert_number_rows<DB: Dialect>(
         q = DB::opt_text(q, r.datos.clone());
     }
     q
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_list() {
+        assert_eq!(placeholders(3), "?, ?, ?");
+        assert_eq!(case_by_id(2), "CASE id WHEN ? THEN ? WHEN ? THEN ? END");
+    }
 }
