@@ -6,14 +6,13 @@ CARGO ?= cargo
 run:            ## run the service (configuration from the environment, see README)
 	$(CARGO) run -- serve
 
-demo:           ## dial a demo campaign end to end through the simulator (starts MariaDB if needed)
-	.ci/mariadb-up
+demo:           ## dial a demo campaign end to end through the simulator (SQLite file discador.db)
 	$(CARGO) run -- demo
 
 migrate:        ## create the database and apply migrations, then exit
 	$(CARGO) run -- migrate
 
-test:           ## all tests (needs MariaDB on 127.0.0.1:3306, root without password)
+test:           ## all tests, on both backends (needs MariaDB on 127.0.0.1:3306, root without password)
 	$(CARGO) test --all-targets
 
 bench:          ## every benchmark, release build (figures go to BENCHMARKS.md)
