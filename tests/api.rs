@@ -34,6 +34,11 @@ async fn health_docs_and_openapi(backend: Backend) {
         (200, Some("degradado"), Some("ok")),
         "{body}"
     );
+    let motor = match backend {
+        Backend::Mysql => "mysql",
+        Backend::Sqlite => "sqlite",
+    };
+    assert_eq!(body["motor_base_de_datos"], motor, "{body}");
     assert!(
         matches!(
             body["freeswitch"].as_str(),

@@ -706,6 +706,73 @@ async fn a_database_outage_pauses_claims_and_loses_no_result() {
     rig.stop().await;
 }
 
+/// The SQLite twin of the outage above: another process holds the file's write lock for longer than
+/// the busy timeout (a backup tool, an operator's open transaction in the `sqlite3` shell). Claims
+/// wait, results stay queued and are retried; nothing is lost or dialed twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_locked_sqlite_file_pauses_claims_and_loses_no_result() {
+    let rig = rig(Backend::Sqlite, &[]).await;
+    let path = rig.app.db.path().expect("a SQLite test database");
+    rig.campaign(
+        "CANDADO",
+        json!({"cps": 40}),
+        &numbers("54901", 200, &[6, 0]),
+    )
+    .await;
+    rig.command("iniciar", "CANDADO").await;
+    while rig.originates("54901").len() < 40 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // 8 s under an exclusive lock: longer than the store's 5 s busy timeout.
+    let mut locker = std::process::Command::new("sqlite3")
+        .arg("-cmd")
+        .arg("BEGIN EXCLUSIVE;")
+        .arg("-cmd")
+        .arg(".shell sleep 8")
+        .arg(&path)
+        .arg("COMMIT;")
+        .spawn()
+        .expect("sqlite3 runs");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    // Claims stop: a later second of the lock sees no originate.
+    let before = rig.originates("54901").len();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        rig.originates("54901").len(),
+        before,
+        "dialing went on while the file was locked"
+    );
+    let status = tokio::task::spawn_blocking(move || locker.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "the lock holder ran as planned");
+
+    let b = rig.finished("CANDADO", Duration::from_secs(60)).await;
+    assert_eq!(count(&b, "total"), 200, "{b}");
+    assert_eq!(count(&b, "completados"), 100, "{b}");
+    assert_eq!(
+        count(&b, "errores"),
+        100,
+        "busy lines after their retries: {b}"
+    );
+    let cdrs: usize = rig
+        .app
+        .db
+        .sql("SELECT COUNT(*) FROM llamadas")
+        .parse()
+        .unwrap();
+    let attempts: usize = rig
+        .app
+        .db
+        .sql("SELECT SUM(intentos) FROM CANDADO")
+        .parse()
+        .unwrap();
+    assert_eq!(cdrs, rig.originates("54901").len());
+    assert_eq!(attempts, cdrs);
+    rig.stop().await;
+}
+
 on_both_backends!(do_not_call_numbers_are_never_dialed, worker_threads = 2);
 async fn do_not_call_numbers_are_never_dialed(backend: Backend) {
     let rig = rig(backend, &[]).await;

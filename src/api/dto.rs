@@ -375,6 +375,8 @@ pub struct HealthReply {
     pub estado: &'static str,
     /// `ok` or `no_disponible`.
     pub base_de_datos: &'static str,
+    /// The store in use: `sqlite` or `mysql`.
+    pub motor_base_de_datos: &'static str,
     /// The ESL connection to FreeSWITCH: `conectado`, `conectando`, `desconectado` or
     /// `clave_incorrecta` (absent when this process does not dial).
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -502,6 +502,7 @@ async fn health(st: AppState) -> Response {
     let body = HealthReply {
         estado: if db_ok && fs_ok { "ok" } else { "degradado" },
         base_de_datos: if db_ok { "ok" } else { "no_disponible" },
+        motor_base_de_datos: st.store.backend(),
         freeswitch,
     };
     warp::reply::json(&body).into_response()

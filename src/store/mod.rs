@@ -54,15 +54,13 @@ pub enum StoreError {
 impl StoreError {
     /// Whether the same statement may succeed if simply tried again: the database is unreachable,
     /// InnoDB chose this transaction as a deadlock victim / timed out waiting for a row lock (claims,
-    /// releases and result writes touch the same rows concurrently), or SQLite's write lock stayed
-    /// busy longer than the busy timeout.
+    /// releases and result writes touch the same rows concurrently). (SQLite's busy write lock is
+    /// an outage: see `is_sqlite_outage`.)
     pub fn is_transient(&self) -> bool {
         match self {
             StoreError::Unavailable(_) => true,
             StoreError::Database(msg) => {
-                msg.contains("Deadlock found")
-                    || msg.contains("Lock wait timeout")
-                    || msg.contains("database is locked")
+                msg.contains("Deadlock found") || msg.contains("Lock wait timeout")
             }
             _ => false,
         }
@@ -79,6 +77,9 @@ impl From<DieselError> for StoreError {
                 StoreError::Unavailable(e.to_string())
             }
             DieselError::DatabaseError(_, info) if is_connection_failure(info.message()) => {
+                StoreError::Unavailable(info.message().to_owned())
+            }
+            DieselError::DatabaseError(_, info) if is_sqlite_outage(info.message()) => {
                 StoreError::Unavailable(info.message().to_owned())
             }
             DieselError::NotFound => StoreError::NotFound("no encontrado".into()),
@@ -102,6 +103,21 @@ fn is_connection_failure(msg: &str) -> bool {
     MARKERS
         .iter()
         .any(|m| msg.to_ascii_lowercase().contains(&m.to_ascii_lowercase()))
+}
+
+/// SQLite conditions that stop writes for a while without anything being wrong with the request:
+/// another writer held the lock past the busy timeout, the disk is full or failing, the file became
+/// read-only. Like a lost MySQL connection they answer 503 and the dialer keeps its results queued
+/// and retries, so none is lost.
+fn is_sqlite_outage(msg: &str) -> bool {
+    const MARKERS: [&str; 5] = [
+        "database is locked",
+        "database or disk is full",
+        "disk I/O error",
+        "unable to open database file",
+        "attempt to write a readonly database",
+    ];
+    MARKERS.iter().any(|m| msg.contains(m))
 }
 
 impl From<PoolError> for StoreError {
