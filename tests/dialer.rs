@@ -63,6 +63,25 @@ async fn rig(backend: Backend, flags: &[&str]) -> Rig {
 }
 
 impl Rig {
+    /// Every attempt the simulator saw (numbers starting with `prefix`) has its CDR row and is
+    /// counted on its number in `tabla`: nothing was lost on the way to the database.
+    fn assert_every_attempt_recorded(&self, prefix: &str, tabla: &str) {
+        let cdrs: usize = self
+            .app
+            .db
+            .sql("SELECT COUNT(*) FROM llamadas")
+            .parse()
+            .unwrap();
+        let attempts: usize = self
+            .app
+            .db
+            .sql(&format!("SELECT SUM(intentos) FROM {tabla}"))
+            .parse()
+            .unwrap();
+        assert_eq!(cdrs, self.originates(prefix).len());
+        assert_eq!(attempts, cdrs);
+    }
+
     async fn campaign(&self, nombre: &str, settings: Value, numbers: &[String]) {
         let mut body = json!({
             "nombre": nombre, "hora_inicio": "00:00", "hora_fin": "00:00", "zona_horaria": "UTC",
@@ -687,22 +706,8 @@ async fn a_database_outage_pauses_claims_and_loses_no_result() {
         100,
         "busy lines after their retries: {b}"
     );
-    // Results of the calls that ended during the outage were queued, not lost: every attempt the
-    // simulator saw has its CDR row and is counted on its number.
-    let cdrs: usize = rig
-        .app
-        .db
-        .sql("SELECT COUNT(*) FROM llamadas")
-        .parse()
-        .unwrap();
-    let attempts: usize = rig
-        .app
-        .db
-        .sql("SELECT SUM(intentos) FROM APAGON")
-        .parse()
-        .unwrap();
-    assert_eq!(cdrs, rig.originates("54900").len());
-    assert_eq!(attempts, cdrs);
+    // Results of the calls that ended during the outage were queued, not lost.
+    rig.assert_every_attempt_recorded("54900", "APAGON");
     rig.stop().await;
 }
 
@@ -756,20 +761,7 @@ async fn a_locked_sqlite_file_pauses_claims_and_loses_no_result() {
         100,
         "busy lines after their retries: {b}"
     );
-    let cdrs: usize = rig
-        .app
-        .db
-        .sql("SELECT COUNT(*) FROM llamadas")
-        .parse()
-        .unwrap();
-    let attempts: usize = rig
-        .app
-        .db
-        .sql("SELECT SUM(intentos) FROM CANDADO")
-        .parse()
-        .unwrap();
-    assert_eq!(cdrs, rig.originates("54901").len());
-    assert_eq!(attempts, cdrs);
+    rig.assert_every_attempt_recorded("54901", "CANDADO");
     rig.stop().await;
 }
 

@@ -486,6 +486,23 @@ impl Store {
     }
 }
 
+/// Builds a connection pool with discador's limits: at most `size` connections, and `timeout` to get
+/// one, to establish one and to recycle one, after which the caller gets 503.
+fn pool<M: deadpool::managed::Manager>(
+    builder: deadpool::managed::PoolBuilder<M>,
+    size: usize,
+    timeout: std::time::Duration,
+) -> Result<deadpool::managed::Pool<M>, StoreError> {
+    builder
+        .max_size(size)
+        .wait_timeout(Some(timeout))
+        .create_timeout(Some(timeout))
+        .recycle_timeout(Some(timeout))
+        .runtime(deadpool::Runtime::Tokio1)
+        .build()
+        .map_err(|e| StoreError::Invalid(format!("pool: {e}")))
+}
+
 /// Values per DNC statement: keeps `IN (…)` lists and multi-row inserts well under both backends'
 /// limits on bound values.
 const DNC_CHUNK: usize = 1000;

@@ -153,26 +153,24 @@ pub(super) fn due_ids<DB: Dialect>(
     DB::id(DB::time(q, now), i64::from(limit))
 }
 
-/// Moves claimed rows to MARCANDO, each with its own attempt UUID, `ultimo_intento = now`.
+/// Moves claimed rows to MARCANDO, each with a fresh attempt UUID (the call's
+/// `origination_uuid`), `ultimo_intento = now`.
 pub(super) fn mark_claimed<DB: Dialect>(
     t: &TableName,
     now: NaiveDateTime,
-    claims: &[(i64, String)],
+    ids: &[i64],
 ) -> Query<DB> {
     let mut q = query::<DB>(format!(
         "UPDATE {} SET estado = 'MARCANDO', ultimo_intento = ?, uuid = {} WHERE id IN ({})",
         t.quoted(),
-        case_by_id(claims.len()),
-        placeholders(claims.len())
+        case_by_id(ids.len()),
+        placeholders(ids.len())
     ));
     q = DB::time(q, now);
-    for (id, uuid) in claims {
-        q = DB::text(DB::id(q, *id), uuid.clone());
+    for id in ids {
+        q = DB::text(DB::id(q, *id), uuid::Uuid::new_v4().to_string());
     }
-    for (id, _) in claims {
-        q = DB::id(q, *id);
-    }
-    q
+    bind_ids(q, ids)
 }
 
 /// The claimed rows as [`super::rows::ClaimRow`], in claim order.

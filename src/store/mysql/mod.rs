@@ -53,14 +53,7 @@ impl MysqlStore {
         database: String,
     ) -> Result<MysqlStore, StoreError> {
         let manager = AsyncDieselConnectionManager::<AsyncMysqlConnection>::new(url.expose());
-        let pool = Pool::builder(manager)
-            .max_size(POOL_SIZE)
-            .wait_timeout(Some(POOL_TIMEOUT))
-            .create_timeout(Some(POOL_TIMEOUT))
-            .recycle_timeout(Some(POOL_TIMEOUT))
-            .runtime(deadpool::Runtime::Tokio1)
-            .build()
-            .map_err(|e| StoreError::Invalid(format!("pool: {e}")))?;
+        let pool = super::pool(Pool::builder(manager), POOL_SIZE, POOL_TIMEOUT)?;
         Ok(MysqlStore {
             pool,
             url: url.clone(),

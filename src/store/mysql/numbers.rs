@@ -52,21 +52,18 @@ impl MysqlStore {
         let mut conn = self.conn().await?;
         let rows: Vec<ClaimRow> = conn
             .transaction::<Vec<ClaimRow>, StoreError, _>(async move |conn| {
-                let ids: Vec<IdRow> =
-                    sql::due_ids::<Mysql>(&t, now, limit, "FOR UPDATE SKIP LOCKED")
-                        .load(conn)
-                        .await?;
+                let ids: Vec<i64> = sql::due_ids::<Mysql>(&t, now, limit, "FOR UPDATE SKIP LOCKED")
+                    .load::<IdRow>(conn)
+                    .await?
+                    .into_iter()
+                    .map(|r| r.id)
+                    .collect();
                 if ids.is_empty() {
                     return Ok(Vec::new());
                 }
-                let claims: Vec<(i64, String)> = ids
-                    .iter()
-                    .map(|r| (r.id, uuid::Uuid::new_v4().to_string()))
-                    .collect();
-                sql::mark_claimed::<Mysql>(&t, now, &claims)
+                sql::mark_claimed::<Mysql>(&t, now, &ids)
                     .execute(conn)
                     .await?;
-                let ids: Vec<i64> = ids.into_iter().map(|r| r.id).collect();
                 Ok(sql::claimed::<Mysql>(&t, &ids).load(conn).await?)
             })
             .await?;

@@ -86,14 +86,7 @@ impl SqliteStore {
                 .boxed()
         });
         let manager = AsyncDieselConnectionManager::<Conn>::new_with_config(path.clone(), config);
-        let pool = Pool::builder(manager)
-            .max_size(POOL_SIZE)
-            .wait_timeout(Some(POOL_TIMEOUT))
-            .create_timeout(Some(POOL_TIMEOUT))
-            .recycle_timeout(Some(POOL_TIMEOUT))
-            .runtime(deadpool::Runtime::Tokio1)
-            .build()
-            .map_err(|e| StoreError::Invalid(format!("pool: {e}")))?;
+        let pool = super::pool(Pool::builder(manager), POOL_SIZE, POOL_TIMEOUT)?;
         Ok(SqliteStore { pool, path })
     }
 

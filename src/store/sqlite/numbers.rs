@@ -49,16 +49,15 @@ impl SqliteStore {
         let rows = self
             .run(move |c| {
                 c.immediate_transaction(|c| {
-                    let ids: Vec<IdRow> = sql::due_ids::<Sqlite>(&t, now, limit, "").load(c)?;
+                    let ids: Vec<i64> = sql::due_ids::<Sqlite>(&t, now, limit, "")
+                        .load::<IdRow>(c)?
+                        .into_iter()
+                        .map(|r| r.id)
+                        .collect();
                     if ids.is_empty() {
                         return Ok(Vec::new());
                     }
-                    let claims: Vec<(i64, String)> = ids
-                        .iter()
-                        .map(|r| (r.id, uuid::Uuid::new_v4().to_string()))
-                        .collect();
-                    sql::mark_claimed::<Sqlite>(&t, now, &claims).execute(c)?;
-                    let ids: Vec<i64> = ids.into_iter().map(|r| r.id).collect();
+                    sql::mark_claimed::<Sqlite>(&t, now, &ids).execute(c)?;
                     sql::claimed::<Sqlite>(&t, &ids).load::<ClaimRow>(c)
                 })
                 .map_err(StoreError::from)
