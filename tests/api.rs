@@ -1246,3 +1246,81 @@ async fn a_restart_on_the_same_database_keeps_everything(backend: Backend) {
     t.create("NUEVA").await;
     t.shutdown().await;
 }
+
+on_both_backends!(
+    claims_take_new_numbers_first_then_due_retries,
+    worker_threads = 2
+);
+/// A claim takes numbers never tried (by id), then retries that are due (oldest first), and never
+/// a retry that is due later.
+async fn claims_take_new_numbers_first_then_due_retries(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    t.create("ORDEN").await;
+    let csv = "telefono\n5552001\n5552002\n5552003\n5552004\n5552005\n5552006\n";
+    let (s, _) = t
+        .post_raw(
+            "/campana/ORDEN/numeros",
+            "text/csv",
+            csv.as_bytes().to_vec(),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let store = t.app.store.clone();
+    let name = CampaignName::parse("ORDEN").unwrap();
+    let c = store.campaign(&name).await.unwrap().unwrap();
+    let now = Utc::now();
+    let first = store.claim_due(&c, now, 3).await.unwrap();
+    let ids: Vec<i64> = first.iter().map(|n| n.id).collect();
+    // Three busy lines: due 10 s ago, due 20 s ago, due in 5 minutes.
+    let retry = |i: usize, proximo| {
+        NumberUpdate::Finished(CallRecord {
+            campana: name.clone(),
+            tabla: c.tabla.clone(),
+            numero_id: first[i].id,
+            telefono: first[i].telefono.clone(),
+            intento: 1,
+            uuid: first[i].uuid.clone(),
+            nodo: "fs1".into(),
+            estado: NumberState::Pendiente,
+            resultado: CallResult::Ocupado,
+            causa: Some("USER_BUSY".into()),
+            amd_resultado: None,
+            amd_causa: None,
+            proximo_intento: Some(proximo),
+            inicio: now,
+            contestada: None,
+            fin: now,
+            billsec: 0,
+            duracion: 0,
+        })
+    };
+    store
+        .apply(&[
+            retry(0, now - Duration::seconds(10)),
+            retry(1, now - Duration::seconds(20)),
+            retry(2, now + Duration::seconds(300)),
+        ])
+        .await
+        .unwrap();
+    let next: Vec<i64> = store
+        .claim_due(&c, Utc::now(), 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|n| n.id)
+        .collect();
+    let mut fresh: Vec<i64> = next
+        .iter()
+        .copied()
+        .filter(|id| !ids.contains(id))
+        .collect();
+    fresh.sort();
+    assert_eq!(next.len(), 5, "3 never tried + 2 due retries: {next:?}");
+    assert_eq!(next[..3], fresh[..], "never-tried numbers first, by id");
+    assert_eq!(
+        next[3..],
+        [ids[1], ids[0]],
+        "then due retries, oldest due first"
+    );
+    t.shutdown().await;
+}

@@ -39,8 +39,9 @@ impl MysqlStore {
         Ok(r.into())
     }
 
-    /// Select with `FOR UPDATE SKIP LOCKED`, mark, read back, in one transaction: rows locked by a
-    /// concurrent claimer are skipped, so two claimers never share a row.
+    /// Select (never tried, then due retries) with `FOR UPDATE SKIP LOCKED`, mark, read back, in
+    /// one transaction: rows locked by a concurrent claimer are skipped, so two claimers never share
+    /// a row.
     pub(in crate::store) async fn claim_due(
         &self,
         t: &TableName,
@@ -52,12 +53,18 @@ impl MysqlStore {
         let mut conn = self.conn().await?;
         let rows: Vec<ClaimRow> = conn
             .transaction::<Vec<ClaimRow>, StoreError, _>(async move |conn| {
-                let ids: Vec<i64> = sql::due_ids::<Mysql>(&t, now, limit, "FOR UPDATE SKIP LOCKED")
-                    .load::<IdRow>(conn)
-                    .await?
-                    .into_iter()
-                    .map(|r| r.id)
-                    .collect();
+                const LOCK: &str = "FOR UPDATE SKIP LOCKED";
+                let mut ids: Vec<IdRow> = sql::never_tried_ids::<Mysql>(&t, limit, LOCK)
+                    .load(conn)
+                    .await?;
+                let left = limit.saturating_sub(ids.len() as u32);
+                if left > 0 {
+                    let retries: Vec<IdRow> = sql::due_retry_ids::<Mysql>(&t, now, left, LOCK)
+                        .load(conn)
+                        .await?;
+                    ids.extend(retries);
+                }
+                let ids: Vec<i64> = ids.into_iter().map(|r| r.id).collect();
                 if ids.is_empty() {
                     return Ok(Vec::new());
                 }

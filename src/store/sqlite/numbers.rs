@@ -36,7 +36,7 @@ impl SqliteStore {
             .await
     }
 
-    /// Select, mark, read back under the write lock (`BEGIN IMMEDIATE`): no other writer runs
+    /// Select (never tried, then due retries), mark, read back under the write lock (`BEGIN IMMEDIATE`): no other writer runs
     /// meanwhile, so two claimers never share a row.
     pub(in crate::store) async fn claim_due(
         &self,
@@ -49,11 +49,15 @@ impl SqliteStore {
         let rows = self
             .run(move |c| {
                 c.immediate_transaction(|c| {
-                    let ids: Vec<i64> = sql::due_ids::<Sqlite>(&t, now, limit, "")
-                        .load::<IdRow>(c)?
-                        .into_iter()
-                        .map(|r| r.id)
-                        .collect();
+                    let mut ids: Vec<IdRow> =
+                        sql::never_tried_ids::<Sqlite>(&t, limit, "").load(c)?;
+                    let left = limit.saturating_sub(ids.len() as u32);
+                    if left > 0 {
+                        ids.extend(
+                            sql::due_retry_ids::<Sqlite>(&t, now, left, "").load::<IdRow>(c)?,
+                        );
+                    }
+                    let ids: Vec<i64> = ids.into_iter().map(|r| r.id).collect();
                     if ids.is_empty() {
                         return Ok(Vec::new());
                     }
