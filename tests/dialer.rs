@@ -791,3 +791,30 @@ async fn do_not_call_numbers_are_never_dialed(backend: Backend) {
     );
     rig.stop().await;
 }
+
+on_both_backends!(no_live_call_is_declared_gone, worker_threads = 2);
+/// Reconciliation only finishes calls FreeSWITCH really lost: none while calls are being
+/// originated at a high rate and hang up by the hundred right after the service started (when the
+/// first ESL connection comes up, and while a call's hangup event is still on its way).
+async fn no_live_call_is_declared_gone(backend: Backend) {
+    let rig = rig(backend, &[]).await;
+    rig.campaign(
+        "VIVAS",
+        json!({"cps": 1000, "reintentos": 0, "max_canales": 2000}),
+        &numbers("54913", 4000, &[6, 0, 1]),
+    )
+    .await;
+    rig.command("iniciar", "VIVAS").await;
+    let b = rig.finished("VIVAS", Duration::from_secs(90)).await;
+    assert_eq!(count(&b, "total"), 4000, "{b}");
+    let recovered = rig
+        .app
+        .db
+        .sql("SELECT COUNT(*) FROM llamadas WHERE causa = 'DISCADOR_RECUPERADO'");
+    assert_eq!(
+        recovered, "0",
+        "calls declared gone while FreeSWITCH had them"
+    );
+    assert_eq!(rig.app.db.sql("SELECT COUNT(*) FROM llamadas"), "4000");
+    rig.stop().await;
+}

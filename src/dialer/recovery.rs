@@ -7,8 +7,9 @@
 //!   attempt with cause `DISCADOR_RECUPERADO` — answered calls complete (result by the campaign's
 //!   NOTSURE rule, since the AMD verdict was lost), unanswered ones follow the retry rule as a
 //!   network failure. Then the campaigns that were ACTIVA start again.
-//! - **After every ESL reconnect**, the calls in flight are checked the same way (their events may
-//!   have been lost while the link was down).
+//! - **After every ESL reconnect**, the calls that were in flight before it are checked the same way
+//!   (their events may have been lost while the link was down). A call is declared gone only if
+//!   FreeSWITCH still does not have it when asked again a moment later (see [`GONE_CONFIRM`]).
 //! - **Periodically**, calls older than the longest ring time plus a margin, or answered calls older
 //!   than a long talk, are checked too: a lost event can't leave a call "in progress" forever.
 //! - When the event stream lags (the tracker fell behind and events were dropped), a reconciliation
@@ -37,6 +38,22 @@ const ANSWERED_CHECK: Duration = Duration::from_secs(300);
 /// while the link was down may still be listed by FreeSWITCH for a moment (its channel is destroyed
 /// after CHANNEL_HANGUP_COMPLETE, and a lingering socket leg delays that).
 const SECOND_PASS: Duration = Duration::from_secs(3);
+/// How long a call FreeSWITCH says it does not have must stay unfinished before it is declared
+/// gone, when FreeSWITCH is asked a second time. "No such channel" is not proof: the call's
+/// CHANNEL_HANGUP_COMPLETE may still be on its way to the tracker (events and API replies travel
+/// separately), or a call whose originate was just sent may not have its channel yet. Declaring it
+/// gone then would record a wrong result and retry a number whose call is still up.
+const GONE_CONFIRM: Duration = Duration::from_secs(2);
+
+/// Which live calls a reconciliation checks.
+#[derive(Debug, Clone, Copy)]
+enum Scope {
+    /// Calls started before this moment: after a reconnect or lost events, only calls that were in
+    /// flight when events could have been lost are suspects.
+    StartedBefore(chrono::DateTime<Utc>),
+    /// Calls older than a ring time or a long talk (the periodic sweep).
+    Old,
+}
 
 /// Asks FreeSWITCH whether a channel exists. `None` when it could not be asked.
 async fn exists(esl: &InboundClient, uuid: &Uuid) -> Option<bool> {
@@ -135,26 +152,39 @@ async fn recover_campaign(dialer: &Dialer, campaign: &Campaign) {
     tracing::info!(campana = %campaign.nombre, vivas = live, terminadas = gone, "recuperación de llamadas en curso");
 }
 
-/// Checks the given live calls against FreeSWITCH and finishes those it no longer has.
-async fn reconcile(esl: &InboundClient, tracker: &Tracker, only_old: bool) {
+/// Checks the live calls in `scope` against FreeSWITCH and finishes those it no longer has: asked
+/// once, then again after [`GONE_CONFIRM`] for those still unfinished (see there why).
+async fn reconcile(esl: &InboundClient, tracker: &Tracker, scope: Scope) {
     let now = Utc::now();
-    let live = tracker.live().await;
-    let mut gone = 0usize;
-    for call in live {
-        if only_old {
-            let age = (now - call.since).to_std().unwrap_or_default();
-            let limit = if call.answered {
-                ANSWERED_CHECK
-            } else {
-                UNANSWERED_MAX
-            };
-            if age < limit {
-                continue;
+    let mut suspects = Vec::new();
+    for call in tracker.live().await {
+        let in_scope = match scope {
+            Scope::StartedBefore(cutoff) => call.since < cutoff,
+            Scope::Old => {
+                let age = (now - call.since).to_std().unwrap_or_default();
+                let limit = if call.answered {
+                    ANSWERED_CHECK
+                } else {
+                    UNANSWERED_MAX
+                };
+                age >= limit
             }
+        };
+        if in_scope && exists(esl, &call.uuid).await == Some(false) {
+            suspects.push(call.uuid);
         }
-        if exists(esl, &call.uuid).await == Some(false) {
+    }
+    if suspects.is_empty() {
+        return;
+    }
+    tokio::time::sleep(GONE_CONFIRM).await;
+    let still_live: std::collections::HashSet<Uuid> =
+        tracker.live().await.into_iter().map(|c| c.uuid).collect();
+    let mut gone = 0usize;
+    for uuid in suspects {
+        if still_live.contains(&uuid) && exists(esl, &uuid).await == Some(false) {
             gone += 1;
-            tracker.event(CallEvent::Gone { uuid: call.uuid });
+            tracker.event(CallEvent::Gone { uuid });
         }
     }
     if gone > 0 {
@@ -174,7 +204,9 @@ pub fn spawn_event_pump(dialer: &Dialer) -> tokio::task::JoinHandle<()> {
         let mut events = esl.events();
         let mut state = esl.state();
         // The generation already reconciled. Seeded with the current state: the link may have come
-        // up before this task started, and that first connection has nothing to reconcile.
+        // up before this task started. The first connection has nothing to reconcile either (the
+        // calls left by a previous run are start-up recovery's): only a change of generation after
+        // one was seen is a reconnect.
         let mut generation: Option<u64> = match &*state.borrow_and_update() {
             ConnState::Connected { generation } => Some(*generation),
             _ => None,
@@ -191,7 +223,7 @@ pub fn spawn_event_pump(dialer: &Dialer) -> tokio::task::JoinHandle<()> {
                     }
                     Err(RecvError::Lagged(n)) => {
                         tracing::warn!(perdidos = n, "eventos perdidos; reconciliando");
-                        spawn_reconcile(&esl, &tracker, false);
+                        spawn_reconcile(&esl, &tracker, Scope::StartedBefore(Utc::now()));
                     }
                     Err(RecvError::Closed) => return,
                 },
@@ -204,28 +236,29 @@ pub fn spawn_event_pump(dialer: &Dialer) -> tokio::task::JoinHandle<()> {
                         _ => None,
                     };
                     if let Some(g) = now {
-                        if generation != Some(g) {
+                        if generation.is_some_and(|seen| seen != g) {
                             tracing::info!("ESL reconectado; reconciliando llamadas en curso");
-                            spawn_reconcile(&esl, &tracker, false);
+                            let scope = Scope::StartedBefore(Utc::now());
+                            spawn_reconcile(&esl, &tracker, scope);
                             let (esl, tracker) = (esl.clone(), tracker.clone());
                             tokio::spawn(async move {
                                 tokio::time::sleep(SECOND_PASS).await;
-                                reconcile(&esl, &tracker, false).await;
+                                reconcile(&esl, &tracker, scope).await;
                             });
                         }
                         generation = Some(g);
                     }
                 }
-                _ = sweep.tick() => spawn_reconcile(&esl, &tracker, true),
+                _ = sweep.tick() => spawn_reconcile(&esl, &tracker, Scope::Old),
             }
         }
     })
 }
 
-fn spawn_reconcile(esl: &InboundClient, tracker: &Tracker, only_old: bool) {
+fn spawn_reconcile(esl: &InboundClient, tracker: &Tracker, scope: Scope) {
     let esl = esl.clone();
     let tracker = tracker.clone();
-    tokio::spawn(async move { reconcile(&esl, &tracker, only_old).await });
+    tokio::spawn(async move { reconcile(&esl, &tracker, scope).await });
 }
 
 /// The tracker's view of an ESL event: only what decides a call's state.
