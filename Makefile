@@ -15,7 +15,7 @@ migrate:        ## create the database and apply migrations, then exit
 test:           ## all tests, on both backends (needs MariaDB on 127.0.0.1:3306, root without password)
 	$(CARGO) test --all-targets
 
-bench:          ## every benchmark, release build (figures go to BENCHMARKS.md)
+bench:          ## every benchmark, release build, store benches on MySQL and SQLite (BENCH_BACKEND=mysql|sqlite|both; figures go to BENCHMARKS.md)
 	$(CARGO) bench
 
 fmt:

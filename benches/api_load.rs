@@ -1,10 +1,14 @@
 //! Load benchmark (`make bench`): 1,000,000 numbers streamed through `POST /campana/{nombre}/numeros`,
 //! then 1,000 `GET /discador/estado/{nombre}` on that campaign.
 //!
-//! The app runs in this process against a fresh database (dropped at the end). The CSV is generated
-//! on the fly and sent with chunked transfer encoding, so the client holds one chunk at a time and
-//! the process' memory is the server's. Memory is sampled from /proc/self/status every 50 ms during
-//! the load (VmRSS) and reported with the high-water mark (VmHWM).
+//! The app runs in this process against a fresh database (removed at the end) of the backend(s)
+//! that `BENCH_BACKEND=mysql|sqlite|both` names (default both; see `common/mod.rs`). The CSV is
+//! generated on the fly and sent with chunked transfer encoding, so the client holds one chunk at a
+//! time and the process' memory is the server's. Memory is sampled from /proc/self/status every
+//! 50 ms during the load (VmRSS) and reported with the high-water mark (VmHWM). With both backends,
+//! each runs in a child process of its own, so that neither sees the other's memory.
+
+mod common;
 
 use std::io::Write as _;
 use std::process::Command;
@@ -14,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::Parser;
+use common::{Backend, BenchDb};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[derive(Parser)]
@@ -37,18 +42,6 @@ fn status_kib(field: &str) -> u64 {
                 .and_then(|v| v.parse().ok())
         })
         .unwrap_or(0)
-}
-
-fn drop_db(name: &str) {
-    let _ = Command::new("mysql")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-uroot",
-            "-e",
-            &format!("DROP DATABASE IF EXISTS `{name}`"),
-        ])
-        .status();
 }
 
 /// Sends the CSV as a chunked HTTP/1.1 request over a raw socket and returns the response body.
@@ -97,36 +90,51 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[idx].as_secs_f64() * 1000.0
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this binary without it, and a
     // 1,000,000-row debug-build load has no place in the test suite.
     if !std::env::args().any(|a| a == "--bench") {
         println!("api_load: skipped (run it with `cargo bench --bench api_load`)");
         return Ok(());
     }
+    let backend = match Backend::selected()?.as_slice() {
+        [one] => *one,
+        several => {
+            // One child process per backend, this same binary with one backend selected.
+            let exe = std::env::current_exe()?;
+            for backend in several {
+                let status = Command::new(&exe)
+                    .args(std::env::args_os().skip(1))
+                    .env("BENCH_BACKEND", backend.name())
+                    .status()?;
+                if !status.success() {
+                    bail!("api_load on {}: {status}", backend.name());
+                }
+            }
+            return Ok(());
+        }
+    };
     let rows: u64 = std::env::var("BENCH_ROWS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(ROWS);
-    let db = format!("discador_bench_{:08x}", rand::random::<u32>());
-    let url = format!("mysql://root@127.0.0.1:3306/{db}");
+    let db = BenchDb::create(backend)?;
     let cfg = Args::try_parse_from([
         "bench",
         "--database-url",
-        &url,
+        db.url(),
         "--api-listen",
         "127.0.0.1:0",
         "--log-format",
         "text",
     ])?
     .config;
-    let result = run(cfg, rows).await;
-    drop_db(&db);
+    let result = tokio::runtime::Runtime::new()?.block_on(run(cfg, rows, backend));
+    drop(db);
     result
 }
 
-async fn run(cfg: discador::config::Config, rows: u64) -> anyhow::Result<()> {
+async fn run(cfg: discador::config::Config, rows: u64, backend: Backend) -> anyhow::Result<()> {
     let app = discador::app::spawn(cfg).await?;
     let http = reqwest::Client::new();
     let base = format!("http://{}", app.api_addr);
@@ -177,7 +185,7 @@ async fn run(cfg: discador::config::Config, rows: u64) -> anyhow::Result<()> {
         serde_json::from_slice(&http.get(&url).send().await?.bytes().await?)?;
     lat.sort_unstable();
 
-    println!("api_load: {rows} rows");
+    println!("api_load [{}]: {rows} rows", backend.name());
     println!(
         "  load: {load_secs:.2} s ({:.0} rows/s), reply insertados={} duplicados={} invalidos={}",
         rows as f64 / load_secs,

@@ -1,5 +1,5 @@
 //! Dialer benchmarks, measured from the outside: the real `discador serve` and `discador sim`
-//! binaries as child processes, a fresh MariaDB database, HTTP to drive them, and the simulator's
+//! binaries as child processes, a fresh database, HTTP to drive them, and the simulator's
 //! originate log (a microsecond timestamp per originate it received) as the ground truth.
 //!
 //! 1. Pacing accuracy at 1, 10, 100 and 500 CPS: achieved rate vs target, and the most originates
@@ -7,8 +7,13 @@
 //! 2. Pipeline throughput: claims, originates, events, batched writes at a 2,000 CPS target.
 //! 3. Memory: the server's resident set while dialing a 1,000,000-number campaign.
 //!
-//! Run: `make bench` (or `cargo bench --bench dialer`). Needs MariaDB on 127.0.0.1:3306.
-//! `DIALER_BENCH_QUICK=1` runs shorter scenarios.
+//! Run: `make bench` (or `cargo bench --bench dialer [-- pacing|throughput|memory]`).
+//! `BENCH_BACKEND=mysql|sqlite|both` (default both) picks the store: each part runs once per
+//! backend, against a fresh MariaDB database on 127.0.0.1:3306 or a fresh SQLite file (see
+//! `common/mod.rs`). `DIALER_BENCH_QUICK=1` runs shorter scenarios. The server's warnings go to a
+//! log in the run's temporary directory; a summary is printed when the run ends.
+
+mod common;
 
 use std::io::{BufRead, Write};
 use std::net::TcpListener;
@@ -17,6 +22,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use common::{Backend, BenchDb};
 use serde_json::{json, Value};
 
 fn free_port() -> Result<u16> {
@@ -97,22 +103,42 @@ fn max_per_second(times_us: &[u64]) -> usize {
     best
 }
 
+/// Prints how many WARN and ERROR lines the server logged, with the first few.
+fn summarise_server_log(backend: Backend, path: &Path) {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let flagged: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
+        .collect();
+    let errors = flagged.iter().filter(|l| l.contains(" ERROR ")).count();
+    println!(
+        "server log [{}]: {} WARN, {errors} ERROR",
+        backend.name(),
+        flagged.len() - errors
+    );
+    for line in flagged.iter().take(5) {
+        println!("  {line}");
+    }
+}
+
 struct Rig {
     http: reqwest::Client,
     base: String,
     server: Proc,
     _sim: Proc,
     log: PathBuf,
-    db: String,
+    server_log: PathBuf,
+    // Last: removed after both processes have stopped.
+    db: BenchDb,
 }
 
 impl Rig {
-    async fn start(cps_maximo: f64) -> Result<Rig> {
+    async fn start(backend: Backend, cps_maximo: f64) -> Result<Rig> {
         let bin = env!("CARGO_BIN_EXE_discador");
         let (esl, sock, api) = (free_port()?, free_port()?, free_port()?);
-        let db = format!("discador_bench_{}", std::process::id());
-        let log = std::env::temp_dir().join(format!("{db}_originates.csv"));
-        let _ = std::fs::remove_file(&log);
+        let db = BenchDb::create(backend)?;
+        let log = db.dir().join("originates.csv");
+        let server_log = db.dir().join("server.log");
         let sim = Command::new(bin)
             .args([
                 "sim",
@@ -141,11 +167,12 @@ impl Rig {
             .env("FREESWITCH_PORT", esl.to_string())
             .env("SOCKET_LISTEN", format!("127.0.0.1:{sock}"))
             .env("API_LISTEN", format!("127.0.0.1:{api}"))
-            .env("DATABASE_URL", format!("mysql://root@127.0.0.1:3306/{db}"))
+            .env("DATABASE_URL", db.url())
             .env("CPS_MAXIMO", cps_maximo.to_string())
             .env("CANALES_MAXIMOS", "100000")
             .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
+            .env("NO_COLOR", "1")
+            .stdout(std::fs::File::create(&server_log)?)
             .spawn()
             .context("starting the server")?;
         let server = Proc(server);
@@ -169,6 +196,7 @@ impl Rig {
             server,
             _sim: sim,
             log,
+            server_log,
             db,
         })
     }
@@ -247,15 +275,10 @@ impl Rig {
 
 impl Drop for Rig {
     fn drop(&mut self) {
-        let _ = Command::new("mysql")
-            .args([
-                "-h127.0.0.1",
-                "-uroot",
-                "-e",
-                &format!("DROP DATABASE IF EXISTS `{}`", self.db),
-            ])
-            .status();
-        let _ = std::fs::remove_file(&self.log);
+        // The server stops first (fields drop after this), then the database goes.
+        let _ = self.server.0.kill();
+        let _ = self.server.0.wait();
+        summarise_server_log(self.db.backend, &self.server_log);
     }
 }
 
@@ -264,8 +287,8 @@ fn numbers(prefix: u32, n: usize) -> impl Iterator<Item = String> {
     (0..n).map(move |i| format!("54{prefix:03}{i:07}6"))
 }
 
-async fn pacing(quick: bool, out: &mut Vec<String>) -> Result<()> {
-    let rig = Rig::start(1000.0).await?;
+async fn pacing(backend: Backend, quick: bool, out: &mut Vec<String>) -> Result<()> {
+    let rig = Rig::start(backend, 1000.0).await?;
     for (k, (cps, seconds)) in [(1.0, 30.0), (10.0, 30.0), (100.0, 30.0), (500.0, 30.0)]
         .into_iter()
         .enumerate()
@@ -294,7 +317,8 @@ async fn pacing(quick: bool, out: &mut Vec<String>) -> Result<()> {
         let fit_err = (fitted - cps) / cps * 100.0;
         let worst = max_per_second(&times);
         let line = format!(
-            "| {cps} | {n} | {achieved:.3} ({err:+.3} %) | {fitted:.3} ({fit_err:+.3} %) | {worst} | {} |",
+            "| {} | {cps} | {n} | {achieved:.3} ({err:+.3} %) | {fitted:.3} ({fit_err:+.3} %) | {worst} | {} |",
+            backend.name(),
             cps.ceil() as usize
         );
         println!("{line}");
@@ -306,8 +330,8 @@ async fn pacing(quick: bool, out: &mut Vec<String>) -> Result<()> {
 
 /// Two campaigns at the API's per-campaign maximum (1,000 CPS each) under a 2,000 CPS ceiling: the
 /// pipeline (claims, originates, events, controller, batched writes) sets the rate, not the pacer.
-async fn throughput(quick: bool, out: &mut Vec<String>) -> Result<()> {
-    let rig = Rig::start(2000.0).await?;
+async fn throughput(backend: Backend, quick: bool, out: &mut Vec<String>) -> Result<()> {
+    let rig = Rig::start(backend, 2000.0).await?;
     let n = if quick { 10_000 } else { 30_000 };
     rig.campaign("CAUDAL_A", 1000.0, numbers(900, n)).await?;
     rig.campaign("CAUDAL_B", 1000.0, numbers(901, n)).await?;
@@ -334,7 +358,8 @@ async fn throughput(quick: bool, out: &mut Vec<String>) -> Result<()> {
     let span_s = (times[times.len() - 1] - times[0]) as f64 / 1e6;
     let total = 2 * n;
     let line = format!(
-        "| {total} | {:.0} | {:.0} | {:.1} s |",
+        "| {} | {total} | {:.0} | {:.0} | {:.1} s |",
+        backend.name(),
         (times.len() - 1) as f64 / span_s,
         total as f64 / took.as_secs_f64(),
         took.as_secs_f64()
@@ -344,8 +369,8 @@ async fn throughput(quick: bool, out: &mut Vec<String>) -> Result<()> {
     Ok(())
 }
 
-async fn memory(quick: bool, out: &mut Vec<String>) -> Result<()> {
-    let rig = Rig::start(1000.0).await?;
+async fn memory(backend: Backend, quick: bool, out: &mut Vec<String>) -> Result<()> {
+    let rig = Rig::start(backend, 1000.0).await?;
     let n = 1_000_000;
     let pid = rig.server.0.id();
     let rss0 = rss_kib(pid).unwrap_or(0);
@@ -366,7 +391,8 @@ async fn memory(quick: bool, out: &mut Vec<String>) -> Result<()> {
     );
     let tail = &samples[samples.len() / 2..];
     let line = format!(
-        "| {n} | {} s | {} | {:.1} MiB | {:.1} MiB | {:.1} MiB | {:.1} MiB → {:.1} MiB |",
+        "| {} | {n} | {} s | {} | {:.1} MiB | {:.1} MiB | {:.1} MiB | {:.1} MiB → {:.1} MiB |",
+        backend.name(),
         seconds,
         e["estadisticas"]["completados"],
         rss0 as f64 / 1024.0,
@@ -388,23 +414,27 @@ fn main() -> Result<()> {
         return Ok(());
     }
     let quick = std::env::var_os("DIALER_BENCH_QUICK").is_some();
+    let backends = Backend::selected()?;
     // `cargo bench` passes --bench; nothing else is accepted.
     let only: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with("--"));
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
         let mut lines = Vec::new();
         let run = |s: &str| only.as_deref().is_none_or(|o| s.contains(o));
-        if run("pacing") {
-            println!("| target CPS | calls | achieved CPS, first to last (error) | achieved CPS, least squares (error) | max in any 1 s | ceil(cps) |");
-            pacing(quick, &mut lines).await?;
-        }
-        if run("throughput") {
-            println!("| calls | originates/s | calls finished/s (end to end) | time |");
-            throughput(quick, &mut lines).await?;
-        }
-        if run("memory") {
-            println!("| numbers | dialing | completed | RSS idle | RSS loaded | RSS min | RSS 2nd half → max |");
-            memory(quick, &mut lines).await?;
+        for backend in backends {
+            println!("## backend: {}", backend.name());
+            if run("pacing") {
+                println!("| backend | target CPS | calls | achieved CPS, first to last (error) | achieved CPS, least squares (error) | max in any 1 s | ceil(cps) |");
+                pacing(backend, quick, &mut lines).await?;
+            }
+            if run("throughput") {
+                println!("| backend | calls | originates/s | calls finished/s (end to end) | time |");
+                throughput(backend, quick, &mut lines).await?;
+            }
+            if run("memory") {
+                println!("| backend | numbers | dialing | completed | RSS idle | RSS loaded | RSS min | RSS 2nd half → max |");
+                memory(backend, quick, &mut lines).await?;
+            }
         }
         let mut f = std::fs::File::create(std::env::temp_dir().join("discador_dialer_bench.md"))?;
         for l in lines {
