@@ -3,10 +3,15 @@
 //!
 //! What is copied, exactly as stored: every campaign (settings, state, times), its numbers (ids,
 //! states, attempts, results, `datos`), the CDRs of `llamadas` (ids included) and the do-not-call
-//! list. The destination is created and migrated if needed. Rows go in pages read by key and are
-//! written "insert or ignore" by key, so a copy that was interrupted can simply be run again; nothing
-//! is ever overwritten or deleted in the destination. Stop the service on the source first: a row
-//! changed after it was copied is not copied again.
+//! list. The source is only read (a missing source is an error, never a new empty database); the
+//! destination is created and migrated if needed. Rows go in pages read by key and are written
+//! "insert or ignore" by key, then read back: a page whose rows do not come back identical (the
+//! destination already had other rows under those keys, or could not store a value as it is) stops
+//! the copy with an error naming the campaign, so nothing is merged or truncated silently. A copy
+//! that was interrupted can simply be run again; nothing is ever overwritten or deleted in the
+//! destination. A campaign is written PAUSADA first and gets its own state only once all its numbers
+//! are in, so a destination service started on an interrupted copy never dials a partial campaign.
+//! Stop the service on the source first: a row changed after it was copied is not copied again.
 //!
 //! Not copied: columns of an adopted numbers table that discador does not own (they stay in the
 //! source table).
@@ -14,7 +19,7 @@
 use std::collections::HashMap;
 
 use crate::config::Secret;
-use crate::domain::CampaignName;
+use crate::domain::{CampaignName, CampaignState};
 use crate::store::{Store, StoreError};
 
 /// Rows per page (numbers carry 11 values each: 22,000 bound values, under SQLite's 32,766).
@@ -32,6 +37,10 @@ pub enum CopyError {
     Destination(StoreError),
     #[error("la campaña {0} ya existe en el destino con otra tabla ({1}); no se copia encima")]
     TableMismatch(CampaignName, String),
+    /// Rows read back from the destination differ from the source's: the destination held other
+    /// data under the same keys, or changed a value (e.g. a text longer than its column).
+    #[error("{0}: el destino tiene datos distintos a los del origen con las mismas claves ({1}); no se mezclan")]
+    Differs(String, &'static str),
 }
 
 /// What a copy wrote (rows new in the destination; a re-run reports zeros).
@@ -47,7 +56,9 @@ pub struct CopyReport {
 
 /// Copies everything from `from` to `to` (both `DATABASE_URL`s).
 pub async fn copy(from: &Secret, to: &Secret) -> Result<CopyReport, CopyError> {
-    let src = Store::connect(from).await.map_err(CopyError::Source)?;
+    let src = Store::open_existing(from)
+        .await
+        .map_err(CopyError::Source)?;
     let dst = Store::connect(to).await.map_err(CopyError::Destination)?;
     copy_between(&src, &dst).await
 }
@@ -69,7 +80,11 @@ pub async fn copy_between(src: &Store, dst: &Store) -> Result<CopyReport, CopyEr
             }
             Some(_) => {}
             None => {
-                dst.restore_campaign(&c)
+                let mut paused = c.clone();
+                if paused.estado == CampaignState::Activa {
+                    paused.estado = CampaignState::Pausada;
+                }
+                dst.restore_campaign(&paused)
                     .await
                     .map_err(CopyError::Destination)?;
                 report.campanas_nuevas += 1;
@@ -83,12 +98,24 @@ pub async fn copy_between(src: &Store, dst: &Store) -> Result<CopyReport, CopyEr
                 .await
                 .map_err(CopyError::Source)?;
             let Some(last) = page.last() else { break };
-            after = last.id;
             written += dst
                 .insert_number_rows(&c, &page)
                 .await
                 .map_err(CopyError::Destination)?;
+            let back = dst
+                .number_rows(&c, after, NUMBERS_PAGE)
+                .await
+                .map_err(CopyError::Destination)?;
+            if back != page {
+                return Err(CopyError::Differs(
+                    format!("campaña {}", c.nombre),
+                    "números",
+                ));
+            }
+            after = last.id;
         }
+        // Everything is in: now the campaign's own state and times.
+        dst.put_campaign(&c).await.map_err(CopyError::Destination)?;
         tracing::info!(campana = %c.nombre, numeros = written, "campaña copiada");
         report.numeros.insert(c.nombre.to_string(), written);
     }
@@ -99,12 +126,23 @@ pub async fn copy_between(src: &Store, dst: &Store) -> Result<CopyReport, CopyEr
             .await
             .map_err(CopyError::Source)?;
         let Some(last) = page.last() else { break };
-        after = last.id;
         report.llamadas += dst
             .insert_cdr_rows(&page)
             .await
             .map_err(CopyError::Destination)?;
+        let back = dst
+            .cdr_rows(after, CDR_PAGE)
+            .await
+            .map_err(CopyError::Destination)?;
+        if back != page {
+            return Err(CopyError::Differs(
+                "llamadas".into(),
+                "registros de llamadas",
+            ));
+        }
+        after = last.id;
     }
+    // The do-not-call list is a set: entries the destination has already are kept (a union).
     let mut after = String::new();
     loop {
         let page = src

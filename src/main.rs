@@ -42,11 +42,12 @@ enum Cmd {
     /// Copy campaigns, numbers, CDRs and the do-not-call list to another database (e.g. from the
     /// SQLite file to MariaDB). Safe to run again; stop the service on the source first.
     Copy {
-        /// Source DATABASE_URL.
-        #[arg(long, hide_env_values = true)]
+        /// Source DATABASE_URL (only read). Also from the environment, which keeps a password out of
+        /// the process list.
+        #[arg(long, env = "COPY_FROM_URL", hide_env_values = true)]
         from: Secret,
         /// Destination DATABASE_URL (created and migrated if needed).
-        #[arg(long, hide_env_values = true)]
+        #[arg(long, env = "COPY_TO_URL", hide_env_values = true)]
         to: Secret,
     },
 }

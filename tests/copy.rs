@@ -90,6 +90,7 @@ async fn copies_everything_and_a_rerun_adds_nothing(from: Backend) {
     src.add_dnc(&dnc).await.unwrap();
 
     let report = copy(&src_url, &dst_url).await.expect("copy succeeds");
+    // The ACTIVA campaign keeps its state once all its numbers are in (it was PAUSADA meanwhile).
     assert_eq!(report.campanas_nuevas, 1);
     assert_eq!(report.numeros.get("COPIA"), Some(&2_500));
     assert_eq!((report.llamadas, report.dnc), (3, 3));
@@ -152,4 +153,53 @@ async fn a_campaign_on_another_table_is_not_overwritten(from: Backend) {
     let err = copy_between(&src, &dst).await.unwrap_err().to_string();
     assert!(err.contains("MISMA") && err.contains("OTRA"), "{err}");
     assert_eq!(dst.campaigns().await.unwrap().len(), 1);
+}
+
+on_both_backends!(a_destination_with_other_rows_is_refused, worker_threads = 2);
+/// The destination already has the campaign (same table) with other numbers and calls: the copy
+/// stops with an error instead of merging, and the destination keeps exactly what it had.
+async fn a_destination_with_other_rows_is_refused(from: Backend) {
+    let (src_db, dst_db) = (TestDb::new(from), TestDb::new(other(from)));
+    let src = Store::connect(&Secret::new(src_db.url())).await.unwrap();
+    let dst = Store::connect(&Secret::new(dst_db.url())).await.unwrap();
+    let name = CampaignName::parse("MEZCLA").unwrap();
+    let load = |store: Store, prefix: &'static str| {
+        let name = name.clone();
+        async move {
+            let c = store
+                .create_campaign(&NewCampaign::new(name))
+                .await
+                .unwrap();
+            let numbers: Vec<NewNumber> = (0..3u32)
+                .map(|i| NewNumber {
+                    telefono: PhoneNumber::parse(&format!("{prefix}{i:04}")).unwrap(),
+                    datos: None,
+                })
+                .collect();
+            store.insert_numbers(&c, &numbers).await.unwrap();
+            c
+        }
+    };
+    load(src.clone(), "+5491120").await;
+    let c_dst = load(dst.clone(), "+5491130").await;
+    let before = dst.number_rows(&c_dst, 0, 100).await.unwrap();
+    let err = copy_between(&src, &dst).await.unwrap_err().to_string();
+    assert!(err.contains("MEZCLA") && err.contains("distintos"), "{err}");
+    assert_eq!(dst.number_rows(&c_dst, 0, 100).await.unwrap(), before);
+}
+
+on_both_backends!(
+    a_missing_source_is_an_error_not_a_new_database,
+    worker_threads = 2
+);
+async fn a_missing_source_is_an_error_not_a_new_database(backend: Backend) {
+    let (src_db, dst_db) = (TestDb::new(backend), TestDb::new(other(backend)));
+    let err = copy(&Secret::new(src_db.url()), &Secret::new(dst_db.url()))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("origen:"), "{err}");
+    if let Some(path) = src_db.path() {
+        assert!(!path.exists(), "the copy created the source file");
+    }
 }

@@ -161,7 +161,7 @@ impl Location {
         let invalid = |why: &str| StoreError::Invalid(format!("DATABASE_URL inválida: {why}"));
         let raw = url.expose();
         if let Some(path) = raw.strip_prefix("sqlite://") {
-            if path.is_empty() || path.contains('?') || path.contains('\0') {
+            if path.is_empty() || path.contains('?') || path.contains('\0') || path == ":memory:" {
                 return Err(invalid(
                     "sqlite:// debe seguir de la ruta del archivo (sqlite://discador.db)",
                 ));
@@ -289,6 +289,25 @@ impl Store {
     /// table `c.tabla`: the first step of copying a campaign from another database.
     pub async fn restore_campaign(&self, c: &Campaign) -> Result<(), StoreError> {
         on_backend!(self.create_campaign(c, false))
+    }
+
+    /// Writes every field of an existing campaign exactly as given (state and times included): the
+    /// last step of copying a campaign.
+    pub async fn put_campaign(&self, c: &Campaign) -> Result<(), StoreError> {
+        on_backend!(self.put_campaign(c))
+    }
+
+    /// Opens an existing database without creating or migrating anything: for reading it (the
+    /// source of `discador copy`). A missing SQLite file is an error, not a new empty database.
+    pub async fn open_existing(url: &Secret) -> Result<Store, StoreError> {
+        if let Location::Sqlite { path } = Location::parse(url)? {
+            if !std::path::Path::new(&path).is_file() {
+                return Err(StoreError::NotFound(format!("no existe el archivo {path}")));
+            }
+        }
+        let store = Store::connect_lazy(url)?;
+        store.campaigns().await?;
+        Ok(store)
     }
 
     pub async fn campaign(&self, n: &CampaignName) -> Result<Option<Campaign>, StoreError> {
@@ -542,6 +561,7 @@ mod tests {
             "mysql://h/x`y",
             "sqlite://",
             "sqlite://x.db?mode=memory",
+            "sqlite://:memory:",
         ] {
             let err = Location::parse(&Secret::new(bad)).unwrap_err().to_string(); // invalid by construction
             assert!(!err.contains("h/"), "URL leaked: {err}");

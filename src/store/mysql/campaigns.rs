@@ -189,6 +189,16 @@ impl MysqlStore {
         Ok(())
     }
 
+    /// Writes every field of an existing campaign as given.
+    pub(in crate::store) async fn put_campaign(&self, c: &Campaign) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        diesel::update(bases::table.filter(bases::nombre.eq(c.nombre.as_str())))
+            .set(BaseValues::of(c))
+            .execute(&mut conn)
+            .await?;
+        Ok(())
+    }
+
     pub(in crate::store) async fn campaign(
         &self,
         n: &CampaignName,

@@ -193,6 +193,12 @@ impl SqliteStore {
         .await
     }
 
+    /// Writes every field of an existing campaign as given.
+    pub(in crate::store) async fn put_campaign(&self, c: &Campaign) -> Result<(), StoreError> {
+        let c = c.clone();
+        self.run(move |conn| save(conn, &c)).await
+    }
+
     pub(in crate::store) async fn campaign(
         &self,
         n: &CampaignName,
