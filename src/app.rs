@@ -89,7 +89,7 @@ async fn open_store(url: &Secret) -> anyhow::Result<(Store, Option<JoinHandle<()
     let server = matches!(Location::parse(url)?, Location::Mysql { .. });
     match Store::connect(url).await {
         Ok(store) => {
-            tracing::info!(base = store.backend(), "base de datos lista");
+            tracing::info!(base = %store.describe(), "base de datos lista");
             Ok((store, None))
         }
         Err(StoreError::Unavailable(why)) if server => {

@@ -626,6 +626,8 @@ async fn adopts_an_existing_table(backend: Backend) {
              CREATE TABLE sin_auto (id BIGINT PRIMARY KEY, telefono VARCHAR(32));
              CREATE TABLE sin_pk (id BIGINT, telefono VARCHAR(32));
              CREATE TABLE solo_tel (telefono VARCHAR(32));
+             CREATE TABLE tel_nulo (id BIGINT AUTO_INCREMENT PRIMARY KEY, telefono VARCHAR(32));
+             INSERT INTO tel_nulo (telefono) VALUES ('5550009'), (NULL);
              CREATE TABLE OCUPADA (id INT);"
         }
         Backend::Sqlite => {
@@ -635,6 +637,8 @@ async fn adopts_an_existing_table(backend: Backend) {
              CREATE TABLE sin_auto (id INT PRIMARY KEY, telefono TEXT NOT NULL);
              CREATE TABLE sin_pk (id INTEGER, telefono TEXT);
              CREATE TABLE solo_tel (telefono TEXT);
+             CREATE TABLE tel_nulo (id INTEGER PRIMARY KEY, telefono TEXT);
+             INSERT INTO tel_nulo (telefono) VALUES ('5550009'), (NULL);
              CREATE TABLE OCUPADA (id INT);"
         }
     });
@@ -668,6 +672,7 @@ async fn adopts_an_existing_table(backend: Backend) {
         ("sin_auto", "id"),
         ("sin_pk", "id"),
         ("solo_tel", "id"),
+        ("tel_nulo", "sin teléfono"),
     ] {
         let (s, e) = t
             .post_json("/campanas/", json!({"nombre": "MALA", "tabla": tabla}))

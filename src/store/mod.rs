@@ -108,14 +108,18 @@ fn is_connection_failure(msg: &str) -> bool {
 /// SQLite conditions that stop writes for a while without anything being wrong with the request:
 /// another writer held the lock past the busy timeout, the disk is full or failing, the file became
 /// read-only. Like a lost MySQL connection they answer 503 and the dialer keeps its results queued
-/// and retries, so none is lost.
+/// and retries, so none is lost. When such an error strikes inside a transaction SQLite rolls it back
+/// by itself, and diesel then reports its own failed `ROLLBACK` ("cannot rollback - no transaction
+/// is active") instead of the cause: that is an outage too (we never use `ON CONFLICT ROLLBACK`, the
+/// only other way to get it).
 fn is_sqlite_outage(msg: &str) -> bool {
-    const MARKERS: [&str; 5] = [
+    const MARKERS: [&str; 6] = [
         "database is locked",
         "database or disk is full",
         "disk I/O error",
         "unable to open database file",
         "attempt to write a readonly database",
+        "cannot rollback - no transaction is active",
     ];
     MARKERS.iter().any(|m| msg.contains(m))
 }
@@ -242,6 +246,19 @@ impl Store {
             Location::Sqlite { path } => Backend::Sqlite(sqlite::SqliteStore::new(path)?),
         };
         Ok(Store { backend })
+    }
+
+    /// Where the data is, for the start-up log: the SQLite file's absolute path, or the MySQL
+    /// database's name (never the URL: it may hold a password).
+    pub fn describe(&self) -> String {
+        match &self.backend {
+            Backend::Mysql(b) => format!("mysql, base {}", b.database()),
+            Backend::Sqlite(b) => {
+                let path = std::path::Path::new(b.path());
+                let shown = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+                format!("sqlite, archivo {}", shown.display())
+            }
+        }
     }
 
     /// `mysql` or `sqlite`.

@@ -19,5 +19,6 @@ CREATE TABLE llamadas (
     billsec INTEGER NOT NULL,
     duracion INTEGER NOT NULL
 );
-CREATE INDEX idx_llamadas_campana_inicio ON llamadas (campana, inicio);
-CREATE INDEX idx_llamadas_uuid ON llamadas (uuid);
+-- Index names share SQLite's table namespace: '#' keeps them apart from any campaign's table name.
+CREATE INDEX `llamadas#campana_inicio` ON llamadas (campana, inicio);
+CREATE INDEX `llamadas#uuid` ON llamadas (uuid);

@@ -92,6 +92,18 @@ async fn adopt_table(conn: &mut AsyncMysqlConnection, t: &TableName) -> Result<(
             "la tabla {t} no tiene columna 'telefono'"
         )));
     }
+    let blank: Count = diesel::sql_query(format!(
+        "SELECT COUNT(*) AS n FROM {} WHERE telefono IS NULL",
+        t.quoted()
+    ))
+    .get_result(conn)
+    .await?;
+    if blank.n > 0 {
+        return Err(StoreError::Invalid(format!(
+            "la tabla {t} tiene {} filas sin teléfono (NULL): complételas o bórrelas antes de adoptarla",
+            blank.n
+        )));
+    }
     diesel::sql_query(format!("ALTER TABLE {} {NUMBER_COLUMNS}", t.quoted()))
         .execute(conn)
         .await

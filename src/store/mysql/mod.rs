@@ -88,6 +88,10 @@ impl MysqlStore {
         .map_err(|e| StoreError::Database(format!("migraciones: {e}")))
     }
 
+    pub(super) fn database(&self) -> &str {
+        &self.database
+    }
+
     pub(super) async fn ping(&self) -> Result<(), StoreError> {
         let mut conn = self.conn().await?;
         diesel::sql_query("SELECT 1").execute(&mut conn).await?;

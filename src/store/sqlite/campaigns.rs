@@ -110,6 +110,17 @@ fn adopt_table(conn: &mut SqliteConnection, t: &TableName) -> Result<(), StoreEr
             "la tabla {t} no tiene columna 'telefono'"
         )));
     }
+    let blank: Count = diesel::sql_query(format!(
+        "SELECT COUNT(*) AS n FROM {} WHERE telefono IS NULL",
+        t.quoted()
+    ))
+    .get_result(conn)?;
+    if blank.n > 0 {
+        return Err(StoreError::Invalid(format!(
+            "la tabla {t} tiene {} filas sin teléfono (NULL): complételas o bórrelas antes de adoptarla",
+            blank.n
+        )));
+    }
     for (name, def) in NUMBER_COLUMNS {
         if find(name).is_none() {
             diesel::sql_query(format!(

@@ -101,6 +101,10 @@ impl SqliteStore {
         .await
     }
 
+    pub(super) fn path(&self) -> &str {
+        &self.path
+    }
+
     pub(super) async fn ping(&self) -> Result<(), StoreError> {
         self.run(|conn| Ok(conn.batch_execute("SELECT 1")?)).await
     }
