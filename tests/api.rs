@@ -869,42 +869,40 @@ async fn batched_results_keep_each_number_on_its_own_attempt(backend: Backend) {
         duracion: 7,
     };
     let (a, b, d, e) = (&claimed[0], &claimed[1], &claimed[2], &claimed[3]);
-    store
-        .apply(&[
-            // Answered then finished in the same batch: the final state wins.
-            NumberUpdate::Answered {
-                tabla: tabla.clone(),
-                id: a.id,
-            },
-            NumberUpdate::Finished(record(
-                a,
-                &a.uuid,
-                NumberState::Completado,
-                CallResult::Humano,
-            )),
-            // A record of an older attempt (another UUID) must not touch the row...
-            NumberUpdate::Finished(record(
-                b,
-                "00000000-0000-0000-0000-000000000000",
-                NumberState::Error,
-                CallResult::Ocupado,
-            )),
-            // ...two records of one number in a batch: the last one wins.
-            NumberUpdate::Finished(record(d, &d.uuid, NumberState::Error, CallResult::Ocupado)),
-            NumberUpdate::Finished(record(
-                d,
-                &d.uuid,
-                NumberState::Completado,
-                CallResult::Maquina,
-            )),
-            // Only answered.
-            NumberUpdate::Answered {
-                tabla: tabla.clone(),
-                id: e.id,
-            },
-        ])
-        .await
-        .unwrap();
+    let batch = vec![
+        // Answered then finished in the same batch: the final state wins.
+        NumberUpdate::Answered {
+            tabla: tabla.clone(),
+            id: a.id,
+        },
+        NumberUpdate::Finished(record(
+            a,
+            &a.uuid,
+            NumberState::Completado,
+            CallResult::Humano,
+        )),
+        // A record of an older attempt (another UUID) must not touch the row...
+        NumberUpdate::Finished(record(
+            b,
+            "00000000-0000-0000-0000-000000000000",
+            NumberState::Error,
+            CallResult::Ocupado,
+        )),
+        // ...two records of one number in a batch: the last one wins.
+        NumberUpdate::Finished(record(d, &d.uuid, NumberState::Error, CallResult::Ocupado)),
+        NumberUpdate::Finished(record(
+            d,
+            &d.uuid,
+            NumberState::Completado,
+            CallResult::Maquina,
+        )),
+        // Only answered.
+        NumberUpdate::Answered {
+            tabla: tabla.clone(),
+            id: e.id,
+        },
+    ];
+    store.apply(&batch).await.unwrap();
     let row = |id: i64| {
         t.db.sql(&format!(
             "SELECT estado, resultado, duracion FROM LOTE WHERE id = {id}"
@@ -918,8 +916,21 @@ async fn batched_results_keep_each_number_on_its_own_attempt(backend: Backend) {
     );
     assert_eq!(row(d.id), "COMPLETADO\tMAQUINA\t7");
     assert_eq!(row(e.id), "CONTESTADO\tNULL\t0");
-    // Every attempt keeps its CDR row, applied or not.
-    assert_eq!(t.db.sql("SELECT COUNT(*) FROM llamadas"), "4");
+    // Every attempt keeps one CDR row, applied to its number or not; of two records of one attempt,
+    // the last, like the number's row.
+    assert_eq!(t.db.sql("SELECT COUNT(*) FROM llamadas"), "3");
+    assert_eq!(
+        t.db.sql(&format!(
+            "SELECT resultado FROM llamadas WHERE numero_id = {}",
+            d.id
+        )),
+        "MAQUINA"
+    );
+    // The same batch again (as after a COMMIT whose acknowledgement was lost) changes nothing.
+    let before = t.db.sql("SELECT * FROM llamadas ORDER BY id");
+    store.apply(&batch).await.unwrap();
+    assert_eq!(t.db.sql("SELECT * FROM llamadas ORDER BY id"), before);
+    assert_eq!(row(d.id), "COMPLETADO\tMAQUINA\t7");
     t.shutdown().await;
 }
 

@@ -442,6 +442,8 @@ impl Store {
 
     /// Applies a batch of updates (any mix of campaigns) in ONE transaction: either every number and
     /// CDR of the batch is written or none is, so the writer can retry the same batch after an outage.
+    /// Retrying a batch that was in fact committed changes nothing: the number updates are guarded
+    /// by the attempt's UUID and CDRs are unique per attempt UUID (inserted "or ignore").
     ///
     /// A few statements per campaign table, whatever the batch size (see [`sql::plan`]).
     pub async fn apply(&self, updates: &[NumberUpdate]) -> Result<(), StoreError> {

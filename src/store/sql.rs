@@ -320,12 +320,26 @@ pub(super) fn plan(updates: &[NumberUpdate]) -> Vec<TableWrites<'_>> {
     tables
 }
 
-/// The CDR rows of a batch, in batch order.
-pub(super) fn calls(updates: &[NumberUpdate]) -> impl Iterator<Item = &CallRecord> {
-    updates.iter().filter_map(|u| match u {
-        NumberUpdate::Finished(r) => Some(r),
-        NumberUpdate::Answered { .. } => None,
-    })
+/// The CDR rows of a batch, in batch order, one per attempt (UUID): if a batch carries two records
+/// of one attempt, the last one is kept, as for the number's own row (see [`plan`]).
+pub(super) fn calls(updates: &[NumberUpdate]) -> Vec<&CallRecord> {
+    let mut last: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let records: Vec<&CallRecord> = updates
+        .iter()
+        .filter_map(|u| match u {
+            NumberUpdate::Finished(r) => Some(r),
+            NumberUpdate::Answered { .. } => None,
+        })
+        .collect();
+    for (i, r) in records.iter().enumerate() {
+        last.insert(r.uuid.as_str(), i);
+    }
+    records
+        .iter()
+        .enumerate()
+        .filter(|(i, r)| last.get(r.uuid.as_str()) == Some(i))
+        .map(|(_, r)| *r)
+        .collect()
 }
 
 /// The columns of a numbers table that a copy carries, in [`super::rows::NumberRow`]'s order.

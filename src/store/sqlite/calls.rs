@@ -21,9 +21,12 @@ impl SqliteStore {
                         sql::finish::<Sqlite>(w.tabla, &w.finished).execute(c)?;
                     }
                 }
-                let calls: Vec<NewCall<'_>> = sql::calls(&updates).map(NewCall::from).collect();
+                let calls: Vec<NewCall<'_>> = sql::calls(&updates)
+                    .into_iter()
+                    .map(NewCall::from)
+                    .collect();
                 if !calls.is_empty() {
-                    diesel::insert_into(llamadas::table)
+                    diesel::insert_or_ignore_into(llamadas::table)
                         .values(&calls)
                         .execute(c)?;
                 }

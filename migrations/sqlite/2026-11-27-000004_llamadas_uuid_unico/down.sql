@@ -1,0 +1,2 @@
+DROP INDEX `llamadas#uuid`;
+CREATE INDEX `llamadas#uuid` ON llamadas (uuid);
