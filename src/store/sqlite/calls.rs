@@ -11,7 +11,7 @@ use crate::store::{sql, NumberUpdate, StoreError};
 impl SqliteStore {
     pub(in crate::store) async fn apply(&self, updates: &[NumberUpdate]) -> Result<(), StoreError> {
         let updates = updates.to_vec();
-        self.run(move |c| {
+        self.write(move |c| {
             c.immediate_transaction(|c| {
                 for w in sql::plan(&updates) {
                     if !w.answered.is_empty() {

@@ -162,7 +162,7 @@ impl SqliteStore {
         adopt: bool,
     ) -> Result<(), StoreError> {
         let c = c.clone();
-        self.run(move |conn| {
+        self.write(move |conn| {
             conn.immediate_transaction(|conn| {
                 if load(conn, &c.nombre)?.is_some() {
                     return Err(campaign_exists(&c.nombre));
@@ -207,7 +207,7 @@ impl SqliteStore {
     /// Writes every field of an existing campaign as given.
     pub(in crate::store) async fn put_campaign(&self, c: &Campaign) -> Result<(), StoreError> {
         let c = c.clone();
-        self.run(move |conn| save(conn, &c)).await
+        self.write(move |conn| save(conn, &c)).await
     }
 
     pub(in crate::store) async fn campaign(
@@ -236,7 +236,7 @@ impl SqliteStore {
         p: &CampaignPatch,
     ) -> Result<Campaign, StoreError> {
         let (n, p) = (n.clone(), p.clone());
-        self.run(move |conn| {
+        self.write(move |conn| {
             conn.immediate_transaction(|conn| {
                 let mut c = existing(conn, &n)?;
                 p.apply_to(&mut c);
@@ -254,7 +254,7 @@ impl SqliteStore {
         s: CampaignState,
     ) -> Result<(), StoreError> {
         let n = n.clone();
-        self.run(move |conn| {
+        self.write(move |conn| {
             let changed = diesel::update(bases::table.filter(bases::nombre.eq(n.as_str())))
                 .set((
                     bases::estado.eq(s.as_str()),
@@ -277,7 +277,7 @@ impl SqliteStore {
     ) -> Result<Campaign, StoreError> {
         let n = n.clone();
         let from = from.to_vec();
-        self.run(move |conn| {
+        self.write(move |conn| {
             conn.immediate_transaction(|conn| {
                 let mut c = existing(conn, &n)?;
                 if !from.contains(&c.estado) {

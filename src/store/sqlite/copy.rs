@@ -26,7 +26,7 @@ impl SqliteStore {
         rows: &[NumberRow],
     ) -> Result<u64, StoreError> {
         let q = sql::insert_number_rows::<Sqlite>(t, rows);
-        self.run(move |c| Ok(q.execute(c)? as u64)).await
+        self.write(move |c| Ok(q.execute(c)? as u64)).await
     }
 
     pub(in crate::store) async fn cdr_rows(
@@ -50,7 +50,7 @@ impl SqliteStore {
         rows: &[CdrRow],
     ) -> Result<u64, StoreError> {
         let rows = rows.to_vec();
-        self.run(move |c| {
+        self.write(move |c| {
             Ok(diesel::insert_or_ignore_into(llamadas::table)
                 .values(&rows)
                 .execute(c)? as u64)
@@ -80,7 +80,7 @@ impl SqliteStore {
         rows: &[DncRow],
     ) -> Result<u64, StoreError> {
         let rows = rows.to_vec();
-        self.run(move |c| {
+        self.write(move |c| {
             Ok(diesel::insert_or_ignore_into(dnc::table)
                 .values(&rows)
                 .execute(c)? as u64)

@@ -39,7 +39,7 @@ impl SqliteStore {
         let telefonos: Vec<String> = telefonos.iter().map(|t| t.as_str().to_owned()).collect();
         // One statement (one short write) per chunk: a list of a million numbers must not hold the
         // write lock, which the dialer's claims and results need, for the whole upload.
-        self.run(move |c| {
+        self.write(move |c| {
             let mut added = 0u64;
             for chunk in telefonos.chunks(DNC_CHUNK) {
                 let rows: Vec<_> = chunk

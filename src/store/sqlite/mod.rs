@@ -6,8 +6,12 @@
 //! - WAL mode: readers (estado, the API) never wait for the writer, nor the writer for them;
 //! - one writer at a time: every read-modify-write runs in `BEGIN IMMEDIATE`, which takes the write
 //!   lock up front, so two claimers can never pick the same rows (what `SKIP LOCKED` does on MySQL)
-//!   and no transaction fails half-way on a lock upgrade; a writer waits up to [`BUSY_TIMEOUT_MS`]
-//!   for the lock, then reports a transient error that the dialer retries;
+//!   and no transaction fails half-way on a lock upgrade;
+//! - this process's writes queue in order on an async mutex ([`SqliteStore::write`]) before they
+//!   take a connection, so waiting writers neither hold pool connections that reads need nor starve
+//!   each other in SQLite's polling busy handler; only another process holding the file's lock
+//!   (a backup, an operator's `sqlite3` shell) makes a writer wait in SQLite, up to
+//!   [`BUSY_TIMEOUT_MS`], after which it reports a transient error that the dialer retries;
 //! - `synchronous = FULL`: a result acknowledged by a commit survives a power cut, not only a crash.
 
 mod calls;
@@ -45,6 +49,8 @@ type Conn = SyncConnectionWrapper<SqliteConnection>;
 pub(super) struct SqliteStore {
     pool: Pool<Conn>,
     path: String,
+    /// Held by each write of this process for its whole run (see the module doc).
+    writer: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -87,13 +93,17 @@ impl SqliteStore {
         });
         let manager = AsyncDieselConnectionManager::<Conn>::new_with_config(path.clone(), config);
         let pool = super::pool(Pool::builder(manager), POOL_SIZE, POOL_TIMEOUT)?;
-        Ok(SqliteStore { pool, path })
+        Ok(SqliteStore {
+            pool,
+            path,
+            writer: Default::default(),
+        })
     }
 
     /// Creates the file if missing and applies pending migrations; returns how many ran.
     pub(super) async fn prepare(&self) -> Result<usize, StoreError> {
         let path = self.path.clone();
-        self.run(move |conn| {
+        self.write(move |conn| {
             conn.run_pending_migrations(MIGRATIONS)
                 .map(|v| v.len())
                 .map_err(|e| StoreError::Database(format!("migraciones ({path}): {e}")))
@@ -107,6 +117,17 @@ impl SqliteStore {
 
     pub(super) async fn ping(&self) -> Result<(), StoreError> {
         self.run(|conn| Ok(conn.batch_execute("SELECT 1")?)).await
+    }
+
+    /// [`SqliteStore::run`] for a write: waits its turn behind this process's other writes first
+    /// (FIFO), without holding a connection meanwhile.
+    async fn write<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut SqliteConnection) -> Result<R, StoreError> + Send + 'static,
+    {
+        let _turn = self.writer.lock().await;
+        self.run(f).await
     }
 
     /// Runs `f` on a pooled connection, on a blocking thread. The whole closure runs even if the

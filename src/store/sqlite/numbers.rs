@@ -17,7 +17,7 @@ impl SqliteStore {
         batch: &[NewNumber],
     ) -> Result<u64, StoreError> {
         let q = sql::insert_numbers::<Sqlite>(t, batch);
-        self.run(move |c| Ok(q.execute(c)? as u64)).await
+        self.write(move |c| Ok(q.execute(c)? as u64)).await
     }
 
     pub(in crate::store) async fn has_numbers_in(
@@ -47,7 +47,7 @@ impl SqliteStore {
         let t = t.clone();
         let now = to_naive(now);
         let rows = self
-            .run(move |c| {
+            .write(move |c| {
                 c.immediate_transaction(|c| {
                     let mut ids: Vec<IdRow> =
                         sql::never_tried_ids::<Sqlite>(&t, limit, "").load(c)?;
@@ -76,7 +76,7 @@ impl SqliteStore {
         ids: &[i64],
     ) -> Result<(), StoreError> {
         let q = sql::unclaim::<Sqlite>(t, ids);
-        self.run(move |c| Ok(q.execute(c).map(drop)?)).await
+        self.write(move |c| Ok(q.execute(c).map(drop)?)).await
     }
 
     pub(in crate::store) async fn in_flight(
