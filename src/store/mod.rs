@@ -467,8 +467,22 @@ impl Store {
     }
 
     /// Adds numbers to the DNC list; returns how many were new.
+    /// One statement per [`DNC_CHUNK`] numbers: a long list never holds the database (SQLite's
+    /// write lock) for the whole upload.
     pub async fn add_dnc(&self, telefonos: &[PhoneNumber]) -> Result<u64, StoreError> {
-        on_backend!(self.add_dnc(telefonos))
+        let creado = rows::to_naive(Utc::now());
+        let mut added = 0;
+        for chunk in telefonos.chunks(DNC_CHUNK) {
+            let rows: Vec<DncRow> = chunk
+                .iter()
+                .map(|t| DncRow {
+                    telefono: t.as_str().to_owned(),
+                    creado,
+                })
+                .collect();
+            added += self.insert_dnc_rows(&rows).await?;
+        }
+        Ok(added)
     }
 }
 

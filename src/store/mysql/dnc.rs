@@ -2,13 +2,10 @@
 
 use std::collections::HashSet;
 
-use chrono::Utc;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use super::MysqlStore;
-use crate::domain::PhoneNumber;
-use crate::store::rows::to_naive;
 use crate::store::schema::dnc;
 use crate::store::{StoreError, DNC_CHUNK};
 
@@ -28,25 +25,5 @@ impl MysqlStore {
             found.extend(rows);
         }
         Ok(found)
-    }
-
-    pub(in crate::store) async fn add_dnc(
-        &self,
-        telefonos: &[PhoneNumber],
-    ) -> Result<u64, StoreError> {
-        let now = to_naive(Utc::now());
-        let mut conn = self.conn().await?;
-        let mut added = 0u64;
-        for chunk in telefonos.chunks(DNC_CHUNK) {
-            let rows: Vec<_> = chunk
-                .iter()
-                .map(|t| (dnc::telefono.eq(t.as_str()), dnc::creado.eq(now)))
-                .collect();
-            added += diesel::insert_or_ignore_into(dnc::table)
-                .values(rows)
-                .execute(&mut conn)
-                .await? as u64;
-        }
-        Ok(added)
     }
 }
