@@ -138,6 +138,15 @@ impl SqliteStore {
         F: FnOnce(&mut SqliteConnection) -> Result<R, StoreError> + Send + 'static,
     {
         let mut conn = self.pool.get().await?;
-        conn.spawn_blocking(move |c| Ok(f(c))).await?
+        conn.spawn_blocking(move |c| {
+            // A panic must not poison the connection's lock for whoever uses it next: it becomes an
+            // error here, and a transaction it left open marks the connection broken, so the pool
+            // discards it.
+            let run = std::panic::AssertUnwindSafe(|| f(c));
+            Ok(std::panic::catch_unwind(run).unwrap_or_else(|_| {
+                Err(StoreError::Database("pánico en una operación de la base".into()))
+            }))
+        })
+        .await?
     }
 }
