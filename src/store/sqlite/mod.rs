@@ -144,7 +144,9 @@ impl SqliteStore {
             // discards it.
             let run = std::panic::AssertUnwindSafe(|| f(c));
             Ok(std::panic::catch_unwind(run).unwrap_or_else(|_| {
-                Err(StoreError::Database("pánico en una operación de la base".into()))
+                Err(StoreError::Database(
+                    "pánico en una operación de la base".into(),
+                ))
             }))
         })
         .await?
