@@ -7,10 +7,10 @@
 //! built from the configuration cannot leak them.
 
 use std::fmt;
+use std::net::SocketAddr;
 
 /// The zero-setup default: an SQLite file in the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://discador.db";
-use std::net::SocketAddr;
 
 /// A string that must never reach a log line or an error body.
 #[derive(Clone, PartialEq, Eq)]

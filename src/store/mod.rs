@@ -568,6 +568,17 @@ fn campaign_exists(n: &CampaignName) -> StoreError {
     StoreError::Conflict(format!("la campaña {n} ya existe"))
 }
 
+/// Refuses to adopt a table with `blank` rows that have no telephone (see [`sql::blank_phones`]).
+fn check_blank_phones(t: &TableName, blank: i64) -> Result<(), StoreError> {
+    if blank > 0 {
+        return Err(StoreError::Invalid(format!(
+            "la tabla {t} tiene {blank} filas sin teléfono (NULL): complételas o bórrelas antes de \
+             adoptarla"
+        )));
+    }
+    Ok(())
+}
+
 fn campaign_missing(n: &CampaignName) -> StoreError {
     StoreError::NotFound(format!("no existe la campaña {n}"))
 }

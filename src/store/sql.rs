@@ -119,6 +119,15 @@ pub(super) fn has_numbers_in<DB: Dialect>(t: &TableName, states: &[NumberState])
     ))
 }
 
+/// `COUNT(*) AS n` of rows without a telephone: an adopted table must have none (a claim could not
+/// dial them and the campaign would never finish).
+pub(super) fn blank_phones<DB: Dialect>(t: &TableName) -> Query<DB> {
+    query(format!(
+        "SELECT COUNT(*) AS n FROM {} WHERE telefono IS NULL",
+        t.quoted()
+    ))
+}
+
 /// Per-state counts in one statement (one consistent snapshot), read as [`super::rows::StatsRow`].
 pub(super) fn stats<DB: Dialect>(t: &TableName) -> Query<DB> {
     let sum =

@@ -1,5 +1,6 @@
 //! `bases` on MySQL: campaigns, their creation (with their numbers table) and their state.
 
+use diesel::mysql::Mysql;
 use diesel::prelude::*;
 use diesel::sql_types::Text;
 use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl};
@@ -9,7 +10,8 @@ use crate::domain::{CampaignName, CampaignState, TableName};
 use crate::store::rows::{now_ms, to_naive, BaseRow, BaseValues, Count};
 use crate::store::schema::bases;
 use crate::store::{
-    already_exists, campaign_exists, campaign_missing, Campaign, CampaignPatch, StoreError,
+    already_exists, campaign_exists, campaign_missing, check_blank_phones, sql, Campaign,
+    CampaignPatch, StoreError,
 };
 
 #[derive(QueryableByName)]
@@ -92,18 +94,8 @@ async fn adopt_table(conn: &mut AsyncMysqlConnection, t: &TableName) -> Result<(
             "la tabla {t} no tiene columna 'telefono'"
         )));
     }
-    let blank: Count = diesel::sql_query(format!(
-        "SELECT COUNT(*) AS n FROM {} WHERE telefono IS NULL",
-        t.quoted()
-    ))
-    .get_result(conn)
-    .await?;
-    if blank.n > 0 {
-        return Err(StoreError::Invalid(format!(
-            "la tabla {t} tiene {} filas sin teléfono (NULL): complételas o bórrelas antes de adoptarla",
-            blank.n
-        )));
-    }
+    let blank: Count = sql::blank_phones::<Mysql>(t).get_result(conn).await?;
+    check_blank_phones(t, blank.n)?;
     diesel::sql_query(format!("ALTER TABLE {} {NUMBER_COLUMNS}", t.quoted()))
         .execute(conn)
         .await

@@ -10,13 +10,15 @@
 
 use diesel::prelude::*;
 use diesel::sql_types::{Integer, Text};
-use diesel::sqlite::SqliteConnection;
+use diesel::sqlite::{Sqlite, SqliteConnection};
 
 use super::SqliteStore;
 use crate::domain::{CampaignName, CampaignState, TableName};
 use crate::store::rows::{now_ms, to_naive, BaseRow, BaseValues, Count};
 use crate::store::schema::bases;
-use crate::store::{campaign_exists, campaign_missing, Campaign, CampaignPatch, StoreError};
+use crate::store::{
+    campaign_exists, campaign_missing, check_blank_phones, sql, Campaign, CampaignPatch, StoreError,
+};
 
 /// The columns discador needs in a numbers table besides `id` and `telefono`. All nullable or
 /// defaulted, so an adopted table gets the missing ones and its rows become PENDIENTE.
@@ -110,17 +112,8 @@ fn adopt_table(conn: &mut SqliteConnection, t: &TableName) -> Result<(), StoreEr
             "la tabla {t} no tiene columna 'telefono'"
         )));
     }
-    let blank: Count = diesel::sql_query(format!(
-        "SELECT COUNT(*) AS n FROM {} WHERE telefono IS NULL",
-        t.quoted()
-    ))
-    .get_result(conn)?;
-    if blank.n > 0 {
-        return Err(StoreError::Invalid(format!(
-            "la tabla {t} tiene {} filas sin teléfono (NULL): complételas o bórrelas antes de adoptarla",
-            blank.n
-        )));
-    }
+    let blank: Count = sql::blank_phones::<Sqlite>(t).get_result(conn)?;
+    check_blank_phones(t, blank.n)?;
     for (name, def) in NUMBER_COLUMNS {
         if find(name).is_none() {
             diesel::sql_query(format!(
