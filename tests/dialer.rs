@@ -63,6 +63,31 @@ async fn rig(backend: Backend, flags: &[&str]) -> Rig {
 }
 
 impl Rig {
+    /// The campaign of the outage tests: 200 numbers at 40 CPS, half people, half busy lines (one
+    /// retry each); returns once 40 originates went out, i.e. mid-campaign.
+    async fn start_outage_campaign(&self, nombre: &str, prefix: &str) {
+        self.campaign(nombre, json!({"cps": 40}), &numbers(prefix, 200, &[6, 0]))
+            .await;
+        self.command("iniciar", nombre).await;
+        while self.originates(prefix).len() < 40 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// After the outage: the campaign finishes with every number's expected result, and every
+    /// attempt is recorded (results of calls that ended during the outage were queued, not lost).
+    async fn assert_outage_lost_nothing(&self, nombre: &str, prefix: &str) {
+        let b = self.finished(nombre, Duration::from_secs(60)).await;
+        assert_eq!(count(&b, "total"), 200, "{b}");
+        assert_eq!(count(&b, "completados"), 100, "{b}");
+        assert_eq!(
+            count(&b, "errores"),
+            100,
+            "busy lines after their retries: {b}"
+        );
+        self.assert_every_attempt_recorded(prefix, nombre);
+    }
+
     /// Every attempt the simulator saw (numbers starting with `prefix`) has its CDR row and is
     /// counted on its number in `tabla`: nothing was lost on the way to the database.
     fn assert_every_attempt_recorded(&self, prefix: &str, tabla: &str) {
@@ -675,16 +700,7 @@ async fn a_database_outage_pauses_claims_and_loses_no_result() {
         token: None,
     };
     let rig = Rig { sim, app: t };
-    rig.campaign(
-        "APAGON",
-        json!({"cps": 40}),
-        &numbers("54900", 200, &[6, 0]),
-    )
-    .await;
-    rig.command("iniciar", "APAGON").await;
-    while rig.originates("54900").len() < 40 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    rig.start_outage_campaign("APAGON", "54900").await;
     proxy.cut().await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     // Claims stop: the last second of the outage sees no originate (only the claimed second of
@@ -698,16 +714,7 @@ async fn a_database_outage_pauses_claims_and_loses_no_result() {
     );
     proxy.restore().await;
 
-    let b = rig.finished("APAGON", Duration::from_secs(60)).await;
-    assert_eq!(count(&b, "total"), 200, "{b}");
-    assert_eq!(count(&b, "completados"), 100, "{b}");
-    assert_eq!(
-        count(&b, "errores"),
-        100,
-        "busy lines after their retries: {b}"
-    );
-    // Results of the calls that ended during the outage were queued, not lost.
-    rig.assert_every_attempt_recorded("54900", "APAGON");
+    rig.assert_outage_lost_nothing("APAGON", "54900").await;
     rig.stop().await;
 }
 
@@ -718,16 +725,7 @@ async fn a_database_outage_pauses_claims_and_loses_no_result() {
 async fn a_locked_sqlite_file_pauses_claims_and_loses_no_result() {
     let rig = rig(Backend::Sqlite, &[]).await;
     let path = rig.app.db.path().expect("a SQLite test database");
-    rig.campaign(
-        "CANDADO",
-        json!({"cps": 40}),
-        &numbers("54901", 200, &[6, 0]),
-    )
-    .await;
-    rig.command("iniciar", "CANDADO").await;
-    while rig.originates("54901").len() < 40 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    rig.start_outage_campaign("CANDADO", "54901").await;
     // 8 s under an exclusive lock: longer than the store's 5 s busy timeout.
     let mut locker = std::process::Command::new("sqlite3")
         .arg("-cmd")
@@ -753,15 +751,7 @@ async fn a_locked_sqlite_file_pauses_claims_and_loses_no_result() {
         .unwrap();
     assert!(status.success(), "the lock holder ran as planned");
 
-    let b = rig.finished("CANDADO", Duration::from_secs(60)).await;
-    assert_eq!(count(&b, "total"), 200, "{b}");
-    assert_eq!(count(&b, "completados"), 100, "{b}");
-    assert_eq!(
-        count(&b, "errores"),
-        100,
-        "busy lines after their retries: {b}"
-    );
-    rig.assert_every_attempt_recorded("54901", "CANDADO");
+    rig.assert_outage_lost_nothing("CANDADO", "54901").await;
     rig.stop().await;
 }
 
