@@ -462,9 +462,11 @@ async fn release(
     }
 }
 
-/// Returns claimed numbers to PENDIENTE, retrying a few times over lock conflicts. On failure the
-/// numbers stay MARCANDO with a UUID FreeSWITCH never saw: start-up recovery counts them as an
-/// attempt (the rule for "gone" calls) — late, but never lost.
+/// Returns claimed numbers to PENDIENTE, retrying a few times over lock conflicts. If the database
+/// stays unavailable, a background task keeps trying (backing off to 30 s) so the numbers go back
+/// without an attempt being counted; meanwhile they stay MARCANDO, so the campaign cannot finish
+/// without them. Only if the process stops first does start-up recovery count them as an attempt
+/// (the rule for "gone" calls): late, but never lost. `false`: a non-transient error, logged.
 async fn unclaim(shared: &Shared, campaign: &Campaign, ids: &[i64]) -> bool {
     let mut delay = Duration::from_millis(20);
     for _ in 0..5 {
@@ -480,8 +482,26 @@ async fn unclaim(shared: &Shared, campaign: &Campaign, ids: &[i64]) -> bool {
             }
         }
     }
-    tracing::warn!(campana = %campaign.nombre, "no se pudieron liberar números reservados (base ocupada)");
-    false
+    tracing::warn!(campana = %campaign.nombre, numeros = ids.len(), "base ocupada: se seguirá intentando liberar los números reservados");
+    let (store, campaign, ids) = (shared.store.clone(), campaign.clone(), ids.to_vec());
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(30));
+            match store.unclaim(&campaign, &ids).await {
+                Ok(()) => {
+                    tracing::info!(campana = %campaign.nombre, numeros = ids.len(), "números reservados liberados");
+                    return;
+                }
+                Err(e) if e.is_transient() => {}
+                Err(e) => {
+                    tracing::warn!(campana = %campaign.nombre, error = %e, "no se pudieron liberar números reservados");
+                    return;
+                }
+            }
+        }
+    });
+    true
 }
 
 /// ACTIVA → FINALIZADA. Only from ACTIVA: an operator's pause or stop at the same moment wins.
