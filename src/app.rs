@@ -22,8 +22,13 @@ use crate::domain::Gateway;
 use crate::esl::{EventFormat, InboundClient, InboundConfig, OutboundConfig, OutboundServer};
 use crate::store::{Location, Store, StoreError};
 
-/// The events the tracker needs (BACKGROUND_JOB is always added by the client).
-const EVENTS: &[&str] = &["CHANNEL_ANSWER", "CHANNEL_HANGUP_COMPLETE"];
+/// The events the tracker needs (BACKGROUND_JOB is always added by the client). CHANNEL_CREATE
+/// tells a failed attempt from an originate the switch refused without a channel.
+const EVENTS: &[&str] = &[
+    "CHANNEL_CREATE",
+    "CHANNEL_ANSWER",
+    "CHANNEL_HANGUP_COMPLETE",
+];
 
 /// How long shutdown waits for queued results to reach the database.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -179,6 +184,7 @@ pub async fn spawn(cfg: Config) -> anyhow::Result<RunningApp> {
         ControllerSettings {
             amd_timeout: Duration::from_millis(cfg.amd_timeout_ms),
             avmd_window: Duration::from_millis(cfg.avmd_ventana_ms),
+            ..ControllerSettings::default()
         },
     );
     background.push(tokio::spawn(outbound.run(

@@ -4,8 +4,8 @@
 //! concurrent commands cannot both win), then tells the dialer, which acts on it at once. Without a
 //! dialer (API-only tests) only the recorded state changes.
 
-use crate::dialer::Dialer;
-use crate::domain::{CampaignName, CampaignState, Cps};
+use crate::dialer::{missing_module_reason, Dialer};
+use crate::domain::{AmdMode, CampaignName, CampaignState, Cps};
 use crate::store::{Campaign, CampaignPatch, Store};
 
 use super::error::ApiError;
@@ -32,8 +32,19 @@ impl Control {
         self.dialer.as_ref()
     }
 
+    /// 409 when FreeSWITCH said it does not have the module AMD mode `amd` runs on: every answered
+    /// call would be hung up by the switch. (Unknown — no connection yet — is not refused: the
+    /// runner waits for the answer and pauses the campaign with the reason if the module is missing.)
+    pub fn check_amd(&self, amd: AmdMode) -> Result<(), ApiError> {
+        match self.dialer.as_ref().and_then(|d| d.missing_module(amd)) {
+            Some(module) => Err(ApiError::conflict(missing_module_reason(amd, module))),
+            None => Ok(()),
+        }
+    }
+
     /// CREADA / PAUSADA / DETENIDA / FINALIZADA → ACTIVA. Needs pending numbers (409 otherwise), as
-    /// the seed's "verifica que la campaña existe y tiene números pendientes". `cps` is saved.
+    /// the seed's "verifica que la campaña existe y tiene números pendientes", and the module its AMD
+    /// needs (409). `cps` is saved.
     pub async fn start(&self, name: &CampaignName, cps: Option<Cps>) -> Result<Campaign, ApiError> {
         let c = self.existing(name).await?;
         if c.estado == CampaignState::Activa {
@@ -41,6 +52,7 @@ impl Control {
                 "la campaña {name} ya está activa"
             )));
         }
+        self.check_amd(c.amd)?;
         if !self.store.has_pending(&c).await? {
             return Err(ApiError::conflict(format!(
                 "la campaña {name} no tiene números pendientes"
@@ -64,6 +76,7 @@ impl Control {
                     CampaignState::Finalizada,
                 ],
                 CampaignState::Activa,
+                None,
             )
             .await?;
         self.stats.invalidate(&c.tabla);
@@ -85,8 +98,10 @@ impl Control {
         Ok(c)
     }
 
-    /// PAUSADA → ACTIVA. (Also after a restart, when the paused campaign has no runner yet.)
+    /// PAUSADA → ACTIVA. (Also after a restart, when the paused campaign has no runner yet.) 409 if
+    /// the module its AMD needs is missing.
     pub async fn resume(&self, name: &CampaignName) -> Result<Campaign, ApiError> {
+        self.check_amd(self.existing(name).await?.amd)?;
         let c = self
             .transition(name, &[CampaignState::Pausada], CampaignState::Activa)
             .await?;
@@ -141,7 +156,10 @@ impl Control {
         from: &[CampaignState],
         to: CampaignState,
     ) -> Result<Campaign, ApiError> {
-        let c = self.store.transition_campaign_state(name, from, to).await?;
+        let c = self
+            .store
+            .transition_campaign_state(name, from, to, None)
+            .await?;
         tracing::info!(campana = %name, estado = %to, "estado de campaña cambiado");
         Ok(c)
     }

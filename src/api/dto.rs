@@ -338,6 +338,10 @@ pub struct EstadoReply {
     pub campana: String,
     #[schema(example = "ACTIVA")]
     pub estado: String,
+    /// Why the service itself paused the campaign (e.g. FreeSWITCH lacks its AMD module, or refuses
+    /// its gateway); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub motivo: Option<String>,
     pub estadisticas: Estadisticas,
 }
 
@@ -381,6 +385,11 @@ pub struct HealthReply {
     /// `clave_incorrecta` (absent when this process does not dial).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub freeswitch: Option<&'static str>,
+    /// FreeSWITCH's answer to `module_exists` for the AMD modules, asked at every connection:
+    /// `true` / `false`, `null` while not connected (absent when this process does not dial).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>, example = json!({"mod_amd": true, "mod_avmd": false}))]
+    pub modulos: Option<crate::dialer::node::Modules>,
 }
 
 /// Body of `POST /dnc/`: numbers never to be called (any campaign).

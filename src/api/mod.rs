@@ -309,6 +309,7 @@ async fn crear_campana(
 ) -> Result<(StatusCode, CampaignView), ApiError> {
     let req: CampaignRequest = parse_json(body)?;
     let new = req.to_new()?;
+    st.control.check_amd(new.amd)?;
     let c = st.store.create_campaign(&new).await?;
     Ok((StatusCode::CREATED, CampaignView::from(&c)))
 }
@@ -363,6 +364,9 @@ async fn modificar_campana(
     let req: PatchRequest = parse_json(body)?;
     let current = existing(&st, &name).await?;
     let patch = req.ajustes.to_patch(&current.ventana)?;
+    if let Some(amd) = patch.amd {
+        st.control.check_amd(amd)?;
+    }
     let c = st.store.update_campaign(&name, &patch).await?;
     st.control.updated(&c);
     tracing::info!(campana = %name, "campaña modificada");
@@ -484,6 +488,7 @@ async fn estado(nombre: String, st: AppState) -> Response {
                 EstadoReply {
                     campana: c.nombre.to_string(),
                     estado: c.estado.to_string(),
+                    motivo: c.motivo.clone(),
                     estadisticas: Estadisticas::new(&stats, &c, st.control.live(&name)),
                 },
             ))
@@ -498,12 +503,14 @@ async fn estado(nombre: String, st: AppState) -> Response {
 async fn health(st: AppState) -> Response {
     let db_ok = st.store.ping().await.is_ok();
     let freeswitch = st.control.dialer().map(|d| d.esl_state());
+    let modulos = st.control.dialer().map(|d| d.modules());
     let fs_ok = freeswitch.is_none_or(|s| s == "conectado");
     let body = HealthReply {
         estado: if db_ok && fs_ok { "ok" } else { "degradado" },
         base_de_datos: if db_ok { "ok" } else { "no_disponible" },
         motor_base_de_datos: st.store.backend(),
         freeswitch,
+        modulos,
     };
     warp::reply::json(&body).into_response()
 }

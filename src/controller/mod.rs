@@ -4,27 +4,34 @@
 //! every answered call, whose `socket` application connects here. For each connection:
 //!
 //! 1. read the channel data (`connect`): our `discador_campana`, `discador_numero`,
-//!    `discador_intento` variables and the call's UUID;
-//! 2. `myevents` (only this call's events) and `linger` (keep the socket through the hangup);
+//!    `discador_intento` variables and the call's UUID, and tell the tracker the controller has the
+//!    call;
+//! 2. `myevents` (this call's events), for avmd also `event plain CUSTOM avmd::beep` (`myevents`
+//!    carries no CUSTOM event), and a *bounded* `linger` (a bare one never lets the socket close);
 //! 3. answering-machine detection by the campaign's `amd` mode — `ninguno` (a person), `mod_amd`
 //!    (the `amd` application sets `amd_result` HUMAN / MACHINE / NOTSURE and `amd_cause`), `avmd`
 //!    (a beep within the window means a machine);
-//! 4. NOTSURE (and an AMD that failed or timed out) goes where the campaign says, by default to the
-//!    human destination: hanging up on a person is the costly mistake;
+//! 4. NOTSURE — and an AMD that failed or timed out, which is recorded as NOTSURE with cause
+//!    `ERROR` / `TIMEOUT` — goes where the campaign says, by default to the human destination:
+//!    hanging up on a person is the costly mistake;
 //! 5. set `discador_resultado`, `discador_amd_resultado`, `discador_amd_causa` on the channel (for
 //!    the dialplan and the CDR) and tell the tracker the verdict directly;
-//! 6. transfer to the campaign's `destino_humano` / `destino_maquina` in context `discador`, or hang
-//!    up when the machine destination is empty.
+//! 6. tell the tracker the call is delivered, then transfer it to the campaign's `destino_humano` /
+//!    `destino_maquina` in context `discador`, or hang up when the machine destination is empty;
+//!    then `exit`, so the socket closes and the call lives on in the dialplan alone.
 //!
-//! Every step is bounded by a timeout, and the dialplan hangs up the call if the socket ends without
-//! a transfer, so a controller failure never leaves a call hanging.
+//! Every wait ends when the channel hangs up (the session reports [`EslError::HungUp`]), every step
+//! is bounded by a timeout, and the dialplan hangs up the call if the socket ends without a
+//! transfer. The tracker always hears how control ended ([`ControlOutcome`]): delivered, the called
+//! party hung up during it (a contact), or failed (the switch hung up for another reason, e.g. a
+//! missing application; the socket was lost): an answered call that was never delivered is retried.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use uuid::Uuid;
 
-use crate::dialer::tracker::{AmdVerdict, CallEvent};
+use crate::dialer::tracker::{AmdVerdict, CallEvent, ControlOutcome};
 use crate::dialer::Dialer;
 use crate::domain::{AmdMode, AmdNotSure, CallResult};
 use crate::esl::{EslError, OutboundSession};
@@ -33,6 +40,9 @@ use crate::store::Campaign;
 /// The dialplan context every destination lives in.
 pub const CONTEXT: &str = "discador";
 
+/// The `avmd::beep` subscription an avmd campaign's socket needs (`myevents` has no CUSTOM event).
+const AVMD_BEEP: [&str; 2] = ["CUSTOM", "avmd::beep"];
+
 /// Timing of the controller.
 #[derive(Clone, Debug)]
 pub struct ControllerSettings {
@@ -40,6 +50,8 @@ pub struct ControllerSettings {
     pub amd_timeout: Duration,
     /// How long `avmd` listens for a beep before deciding it is a person.
     pub avmd_window: Duration,
+    /// How long FreeSWITCH keeps the socket after the hangup for the last events (`linger N`).
+    pub linger_secs: u32,
 }
 
 impl Default for ControllerSettings {
@@ -47,6 +59,7 @@ impl Default for ControllerSettings {
         ControllerSettings {
             amd_timeout: Duration::from_secs(10),
             avmd_window: Duration::from_secs(15),
+            linger_secs: 5,
         }
     }
 }
@@ -66,11 +79,12 @@ impl Controller {
         }
     }
 
-    /// Drives one answered call to its destination.
+    /// Drives one answered call to its destination and tells the tracker how control ended.
     pub async fn handle(self, mut session: OutboundSession) {
         let uuid_text = session.uuid().to_owned();
         let Ok(uuid) = Uuid::parse_str(&uuid_text) else {
-            tracing::warn!(uuid = %uuid_text, "conexión de socket sin UUID válido");
+            tracing::warn!(uuid = %uuid_text, "conexión de socket sin UUID válido; se devuelve al dialplan");
+            let _ = session.exit().await;
             return;
         };
         let Some(name) = session.variable("discador_campana").map(str::to_owned) else {
@@ -79,17 +93,18 @@ impl Controller {
             let _ = session.exit().await;
             return;
         };
-        let campaign = match self.campaign(&name).await {
-            Some(c) => c,
+        let tracker = self.dialer.tracker().clone();
+        tracker.event(CallEvent::ControlStarted { uuid });
+        let outcome = match self.campaign(&name).await {
+            Some(campaign) => self.drive(&mut session, uuid, &campaign).await,
             None => {
                 tracing::warn!(%uuid, campana = %name, "campaña desconocida en el socket; se cuelga");
                 let _ = session.hangup("NORMAL_CLEARING").await;
-                return;
+                Some(ControlOutcome::Failed("campaña desconocida".into()))
             }
         };
-        if let Err(e) = self.drive(&mut session, uuid, &campaign).await {
-            tracing::warn!(campana = %name, %uuid, error = %e, "control de llamada interrumpido");
-            return;
+        if let Some(outcome) = outcome {
+            tracker.event(CallEvent::ControlEnded { uuid, outcome });
         }
         let _ = session.exit().await;
     }
@@ -108,29 +123,68 @@ impl Controller {
             .map(Arc::new)
     }
 
+    /// Runs the call; returns how control ended, or `None` when the delivery was already reported
+    /// (it is reported *before* the transfer or hangup, which would otherwise race it).
     async fn drive(
+        &self,
+        session: &mut OutboundSession,
+        uuid: Uuid,
+        campaign: &Campaign,
+    ) -> Option<ControlOutcome> {
+        match self.run(session, uuid, campaign).await {
+            Ok(()) => None,
+            Err(e) => {
+                let outcome = match (&e, session.hangup_info()) {
+                    (EslError::HungUp(_), Some(h)) if h.by_far_end() => {
+                        ControlOutcome::CalleeHungUp
+                    }
+                    (EslError::HungUp(cause), _) => ControlOutcome::Failed(format!(
+                        "FreeSWITCH colgó la llamada durante el control ({cause})"
+                    )),
+                    _ => ControlOutcome::Failed(e.to_string()),
+                };
+                tracing::info!(campana = %campaign.nombre, %uuid, error = %e, "control de llamada interrumpido");
+                // A person who hung up during detection was still a person (or the campaign's
+                // NOTSURE rule): the verdict the tracker records.
+                if matches!(outcome, ControlOutcome::CalleeHungUp) {
+                    let verdict = self.verdict_so_far(session, campaign);
+                    self.dialer
+                        .tracker()
+                        .event(CallEvent::Amd { uuid, verdict });
+                }
+                Some(outcome)
+            }
+        }
+    }
+
+    async fn run(
         &self,
         session: &mut OutboundSession,
         uuid: Uuid,
         campaign: &Campaign,
     ) -> Result<(), EslError> {
         session.myevents().await?;
-        session.linger().await?;
+        if campaign.amd == AmdMode::Avmd {
+            session.subscribe(&AVMD_BEEP).await?;
+        }
+        session.linger(self.settings.linger_secs).await?;
 
         let (raw, cause) = match campaign.amd {
             AmdMode::Ninguno => ("NONE".to_owned(), None),
             AmdMode::ModAmd => self.mod_amd(session).await?,
-            AmdMode::Avmd => self.avmd(session).await?,
+            AmdMode::Avmd => self.avmd(session, uuid).await?,
         };
         let result = verdict(&raw, campaign.amd_incierto);
-        session
-            .set_var("discador_resultado", result.as_str())
-            .await?;
         session.set_var("discador_amd_resultado", &raw).await?;
         if let Some(c) = &cause {
             session.set_var("discador_amd_causa", c).await?;
         }
-        self.dialer.tracker().event(CallEvent::Amd {
+        // Set last: the mark that the call was handed on (the tracker reads it from the hangup).
+        session
+            .set_var("discador_resultado", result.as_str())
+            .await?;
+        let tracker = self.dialer.tracker();
+        tracker.event(CallEvent::Amd {
             uuid,
             verdict: AmdVerdict {
                 result,
@@ -143,7 +197,13 @@ impl Controller {
             CallResult::Maquina => &campaign.destino_maquina,
             _ => &campaign.destino_humano,
         };
-        tracing::info!(campana = %campaign.nombre, %uuid, amd = %raw, resultado = %result, destino = %destination.as_str(), "llamada contestada");
+        let deteccion_ms = since_answer(session).map(|d| d.as_millis() as u64);
+        tracing::info!(campana = %campaign.nombre, %uuid, amd = %raw, resultado = %result,
+            destino = %destination.as_str(), deteccion_ms, "llamada contestada");
+        tracker.event(CallEvent::ControlEnded {
+            uuid,
+            outcome: ControlOutcome::Delivered,
+        });
         if destination.is_hangup() {
             session.hangup("NORMAL_CLEARING").await?;
         } else {
@@ -157,7 +217,28 @@ impl Controller {
         Ok(())
     }
 
+    /// What the call is, as far as detection got before it was cut short: `amd_result` if the
+    /// application set it, else NOTSURE (the campaign's rule).
+    fn verdict_so_far(&self, session: &OutboundSession, campaign: &Campaign) -> AmdVerdict {
+        let raw = match campaign.amd {
+            AmdMode::Ninguno => "NONE".to_owned(),
+            AmdMode::ModAmd => session
+                .variable("amd_result")
+                .filter(|r| matches!(*r, "HUMAN" | "MACHINE" | "NOTSURE"))
+                .unwrap_or("NOTSURE")
+                .to_owned(),
+            AmdMode::Avmd => "NOTSURE".to_owned(),
+        };
+        AmdVerdict {
+            result: verdict(&raw, campaign.amd_incierto),
+            raw,
+            cause: Some("HANGUP".to_owned()),
+        }
+    }
+
     /// `mod_amd`: the `amd` application returns once it decided; its verdict is in `amd_result`.
+    /// A timeout or an error of the application itself is NOTSURE (the campaign's rule) with that
+    /// cause; the channel hanging up is not a verdict (the caller decides what it means).
     async fn mod_amd(
         &self,
         session: &mut OutboundSession,
@@ -170,24 +251,33 @@ impl Controller {
                     .to_owned(),
                 session.variable("amd_cause").map(str::to_owned),
             )),
-            Ok(Err(e)) => Err(e),
+            Ok(Err(e @ (EslError::HungUp(_) | EslError::Disconnected | EslError::Io(_)))) => Err(e),
+            Ok(Err(e)) => {
+                tracing::warn!(uuid = %session.uuid(), error = %e, "AMD falló; se aplica la regla de NOTSURE");
+                Ok(("NOTSURE".to_owned(), Some("ERROR".to_owned())))
+            }
             Err(_) => Ok(("NOTSURE".to_owned(), Some("TIMEOUT".to_owned()))),
         }
     }
 
-    /// `mod_avmd`: start beep detection and listen for `avmd::beep` within the window.
+    /// `mod_avmd`: start beep detection and listen for this channel's `avmd::beep` within the
+    /// window; none means a person.
     async fn avmd(
         &self,
         session: &mut OutboundSession,
+        uuid: Uuid,
     ) -> Result<(String, Option<String>), EslError> {
         session.execute("avmd_start", "").await?;
         let deadline = tokio::time::Instant::now() + self.settings.avmd_window;
+        let uuid = uuid.hyphenated().to_string();
         let beep = loop {
-            match tokio::time::timeout_at(deadline, session.next_event()).await {
+            match tokio::time::timeout_at(deadline, session.next_event_until_hangup()).await {
                 Err(_) => break false,
                 Ok(Err(e)) => return Err(e),
                 Ok(Ok(ev)) => {
-                    if ev.get("Event-Subclass") == Some("avmd::beep") {
+                    if ev.subclass() == Some("avmd::beep")
+                        && ev.unique_id().is_none_or(|u| u.eq_ignore_ascii_case(&uuid))
+                    {
                         break true;
                     }
                 }
@@ -200,6 +290,22 @@ impl Controller {
             ("HUMAN".to_owned(), Some("NO_BEEP".to_owned()))
         })
     }
+}
+
+/// Time since FreeSWITCH answered the call (`Caller-Channel-Answered-Time`, µs since the epoch,
+/// from the connect reply): what the called party waited for the verdict. `None` when the switch
+/// did not say, or the clocks disagree.
+fn since_answer(session: &OutboundSession) -> Option<std::time::Duration> {
+    let answered_us: u64 = session
+        .channel_data()
+        .get("Caller-Channel-Answered-Time")?
+        .parse()
+        .ok()
+        .filter(|us| *us > 0)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
+    now.checked_sub(std::time::Duration::from_micros(answered_us))
 }
 
 /// HUMAN / MACHINE / anything else (NOTSURE, a failed AMD) → the campaign's rule.

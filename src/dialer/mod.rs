@@ -7,6 +7,7 @@
 //! [`Shared`].
 
 pub mod metrics;
+pub mod node;
 pub mod originate;
 pub mod pacing;
 pub mod recovery;
@@ -15,20 +16,22 @@ pub mod tracker;
 pub mod writer;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use serde::Serialize;
 use tokio::sync::{mpsc, watch, Semaphore};
 
-use crate::domain::{CampaignName, Cps, Gateway};
+use crate::domain::outcome::Refusal;
+use crate::domain::{AmdMode, CampaignName, CampaignState, Cps, Gateway};
 use crate::esl::InboundClient;
-use crate::store::{Campaign, NumberUpdate, Store};
+use crate::store::{Campaign, NumberUpdate, Store, StoreError};
 
 use metrics::CampaignMetrics;
+use node::{Modules, Node};
 use originate::DialTemplate;
 use pacing::Pacer;
 use runner::{RunState, RunnerParts};
-use tracker::Tracker;
+use tracker::{Notice, Tracker};
 
 /// Process-wide parts every runner uses.
 pub(crate) struct Shared {
@@ -46,6 +49,8 @@ pub(crate) struct Shared {
     pub default_gateway: Gateway,
     /// The FreeSWITCH node these calls go through, recorded in every CDR.
     pub nodo: String,
+    /// Its loaded modules and its refusal back-off.
+    pub node: Node,
 }
 
 /// Settings of the dialer that come from the service's configuration.
@@ -114,7 +119,8 @@ impl Dialer {
         settings: DialerSettings,
     ) -> (Dialer, writer::WriterHandle) {
         let (writer_tx, writer) = writer::start(store.clone());
-        let tracker = Tracker::start(writer_tx.clone(), settings.nodo.clone());
+        let (notices_tx, notices) = mpsc::unbounded_channel();
+        let tracker = Tracker::start(writer_tx.clone(), notices_tx, settings.nodo.clone());
         let shared = Arc::new(Shared {
             store,
             esl,
@@ -130,14 +136,73 @@ impl Dialer {
             template: settings.template,
             default_gateway: settings.default_gateway,
             nodo: settings.nodo,
+            node: Node::default(),
         });
-        (
-            Dialer {
-                shared,
-                runners: Arc::new(Mutex::new(HashMap::new())),
-            },
-            writer,
-        )
+        let dialer = Dialer {
+            shared,
+            runners: Arc::new(Mutex::new(HashMap::new())),
+        };
+        tokio::spawn(act_on_notices(dialer.downgrade(), notices));
+        (dialer, writer)
+    }
+
+    fn downgrade(&self) -> WeakDialer {
+        WeakDialer {
+            shared: Arc::downgrade(&self.shared),
+            runners: Arc::downgrade(&self.runners),
+        }
+    }
+
+    /// The optional modules FreeSWITCH said it has (at the last connection).
+    pub fn modules(&self) -> Modules {
+        *self.shared.node.modules.borrow()
+    }
+
+    /// The module a campaign with AMD mode `amd` needs and FreeSWITCH does not have.
+    pub fn missing_module(&self, amd: AmdMode) -> Option<&'static str> {
+        self.modules().missing_for(amd)
+    }
+
+    /// Asks FreeSWITCH which modules it has, at every connection (a switch restarted with another
+    /// configuration may have lost one). A runner whose campaign needs a missing one pauses it.
+    pub async fn refresh_modules(&self) {
+        let modules = Modules::ask(&self.shared.esl).await;
+        self.shared.node.modules.send_replace(modules);
+        tracing::info!(
+            mod_amd = ?modules.mod_amd,
+            mod_avmd = ?modules.mod_avmd,
+            "módulos de detección de FreeSWITCH"
+        );
+    }
+
+    /// The link is down: what FreeSWITCH said about its modules may no longer hold.
+    pub fn forget_modules(&self) {
+        self.shared.node.modules.send_replace(Modules::default());
+    }
+
+    /// The service itself pauses a running campaign (ACTIVA → PAUSADA) and records why, for
+    /// estado. The runner is paused even if the database cannot record it (a campaign that cannot
+    /// be dialed must not keep trying); a campaign that is no longer ACTIVA is left as it is.
+    pub async fn pause_for(&self, name: &CampaignName, motivo: &str) {
+        match self
+            .shared
+            .store
+            .transition_campaign_state(
+                name,
+                &[CampaignState::Activa],
+                CampaignState::Pausada,
+                Some(motivo),
+            )
+            .await
+        {
+            Ok(_) => {}
+            Err(StoreError::Conflict(_)) => return,
+            Err(e) => {
+                tracing::warn!(campana = %name, error = %e, "no se pudo registrar la pausa de la campaña");
+            }
+        }
+        tracing::warn!(campana = %name, %motivo, "campaña pausada por el servicio");
+        self.pause(name);
     }
 
     pub fn tracker(&self) -> &Tracker {
@@ -212,6 +277,13 @@ impl Dialer {
         );
     }
 
+    /// Whether the campaign's runner dials now (not paused, not stopped).
+    pub fn is_running(&self, name: &CampaignName) -> bool {
+        self.runners()
+            .get(&Self::key(name))
+            .is_some_and(|r| !r.join.is_finished() && *r.control.borrow() == RunState::Running)
+    }
+
     fn set_state(&self, name: &CampaignName, state: RunState) -> bool {
         match self.runners().get(&Self::key(name)) {
             Some(r) if !r.join.is_finished() => r.control.send(state).is_ok(),
@@ -272,6 +344,63 @@ impl Dialer {
         }
         for r in runners {
             let _ = r.join.await;
+        }
+    }
+}
+
+/// Why a campaign cannot dial with `amd`: its module is missing.
+pub fn missing_module_reason(amd: AmdMode, module: &str) -> String {
+    format!(
+        "FreeSWITCH no tiene cargado {module}, que necesita la detección amd={amd}: \
+         cárguelo (load {module}) o cambie el modo amd de la campaña"
+    )
+}
+
+/// A [`Dialer`] that does not keep it alive: for tasks the dialer itself owns.
+struct WeakDialer {
+    shared: Weak<Shared>,
+    runners: Weak<Mutex<HashMap<String, Runner>>>,
+}
+
+impl WeakDialer {
+    fn upgrade(&self) -> Option<Dialer> {
+        Some(Dialer {
+            shared: self.shared.upgrade()?,
+            runners: self.runners.upgrade()?,
+        })
+    }
+}
+
+/// Acts on what the tracker reports: a switch refusing for capacity holds every runner for a
+/// moment; a refusal of the campaign's configuration (a gateway or profile the switch does not
+/// have) pauses that campaign with the cause.
+async fn act_on_notices(dialer: WeakDialer, mut notices: mpsc::UnboundedReceiver<Notice>) {
+    while let Some(notice) = notices.recv().await {
+        let Some(dialer) = dialer.upgrade() else {
+            return;
+        };
+        match notice {
+            Notice::Refused {
+                kind: Refusal::Capacity,
+                ..
+            } => dialer.shared.node.hold.refused(),
+            Notice::Refused {
+                campana,
+                cause,
+                kind: Refusal::Configuration,
+            } => {
+                if dialer.is_running(&campana) {
+                    let motivo = format!(
+                        "FreeSWITCH rechaza las llamadas de la campaña ({cause}): revise su gateway \
+                         o la plantilla de marcado"
+                    );
+                    dialer.pause_for(&campana, &motivo).await;
+                }
+            }
+            Notice::Refused {
+                kind: Refusal::Number,
+                ..
+            } => {}
         }
     }
 }

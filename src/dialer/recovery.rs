@@ -4,12 +4,17 @@
 //! - **At start-up**, before any runner claims, every number left in MARCANDO or CONTESTADO (by a
 //!   crash, a `kill -9`, a power cut) is checked with `uuid_exists`: a call FreeSWITCH still has is
 //!   tracked again (its hangup event will finish it as usual); a call it no longer has is a counted
-//!   attempt with cause `DISCADOR_RECUPERADO` — answered calls complete (result by the campaign's
-//!   NOTSURE rule, since the AMD verdict was lost), unanswered ones follow the retry rule as a
-//!   network failure. Then the campaigns that were ACTIVA start again.
+//!   attempt with cause `DISCADOR_RECUPERADO` — an answered call that the controller had handed to
+//!   its destination (the result it recorded on the number, see `NumberUpdate::Delivered`)
+//!   completes with that result; one it had not is INTERRUMPIDA (nobody heard the message) and
+//!   follows the retry rule, as unanswered ones do as a network failure. Then the campaigns that
+//!   were ACTIVA start again.
 //! - **After every ESL reconnect**, the calls that were in flight before it are checked the same way
 //!   (their events may have been lost while the link was down). A call is declared gone only if
-//!   FreeSWITCH still does not have it when asked again a moment later (see [`GONE_CONFIRM`]).
+//!   FreeSWITCH still does not have it when asked again a moment later (see [`GONE_CONFIRM`]). If
+//!   FreeSWITCH itself restarted meanwhile (its `core_uuid` changed), every such call was cut by the
+//!   switch: answered ones are INTERRUMPIDA even if they had reached their destination.
+//! - **At every connection** the switch is asked which AMD modules it has (see `node.rs`).
 //! - **Periodically**, calls older than the longest ring time plus a margin, or answered calls older
 //!   than a long talk, are checked too: a lost event can't leave a call "in progress" forever.
 //! - When the event stream lags (the tracker fell behind and events were dropped), a reconciliation
@@ -21,12 +26,14 @@ use chrono::Utc;
 use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
 
-use crate::domain::NumberState;
-use crate::esl::{ConnState, Event, InboundClient};
+use crate::domain::{CallResult, NumberState};
+use crate::esl::{ConnState, Event, InboundClient, JobResult};
 use crate::store::Campaign;
 
-use super::tracker::{CallEvent, LiveCall, Tracker};
-use super::Dialer;
+use super::tracker::{
+    first_word, AmdVerdict, CallEvent, Control, ControlOutcome, Hangup, LiveCall, Tracker,
+};
+use super::{node, Dialer};
 
 /// How often the stuck-call sweep runs.
 const SWEEP_EVERY: Duration = Duration::from_secs(30);
@@ -138,6 +145,15 @@ async fn recover_campaign(dialer: &Dialer, campaign: &Campaign) {
             inicio,
         );
         call.contestada = answered.then_some(inicio);
+        if let Some(result) = n.entregada {
+            // The controller had handed it on before this process stopped.
+            call.control = Control::Ended(ControlOutcome::Delivered);
+            call.amd = Some(AmdVerdict {
+                result,
+                raw: "NONE".to_owned(),
+                cause: Some("RECUPERADA".to_owned()),
+            });
+        }
         dialer.tracker().register(call);
         match alive {
             Some(true) => live += 1,
@@ -145,7 +161,7 @@ async fn recover_campaign(dialer: &Dialer, campaign: &Campaign) {
             None => live += 1,
             Some(false) => {
                 gone += 1;
-                dialer.tracker().event(CallEvent::Gone { uuid });
+                dialer.tracker().event(CallEvent::Gone { uuid, cut: false });
             }
         }
     }
@@ -153,8 +169,9 @@ async fn recover_campaign(dialer: &Dialer, campaign: &Campaign) {
 }
 
 /// Checks the live calls in `scope` against FreeSWITCH and finishes those it no longer has: asked
-/// once, then again after [`GONE_CONFIRM`] for those still unfinished (see there why).
-async fn reconcile(esl: &InboundClient, tracker: &Tracker, scope: Scope) {
+/// once, then again after [`GONE_CONFIRM`] for those still unfinished (see there why). `cut`: the
+/// switch restarted since these calls began.
+async fn reconcile(esl: &InboundClient, tracker: &Tracker, scope: Scope, cut: bool) {
     let now = Utc::now();
     let mut suspects = Vec::new();
     for call in tracker.live().await {
@@ -184,7 +201,7 @@ async fn reconcile(esl: &InboundClient, tracker: &Tracker, scope: Scope) {
     for uuid in suspects {
         if still_live.contains(&uuid) && exists(esl, &uuid).await == Some(false) {
             gone += 1;
-            tracker.event(CallEvent::Gone { uuid });
+            tracker.event(CallEvent::Gone { uuid, cut });
         }
     }
     if gone > 0 {
@@ -195,76 +212,139 @@ async fn reconcile(esl: &InboundClient, tracker: &Tracker, scope: Scope) {
     }
 }
 
-/// Feeds the tracker from the ESL event stream, and reconciles after reconnects, after lagging and
+/// Feeds the tracker from the ESL event stream; at every connection asks the switch which modules
+/// it has and which run of FreeSWITCH it is; reconciles after reconnects, after lagging and
 /// periodically. Runs until the ESL client shuts down.
 pub fn spawn_event_pump(dialer: &Dialer) -> tokio::task::JoinHandle<()> {
-    let esl = dialer.esl().clone();
-    let tracker = dialer.tracker().clone();
+    let dialer = dialer.clone();
     tokio::spawn(async move {
+        let esl = dialer.esl().clone();
+        let tracker = dialer.tracker().clone();
         let mut events = esl.events();
         let mut state = esl.state();
-        // The generation already reconciled. Seeded with the current state: the link may have come
-        // up before this task started. The first connection has nothing to reconcile either (the
+        // The generation already handled. The first connection has nothing to reconcile (the
         // calls left by a previous run are start-up recovery's): only a change of generation after
         // one was seen is a reconnect.
-        let mut generation: Option<u64> = match &*state.borrow_and_update() {
-            ConnState::Connected { generation } => Some(*generation),
-            _ => None,
-        };
+        let mut generation: Option<u64> = None;
+        // The `core_uuid` of the switch at the last connection: shared with the connection tasks.
+        let core = std::sync::Arc::new(tokio::sync::Mutex::new(None::<String>));
         let mut sweep = tokio::time::interval(SWEEP_EVERY);
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut first = true;
         loop {
-            tokio::select! {
-                ev = events.recv() => match ev {
-                    Ok(ev) => {
-                        if let Some(call_event) = call_event(&ev) {
-                            tracker.event(call_event);
+            let changed = if first {
+                // The link may have come up before this task started.
+                first = false;
+                true
+            } else {
+                tokio::select! {
+                    ev = events.recv() => {
+                        match ev {
+                            Ok(ev) => {
+                                if let Some(call_event) = call_event(&ev) {
+                                    tracker.event(call_event);
+                                }
+                            }
+                            Err(RecvError::Lagged(n)) => {
+                                tracing::warn!(perdidos = n, "eventos perdidos; reconciliando");
+                                spawn_reconcile(&esl, &tracker, Scope::StartedBefore(Utc::now()), false);
+                            }
+                            Err(RecvError::Closed) => return,
                         }
+                        false
                     }
-                    Err(RecvError::Lagged(n)) => {
-                        tracing::warn!(perdidos = n, "eventos perdidos; reconciliando");
-                        spawn_reconcile(&esl, &tracker, Scope::StartedBefore(Utc::now()));
-                    }
-                    Err(RecvError::Closed) => return,
-                },
-                changed = state.changed() => {
-                    if changed.is_err() {
-                        return;
-                    }
-                    let now = match &*state.borrow_and_update() {
-                        ConnState::Connected { generation } => Some(*generation),
-                        _ => None,
-                    };
-                    if let Some(g) = now {
-                        if generation.is_some_and(|seen| seen != g) {
-                            tracing::info!("ESL reconectado; reconciliando llamadas en curso");
-                            let scope = Scope::StartedBefore(Utc::now());
-                            spawn_reconcile(&esl, &tracker, scope);
-                            let (esl, tracker) = (esl.clone(), tracker.clone());
-                            tokio::spawn(async move {
-                                tokio::time::sleep(SECOND_PASS).await;
-                                reconcile(&esl, &tracker, scope).await;
-                            });
+                    changed = state.changed() => {
+                        if changed.is_err() {
+                            return;
                         }
-                        generation = Some(g);
+                        true
+                    }
+                    _ = sweep.tick() => {
+                        spawn_reconcile(&esl, &tracker, Scope::Old, false);
+                        false
                     }
                 }
-                _ = sweep.tick() => spawn_reconcile(&esl, &tracker, Scope::Old),
+            };
+            if !changed {
+                continue;
+            }
+            let now = match &*state.borrow_and_update() {
+                ConnState::Connected { generation } => Some(*generation),
+                _ => None,
+            };
+            match now {
+                None => dialer.forget_modules(),
+                Some(g) if generation != Some(g) => {
+                    let reconnect = generation.is_some();
+                    generation = Some(g);
+                    let cutoff = Utc::now();
+                    let (dialer, core) = (dialer.clone(), core.clone());
+                    tokio::spawn(async move {
+                        on_connect(&dialer, &core, reconnect, cutoff).await;
+                    });
+                }
+                Some(_) => {}
             }
         }
     })
 }
 
-fn spawn_reconcile(esl: &InboundClient, tracker: &Tracker, scope: Scope) {
-    let esl = esl.clone();
-    let tracker = tracker.clone();
-    tokio::spawn(async move { reconcile(&esl, &tracker, scope).await });
+/// What every new connection needs: the modules, which run of FreeSWITCH this is, and (on a
+/// reconnect) a reconciliation of the calls that were in flight while events could be lost.
+async fn on_connect(
+    dialer: &Dialer,
+    core: &tokio::sync::Mutex<Option<String>>,
+    reconnect: bool,
+    cutoff: chrono::DateTime<Utc>,
+) {
+    dialer.refresh_modules().await;
+    let now = node::core_uuid(dialer.esl()).await;
+    let restarted = {
+        let mut seen = core.lock().await;
+        let restarted = matches!((&*seen, &now), (Some(a), Some(b)) if a != b);
+        if now.is_some() {
+            *seen = now;
+        }
+        restarted
+    };
+    if !reconnect {
+        return;
+    }
+    if restarted {
+        tracing::warn!("FreeSWITCH se reinició: las llamadas en curso se cortaron; reconciliando");
+    } else {
+        tracing::info!("ESL reconectado; reconciliando llamadas en curso");
+    }
+    let scope = Scope::StartedBefore(cutoff);
+    reconcile(dialer.esl(), dialer.tracker(), scope, restarted).await;
+    tokio::time::sleep(SECOND_PASS).await;
+    reconcile(dialer.esl(), dialer.tracker(), scope, restarted).await;
 }
 
-/// The tracker's view of an ESL event: only what decides a call's state.
+fn spawn_reconcile(esl: &InboundClient, tracker: &Tracker, scope: Scope, cut: bool) {
+    let esl = esl.clone();
+    let tracker = tracker.clone();
+    tokio::spawn(async move { reconcile(&esl, &tracker, scope, cut).await });
+}
+
+/// The tracker's view of an ESL event: only what decides a call's state. BACKGROUND_JOB is matched
+/// by its Job-UUID, which the dialer sets to the call's UUID.
 pub fn call_event(ev: &Event) -> Option<CallEvent> {
+    let name = ev.name()?;
+    if name == "BACKGROUND_JOB" {
+        let uuid = Uuid::parse_str(ev.job_uuid()?).ok()?;
+        let body = ev.body().unwrap_or("");
+        return Some(match JobResult::from_body(body) {
+            JobResult::Ok(_) => CallEvent::JobOk { uuid },
+            JobResult::Err(cause) => CallEvent::JobErr {
+                uuid,
+                cause: first_word(&cause),
+            },
+        });
+    }
     let uuid = Uuid::parse_str(ev.unique_id()?).ok()?;
-    match ev.name()? {
+    match name {
+        "CHANNEL_CREATE" => Some(CallEvent::Created { uuid }),
         "CHANNEL_ANSWER" => Some(CallEvent::Answered { uuid }),
         "CHANNEL_HANGUP_COMPLETE" => {
             let num = |name: &str| -> u32 {
@@ -276,10 +356,16 @@ pub fn call_event(ev: &Event) -> Option<CallEvent> {
             let answered = num("answer_epoch") > 0 || num("billsec") > 0;
             Some(CallEvent::Hangup {
                 uuid,
-                cause: ev.hangup_cause().unwrap_or("NORMAL_CLEARING").to_owned(),
-                answered,
-                billsec: num("billsec"),
-                duracion: num("duration"),
+                hangup: Hangup {
+                    cause: ev.hangup_cause().unwrap_or("NORMAL_CLEARING").to_owned(),
+                    answered,
+                    billsec: num("billsec"),
+                    duracion: num("duration"),
+                    resultado: ev
+                        .variable("discador_resultado")
+                        .and_then(|r| CallResult::parse(r).ok())
+                        .filter(|r| matches!(r, CallResult::Humano | CallResult::Maquina)),
+                },
             })
         }
         _ => None,

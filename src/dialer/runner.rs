@@ -1,11 +1,14 @@
 //! One runner per running campaign: the loop that turns due numbers into paced originates.
 //!
 //! Each turn of the loop, in order: obey pause/stop; wait for FreeSWITCH if the ESL link is down;
-//! wait outside the calling window; claim a small batch of due numbers (PENDIENTE → MARCANDO, done
-//! atomically by the store); drop do-not-call numbers; wait for a free channel (campaign and global);
-//! wait for a pacing slot (campaign and global CPS); check again — at dial time, not claim time —
-//! that the campaign still runs, the window is still open and the number is valid; register the call
-//! with the tracker; send `bgapi originate`.
+//! make sure FreeSWITCH has the module the campaign's AMD needs (wait until it said, pause the
+//! campaign with the reason if it does not); wait outside the calling window; claim a small batch of
+//! due numbers (PENDIENTE → MARCANDO, done atomically by the store); drop do-not-call numbers; wait
+//! for a free channel (campaign and global); wait out a refusal back-off of the switch; wait for a
+//! pacing slot (campaign and global CPS); check again — at dial time, not claim time — that the
+//! campaign still runs, the window is still open and the number is valid; register the call with the
+//! tracker; send `bgapi originate` (its Job-UUID is the call's UUID, so that the event pump can hand
+//! its BACKGROUND_JOB to the tracker in the order FreeSWITCH sent it).
 //!
 //! The claim batch is about one second of dialing, so a number never sits claimed for long: a pause
 //! or a closing window returns the unused claims to PENDIENTE at once (no attempt counted).
@@ -19,7 +22,7 @@ use tokio::sync::{watch, Semaphore};
 use uuid::Uuid;
 
 use crate::domain::{mask, CallResult, CampaignState, NumberState, PhoneNumber};
-use crate::esl::{ConnState, EslError, JobResult};
+use crate::esl::{ConnState, EslError};
 use crate::store::{CallRecord, Campaign, ClaimedNumber, NumberUpdate, StoreError};
 
 use super::metrics::{CallSlot, CampaignMetrics};
@@ -61,6 +64,7 @@ pub(crate) async fn run(shared: Arc<Shared>, parts: RunnerParts) {
     let mut queue: VecDeque<ClaimedNumber> = VecDeque::new();
     let mut pending: Option<PendingClaim> = None;
     let mut esl_state = shared.esl.state();
+    let mut modules = shared.node.modules.subscribe();
     let mut db_backoff = Duration::from_millis(250);
     let name = campaign.nombre.clone();
     tracing::info!(campana = %name, cps = campaign.cps.get(), "campaña en marcha");
@@ -90,6 +94,26 @@ pub(crate) async fn run(shared: Arc<Shared>, parts: RunnerParts) {
             tokio::select! {
                 _ = esl_state.changed() => {}
                 _ = control.changed() => {}
+                _ = tokio::time::sleep(IDLE_POLL) => {}
+            }
+            continue;
+        }
+
+        let known = *modules.borrow_and_update();
+        if let Some(missing) = known.missing_for(campaign.amd) {
+            // Every answered call would be hung up by the switch: pause with the reason.
+            release(&shared, &campaign, &mut queue, &mut pending).await;
+            let motivo = super::missing_module_reason(campaign.amd, missing);
+            pause_self(&shared, &campaign, &motivo).await;
+            break;
+        }
+        if !known.known_for(campaign.amd) {
+            // FreeSWITCH has not said yet (it is asked at every connection).
+            release(&shared, &campaign, &mut queue, &mut pending).await;
+            tokio::select! {
+                _ = modules.changed() => {}
+                _ = control.changed() => {}
+                _ = settings.changed() => {}
                 _ = tokio::time::sleep(IDLE_POLL) => {}
             }
             continue;
@@ -193,6 +217,12 @@ pub(crate) async fn run(shared: Arc<Shared>, parts: RunnerParts) {
                 &without
             }
         };
+        // The switch refused originates for capacity a moment ago: let it breathe first.
+        tokio::select! {
+            _ = shared.node.hold.wait() => {}
+            _ = control.changed() => continue,
+            _ = settings.changed() => continue,
+        }
         tokio::select! {
             _ = pacing::acquire(scopes) => {}
             _ = control.changed() => continue,
@@ -375,29 +405,19 @@ fn dial(
     let shared = shared.clone();
     let campaign_for_unclaim = Arc::clone(campaign);
     tokio::spawn(async move {
-        let job = shared.esl.bgapi(&command, Uuid::new_v4()).await;
-        let job = match job {
-            Ok(job) => job,
+        // The Job-UUID is the call's UUID: the event pump hands the BACKGROUND_JOB to the tracker
+        // in stream order, after the channel's CHANNEL_CREATE if there is one (which tells a call
+        // that never left the switch from a failed attempt). The `BgJob` itself is not awaited.
+        match shared.esl.bgapi(&command, uuid).await {
+            Ok(_job) => {}
             Err(EslError::NotConnected) => {
                 // Never reached FreeSWITCH: not an attempt. Back to PENDIENTE.
                 shared.tracker.event(CallEvent::NotSent { uuid });
                 unclaim(&shared, &campaign_for_unclaim, &[number.id]).await;
-                return;
             }
             Err(e) => {
                 // It may or may not have reached FreeSWITCH: reconciliation (uuid_exists) decides.
                 tracing::warn!(%uuid, error = %e, "originate sin respuesta; queda para reconciliar");
-                return;
-            }
-        };
-        match job.await {
-            Ok(JobResult::Ok(_)) => shared.tracker.event(CallEvent::JobOk { uuid }),
-            Ok(JobResult::Err(cause)) => shared.tracker.event(CallEvent::JobErr {
-                uuid,
-                cause: first_word(&cause),
-            }),
-            Err(e) => {
-                tracing::warn!(%uuid, error = %e, "resultado del originate perdido; queda para reconciliar")
             }
         }
     });
@@ -434,11 +454,6 @@ fn prepare(
     .command(&shared.template)
     .map_err(|_| (CallResult::NumeroInvalido, "INVALID_NUMBER_FORMAT"))?;
     Ok((uuid, telefono, command))
-}
-
-/// `-ERR USER_BUSY\n` bodies carry the cause as their first word.
-fn first_word(s: &str) -> String {
-    s.split_whitespace().next().unwrap_or("UNKNOWN").to_owned()
 }
 
 /// Returns unused claims to PENDIENTE (no attempt counted), including a claim still in flight.
@@ -504,6 +519,27 @@ async fn unclaim(shared: &Shared, campaign: &Campaign, ids: &[i64]) -> bool {
     true
 }
 
+/// ACTIVA → PAUSADA with the reason, by the runner itself, which then ends (a later `reanudar`
+/// starts a new one). Only from ACTIVA: an operator's pause or stop at the same moment wins.
+async fn pause_self(shared: &Shared, campaign: &Campaign, motivo: &str) {
+    match shared
+        .store
+        .transition_campaign_state(
+            &campaign.nombre,
+            &[CampaignState::Activa],
+            CampaignState::Pausada,
+            Some(motivo),
+        )
+        .await
+    {
+        Ok(_) => tracing::warn!(campana = %campaign.nombre, %motivo, "campaña pausada"),
+        Err(StoreError::Conflict(_)) => {}
+        Err(e) => {
+            tracing::warn!(campana = %campaign.nombre, error = %e, %motivo, "campaña detenida sin poder registrar la pausa")
+        }
+    }
+}
+
 /// ACTIVA → FINALIZADA. Only from ACTIVA: an operator's pause or stop at the same moment wins.
 async fn finish_campaign(shared: &Shared, campaign: &Campaign) {
     match shared
@@ -512,6 +548,7 @@ async fn finish_campaign(shared: &Shared, campaign: &Campaign) {
             &campaign.nombre,
             &[CampaignState::Activa],
             CampaignState::Finalizada,
+            None,
         )
         .await
     {
@@ -538,11 +575,5 @@ mod tests {
         assert_eq!(claim_size(100.0, 10), 10);
         assert_eq!(claim_size(100.0, 0), 1);
         assert_eq!(claim_size(1000.0, 5000), 500);
-    }
-
-    #[test]
-    fn job_errors_keep_the_cause() {
-        assert_eq!(first_word("USER_BUSY\n"), "USER_BUSY");
-        assert_eq!(first_word(""), "UNKNOWN");
     }
 }

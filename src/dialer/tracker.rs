@@ -1,12 +1,24 @@
 //! The call tracker: the single owner of every live call's state.
 //!
-//! Every fact about a call arrives here as a [`CallEvent`], in order, through one channel: the
-//! runner registers a call *before* its originate is sent (so no event can arrive for an unknown
-//! call), the ESL event pump forwards CHANNEL_ANSWER / CHANNEL_HANGUP_COMPLETE, the originate task
-//! forwards the BACKGROUND_JOB result, the controller forwards the AMD verdict and reconciliation
-//! reports calls that FreeSWITCH no longer knows. Because one task owns the map, there are no locks
-//! and no two writers can disagree about a call: a call is finished exactly once, and its final
-//! state goes to the batched store writer as one [`NumberUpdate::Finished`].
+//! Every fact about a call arrives here as a [`CallEvent`], through one channel: the runner
+//! registers a call *before* its originate is sent (so no event can arrive for an unknown call), the
+//! ESL event pump forwards CHANNEL_CREATE / BACKGROUND_JOB / CHANNEL_ANSWER /
+//! CHANNEL_HANGUP_COMPLETE in the order FreeSWITCH sent them, the controller reports when it takes
+//! the answered call, its AMD verdict and how its control ended, and reconciliation reports calls
+//! that FreeSWITCH no longer knows. Because one task owns the map, there are no locks and no two
+//! writers can disagree about a call: a call is finished exactly once, and its final state goes to
+//! the batched store writer as one [`NumberUpdate::Finished`] (or, for an originate the switch
+//! refused without creating a channel, one [`NumberUpdate::Requeued`]: not an attempt).
+//!
+//! What the real switch taught, as rules here:
+//! - `-ERR <CAUSE>` with no channel (no CHANNEL_CREATE before the BACKGROUND_JOB, which the switch
+//!   always sends first when a channel exists) means the call never left the switch.
+//! - An answered call is COMPLETADO only if it reached its destination: the controller handed it on
+//!   (or the called party hung up while it drove the call). Answered calls that FreeSWITCH, the event
+//!   socket or the controller lost on the way are INTERRUMPIDA: a counted attempt, retried.
+//! - The controller's report and the hangup event travel on different sockets: a hangup that
+//!   arrives while the controller still drives the call waits (at most [`CONTROL_GRACE`]) for its
+//!   report before the call is judged.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -15,7 +27,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use crate::domain::outcome::{is_retryable, result_for_cause};
+use crate::domain::outcome::{is_retryable, refusal, result_for_cause, Refusal};
 use crate::domain::{mask, AmdNotSure, CallResult, CampaignName, NumberState, TableName};
 use crate::store::{CallRecord, NumberUpdate};
 
@@ -24,6 +36,12 @@ use super::metrics::CallSlot;
 /// The cause recorded for a call that FreeSWITCH no longer knows after a crash or a lost
 /// connection (its hangup event was never seen).
 pub const CAUSE_RECOVERED: &str = "DISCADOR_RECUPERADO";
+
+/// How long a hangup waits for the report of a controller that still drives the call.
+pub const CONTROL_GRACE: Duration = Duration::from_secs(5);
+
+/// How long a number refused by the switch without a channel waits before it is due again.
+pub const REFUSED_RETRY: Duration = Duration::from_secs(5);
 
 /// One call in flight, from just before its originate until its final state is handed to the writer.
 #[derive(Debug)]
@@ -42,6 +60,13 @@ pub struct LiveCall {
     pub inicio: DateTime<Utc>,
     pub contestada: Option<DateTime<Utc>>,
     pub amd: Option<AmdVerdict>,
+    /// FreeSWITCH created a channel for it (CHANNEL_CREATE seen): the call left the switch's
+    /// admission, so its failure is an attempt.
+    pub channel: bool,
+    /// Where the outbound-socket controller is with this call.
+    pub control: Control,
+    /// A hangup that arrived while the controller was still driving the call.
+    pending_hangup: Option<Hangup>,
     /// The channel permits and live counter of this call; released when the call is dropped.
     pub slot: Option<CallSlot>,
 }
@@ -70,8 +95,19 @@ impl LiveCall {
             inicio,
             contestada: None,
             amd: None,
+            channel: false,
+            control: Control::NotYet,
+            pending_hangup: None,
             slot: None,
         }
+    }
+
+    /// Whether the call reached its destination (see [`ControlOutcome`]).
+    fn delivered(&self) -> bool {
+        matches!(
+            self.control,
+            Control::Ended(ControlOutcome::Delivered | ControlOutcome::CalleeHungUp)
+        )
     }
 }
 
@@ -80,9 +116,48 @@ impl LiveCall {
 pub struct AmdVerdict {
     /// HUMANO or MAQUINA, after the campaign's NOTSURE rule.
     pub result: CallResult,
-    /// FreeSWITCH's raw value (`HUMAN`, `MACHINE`, `NOTSURE`, `BEEP`, `NONE`).
+    /// FreeSWITCH's raw value (`HUMAN`, `MACHINE`, `NOTSURE`, `NONE`).
     pub raw: String,
     pub cause: Option<String>,
+}
+
+/// Where the outbound-socket controller is with a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Control {
+    /// The controller has not taken the call (not answered yet, or its socket never connected).
+    NotYet,
+    /// The controller drives the call now.
+    Running,
+    /// The controller is done with the call.
+    Ended(ControlOutcome),
+}
+
+/// How the controller's work on an answered call ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ControlOutcome {
+    /// Handed to the campaign's destination (transferred), or hung up by the campaign's own rule
+    /// (a machine with no machine destination). Reported *before* the command is sent, so that it
+    /// is never overtaken by the hangup it causes.
+    Delivered,
+    /// The called party hung up while the controller drove the call (e.g. during detection): a
+    /// contact that ended by the person's choice.
+    CalleeHungUp,
+    /// The controller could not finish: the socket or FreeSWITCH was lost, an application is
+    /// missing (the switch hung the call up), the campaign is unknown. Nobody got the message.
+    Failed(String),
+}
+
+/// CHANNEL_HANGUP_COMPLETE, as the tracker needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hangup {
+    pub cause: String,
+    pub answered: bool,
+    pub billsec: u32,
+    pub duracion: u32,
+    /// `discador_resultado` on the channel: the controller set it right before handing the call to
+    /// its destination, so it proves the delivery even when the controller's own report is missing
+    /// (e.g. the call was recovered after a restart of this process).
+    pub resultado: Option<CallResult>,
 }
 
 /// A fact about a call.
@@ -90,6 +165,8 @@ pub struct AmdVerdict {
 pub enum CallEvent {
     /// The originate never reached FreeSWITCH (no connection): not an attempt.
     NotSent { uuid: Uuid },
+    /// CHANNEL_CREATE: FreeSWITCH created the call's channel.
+    Created { uuid: Uuid },
     /// BACKGROUND_JOB `+OK`: the leg was answered and sent to the dialplan.
     JobOk { uuid: Uuid },
     /// BACKGROUND_JOB `-ERR CAUSE`: the originate failed.
@@ -97,31 +174,44 @@ pub enum CallEvent {
     /// CHANNEL_ANSWER.
     Answered { uuid: Uuid },
     /// CHANNEL_HANGUP_COMPLETE.
-    Hangup {
-        uuid: Uuid,
-        cause: String,
-        answered: bool,
-        billsec: u32,
-        duracion: u32,
-    },
+    Hangup { uuid: Uuid, hangup: Hangup },
+    /// The controller took the answered call (its socket connected).
+    ControlStarted { uuid: Uuid },
     /// The controller's AMD verdict.
     Amd { uuid: Uuid, verdict: AmdVerdict },
-    /// Reconciliation: FreeSWITCH has no such channel.
-    Gone { uuid: Uuid },
+    /// The controller is done with the call.
+    ControlEnded { uuid: Uuid, outcome: ControlOutcome },
+    /// Reconciliation: FreeSWITCH has no such channel. `cut`: FreeSWITCH itself restarted since the
+    /// call began, so the call was cut by the switch, not ended by anyone.
+    Gone { uuid: Uuid, cut: bool },
 }
 
 impl CallEvent {
     fn uuid(&self) -> Uuid {
         match self {
             CallEvent::NotSent { uuid }
+            | CallEvent::Created { uuid }
             | CallEvent::JobOk { uuid }
             | CallEvent::JobErr { uuid, .. }
             | CallEvent::Answered { uuid }
             | CallEvent::Hangup { uuid, .. }
+            | CallEvent::ControlStarted { uuid }
             | CallEvent::Amd { uuid, .. }
-            | CallEvent::Gone { uuid } => *uuid,
+            | CallEvent::ControlEnded { uuid, .. }
+            | CallEvent::Gone { uuid, .. } => *uuid,
         }
     }
+}
+
+/// Something the dialer must act on, reported by the tracker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// FreeSWITCH refused an originate of `campana` without creating a channel.
+    Refused {
+        campana: CampaignName,
+        cause: String,
+        kind: Refusal,
+    },
 }
 
 /// A live call as reconciliation sees it.
@@ -137,6 +227,8 @@ enum Msg {
     Register(Box<LiveCall>),
     Event(CallEvent),
     Live(oneshot::Sender<Vec<LiveSummary>>),
+    /// The grace of a hangup waiting for its controller's report ran out.
+    Settle(Uuid),
 }
 
 /// The tracker's address; cheap to clone.
@@ -146,11 +238,22 @@ pub struct Tracker {
 }
 
 impl Tracker {
-    /// Starts the tracker task. Final states go to `writer`; the task ends when every `Tracker`
-    /// clone is dropped.
-    pub fn start(writer: mpsc::UnboundedSender<NumberUpdate>, nodo: String) -> Tracker {
+    /// Starts the tracker task. Final states go to `writer`, things the dialer must act on to
+    /// `notices`; the task ends when every `Tracker` clone is dropped.
+    pub fn start(
+        writer: mpsc::UnboundedSender<NumberUpdate>,
+        notices: mpsc::UnboundedSender<Notice>,
+        nodo: String,
+    ) -> Tracker {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(rx, writer, nodo));
+        let task = Task {
+            calls: HashMap::new(),
+            writer,
+            notices,
+            nodo,
+            timers: tx.downgrade(),
+        };
+        tokio::spawn(task.run(rx));
         Tracker { tx }
     }
 
@@ -173,70 +276,128 @@ impl Tracker {
     }
 }
 
-async fn run(
-    mut rx: mpsc::UnboundedReceiver<Msg>,
+/// The tracker task's state.
+struct Task {
+    calls: HashMap<Uuid, LiveCall>,
     writer: mpsc::UnboundedSender<NumberUpdate>,
+    notices: mpsc::UnboundedSender<Notice>,
     nodo: String,
-) {
-    let mut calls: HashMap<Uuid, LiveCall> = HashMap::new();
-    while let Some(msg) = rx.recv().await {
-        match msg {
-            Msg::Register(call) => {
-                calls.insert(call.uuid, *call);
-            }
-            Msg::Live(reply) => {
-                let live = calls
-                    .values()
-                    .map(|c| LiveSummary {
-                        uuid: c.uuid,
-                        campana: c.campana.clone(),
-                        answered: c.contestada.is_some(),
-                        since: c.inicio,
-                    })
-                    .collect();
-                let _ = reply.send(live);
-            }
-            Msg::Event(event) => {
-                let uuid = event.uuid();
-                let Some(call) = calls.get_mut(&uuid) else {
-                    // Not ours, or already finished (a BACKGROUND_JOB -ERR and the channel's
-                    // HANGUP_COMPLETE both end a failed call; the first one wins).
-                    tracing::trace!(%uuid, "event for a call that is not live");
-                    continue;
-                };
-                let now = Utc::now();
-                match apply(call, event, now) {
-                    Step::Keep(update) => {
-                        if let Some(u) = update {
-                            let _ = writer.send(u);
-                        }
-                    }
-                    Step::Forget => {
-                        calls.remove(&uuid);
-                    }
-                    Step::Finish {
-                        cause,
-                        billsec,
-                        duracion,
-                    } => {
-                        if let Some(call) = calls.remove(&uuid) {
-                            let record = finish(&call, &cause, billsec, duracion, now, &nodo);
-                            tracing::info!(
-                                campana = %call.campana,
-                                uuid = %call.uuid,
-                                telefono = %mask(&call.telefono),
-                                resultado = %record.resultado,
-                                estado = %record.estado,
-                                causa = %cause,
-                                "llamada terminada"
-                            );
-                            let _ = writer.send(NumberUpdate::Finished(record));
-                            // `call` drops here: its channel permits go back to the runner.
-                        }
+    /// For the grace timers; weak, so that the task still ends when every `Tracker` is dropped.
+    timers: mpsc::WeakUnboundedSender<Msg>,
+}
+
+impl Task {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Msg>) {
+        while let Some(msg) = rx.recv().await {
+            match msg {
+                Msg::Register(call) => {
+                    self.calls.insert(call.uuid, *call);
+                }
+                Msg::Live(reply) => {
+                    let _ = reply.send(self.summaries());
+                }
+                Msg::Event(event) => self.on_event(event),
+                Msg::Settle(uuid) => {
+                    let hangup = self
+                        .calls
+                        .get_mut(&uuid)
+                        .and_then(|c| c.pending_hangup.take());
+                    if let Some(h) = hangup {
+                        tracing::warn!(%uuid, "el controlador no informó a tiempo tras el cuelgue");
+                        self.finish(uuid, h);
                     }
                 }
             }
         }
+    }
+
+    fn summaries(&self) -> Vec<LiveSummary> {
+        self.calls
+            .values()
+            .map(|c| LiveSummary {
+                uuid: c.uuid,
+                campana: c.campana.clone(),
+                answered: c.contestada.is_some(),
+                since: c.inicio,
+            })
+            .collect()
+    }
+
+    fn on_event(&mut self, event: CallEvent) {
+        let uuid = event.uuid();
+        let Some(call) = self.calls.get_mut(&uuid) else {
+            // Not ours (the other leg, another program's call), or already finished (a
+            // BACKGROUND_JOB -ERR and the channel's HANGUP_COMPLETE both end a failed call; the
+            // first one wins).
+            tracing::trace!(%uuid, "event for a call that is not live");
+            return;
+        };
+        match apply(call, event, Utc::now()) {
+            Step::Keep(update) => {
+                if let Some(u) = update {
+                    let _ = self.writer.send(u);
+                }
+            }
+            Step::Forget => {
+                self.calls.remove(&uuid);
+            }
+            Step::Wait => {
+                if let Some(tx) = self.timers.upgrade() {
+                    tokio::spawn(async move {
+                        tokio::time::sleep(CONTROL_GRACE).await;
+                        let _ = tx.send(Msg::Settle(uuid));
+                    });
+                }
+            }
+            Step::Finish(hangup) => self.finish(uuid, hangup),
+            Step::Refuse(cause) => self.refuse(uuid, cause),
+        }
+    }
+
+    /// Hands the call's final record to the writer; dropping the call frees its channel permits.
+    fn finish(&mut self, uuid: Uuid, hangup: Hangup) {
+        let Some(call) = self.calls.remove(&uuid) else {
+            return;
+        };
+        let record = finish(&call, &hangup, Utc::now(), &self.nodo);
+        tracing::info!(
+            campana = %call.campana,
+            uuid = %call.uuid,
+            telefono = %mask(&call.telefono),
+            resultado = %record.resultado,
+            estado = %record.estado,
+            causa = %hangup.cause,
+            "llamada terminada"
+        );
+        let _ = self.writer.send(NumberUpdate::Finished(record));
+    }
+
+    /// An originate the switch refused without a channel: back to the queue, not an attempt.
+    fn refuse(&mut self, uuid: Uuid, cause: String) {
+        let Some(call) = self.calls.remove(&uuid) else {
+            return;
+        };
+        let kind = refusal(&cause);
+        tracing::warn!(
+            campana = %call.campana,
+            %uuid,
+            telefono = %mask(&call.telefono),
+            causa = %cause,
+            "FreeSWITCH rechazó el originate sin crear el canal; el número vuelve a la cola sin contar intento"
+        );
+        let due = Utc::now()
+            + chrono::Duration::from_std(REFUSED_RETRY).unwrap_or(chrono::Duration::zero());
+        let _ = self.writer.send(NumberUpdate::Requeued {
+            tabla: call.tabla.clone(),
+            id: call.numero_id,
+            uuid: call.uuid.hyphenated().to_string(),
+            proximo: due,
+        });
+        let _ = self.notices.send(Notice::Refused {
+            campana: call.campana.clone(),
+            cause,
+            kind,
+        });
     }
 }
 
@@ -245,68 +406,129 @@ async fn run(
 #[allow(clippy::large_enum_variant)]
 enum Step {
     Keep(Option<NumberUpdate>),
+    /// Forget the call without a record (it never reached FreeSWITCH).
     Forget,
-    Finish {
-        cause: String,
-        billsec: u32,
-        duracion: u32,
-    },
+    /// A hangup is waiting for the controller's report: start the grace timer.
+    Wait,
+    Finish(Hangup),
+    /// Refused by the switch without a channel.
+    Refuse(String),
 }
 
 fn apply(call: &mut LiveCall, event: CallEvent, now: DateTime<Utc>) -> Step {
     match event {
         CallEvent::NotSent { .. } => Step::Forget,
+        CallEvent::Created { .. } => {
+            call.channel = true;
+            Step::Keep(None)
+        }
         CallEvent::JobOk { .. } | CallEvent::Answered { .. } => {
-            if call.contestada.is_some() {
-                return Step::Keep(None);
-            }
-            call.contestada = Some(now);
-            Step::Keep(Some(NumberUpdate::Answered {
-                tabla: call.tabla.clone(),
-                id: call.numero_id,
-            }))
+            call.channel = true;
+            answered(call, now)
+        }
+        CallEvent::ControlStarted { .. } => {
+            call.channel = true;
+            call.control = Control::Running;
+            // Only an answered leg reaches the controller: if CHANNEL_ANSWER was lost (a
+            // reconnect), this is the proof of the answer.
+            answered(call, now)
         }
         CallEvent::Amd { verdict, .. } => {
             call.amd = Some(verdict);
-            // Only an answered leg reaches the controller: if CHANNEL_ANSWER was lost (a reconnect),
-            // this is the proof of the answer.
-            if call.contestada.is_none() {
-                call.contestada = Some(now);
-                return Step::Keep(Some(NumberUpdate::Answered {
-                    tabla: call.tabla.clone(),
-                    id: call.numero_id,
-                }));
-            }
-            Step::Keep(None)
+            answered(call, now)
         }
-        CallEvent::JobErr { cause, .. } => Step::Finish {
-            cause,
-            billsec: 0,
-            duracion: seconds_since(call.inicio, now),
-        },
-        CallEvent::Hangup {
-            cause,
-            answered,
-            billsec,
-            duracion,
-            ..
-        } => {
-            if answered && call.contestada.is_none() {
+        CallEvent::ControlEnded { outcome, .. } => {
+            let delivered = matches!(outcome, ControlOutcome::Delivered)
+                .then(|| call.amd.as_ref().map(|v| v.result))
+                .flatten();
+            call.control = Control::Ended(outcome);
+            if let Some(h) = call.pending_hangup.take() {
+                return Step::Finish(h);
+            }
+            // Recorded on the number, so that recovery after a crash of this process knows.
+            Step::Keep(delivered.map(|resultado| NumberUpdate::Delivered {
+                tabla: call.tabla.clone(),
+                id: call.numero_id,
+                uuid: call.uuid.hyphenated().to_string(),
+                resultado,
+            }))
+        }
+        CallEvent::JobErr { cause, .. } => {
+            let cause = first_word(&cause);
+            if call.channel || refusal(&cause) == Refusal::Number {
+                Step::Finish(Hangup {
+                    duracion: seconds_since(call.inicio, now),
+                    ..Hangup::unanswered(cause)
+                })
+            } else {
+                Step::Refuse(cause)
+            }
+        }
+        CallEvent::Hangup { hangup, .. } => {
+            call.channel = true;
+            if hangup.answered && call.contestada.is_none() {
                 // The CHANNEL_ANSWER event was missed (e.g. across a reconnect); the hangup says it
                 // was answered, and that is what counts.
                 call.contestada = Some(now);
             }
-            Step::Finish {
-                cause,
-                billsec,
-                duracion,
+            if let (Some(resultado), Control::NotYet | Control::Running) =
+                (hangup.resultado, &call.control)
+            {
+                if call.contestada.is_some() {
+                    // The channel carries the controller's delivery mark: it handed the call on.
+                    call.control = Control::Ended(ControlOutcome::Delivered);
+                    if call.amd.is_none() {
+                        call.amd = Some(AmdVerdict {
+                            result: resultado,
+                            raw: "NONE".to_owned(),
+                            cause: None,
+                        });
+                    }
+                }
             }
+            if call.control == Control::Running && call.contestada.is_some() {
+                call.pending_hangup = Some(hangup);
+                return Step::Wait;
+            }
+            Step::Finish(hangup)
         }
-        CallEvent::Gone { .. } => Step::Finish {
-            cause: CAUSE_RECOVERED.to_owned(),
+        CallEvent::Gone { cut, .. } => {
+            if cut && call.contestada.is_some() {
+                // FreeSWITCH restarted under the call: whatever the controller did, the call was
+                // cut by the switch.
+                call.control = Control::Ended(ControlOutcome::Failed(
+                    "FreeSWITCH se reinició durante la llamada".into(),
+                ));
+            }
+            Step::Finish(Hangup {
+                duracion: seconds_since(call.inicio, now),
+                ..Hangup::unanswered(CAUSE_RECOVERED.to_owned())
+            })
+        }
+    }
+}
+
+/// Marks the call answered (once) and says so to the store.
+fn answered(call: &mut LiveCall, now: DateTime<Utc>) -> Step {
+    if call.contestada.is_some() {
+        return Step::Keep(None);
+    }
+    call.contestada = Some(now);
+    Step::Keep(Some(NumberUpdate::Answered {
+        tabla: call.tabla.clone(),
+        id: call.numero_id,
+    }))
+}
+
+impl Hangup {
+    fn unanswered(cause: String) -> Hangup {
+        Hangup {
+            cause,
+            answered: false,
             billsec: 0,
-            duracion: seconds_since(call.inicio, now),
-        },
+            duracion: 0,
+            resultado: None,
+        }
     }
 }
 
@@ -314,21 +536,24 @@ fn seconds_since(start: DateTime<Utc>, now: DateTime<Utc>) -> u32 {
     u32::try_from((now - start).num_seconds().max(0)).unwrap_or(u32::MAX)
 }
 
+/// `-ERR USER_BUSY\n` bodies carry the cause as their first word.
+pub fn first_word(s: &str) -> String {
+    s.split_whitespace().next().unwrap_or("UNKNOWN").to_owned()
+}
+
 /// The final state of one attempt: the retry rule lives here.
 ///
-/// - Answered ⇒ COMPLETADO, result from AMD (no AMD, or a verdict never reported, counts as the
-///   campaign's NOTSURE destination — by default HUMANO).
-/// - Not answered ⇒ the cause table decides the result; a retryable result with attempts left goes
-///   back to PENDIENTE, due after the campaign's delay; anything else is ERROR.
-pub fn finish(
-    call: &LiveCall,
-    cause: &str,
-    billsec: u32,
-    duracion: u32,
-    now: DateTime<Utc>,
-    nodo: &str,
-) -> CallRecord {
-    let (estado, resultado, proximo) = if call.contestada.is_some() {
+/// - Answered and delivered (the controller handed it to its destination, or the called party hung
+///   up while it drove the call) ⇒ COMPLETADO, result from AMD (no AMD, or a verdict never
+///   reported, counts as the campaign's NOTSURE destination — by default HUMANO).
+/// - Answered but never delivered (FreeSWITCH died or restarted, the socket or the controller
+///   failed, the call was cut before the controller took it) ⇒ INTERRUMPIDA: a counted attempt,
+///   retried like a network failure.
+/// - Not answered ⇒ the cause table decides the result.
+/// - A retryable result with attempts left goes back to PENDIENTE, due after the campaign's delay;
+///   anything else is ERROR.
+pub fn finish(call: &LiveCall, hangup: &Hangup, now: DateTime<Utc>, nodo: &str) -> CallRecord {
+    let (estado, resultado, proximo) = if call.contestada.is_some() && call.delivered() {
         let result = match &call.amd {
             Some(v) => v.result,
             None => match call.amd_incierto {
@@ -338,7 +563,11 @@ pub fn finish(
         };
         (NumberState::Completado, result, None)
     } else {
-        let result = result_for_cause(cause);
+        let result = if call.contestada.is_some() {
+            CallResult::Interrumpida
+        } else {
+            result_for_cause(&hangup.cause)
+        };
         if is_retryable(result) && call.intento < call.max_intentos {
             let delay = chrono::Duration::from_std(call.intervalo_reintento)
                 .unwrap_or(chrono::Duration::zero());
@@ -357,15 +586,15 @@ pub fn finish(
         nodo: nodo.to_owned(),
         estado,
         resultado,
-        causa: Some(cause.to_owned()),
+        causa: Some(hangup.cause.clone()),
         amd_resultado: call.amd.as_ref().map(|v| v.raw.clone()),
         amd_causa: call.amd.as_ref().and_then(|v| v.cause.clone()),
         proximo_intento: proximo,
         inicio: call.inicio,
         contestada: call.contestada,
         fin: now,
-        billsec,
-        duracion,
+        billsec: hangup.billsec,
+        duracion: hangup.duracion,
     }
 }
 
@@ -387,14 +616,35 @@ mod tests {
             inicio: Utc::now(),
             contestada: None,
             amd: None,
+            channel: false,
+            control: Control::NotYet,
+            pending_hangup: None,
             slot: None,
+        }
+    }
+
+    fn hangup(cause: &str, answered: bool) -> Hangup {
+        Hangup {
+            cause: cause.into(),
+            answered,
+            billsec: if answered { 12 } else { 0 },
+            duracion: 20,
+            resultado: None,
+        }
+    }
+
+    fn machine() -> AmdVerdict {
+        AmdVerdict {
+            result: CallResult::Maquina,
+            raw: "MACHINE".into(),
+            cause: Some("LONGGREETING".into()),
         }
     }
 
     #[test]
     fn busy_with_attempts_left_is_retried_after_the_delay() {
         let now = Utc::now();
-        let r = finish(&call(1, 3), "USER_BUSY", 0, 5, now, "fs1");
+        let r = finish(&call(1, 3), &hangup("USER_BUSY", false), now, "fs1");
         assert_eq!(r.estado, NumberState::Pendiente);
         assert_eq!(r.resultado, CallResult::Ocupado);
         assert_eq!(
@@ -405,7 +655,7 @@ mod tests {
 
     #[test]
     fn last_attempt_ends_in_error() {
-        let r = finish(&call(3, 3), "NO_ANSWER", 0, 30, Utc::now(), "fs1");
+        let r = finish(&call(3, 3), &hangup("NO_ANSWER", false), Utc::now(), "fs1");
         assert_eq!(r.estado, NumberState::Error);
         assert_eq!(r.resultado, CallResult::NoContesta);
         assert_eq!(r.proximo_intento, None);
@@ -413,28 +663,55 @@ mod tests {
 
     #[test]
     fn invalid_numbers_are_never_retried() {
-        let r = finish(&call(1, 5), "UNALLOCATED_NUMBER", 0, 1, Utc::now(), "fs1");
+        let r = finish(
+            &call(1, 5),
+            &hangup("UNALLOCATED_NUMBER", false),
+            Utc::now(),
+            "fs1",
+        );
         assert_eq!(r.estado, NumberState::Error);
         assert_eq!(r.resultado, CallResult::NumeroInvalido);
     }
 
     #[test]
-    fn answered_calls_complete_with_the_amd_verdict() {
+    fn delivered_calls_complete_with_the_amd_verdict() {
         let mut c = call(1, 3);
         let uuid = c.uuid;
-        let mut step = apply(&mut c, CallEvent::Answered { uuid }, Utc::now());
+        let step = apply(&mut c, CallEvent::Answered { uuid }, Utc::now());
         assert!(matches!(
             step,
             Step::Keep(Some(NumberUpdate::Answered { id: 7, .. }))
         ));
-        step = apply(&mut c, CallEvent::JobOk { uuid }, Utc::now());
+        let step = apply(&mut c, CallEvent::JobOk { uuid }, Utc::now());
         assert_eq!(step, Step::Keep(None), "answer is written once");
-        c.amd = Some(AmdVerdict {
-            result: CallResult::Maquina,
-            raw: "MACHINE".into(),
-            cause: Some("LONGGREETING".into()),
-        });
-        let r = finish(&c, "NORMAL_CLEARING", 12, 20, Utc::now(), "fs1");
+        apply(&mut c, CallEvent::ControlStarted { uuid }, Utc::now());
+        apply(
+            &mut c,
+            CallEvent::Amd {
+                uuid,
+                verdict: machine(),
+            },
+            Utc::now(),
+        );
+        let step = apply(
+            &mut c,
+            CallEvent::ControlEnded {
+                uuid,
+                outcome: ControlOutcome::Delivered,
+            },
+            Utc::now(),
+        );
+        assert!(
+            matches!(
+                step,
+                Step::Keep(Some(NumberUpdate::Delivered {
+                    resultado: CallResult::Maquina,
+                    ..
+                }))
+            ),
+            "{step:?}"
+        );
+        let r = finish(&c, &hangup("NORMAL_CLEARING", true), Utc::now(), "fs1");
         assert_eq!(r.estado, NumberState::Completado);
         assert_eq!(r.resultado, CallResult::Maquina);
         assert_eq!(r.amd_resultado.as_deref(), Some("MACHINE"));
@@ -443,18 +720,46 @@ mod tests {
     }
 
     #[test]
-    fn answered_without_verdict_follows_the_notsure_rule() {
+    fn delivered_without_verdict_follows_the_notsure_rule() {
         let mut c = call(1, 1);
         c.contestada = Some(Utc::now());
+        c.control = Control::Ended(ControlOutcome::CalleeHungUp);
+        let h = hangup("NORMAL_CLEARING", true);
         assert_eq!(
-            finish(&c, "NORMAL_CLEARING", 1, 1, Utc::now(), "n").resultado,
+            finish(&c, &h, Utc::now(), "n").resultado,
             CallResult::Humano
         );
         c.amd_incierto = AmdNotSure::Maquina;
         assert_eq!(
-            finish(&c, "NORMAL_CLEARING", 1, 1, Utc::now(), "n").resultado,
+            finish(&c, &h, Utc::now(), "n").resultado,
             CallResult::Maquina
         );
+    }
+
+    /// Issue 9, point 7: an answered call that never reached its destination is not COMPLETADO.
+    #[test]
+    fn answered_but_never_delivered_is_interrupted_and_retried() {
+        for control in [
+            Control::NotYet,
+            Control::Running,
+            Control::Ended(ControlOutcome::Failed("socket".into())),
+        ] {
+            let mut c = call(1, 2);
+            c.contestada = Some(Utc::now());
+            c.control = control.clone();
+            let r = finish(&c, &hangup("NORMAL_CLEARING", true), Utc::now(), "n");
+            assert_eq!(r.estado, NumberState::Pendiente, "{control:?}");
+            assert_eq!(r.resultado, CallResult::Interrumpida, "{control:?}");
+            // The last attempt ends in ERROR, still INTERRUMPIDA.
+            let mut last = call(2, 2);
+            last.contestada = c.contestada;
+            last.control = control.clone();
+            let r = finish(&last, &hangup("NORMAL_CLEARING", true), Utc::now(), "n");
+            assert_eq!(
+                (r.estado, r.resultado),
+                (NumberState::Error, CallResult::Interrumpida)
+            );
+        }
     }
 
     #[test]
@@ -465,55 +770,219 @@ mod tests {
             &mut c,
             CallEvent::Hangup {
                 uuid,
-                cause: "NORMAL_CLEARING".into(),
-                answered: true,
-                billsec: 9,
-                duracion: 15,
+                hangup: hangup("NORMAL_CLEARING", true),
             },
             Utc::now(),
         );
-        assert!(matches!(step, Step::Finish { billsec: 9, .. }));
+        assert!(matches!(step, Step::Finish(Hangup { billsec: 12, .. })));
         assert!(c.contestada.is_some());
+    }
+
+    /// The channel's `discador_resultado` proves the delivery when the controller's report is
+    /// missing (a call recovered after a restart of this process).
+    #[test]
+    fn the_channel_mark_proves_the_delivery() {
+        let mut c = call(1, 3);
+        let uuid = c.uuid;
+        let mut h = hangup("NORMAL_CLEARING", true);
+        h.resultado = Some(CallResult::Maquina);
+        let Step::Finish(h) = apply(&mut c, CallEvent::Hangup { uuid, hangup: h }, Utc::now())
+        else {
+            panic!()
+        };
+        let r = finish(&c, &h, Utc::now(), "n");
+        assert_eq!(
+            (r.estado, r.resultado),
+            (NumberState::Completado, CallResult::Maquina)
+        );
+    }
+
+    #[test]
+    fn a_hangup_waits_for_the_controller_that_drives_the_call() {
+        let mut c = call(1, 3);
+        let uuid = c.uuid;
+        apply(&mut c, CallEvent::ControlStarted { uuid }, Utc::now());
+        let step = apply(
+            &mut c,
+            CallEvent::Hangup {
+                uuid,
+                hangup: hangup("NORMAL_CLEARING", true),
+            },
+            Utc::now(),
+        );
+        assert_eq!(step, Step::Wait);
+        let step = apply(
+            &mut c,
+            CallEvent::ControlEnded {
+                uuid,
+                outcome: ControlOutcome::CalleeHungUp,
+            },
+            Utc::now(),
+        );
+        let Step::Finish(h) = step else {
+            panic!("{step:?}")
+        };
+        let r = finish(&c, &h, Utc::now(), "n");
+        assert_eq!(
+            (r.estado, r.resultado),
+            (NumberState::Completado, CallResult::Humano)
+        );
+    }
+
+    /// Issue 9, point 6: `-ERR` with no channel is not an attempt; with a channel it is.
+    #[test]
+    fn a_refusal_without_a_channel_is_not_an_attempt() {
+        let mut c = call(1, 3);
+        let uuid = c.uuid;
+        let step = apply(
+            &mut c,
+            CallEvent::JobErr {
+                uuid,
+                cause: "DESTINATION_OUT_OF_ORDER\n".into(),
+            },
+            Utc::now(),
+        );
+        assert_eq!(step, Step::Refuse("DESTINATION_OUT_OF_ORDER".into()));
+        let mut c = call(1, 3);
+        apply(&mut c, CallEvent::Created { uuid }, Utc::now());
+        let step = apply(
+            &mut c,
+            CallEvent::JobErr {
+                uuid,
+                cause: "USER_BUSY".into(),
+            },
+            Utc::now(),
+        );
+        assert!(matches!(step, Step::Finish(Hangup { ref cause, .. }) if cause == "USER_BUSY"));
+        // A cause about the number itself is an attempt even without a channel.
+        let mut c = call(1, 3);
+        let step = apply(
+            &mut c,
+            CallEvent::JobErr {
+                uuid,
+                cause: "INVALID_NUMBER_FORMAT".into(),
+            },
+            Utc::now(),
+        );
+        assert!(matches!(step, Step::Finish(_)));
     }
 
     #[test]
     fn a_gone_call_is_a_counted_attempt() {
         let mut c = call(1, 2);
         let uuid = c.uuid;
-        let step = apply(&mut c, CallEvent::Gone { uuid }, Utc::now());
-        let Step::Finish { cause, .. } = step else {
-            panic!("{step:?}")
+        let Step::Finish(h) = apply(&mut c, CallEvent::Gone { uuid, cut: false }, Utc::now())
+        else {
+            panic!()
         };
-        let r = finish(&c, &cause, 0, 0, Utc::now(), "n");
+        let r = finish(&c, &h, Utc::now(), "n");
         assert_eq!(r.estado, NumberState::Pendiente);
         assert_eq!(r.resultado, CallResult::FallaRed);
         assert_eq!(r.causa.as_deref(), Some(CAUSE_RECOVERED));
     }
 
+    /// Issue 9, point 7: a switch restart cuts delivered calls too.
+    #[test]
+    fn a_call_cut_by_a_switch_restart_is_interrupted() {
+        let mut c = call(1, 2);
+        let uuid = c.uuid;
+        c.contestada = Some(Utc::now());
+        c.control = Control::Ended(ControlOutcome::Delivered);
+        let Step::Finish(h) = apply(&mut c, CallEvent::Gone { uuid, cut: false }, Utc::now())
+        else {
+            panic!()
+        };
+        assert_eq!(
+            finish(&c, &h, Utc::now(), "n").resultado,
+            CallResult::Humano,
+            "the event socket was lost, the switch was not: a delivered call ended normally"
+        );
+        let Step::Finish(h) = apply(&mut c, CallEvent::Gone { uuid, cut: true }, Utc::now()) else {
+            panic!()
+        };
+        let r = finish(&c, &h, Utc::now(), "n");
+        assert_eq!(
+            (r.estado, r.resultado),
+            (NumberState::Pendiente, CallResult::Interrumpida)
+        );
+    }
+
     #[tokio::test]
     async fn a_call_finishes_exactly_once() {
         let (wtx, mut wrx) = mpsc::unbounded_channel();
-        let t = Tracker::start(wtx, "fs1".into());
+        let (ntx, _nrx) = mpsc::unbounded_channel();
+        let t = Tracker::start(wtx, ntx, "fs1".into());
         let c = call(1, 3);
         let uuid = c.uuid;
         t.register(c);
+        t.event(CallEvent::Created { uuid });
         t.event(CallEvent::JobErr {
             uuid,
             cause: "USER_BUSY".into(),
         });
         t.event(CallEvent::Hangup {
             uuid,
-            cause: "USER_BUSY".into(),
-            answered: false,
-            billsec: 0,
-            duracion: 1,
+            hangup: hangup("USER_BUSY", false),
         });
-        t.event(CallEvent::Gone { uuid });
+        t.event(CallEvent::Gone { uuid, cut: false });
         assert!(t.live().await.is_empty());
         let Some(NumberUpdate::Finished(r)) = wrx.recv().await else {
             panic!()
         };
         assert_eq!(r.resultado, CallResult::Ocupado);
         assert!(wrx.try_recv().is_err(), "finished twice");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_controller_does_not_hold_the_call_forever() {
+        let (wtx, mut wrx) = mpsc::unbounded_channel();
+        let (ntx, _nrx) = mpsc::unbounded_channel();
+        let t = Tracker::start(wtx, ntx, "fs1".into());
+        let c = call(1, 3);
+        let uuid = c.uuid;
+        t.register(c);
+        t.event(CallEvent::ControlStarted { uuid });
+        t.event(CallEvent::Hangup {
+            uuid,
+            hangup: hangup("NORMAL_CLEARING", true),
+        });
+        assert_eq!(t.live().await.len(), 1, "waits for the controller");
+        tokio::time::sleep(CONTROL_GRACE + Duration::from_millis(10)).await;
+        assert!(t.live().await.is_empty());
+        let mut last = None;
+        while let Ok(u) = wrx.try_recv() {
+            last = Some(u);
+        }
+        let Some(NumberUpdate::Finished(r)) = last else {
+            panic!("{last:?}")
+        };
+        assert_eq!(r.resultado, CallResult::Interrumpida);
+    }
+
+    #[tokio::test]
+    async fn refusals_are_requeued_and_reported() {
+        let (wtx, mut wrx) = mpsc::unbounded_channel();
+        let (ntx, mut nrx) = mpsc::unbounded_channel();
+        let t = Tracker::start(wtx, ntx, "fs1".into());
+        let c = call(1, 3);
+        let uuid = c.uuid;
+        t.register(c);
+        t.event(CallEvent::JobErr {
+            uuid,
+            cause: "INVALID_GATEWAY".into(),
+        });
+        assert!(t.live().await.is_empty());
+        assert!(matches!(
+            wrx.recv().await,
+            Some(NumberUpdate::Requeued { id: 7, .. })
+        ));
+        assert_eq!(
+            nrx.recv().await,
+            Some(Notice::Refused {
+                campana: CampaignName::parse("PRUEBA").unwrap(),
+                cause: "INVALID_GATEWAY".into(),
+                kind: Refusal::Configuration
+            })
+        );
     }
 }

@@ -60,7 +60,41 @@ pub fn is_retryable(result: CallResult) -> bool {
         | CallResult::Ocupado
         | CallResult::Rechazada
         | CallResult::FallaRed
-        | CallResult::Cancelada => true,
+        | CallResult::Cancelada
+        | CallResult::Interrumpida => true,
+    }
+}
+
+/// What an originate that FreeSWITCH answered `-ERR <CAUSE>` *without ever creating a channel*
+/// means. Such a call never left the switch, so it is not an attempt of the number (with one
+/// exception, below); the real switch answers this way when it is over `sessions-per-second` or
+/// `max-sessions` (`DESTINATION_OUT_OF_ORDER`), or when the dial string names a gateway, profile or
+/// endpoint it does not have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The switch (or the gateway) is busy right now: the number goes back to the queue after a
+    /// short delay and the dialer slows down.
+    Capacity,
+    /// The campaign is configured for something this FreeSWITCH does not have: dialing more of it
+    /// would fail the same way, so the campaign is paused with the cause for an operator to fix.
+    Configuration,
+    /// The cause is about the number itself (e.g. `INVALID_NUMBER_FORMAT`): an attempt like any
+    /// other, classified by [`result_for_cause`], so that a bad number cannot be requeued forever.
+    Number,
+}
+
+/// Classifies a `-ERR` cause of an originate that created no channel.
+pub fn refusal(cause: &str) -> Refusal {
+    match cause.trim() {
+        "INVALID_GATEWAY"
+        | "INVALID_PROFILE"
+        | "INVALID_URL"
+        | "CHAN_NOT_IMPLEMENTED"
+        | "SERVICE_NOT_IMPLEMENTED"
+        | "FACILITY_NOT_IMPLEMENTED"
+        | "BEARERCAPABILITY_NOTIMPL" => Refusal::Configuration,
+        other if result_for_cause(other) == CallResult::NumeroInvalido => Refusal::Number,
+        _ => Refusal::Capacity,
     }
 }
 
@@ -98,6 +132,30 @@ mod tests {
                 "cause {cause:?}"
             );
         }
+    }
+
+    #[test]
+    fn refusals_without_a_channel_by_cause() {
+        for c in [
+            "DESTINATION_OUT_OF_ORDER",
+            "SWITCH_CONGESTION",
+            "GATEWAY_DOWN",
+            "NEW_ONE",
+        ] {
+            assert_eq!(refusal(c), Refusal::Capacity, "{c}");
+        }
+        for c in [
+            "INVALID_GATEWAY",
+            "INVALID_PROFILE",
+            "INVALID_URL",
+            "CHAN_NOT_IMPLEMENTED",
+        ] {
+            assert_eq!(refusal(c), Refusal::Configuration, "{c}");
+        }
+        for c in ["INVALID_NUMBER_FORMAT", "UNALLOCATED_NUMBER"] {
+            assert_eq!(refusal(c), Refusal::Number, "{c}");
+        }
+        assert!(is_retryable(CallResult::Interrumpida));
     }
 
     #[test]

@@ -140,6 +140,19 @@ text_enum!(
     }
 );
 
+impl AmdMode {
+    /// The FreeSWITCH module this mode runs on. Neither is in a stock build (`mod_amd` is
+    /// third-party, `mod_avmd` is not built by default), and a call that runs a missing
+    /// application is hung up by the switch, so the dialer checks before it dials.
+    pub fn module(self) -> Option<&'static str> {
+        match self {
+            AmdMode::Ninguno => None,
+            AmdMode::ModAmd => Some("mod_amd"),
+            AmdMode::Avmd => Some("mod_avmd"),
+        }
+    }
+}
+
 // Not derived: the enum comes from `text_enum!`, which does not take `#[default]`.
 #[allow(clippy::derivable_impls)]
 impl Default for AmdMode {

@@ -35,6 +35,10 @@ text_enum!(
         FallaRed => "FALLA_RED",
         NoLlamar => "NO_LLAMAR",
         Cancelada => "CANCELADA",
+        /// Answered, but the call never reached its destination: FreeSWITCH died, the event socket
+        /// was lost or the controller failed before it handed the call on. Nobody heard the
+        /// message, so it is a counted attempt that is retried, never a COMPLETADO.
+        Interrumpida => "INTERRUMPIDA",
     }
 );
 

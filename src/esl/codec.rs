@@ -478,7 +478,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             &out[..],
-            b"Content-Length: 4\nContent-Type: api/response\n\n+OK\nContent-Type: command/reply\nReply-Text: +OK accepted\n\n"
+            b"Content-Type: api/response\nContent-Length: 4\n\n+OK\nContent-Type: command/reply\nReply-Text: +OK accepted\n\n"
         );
         assert!(c
             .encode(Frame::command_reply("+OK\nX: y"), &mut out)

@@ -65,6 +65,11 @@ pub enum EslError {
     #[error("unexpected ESL reply: {0}")]
     UnexpectedReply(String),
 
+    /// The channel hung up while we waited for it (an outbound session): whatever we were waiting
+    /// for will not come, and commands sent now are accepted but never run.
+    #[error("the channel hung up ({0})")]
+    HungUp(String),
+
     /// The client was shut down.
     #[error("ESL client shut down")]
     Shutdown,

@@ -90,7 +90,8 @@ impl Frame {
     /// `api/response` carrying `body` (FreeSWITCH writes `Content-Length` first here).
     pub fn api_response(body: impl Into<Bytes>) -> Self {
         Frame::with_headers(
-            &[("Content-Length", ""), ("Content-Type", "api/response")],
+            // FreeSWITCH writes an API reply's type before its length (events: the other way).
+            &[("Content-Type", "api/response"), ("Content-Length", "")],
             Some(body.into()),
         )
     }

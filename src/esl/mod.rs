@@ -37,7 +37,7 @@
 //! server
 //!     .run(
 //!         |mut call| async move {
-//!             if call.myevents().await.is_err() || call.linger().await.is_err() {
+//!             if call.myevents().await.is_err() || call.linger(10).await.is_err() {
 //!                 return;
 //!             }
 //!             let _ = call.execute("amd", "").await;

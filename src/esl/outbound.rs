@@ -2,8 +2,17 @@
 //! connection per call, and we drive the call with `sendmsg`.
 //!
 //! Every read and write of a session is bounded by `idle_timeout`, so a silent or stuck peer cannot
-//! hold a task forever; the number of live sessions is capped, and over the cap a connection is
-//! closed at once (FreeSWITCH then continues the dialplan / hangs up the call).
+//! hold a task forever, and every wait for the call ends when the channel hangs up
+//! ([`EslError::HungUp`]): the real switch keeps a lingering socket open after the hangup and
+//! answers `+OK` to commands that will never run, so nothing may wait for them.
+//!
+//! The number of live sessions is capped. Over the cap a connection is still answered with
+//! `connect`, the call is hung up (`SWITCH_CONGESTION`) and the session left with `exit`. Neither
+//! closing the socket nor a bare `exit` will do: in async mode the `socket` application parks the
+//! call *after* `connect` and marks it controlled, so a listener that is already gone by then
+//! leaves the called party parked until they hang up (seen on FreeSWITCH 1.10.12, for a close
+//! before `connect` and for an `exit` right after it; `mod_event_socket.c`, `socket_function`).
+//! A hangup sent with `sendmsg` waits on the session's queue and is obeyed by the park loop.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -21,7 +30,12 @@ use tracing::{debug, info, warn};
 use uuid::Uuid;
 
 use super::codec::EslCodec;
-use super::command::{Command, Linger, MyEvents, SendMsg};
+
+/// The hangup cause of a call answered while every outbound session is taken: the switch side of
+/// the dialer is congested (Q.850 42). The call was answered and not delivered, so the tracker
+/// counts it as an interrupted attempt and dials the number again.
+pub const OVER_CAP_CAUSE: &str = "SWITCH_CONGESTION";
+use super::command::{Command, EventFormat, Linger, MyEvents, SendMsg, Subscribe};
 use super::error::EslError;
 use super::event::Event;
 use super::frame::{Frame, FrameKind};
@@ -91,8 +105,19 @@ impl OutboundServer {
                     };
                     let Ok(permit) = permits.clone().try_acquire_owned() else {
                         warn!(%peer, max_sessions = self.cfg.max_sessions,
-                              "outbound session cap reached; connection refused");
-                        drop(stream);
+                              "outbound session cap reached; hanging the call up");
+                        let idle = self.cfg.idle_timeout;
+                        tasks.spawn(async move {
+                            match OutboundSession::establish(stream, peer, idle).await {
+                                Ok(mut session) => {
+                                    if let Err(e) = session.hangup(OVER_CAP_CAUSE).await {
+                                        warn!(%peer, error = %e, "over the cap: hangup not sent");
+                                    }
+                                    let _ = session.exit().await;
+                                }
+                                Err(e) => warn!(%peer, error = %e, "outbound connect handshake failed"),
+                            }
+                        });
                         continue;
                     };
                     let handler = handler.clone();
@@ -133,8 +158,35 @@ pub struct OutboundSession {
     vars: HashMap<String, String>,
     queued: VecDeque<Event>,
     idle: Duration,
-    /// Set by a `linger` disconnect notice: the channel is gone, the last events may still come.
-    hung_up: bool,
+    /// The channel's hangup cause, once it hung up (CHANNEL_HANGUP / CHANNEL_HANGUP_COMPLETE of this
+    /// channel, or a `linger` disconnect notice).
+    hangup: Option<Hangup>,
+}
+
+/// How the channel of a session hung up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hangup {
+    /// `Hangup-Cause` (e.g. `NORMAL_CLEARING`, `DESTINATION_OUT_OF_ORDER`); `UNKNOWN` when only the
+    /// linger notice said so.
+    pub cause: String,
+    /// `sip_hangup_disposition` when FreeSWITCH sent it: `recv_bye` / `recv_cancel` / `recv_refuse`
+    /// mean the far end hung up, `send_*` that this switch did.
+    pub disposition: Option<String>,
+}
+
+impl Hangup {
+    /// Whether the called party ended the call (their choice), rather than the switch, the
+    /// dialplan or a failure. SIP says it when it can (`recv_*`); otherwise a normal clearing
+    /// counts as theirs.
+    pub fn by_far_end(&self) -> bool {
+        match self.disposition.as_deref() {
+            Some(d) => d.starts_with("recv_"),
+            None => matches!(
+                self.cause.as_str(),
+                "NORMAL_CLEARING" | "NORMAL_UNSPECIFIED"
+            ),
+        }
+    }
 }
 
 impl OutboundSession {
@@ -153,7 +205,7 @@ impl OutboundSession {
             vars: HashMap::new(),
             queued: VecDeque::new(),
             idle,
-            hung_up: false,
+            hangup: None,
         };
         let reply = s.command(Command::Connect).await?;
         let data = reply.headers_as_event();
@@ -187,9 +239,18 @@ impl OutboundSession {
         self.peer
     }
 
-    /// True once FreeSWITCH said the channel hung up (linger mode).
-    pub fn hung_up(&self) -> bool {
-        self.hung_up
+    /// How the channel hung up, once FreeSWITCH said it did.
+    pub fn hangup_info(&self) -> Option<&Hangup> {
+        self.hangup.as_ref()
+    }
+
+    fn hung_up_error(&self) -> EslError {
+        EslError::HungUp(
+            self.hangup
+                .as_ref()
+                .map(|h| h.cause.clone())
+                .unwrap_or_default(),
+        )
     }
 
     /// Latest value seen of channel variable `name` (connect data, then every event's
@@ -203,15 +264,29 @@ impl OutboundSession {
         self.command_ok(MyEvents::new().into()).await
     }
 
-    /// `linger`: keep the socket open after hangup for the last events.
-    pub async fn linger(&mut self) -> Result<(), EslError> {
-        self.command_ok(Linger::new(None).into()).await
+    /// `event plain <names>`: also receive these events. `myevents` carries no CUSTOM event: a
+    /// subclass such as `avmd::beep` must be subscribed by name (`CUSTOM avmd::beep`). On a socket
+    /// that said `myevents`, FreeSWITCH still sends only this channel's events.
+    pub async fn subscribe(&mut self, names: &[&str]) -> Result<(), EslError> {
+        self.command_ok(Subscribe::new(EventFormat::Plain, names)?.into())
+            .await
+    }
+
+    /// `linger <seconds>`: keep the socket open that long after the hangup, for the last events.
+    /// Always bounded: a bare `linger` is `Linger-Time: -1` on FreeSWITCH, a socket that never
+    /// closes by itself.
+    pub async fn linger(&mut self, seconds: u32) -> Result<(), EslError> {
+        self.command_ok(Linger::new(Some(seconds)).into()).await
     }
 
     /// Runs `app` with `arg` and waits for its CHANNEL_EXECUTE_COMPLETE (matched by the
     /// `Application-UUID` we chose), which it returns. Needs `myevents` first, or the completion
-    /// never arrives (and the wait times out).
+    /// never arrives (and the wait times out). `Err(HungUp)` as soon as the channel hangs up: the
+    /// application may never complete then (a missing one never does).
     pub async fn execute(&mut self, app: &str, arg: &str) -> Result<Event, EslError> {
+        if self.hangup.is_some() {
+            return Err(self.hung_up_error());
+        }
         let id = Uuid::new_v4();
         let msg = SendMsg::execute(app, arg)?
             .uuid(&self.uuid)?
@@ -225,6 +300,9 @@ impl OutboundSession {
             }
         }
         loop {
+            if self.hangup.is_some() {
+                return Err(self.hung_up_error());
+            }
             let event = self.read_event().await?;
             if is_completion(&event, &id) {
                 return Ok(event);
@@ -256,11 +334,25 @@ impl OutboundSession {
         self.command_ok(msg.into()).await
     }
 
-    /// Next event of the channel. `Err(Disconnected)` once FreeSWITCH closes the socket (or sends a
-    /// final disconnect notice); `Err(Timeout)` after `idle_timeout` of silence.
+    /// Next event of the channel: after the hangup, the last ones FreeSWITCH still sends while the
+    /// socket lingers. `Err(Disconnected)` once FreeSWITCH closes the socket; `Err(Timeout)` after
+    /// `idle_timeout` of silence. A caller that must not wait past the hangup checks
+    /// [`OutboundSession::hangup_info`] (or uses [`OutboundSession::next_event_until_hangup`]).
     pub async fn next_event(&mut self) -> Result<Event, EslError> {
         if let Some(e) = self.queued.pop_front() {
             return Ok(e);
+        }
+        self.read_event().await
+    }
+
+    /// Like [`OutboundSession::next_event`], but `Err(HungUp)` once the channel hung up and the
+    /// events before the hangup were read: for waits that mean nothing after it (a beep, a digit).
+    pub async fn next_event_until_hangup(&mut self) -> Result<Event, EslError> {
+        if let Some(e) = self.queued.pop_front() {
+            return Ok(e);
+        }
+        if self.hangup.is_some() {
+            return Err(self.hung_up_error());
         }
         self.read_event().await
     }
@@ -314,6 +406,19 @@ impl OutboundSession {
                     for (k, v) in event.variables() {
                         self.vars.insert(k.to_owned(), v.to_owned());
                     }
+                    if self.hangup.is_none()
+                        && matches!(
+                            event.name(),
+                            Some("CHANNEL_HANGUP" | "CHANNEL_HANGUP_COMPLETE")
+                        )
+                    {
+                        self.hangup = Some(Hangup {
+                            cause: event.hangup_cause().unwrap_or("UNKNOWN").to_owned(),
+                            disposition: event
+                                .variable("sip_hangup_disposition")
+                                .map(str::to_owned),
+                        });
+                    }
                 }
                 Ok(Some(event))
             }
@@ -323,7 +428,12 @@ impl OutboundSession {
                     .is_some_and(|d| d.eq_ignore_ascii_case("linger"))
                 {
                     debug!(uuid = %self.uuid, "channel hung up; lingering for the last events");
-                    self.hung_up = true;
+                    if self.hangup.is_none() {
+                        self.hangup = Some(Hangup {
+                            cause: "UNKNOWN".to_owned(),
+                            disposition: None,
+                        });
+                    }
                     Ok(None)
                 } else {
                     Err(EslError::Disconnected)

@@ -12,14 +12,22 @@ fn needs_escape(b: u8) -> bool {
     !(b' '..=b'~').contains(&b) || UNSAFE.contains(&b)
 }
 
+/// Whether the `%` at `bytes[i]` starts an escape FreeSWITCH keeps (`%` + two of `0-9A-F`).
+fn is_kept_escape(bytes: &[u8], i: usize) -> bool {
+    bytes.get(i) == Some(&b'%')
+        && bytes.get(i + 1).is_some_and(|b| HEX.contains(b))
+        && bytes.get(i + 2).is_some_and(|b| HEX.contains(b))
+}
+
 /// Appends `value` to `out`, escaped exactly as FreeSWITCH escapes event header values.
 pub fn encode_into(value: &str, out: &mut String) {
     if !value.bytes().any(needs_escape) {
         out.push_str(value);
         return;
     }
-    for b in value.bytes() {
-        if needs_escape(b) {
+    let bytes = value.as_bytes();
+    for (i, &b) in bytes.iter().enumerate() {
+        if needs_escape(b) && !is_kept_escape(bytes, i) {
             out.push('%');
             out.push(char::from(HEX[usize::from(b >> 4)]));
             out.push(char::from(HEX[usize::from(b & 0x0f)]));
@@ -99,6 +107,9 @@ mod tests {
         assert_eq!(encode("2009-10-28 11:31:45"), "2009-10-28%2011%3A31%3A45");
         assert_eq!(encode("+OK ñ\n"), "%2BOK%20%C3%B1%0A");
         assert_eq!(encode("a/b~c$'(),*!"), "a/b~c$'(),*!");
+        // An escape already there stays; a lower-case or short one is escaped.
+        assert_eq!(encode("%41 %4a %"), "%41%20%254a%20%25");
+        assert_eq!(encode("100%2"), "100%252");
     }
 
     #[test]
@@ -108,7 +119,7 @@ mod tests {
         assert_eq!(decode("%zz%4"), "%zz%4");
         assert_eq!(decode("a+b"), "a+b");
         assert_eq!(decode("%FF"), "\u{FFFD}");
-        for s in ["", "x y:z", "ñandú @ 10:00", "%41", "\r\n\t"] {
+        for s in ["", "x y:z", "ñandú @ 10:00", "%4a", "\r\n\t"] {
             assert_eq!(decode(&encode(s)), s);
         }
     }

@@ -1,6 +1,7 @@
 //! The API commands the simulator answers (`api …` and `bgapi …`), with FreeSWITCH's output
 //! formats: `status`, `version`, `uptime`, `show channels [as json]`, `show calls [as json]`,
-//! `uuid_exists`, `uuid_kill`, `hupall`, `originate`. Anything else is
+//! `uuid_exists`, `uuid_kill`, `hupall`, `module_exists`, `global_getvar` (`core_uuid`,
+//! `hostname`), `originate`. Anything else is
 //! `-ERR <cmd> Command not found!`.
 
 use std::sync::Arc;
@@ -56,6 +57,17 @@ pub async fn execute(shared: &Arc<Shared>, line: &str) -> String {
             }
         }
         "hupall" => hupall(shared, args),
+        "module_exists" => {
+            let exists = shared
+                .cfg
+                .has_module(args.split_whitespace().next().unwrap_or(""));
+            if exists { "true" } else { "false" }.to_owned()
+        }
+        "global_getvar" => match args.trim() {
+            "core_uuid" => shared.core.core_uuid.clone(),
+            "hostname" => shared.cfg.hostname.clone(),
+            _ => String::new(),
+        },
         "originate" => originate(shared, args, None).await,
         _ => format!("-ERR {cmd} Command not found!\n"),
     }
@@ -147,6 +159,13 @@ async fn originate(shared: &Arc<Shared>, args: &str, job_uuid: Option<&str>) -> 
             return format!("-ERR {OVER_LIMIT_CAUSE}\n");
         }
     };
+    // sofia creates the session (a sessions-per-second token is spent), then finds no such
+    // gateway: `-ERR INVALID_GATEWAY` and no channel event at all.
+    if let Some(gw) = req.gateway().filter(|gw| !shared.cfg.has_gateway(gw)) {
+        tracing::warn!(gateway = gw, "originate refused: no such gateway");
+        drop(permit);
+        return "-ERR INVALID_GATEWAY\n".to_owned();
+    }
     let rx = start_call(shared, req, uuid, permit);
     rx.await
         .unwrap_or_else(|_| "-ERR SYSTEM_SHUTDOWN\n".to_owned())

@@ -235,8 +235,9 @@ impl CallRun {
         }
     }
 
-    /// Hangs up and reports: HANGUP, HANGUP_COMPLETE (with the CDR variables), DESTROY; the
-    /// socket leg gets FreeSWITCH's disconnect notices (with linger, after the last events).
+    /// Hangs up and reports: HANGUP, HANGUP_COMPLETE (with the CDR variables), DESTROY. The socket
+    /// leg gets HANGUP and HANGUP_COMPLETE, then the disconnect notice; a lingering one gets the
+    /// linger notice and is served until its linger time is over ([`CallRun::linger_out`]).
     async fn finish(mut self, cause: String, mut sock: Option<SocketConn>) {
         if let Some(tx) = self.result_tx.take() {
             let _ = tx.send(format!("-ERR {cause}\n"));
@@ -246,22 +247,21 @@ impl CallRun {
             ch.hangup(&cause);
             ch.name.clone()
         };
-        if let Some(s) = sock.as_mut() {
-            if s.linger {
-                s.linger_notice(&self.uuid, &channel_name).await;
-            }
-        }
         self.emit("CHANNEL_HANGUP", sock.as_mut()).await;
-        if let Some(s) = sock.take_if(|s| !s.linger) {
-            s.disconnect(&self.uuid).await;
-        }
         lock(&self.channel).set_timestamps();
         self.emit("CHANNEL_HANGUP_COMPLETE", sock.as_mut()).await;
-        lock(&self.channel).state = ChannelState::Destroy;
-        self.emit("CHANNEL_DESTROY", sock.as_mut()).await;
-        if let Some(s) = sock {
-            s.disconnect(&self.uuid).await;
+        if let Some(mut s) = sock {
+            match s.linger {
+                None => s.disconnect(&self.uuid).await,
+                Some(linger) => {
+                    // The session (and its max-sessions slot) lives on while the socket lingers.
+                    s.linger_notice(&self.uuid, &channel_name, linger).await;
+                    self.linger_out(s, linger).await;
+                }
+            }
         }
+        lock(&self.channel).state = ChannelState::Destroy;
+        self.emit("CHANNEL_DESTROY", None).await;
         lock(&self.shared.calls).remove(&self.uuid);
         let finished = {
             let ch = lock(&self.channel);

@@ -416,6 +416,8 @@ impl Channel {
         }
         self.push_profile(ev, "Caller");
         for (k, v) in &self.vars {
+            // switch_channel_event_set_extended_data: an empty variable is sent as `_undef_`.
+            let v = if v.is_empty() { "_undef_" } else { v.as_str() };
             ev.push(format!("variable_{k}"), v);
         }
     }

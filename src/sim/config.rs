@@ -128,6 +128,17 @@ pub struct SimConfig {
     /// not scaled.
     #[arg(long = "heartbeat-secs", default_value_t = 20)]
     pub heartbeat_secs: u64,
+
+    /// A module this switch lacks (repeatable): `mod_amd` (third-party, often absent) or
+    /// `mod_avmd` (not built by default). Its applications then hang the call up with
+    /// DESTINATION_OUT_OF_ORDER, as FreeSWITCH does, and `module_exists` answers `false`.
+    #[arg(long = "no-module", value_name = "MODULE")]
+    pub missing_modules: Vec<String>,
+
+    /// The gateways this switch has (repeatable). An originate through any other gets
+    /// `-ERR INVALID_GATEWAY` and no channel. Empty (the default): every gateway name exists.
+    #[arg(long = "gateway-name", value_name = "NAME")]
+    pub gateways: Vec<String>,
 }
 
 impl Default for SimConfig {
@@ -148,6 +159,8 @@ impl Default for SimConfig {
             originate_log: None,
             hostname: "discador-sim".to_owned(),
             heartbeat_secs: 20,
+            missing_modules: Vec::new(),
+            gateways: Vec::new(),
         }
     }
 }
@@ -188,6 +201,36 @@ impl SimConfig {
             return Err(SimConfigError::MaxSessions);
         }
         Ok(())
+    }
+
+    /// Whether the switch has module `name` (`module_exists`): the modules a dialer asks about,
+    /// minus those configured missing.
+    pub fn has_module(&self, name: &str) -> bool {
+        const LOADED: &[&str] = &[
+            "mod_amd",
+            "mod_avmd",
+            "mod_commands",
+            "mod_dptools",
+            "mod_event_socket",
+            "mod_sofia",
+            "mod_loopback",
+            "mod_dialplan_xml",
+        ];
+        LOADED.contains(&name) && !self.missing_modules.iter().any(|m| m == name)
+    }
+
+    /// Whether dialplan application `app` exists here: `amd` needs mod_amd, `avmd_*` mod_avmd.
+    pub fn has_app(&self, app: &str) -> bool {
+        match app {
+            "amd" => self.has_module("mod_amd"),
+            "avmd" | "avmd_start" | "avmd_stop" => self.has_module("mod_avmd"),
+            _ => true,
+        }
+    }
+
+    /// Whether gateway `name` exists (every name does when no list is configured).
+    pub fn has_gateway(&self, name: &str) -> bool {
+        self.gateways.is_empty() || self.gateways.iter().any(|g| g == name)
     }
 
     /// The outcome rule these settings select.

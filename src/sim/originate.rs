@@ -83,6 +83,13 @@ impl OriginateError {
 }
 
 impl OriginateRequest {
+    /// The gateway of a `sofia/gateway/<name>/…` dial string.
+    pub fn gateway(&self) -> Option<&str> {
+        self.dial_string
+            .strip_prefix("sofia/gateway/")
+            .and_then(|rest| rest.split('/').next())
+    }
+
     /// Parses the argument string of `originate` (everything after the word `originate`).
     pub fn parse(args: &str) -> Result<OriginateRequest, OriginateError> {
         let argv = split_args(args)?;

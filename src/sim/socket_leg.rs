@@ -10,12 +10,25 @@
 //! `multiset`, `transfer <exten> [XML] [<context>]`, `hangup [cause]`, `amd`, `avmd_start`,
 //! `avmd_stop`, `park`, `log`, `info`. Any other application completes at once (logged).
 //!
-//! If the controller closes the socket before a transfer or a hangup, the channel hangs up with
-//! NORMAL_CLEARING (the `socket` app returns and the `discador` extension has nothing after it).
-//! With `linger`, a hangup sends `Content-Disposition: linger`, then the remaining events, then
-//! the final disconnect notice; without it, the socket is closed right after CHANNEL_HANGUP.
+//! What FreeSWITCH 1.10.12 does and the simulator copies (`tests/fixtures/esl-transcripts/`):
+//!
+//! * `myevents` subscribes the channel's events **except CUSTOM ones**: a beep (`avmd::beep`)
+//!   reaches only a socket that also sent `event plain CUSTOM avmd::beep`.
+//! * At the hangup the socket gets CHANNEL_HANGUP … CHANNEL_HANGUP_COMPLETE (never
+//!   CHANNEL_DESTROY). Without `linger`, the disconnect notice follows and the socket closes. With
+//!   `linger N`, a `Content-Disposition: linger` notice (`Linger-Time: N`) follows, the session
+//!   stays (it still counts against max-sessions), commands are still answered — a `sendmsg` with
+//!   `+OK`, though nothing runs any more — and N seconds later the disconnect notice comes and the
+//!   socket closes. A bare `linger` is `Linger-Time: -1`: the socket stays until the controller
+//!   closes it.
+//! * A controller that closes the socket **before `connect`** leaves the answered call parked in
+//!   the `socket` application until the called party hangs up (after the talk time here). Closed
+//!   after `connect` and before a transfer or a hangup, the channel hangs up with NORMAL_CLEARING
+//!   (the `socket` app returns and the `discador` extension has nothing after it).
+//! * An application of a module the switch lacks (`--no-module mod_amd`) hangs the call up with
+//!   DESTINATION_OUT_OF_ORDER, without CHANNEL_EXECUTE or CHANNEL_EXECUTE_COMPLETE.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -41,12 +54,61 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// FreeSWITCH's farewell body.
 const GOODBYE: &[u8] = b"Disconnected, goodbye.\nSee you at ClueCon! http://www.cluecon.com/\n";
 
+/// What `linger` asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Linger {
+    /// `linger N`: the socket stays N seconds after the hangup.
+    Secs(u64),
+    /// A bare `linger` (or a negative N): `Linger-Time: -1`, the socket stays until closed.
+    Forever,
+}
+
+impl Linger {
+    /// mod_event_socket's reading of `linger [N]`: no argument is -1 (forever); N is read as
+    /// `atoi` reads it (leading digits, 0 when none).
+    fn parse(args: &str) -> Linger {
+        let args = args.trim();
+        if args.is_empty() {
+            return Linger::Forever;
+        }
+        let (negative, digits) = match args.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, args.strip_prefix('+').unwrap_or(args)),
+        };
+        let end = digits
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(digits.len());
+        let n: u64 = digits[..end].parse().unwrap_or(0);
+        if negative && n > 0 {
+            Linger::Forever
+        } else {
+            Linger::Secs(n)
+        }
+    }
+
+    fn header(self) -> String {
+        match self {
+            Linger::Secs(n) => n.to_string(),
+            Linger::Forever => "-1".to_owned(),
+        }
+    }
+}
+
 /// The controller's end of the socket, as the simulated FreeSWITCH holds it.
 pub struct SocketConn {
     framed: Framed<TcpStream, CommandCodec>,
+    /// `myevents`: every event of this channel except CUSTOM ones.
     myevents: bool,
+    /// Event names subscribed with `event` (`ALL`: every event, CUSTOM ones included).
+    events: HashSet<String>,
+    /// CUSTOM subclasses subscribed with `event … CUSTOM a::b`.
+    subclasses: HashSet<String>,
     format: EventFormat,
-    pub linger: bool,
+    pub linger: Option<Linger>,
+    /// The controller sent `connect`.
+    connected: bool,
+    /// The channel has hung up: `sendmsg` is acknowledged and ignored.
+    hung_up: bool,
     broken: bool,
 }
 
@@ -55,10 +117,57 @@ impl SocketConn {
         SocketConn {
             framed: Framed::new(stream, CommandCodec::new()),
             myevents: false,
+            events: HashSet::new(),
+            subclasses: HashSet::new(),
             format: EventFormat::Plain,
-            linger: false,
+            linger: None,
+            connected: false,
+            hung_up: false,
             broken: false,
         }
+    }
+
+    /// Whether the controller subscribed to `ev`.
+    fn wants(&self, ev: &Event) -> bool {
+        if self.events.contains("ALL") {
+            return true;
+        }
+        match ev.get("Event-Name") {
+            Some("CUSTOM") => ev
+                .get("Event-Subclass")
+                .is_some_and(|sub| self.subclasses.contains(sub)),
+            Some(name) => self.myevents || self.events.contains(name),
+            None => false,
+        }
+    }
+
+    /// `event [plain|json|xml] NAME… [CUSTOM subclass…]`: as mod_event_socket reads it, every
+    /// word after `CUSTOM` is a subclass. Returns the format's name for the reply.
+    fn subscribe(&mut self, args: &str) -> String {
+        let mut words = args.split_whitespace().peekable();
+        let format = match words.peek().map(|w| w.to_ascii_lowercase()) {
+            Some(f) if matches!(f.as_str(), "plain" | "json" | "xml") => {
+                words.next();
+                f
+            }
+            _ => "plain".to_owned(),
+        };
+        self.format = match format.as_str() {
+            "json" => EventFormat::Json,
+            "xml" => EventFormat::Xml,
+            _ => EventFormat::Plain,
+        };
+        let mut custom = false;
+        for word in words {
+            if custom {
+                self.subclasses.insert(word.to_owned());
+            } else {
+                let name = word.to_ascii_uppercase();
+                custom = name == "CUSTOM";
+                self.events.insert(name);
+            }
+        }
+        format
     }
 
     /// Sends a frame; a write error marks the socket broken (the read side then sees the close).
@@ -85,7 +194,7 @@ impl SocketConn {
 
     /// Sends a channel event if the controller subscribed (`myevents` / `event`).
     pub async fn forward(&mut self, ev: &Event) {
-        if !self.myevents {
+        if !self.wants(ev) {
             return;
         }
         let frame = match self.format {
@@ -96,15 +205,15 @@ impl SocketConn {
         self.send(frame).await;
     }
 
-    /// `Content-Disposition: linger`, sent when the channel hangs up on a lingering socket.
-    pub async fn linger_notice(&mut self, uuid: &str, channel_name: &str) {
+    /// `Content-Disposition: linger`, sent after CHANNEL_HANGUP_COMPLETE on a lingering socket.
+    pub async fn linger_notice(&mut self, uuid: &str, channel_name: &str, linger: Linger) {
         let frame = Frame::new(
             vec![
                 ("Content-Type".into(), "text/disconnect-notice".into()),
                 ("Controlled-Session-UUID".into(), uuid.into()),
                 ("Content-Disposition".into(), "linger".into()),
                 ("Channel-Name".into(), channel_name.into()),
-                ("Linger-Time".into(), "-1".into()),
+                ("Linger-Time".into(), linger.header()),
                 ("Content-Length".into(), String::new()),
             ],
             Some(Bytes::new()),
@@ -247,7 +356,9 @@ impl CallRun {
                     if let Some(cause) = self.complete_app(&mut leg, sock.as_mut()).await {
                         return (cause, sock);
                     }
-                    self.start_next_app(&mut leg, sock.as_mut()).await;
+                    if let Some(cause) = self.start_next_app(&mut leg, sock.as_mut()).await {
+                        return (cause, sock);
+                    }
                 }
                 () = sleep_until_opt(leg.beep_at) => {
                     leg.beep_at = None;
@@ -270,7 +381,12 @@ impl CallRun {
                         Flow::Continue => {}
                         Flow::Hangup(cause) => return (cause, sock),
                         Flow::Closed => {
+                            let connected = sock.as_ref().is_some_and(|s| s.connected);
                             sock = None;
+                            if !connected {
+                                tracing::info!(uuid = %self.uuid, "controller closed the socket before connect: the call stays parked");
+                                return (self.parked().await, None);
+                            }
                             if self.transferred_to.is_none() {
                                 tracing::info!(uuid = %self.uuid, "controller closed the socket before transfer or hangup");
                                 return ("NORMAL_CLEARING".to_owned(), None);
@@ -287,6 +403,7 @@ impl CallRun {
         let args = cmd.args().to_owned();
         match verb.as_str() {
             "connect" => {
+                s.connected = true;
                 let ev = lock(&self.channel).connect_reply(&self.shared.core);
                 // switch_event_serialize(…, SWITCH_TRUE): every value URL-encoded, Reply-Text too.
                 let headers = ev
@@ -295,36 +412,38 @@ impl CallRun {
                     .collect();
                 s.send(Frame::new(headers, None)).await;
             }
-            "myevents" | "event" => {
-                let first = args.split_whitespace().next().unwrap_or("plain");
-                s.format = match first.to_ascii_lowercase().as_str() {
-                    "json" => EventFormat::Json,
-                    "xml" => EventFormat::Xml,
+            "myevents" => {
+                s.format = match args.split_whitespace().next().map(str::to_ascii_lowercase) {
+                    Some(f) if f == "json" => EventFormat::Json,
+                    Some(f) if f == "xml" => EventFormat::Xml,
                     _ => EventFormat::Plain,
                 };
                 s.myevents = true;
-                if verb == "myevents" {
-                    s.reply("+OK Events Enabled").await;
-                } else {
-                    s.reply(&format!(
-                        "+OK event listener enabled {}",
-                        first.to_ascii_lowercase()
-                    ))
+                s.reply("+OK Events Enabled").await;
+            }
+            "event" => {
+                let format = s.subscribe(&args);
+                s.reply(&format!("+OK event listener enabled {format}"))
                     .await;
-                }
             }
             "nixevent" => s.reply("+OK events nixed").await,
             "noevents" => {
                 s.myevents = false;
+                s.events.clear();
+                s.subclasses.clear();
                 s.reply("+OK no longer listening for events").await;
             }
             "filter" => s.reply(&format!("+OK filter added. [{args}]")).await,
             "linger" => {
-                s.linger = true;
-                s.reply("+OK will linger").await;
+                let linger = Linger::parse(&args);
+                s.linger = Some(linger);
+                match linger {
+                    Linger::Secs(n) => s.reply(&format!("+OK will linger {n} seconds")).await,
+                    Linger::Forever => s.reply("+OK will linger").await,
+                }
             }
             "nolinger" => {
-                s.linger = false;
+                s.linger = None;
                 s.reply("+OK will not linger").await;
             }
             "resume" | "divert_events" | "log" | "nolog" => s.reply("+OK").await,
@@ -361,6 +480,11 @@ impl CallRun {
         s: &mut SocketConn,
     ) -> Flow {
         let target = target.trim();
+        if s.hung_up {
+            // After the hangup FreeSWITCH still acknowledges a sendmsg; nothing runs.
+            s.reply("+OK").await;
+            return Flow::Continue;
+        }
         if !target.is_empty() && target != self.uuid {
             s.reply(&format!("-ERR invalid session id [{target}]"))
                 .await;
@@ -396,7 +520,9 @@ impl CallRun {
                     app_uuid,
                 });
                 if leg.current.is_none() {
-                    self.start_next_app(leg, Some(s)).await;
+                    if let Some(cause) = self.start_next_app(leg, Some(s)).await {
+                        return Flow::Hangup(cause);
+                    }
                 }
                 Flow::Continue
             }
@@ -411,15 +537,22 @@ impl CallRun {
         }
     }
 
-    /// Starts the next queued application: CHANNEL_EXECUTE, then its completion time.
-    async fn start_next_app(&mut self, leg: &mut Leg, sock: Option<&mut SocketConn>) {
+    /// Starts the next queued application: CHANNEL_EXECUTE, then its completion time. Returns a
+    /// hangup cause when the application does not exist on this switch.
+    async fn start_next_app(
+        &mut self,
+        leg: &mut Leg,
+        sock: Option<&mut SocketConn>,
+    ) -> Option<String> {
         if leg.current.is_some() {
-            return;
+            return None;
         }
-        let Some(app) = leg.queue.pop_front() else {
-            return;
-        };
+        let app = leg.queue.pop_front()?;
         let cfg = &self.shared.cfg;
+        if !cfg.has_app(&app.name) {
+            tracing::warn!(uuid = %self.uuid, app = %app.name, "application of a module this switch lacks: hanging up");
+            return Some("DESTINATION_OUT_OF_ORDER".to_owned());
+        }
         let now = Instant::now();
         let due = match app.name.as_str() {
             "playback" | "speak" | "say" | "read" | "play_and_get_digits" | "phrase" => {
@@ -446,6 +579,54 @@ impl CallRun {
         };
         self.emit_event(ev, sock).await;
         leg.current = Some((app, due));
+        None
+    }
+
+    /// A call whose controller closed the socket before `connect`: parked in the `socket`
+    /// application until the called party tires of the silence and hangs up (or it is killed).
+    async fn parked(&mut self) -> String {
+        let cfg = &self.shared.cfg;
+        let patience = cfg.scaled_ms(cfg.timings.talk_ms);
+        self.wait(patience)
+            .await
+            .unwrap_or_else(|| "NORMAL_CLEARING".to_owned())
+    }
+
+    /// Serves a lingering socket after the hangup: commands are answered (a `sendmsg` runs
+    /// nothing), until the linger time is over (then the disconnect notice) or the controller
+    /// closes or sends `exit`.
+    pub(super) async fn linger_out(&mut self, mut s: SocketConn, linger: Linger) {
+        s.hung_up = true;
+        let until = match linger {
+            Linger::Secs(n) => Some(after(Instant::now(), Duration::from_secs(n))),
+            Linger::Forever => None,
+        };
+        let mut leg = Leg {
+            queue: VecDeque::new(),
+            current: None,
+            beep_at: None,
+            extension_end: None,
+            deadline: Instant::now(),
+        };
+        let mut conn = Some(s);
+        loop {
+            let cmd = tokio::select! {
+                () = sleep_until_opt(until) => break,
+                () = self.shared.shutdown.cancelled() => break,
+                cmd = next_cmd(&mut conn) => cmd,
+            };
+            match (cmd, conn.as_mut()) {
+                (Some(Ok(cmd)), Some(s)) => {
+                    if let Flow::Closed = self.socket_command(cmd, &mut leg, s).await {
+                        return;
+                    }
+                }
+                _ => return,
+            }
+        }
+        if let Some(s) = conn {
+            s.disconnect(&self.uuid).await;
+        }
     }
 
     /// Applies the finished application's effects and fires CHANNEL_EXECUTE_COMPLETE. Returns a

@@ -356,14 +356,16 @@ impl Store {
     }
 
     /// Compare-and-set of the state: moves to `to` only from one of `from`, else `Conflict` naming the
-    /// current state. Two concurrent requests cannot both win.
+    /// current state. Two concurrent requests cannot both win. `motivo` is recorded with the new
+    /// state: why the service itself made the change, `None` for an operator's.
     pub async fn transition_campaign_state(
         &self,
         n: &CampaignName,
         from: &[CampaignState],
         to: CampaignState,
+        motivo: Option<&str>,
     ) -> Result<Campaign, StoreError> {
-        on_backend!(self.transition_campaign_state(n, from, to))
+        on_backend!(self.transition_campaign_state(n, from, to, motivo))
     }
 
     // --- numbers tables ---

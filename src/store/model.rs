@@ -34,6 +34,9 @@ pub struct Campaign {
     pub estado: CampaignState,
     pub creada: DateTime<Utc>,
     pub actualizada: DateTime<Utc>,
+    /// Why the service itself moved the campaign to its state (e.g. paused because FreeSWITCH lacks
+    /// its AMD module); `None` when an operator did. Shown in estado.
+    pub motivo: Option<String>,
 }
 
 /// What `create_campaign` needs; [`NewCampaign::new`] fills the documented defaults.
@@ -179,6 +182,9 @@ pub struct InFlight {
     pub uuid: Option<String>,
     pub intentos: u32,
     pub ultimo_intento: Option<DateTime<Utc>>,
+    /// `Some(HUMANO | MAQUINA)`: the controller handed this attempt to its destination before the
+    /// service stopped (recorded by [`NumberUpdate::Delivered`]).
+    pub entregada: Option<CallResult>,
 }
 
 /// The final record of one attempt.
@@ -218,4 +224,22 @@ pub enum NumberUpdate {
     Answered { tabla: TableName, id: i64 },
     /// An attempt is over: update the number, append a `llamadas` row.
     Finished(CallRecord),
+    /// The controller handed an answered call to its destination as `resultado` (HUMANO / MAQUINA):
+    /// recorded on the number (still CONTESTADO) so that recovery after a crash of this process
+    /// knows the call was delivered even if its end was never seen.
+    Delivered {
+        tabla: TableName,
+        id: i64,
+        uuid: String,
+        resultado: CallResult,
+    },
+    /// The originate never left FreeSWITCH (refused with no channel: sessions-per-second,
+    /// max-sessions, a gateway it does not know): MARCANDO → PENDIENTE, due at `proximo`, without
+    /// counting an attempt and without a CDR. Only the attempt `uuid` is touched.
+    Requeued {
+        tabla: TableName,
+        id: i64,
+        uuid: String,
+        proximo: DateTime<Utc>,
+    },
 }

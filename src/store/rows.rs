@@ -10,8 +10,8 @@ use diesel::sql_types::{BigInt, Integer, Nullable, Text, Timestamp};
 use super::schema::{bases, llamadas};
 use super::{CallRecord, Campaign, ClaimedNumber, InFlight, NumberStats, StoreError, TableName};
 use crate::domain::{
-    parse_zone, AmdMode, AmdNotSure, CallingWindow, CampaignName, CampaignState, Cps, DaySet,
-    Extension, Gateway, NumberState, PhoneNumber,
+    parse_zone, AmdMode, AmdNotSure, CallResult, CallingWindow, CampaignName, CampaignState, Cps,
+    DaySet, Extension, Gateway, NumberState, PhoneNumber,
 };
 
 /// Now, at the millisecond precision of `DATETIME(3)`, so a returned campaign equals the stored one.
@@ -64,6 +64,7 @@ pub(super) struct BaseRow {
     estado: String,
     creada: NaiveDateTime,
     actualizada: NaiveDateTime,
+    motivo: Option<String>,
 }
 
 #[derive(Insertable, AsChangeset)]
@@ -90,6 +91,7 @@ pub(super) struct BaseValues<'a> {
     estado: &'a str,
     creada: NaiveDateTime,
     actualizada: NaiveDateTime,
+    motivo: Option<&'a str>,
 }
 
 impl<'a> BaseValues<'a> {
@@ -115,6 +117,7 @@ impl<'a> BaseValues<'a> {
             estado: c.estado.as_str(),
             creada: to_naive(c.creada),
             actualizada: to_naive(c.actualizada),
+            motivo: c.motivo.as_deref(),
         }
     }
 }
@@ -167,6 +170,7 @@ impl TryFrom<BaseRow> for Campaign {
             estado: CampaignState::parse(&r.estado).map_err(|e| bad("estado", e.to_string()))?,
             creada: from_naive(r.creada),
             actualizada: from_naive(r.actualizada),
+            motivo: r.motivo,
         })
     }
 }
@@ -193,6 +197,7 @@ pub(super) fn new_campaign(c: &super::NewCampaign, tabla: TableName) -> Campaign
         estado: CampaignState::Creada,
         creada: now,
         actualizada: now,
+        motivo: None,
     }
 }
 
@@ -343,6 +348,8 @@ pub(super) struct InFlightRow {
     intentos: i32,
     #[diesel(sql_type = Nullable<Timestamp>)]
     ultimo_intento: Option<NaiveDateTime>,
+    #[diesel(sql_type = Nullable<Text>)]
+    resultado: Option<String>,
 }
 
 impl TryFrom<InFlightRow> for InFlight {
@@ -356,6 +363,14 @@ impl TryFrom<InFlightRow> for InFlight {
             uuid: r.uuid,
             intentos: to_u32("intentos", r.intentos)?,
             ultimo_intento: r.ultimo_intento.map(from_naive),
+            // A result this attempt's controller recorded when it handed the call on (see
+            // `NumberUpdate::Delivered`); anything else in the column is an older attempt's.
+            entregada: r
+                .resultado
+                .as_deref()
+                .and_then(|s| CallResult::parse(s).ok())
+                .filter(|r| matches!(r, CallResult::Humano | CallResult::Maquina))
+                .filter(|_| r.estado == "CONTESTADO"),
         })
     }
 }

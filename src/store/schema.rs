@@ -26,6 +26,7 @@ diesel::table! {
         estado -> Varchar,
         creada -> Timestamp,
         actualizada -> Timestamp,
+        motivo -> Nullable<Varchar>,
     }
 }
 

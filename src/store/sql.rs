@@ -12,7 +12,7 @@ use diesel::sqlite::Sqlite;
 
 use super::rows::{to_i32, to_naive};
 use super::{CallRecord, NewNumber, NumberUpdate};
-use crate::domain::{NumberState, TableName};
+use crate::domain::{CallResult, NumberState, TableName};
 
 /// A statement with its bound values, ready to run on a connection of backend `DB`.
 pub(super) type Query<DB> = BoxedSqlQuery<'static, DB, SqlQuery>;
@@ -223,7 +223,7 @@ pub(super) fn unclaim<DB: Dialect>(t: &TableName, ids: &[i64]) -> Query<DB> {
 /// Numbers in MARCANDO or CONTESTADO as [`super::rows::InFlightRow`].
 pub(super) fn in_flight<DB: Dialect>(t: &TableName) -> Query<DB> {
     query(format!(
-        "SELECT id, telefono, estado, uuid, intentos, ultimo_intento FROM {} \
+        "SELECT id, telefono, estado, uuid, intentos, ultimo_intento, resultado FROM {} \
          WHERE estado IN ('MARCANDO', 'CONTESTADO') ORDER BY id",
         t.quoted()
     ))
@@ -237,6 +237,55 @@ pub(super) fn answered<DB: Dialect>(t: &TableName, ids: &[i64]) -> Query<DB> {
         placeholders(ids.len())
     ));
     bind_ids(q, ids)
+}
+
+/// Refused originates back to PENDIENTE, each due at its own time, no attempt counted: only rows
+/// still MARCANDO on that attempt (its UUID) are touched.
+pub(super) fn requeue<DB: Dialect>(
+    t: &TableName,
+    rows: &[(i64, &str, NaiveDateTime)],
+) -> Query<DB> {
+    let n = rows.len();
+    let case = case_by_id(n);
+    let mut q = query::<DB>(format!(
+        "UPDATE {t} SET estado = 'PENDIENTE', uuid = NULL, proximo_intento = {case} \
+         WHERE estado = 'MARCANDO' AND id IN ({ids}) AND uuid = {case}",
+        t = t.quoted(),
+        ids = placeholders(n),
+    ));
+    for (id, _, due) in rows {
+        q = DB::time(DB::id(q, *id), *due);
+    }
+    for (id, _, _) in rows {
+        q = DB::id(q, *id);
+    }
+    for (id, uuid, _) in rows {
+        q = DB::text(DB::id(q, *id), (*uuid).to_owned());
+    }
+    q
+}
+
+/// Records the result of calls handed to their destination on rows still in flight on that attempt
+/// (a row the same batch already finished is left alone).
+pub(super) fn delivered<DB: Dialect>(t: &TableName, rows: &[(i64, &str, CallResult)]) -> Query<DB> {
+    let n = rows.len();
+    let case = case_by_id(n);
+    let mut q = query::<DB>(format!(
+        "UPDATE {t} SET resultado = {case} \
+         WHERE estado IN ('MARCANDO', 'CONTESTADO') AND id IN ({ids}) AND uuid = {case}",
+        t = t.quoted(),
+        ids = placeholders(n),
+    ));
+    for (id, _, r) in rows {
+        q = DB::text(DB::id(q, *id), r.as_str().to_owned());
+    }
+    for (id, _, _) in rows {
+        q = DB::id(q, *id);
+    }
+    for (id, uuid, _) in rows {
+        q = DB::text(DB::id(q, *id), (*uuid).to_owned());
+    }
+    q
 }
 
 /// The final state of many attempts of one table in one statement. Only the attempt a row is on is
@@ -289,6 +338,10 @@ pub(super) struct TableWrites<'a> {
     pub(super) answered: Vec<i64>,
     /// The last record of each number finished in the batch (a number's last attempt wins).
     pub(super) finished: Vec<&'a CallRecord>,
+    /// Refused originates to put back: (id, attempt uuid, due).
+    pub(super) requeued: Vec<(i64, &'a str, NaiveDateTime)>,
+    /// Calls handed to their destination: (id, attempt uuid, result).
+    pub(super) delivered: Vec<(i64, &'a str, CallResult)>,
 }
 
 /// Groups a batch by table, in first-seen order, so each table costs a few statements whatever the
@@ -302,12 +355,16 @@ pub(super) fn plan(updates: &[NumberUpdate]) -> Vec<TableWrites<'_>> {
                 tabla: t,
                 answered: Vec::new(),
                 finished: Vec::new(),
+                requeued: Vec::new(),
+                delivered: Vec::new(),
             });
             tables.len() - 1
         }
     };
     let mut answered: Vec<(usize, i64)> = Vec::new();
     let mut finished: Vec<(usize, &CallRecord)> = Vec::new();
+    let mut requeued: Vec<(usize, (i64, &str, NaiveDateTime))> = Vec::new();
+    let mut delivered: Vec<(usize, (i64, &str, CallResult))> = Vec::new();
     for u in updates {
         match u {
             NumberUpdate::Answered { tabla, id } => answered.push((slot(tabla), *id)),
@@ -316,10 +373,30 @@ pub(super) fn plan(updates: &[NumberUpdate]) -> Vec<TableWrites<'_>> {
                 finished.retain(|(j, old)| !(*j == i && old.numero_id == r.numero_id));
                 finished.push((i, r));
             }
+            NumberUpdate::Requeued {
+                tabla,
+                id,
+                uuid,
+                proximo,
+            } => {
+                requeued.push((slot(tabla), (*id, uuid.as_str(), to_naive(*proximo))));
+            }
+            NumberUpdate::Delivered {
+                tabla,
+                id,
+                uuid,
+                resultado,
+            } => delivered.push((slot(tabla), (*id, uuid.as_str(), *resultado))),
         }
     }
     for (i, r) in finished {
         tables[i].finished.push(r);
+    }
+    for (i, r) in requeued {
+        tables[i].requeued.push(r);
+    }
+    for (i, r) in delivered {
+        tables[i].delivered.push(r);
     }
     for (i, id) in answered {
         if !tables[i].finished.iter().any(|r| r.numero_id == id) {
@@ -337,7 +414,9 @@ pub(super) fn calls(updates: &[NumberUpdate]) -> Vec<&CallRecord> {
         .iter()
         .filter_map(|u| match u {
             NumberUpdate::Finished(r) => Some(r),
-            NumberUpdate::Answered { .. } => None,
+            NumberUpdate::Answered { .. }
+            | NumberUpdate::Requeued { .. }
+            | NumberUpdate::Delivered { .. } => None,
         })
         .collect();
     for (i, r) in records.iter().enumerate() {

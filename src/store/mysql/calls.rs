@@ -24,6 +24,16 @@ impl MysqlStore {
                         .execute(conn)
                         .await?;
                 }
+                if !w.requeued.is_empty() {
+                    sql::requeue::<Mysql>(w.tabla, &w.requeued)
+                        .execute(conn)
+                        .await?;
+                }
+                if !w.delivered.is_empty() {
+                    sql::delivered::<Mysql>(w.tabla, &w.delivered)
+                        .execute(conn)
+                        .await?;
+                }
             }
             let calls: Vec<NewCall<'_>> = sql::calls(&updates)
                 .into_iter()

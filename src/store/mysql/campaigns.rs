@@ -272,10 +272,12 @@ impl MysqlStore {
         n: &CampaignName,
         from: &[CampaignState],
         to: CampaignState,
+        motivo: Option<&str>,
     ) -> Result<Campaign, StoreError> {
         let mut conn = self.conn().await?;
         let name = n.clone();
         let from: Vec<CampaignState> = from.to_vec();
+        let motivo = motivo.map(str::to_owned);
         conn.transaction::<Campaign, StoreError, _>(async move |conn| {
             let mut c = locked_campaign(conn, &name).await?;
             if !from.contains(&c.estado) {
@@ -286,10 +288,12 @@ impl MysqlStore {
             }
             c.estado = to;
             c.actualizada = now_ms();
+            c.motivo = motivo;
             diesel::update(bases::table.filter(bases::nombre.eq(name.as_str())))
                 .set((
                     bases::estado.eq(to.as_str()),
                     bases::actualizada.eq(to_naive(c.actualizada)),
+                    bases::motivo.eq(c.motivo.as_deref()),
                 ))
                 .execute(conn)
                 .await?;

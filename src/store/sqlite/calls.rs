@@ -20,6 +20,12 @@ impl SqliteStore {
                     if !w.finished.is_empty() {
                         sql::finish::<Sqlite>(w.tabla, &w.finished).execute(c)?;
                     }
+                    if !w.requeued.is_empty() {
+                        sql::requeue::<Sqlite>(w.tabla, &w.requeued).execute(c)?;
+                    }
+                    if !w.delivered.is_empty() {
+                        sql::delivered::<Sqlite>(w.tabla, &w.delivered).execute(c)?;
+                    }
                 }
                 let calls: Vec<NewCall<'_>> = sql::calls(&updates)
                     .into_iter()

@@ -267,9 +267,11 @@ impl SqliteStore {
         n: &CampaignName,
         from: &[CampaignState],
         to: CampaignState,
+        motivo: Option<&str>,
     ) -> Result<Campaign, StoreError> {
         let n = n.clone();
         let from = from.to_vec();
+        let motivo = motivo.map(str::to_owned);
         self.write(move |conn| {
             conn.immediate_transaction(|conn| {
                 let mut c = existing(conn, &n)?;
@@ -281,6 +283,7 @@ impl SqliteStore {
                 }
                 c.estado = to;
                 c.actualizada = now_ms();
+                c.motivo = motivo;
                 save(conn, &c)?;
                 Ok(c)
             })

@@ -3,7 +3,7 @@
 //! simulator in this test process, so calls live on across the crash as they would in FreeSWITCH.
 //! On both store backends: a SQLite file must come back as whole as a MariaDB database.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};

@@ -575,9 +575,19 @@ async fn socket_leg_runs_the_controllers_script() -> Result<()> {
             s.cmd(MyEvents::new()).await?.reply_text(),
             Some("+OK Events Enabled")
         );
+        // `myevents` leaves CUSTOM events out: the beep needs its own subscription.
         assert_eq!(
-            s.cmd(Linger::new(None)).await?.reply_text(),
-            Some("+OK will linger")
+            s.cmd(Subscribe::new(
+                EventFormat::Plain,
+                &["CUSTOM", "avmd::beep"]
+            )?)
+            .await?
+            .reply_text(),
+            Some("+OK event listener enabled plain")
+        );
+        assert_eq!(
+            s.cmd(Linger::new(Some(1))).await?.reply_text(),
+            Some("+OK will linger 1 seconds")
         );
         let amd = execute(&mut s, "amd", "").await?;
         assert_eq!(amd.variable("amd_result"), Some(verdict));
@@ -597,22 +607,48 @@ async fn socket_leg_runs_the_controllers_script() -> Result<()> {
         assert_eq!(set.variable("discador_resultado"), Some(resultado));
         let xfer = execute(&mut s, "transfer", &format!("{exten} XML discador")).await?;
         assert_eq!(xfer.get("Caller-Destination-Number"), Some(exten));
-        // The extension plays, then hangs up; linger delivers the last events, then goodbye.
-        let notice = s.frame().await?;
-        assert_eq!(notice.kind(), FrameKind::DisconnectNotice);
-        assert_eq!(notice.header("Content-Disposition"), Some("linger"));
+        // The extension plays, then hangs up: HANGUP … HANGUP_COMPLETE (never DESTROY), then
+        // the linger notice; the session stays for the linger time, then goodbye.
         let hangup = s
             .event(|e| e.name() == Some("CHANNEL_HANGUP_COMPLETE"))
             .await?;
         assert_eq!(hangup.hangup_cause(), Some("NORMAL_CLEARING"));
         assert_eq!(hangup.variable("amd_result"), Some(verdict));
-        s.event(|e| e.name() == Some("CHANNEL_DESTROY")).await?;
-        let bye = s.frame().await?;
+        let notice = s.reply().await?;
+        assert_eq!(notice.kind(), FrameKind::DisconnectNotice);
+        assert_eq!(notice.header("Content-Disposition"), Some("linger"));
+        assert_eq!(notice.header("Linger-Time"), Some("1"));
+        // A sendmsg after the hangup is acknowledged and never runs.
+        assert_eq!(
+            s.cmd(SendMsg::execute("playback", "silence_stream://10")?)
+                .await?
+                .reply_text(),
+            Some("+OK")
+        );
+        let u = uuid.clone();
+        assert_eq!(
+            c.api(&format!("uuid_exists {u}")).await?,
+            "true",
+            "a lingering session still exists"
+        );
+        let t0 = Instant::now();
+        let bye = s.reply().await?;
         assert_eq!(bye.kind(), FrameKind::DisconnectNotice);
         assert_eq!(bye.header("Content-Disposition"), Some("disconnect"));
         assert!(
+            t0.elapsed() >= Duration::from_millis(500),
+            "{:?}",
+            t0.elapsed()
+        );
+        assert!(
             s.frame().await.is_err(),
             "socket must close after the goodbye"
+        );
+        assert!(
+            s.events.iter().all(|e| e.name() != Some("CHANNEL_DESTROY")
+                && e.application() != Some("playback")),
+            "{:?}",
+            s.events.iter().map(|e| e.name()).collect::<Vec<_>>()
         );
 
         let f = sim
@@ -632,6 +668,134 @@ async fn socket_leg_runs_the_controllers_script() -> Result<()> {
     Ok(())
 }
 
+/// `myevents` alone never carries the beep (transcript `avmd-machine-myevents-only`), though the
+/// beep happened: an inbound listener subscribed to it hears it.
+#[tokio::test]
+async fn socket_leg_sends_custom_events_only_when_subscribed() -> Result<()> {
+    let (listener, ctl_addr) = controller().await?;
+    let sim = start(SimConfig {
+        socket_addr: ctl_addr,
+        ..config()
+    })
+    .await?;
+    let mut c = Client::authed(sim.addr).await?;
+    c.subscribe(EventFormat::Plain, &["CUSTOM", "avmd::beep"])
+        .await?;
+    let uuid = Uuid::new_v4().to_string();
+    c.bgapi(&originate_cmd(&uuid, "600000003", "discador XML discador"))
+        .await?;
+    let mut s = accept(&listener).await?;
+    s.cmd(Command::Connect).await?;
+    s.cmd(MyEvents::new()).await?;
+    execute(&mut s, "avmd_start", "").await?;
+    let u = uuid.clone();
+    c.event(move |e| e.subclass() == Some("avmd::beep") && e.unique_id() == Some(u.as_str()))
+        .await?;
+    s.cmd(SendMsg::hangup("NORMAL_CLEARING")?).await?;
+    s.event(|e| e.name() == Some("CHANNEL_HANGUP_COMPLETE"))
+        .await?;
+    assert!(
+        s.events.iter().all(|e| e.name() != Some("CUSTOM")),
+        "myevents must not carry CUSTOM events"
+    );
+    sim.shutdown().await;
+    Ok(())
+}
+
+/// Closing the socket before `connect` parks the call in the socket application until the called
+/// party hangs up (transcript `close-before-connect`); a missing module's application hangs up
+/// with DESTINATION_OUT_OF_ORDER and no CHANNEL_EXECUTE (transcript `missing-app`); an unknown
+/// gateway is `-ERR INVALID_GATEWAY` with no channel (transcript `inbound-failures`).
+#[tokio::test]
+async fn socket_leg_parks_on_early_close_and_missing_things_fail_like_freeswitch() -> Result<()> {
+    let (listener, ctl_addr) = controller().await?;
+    let sim = start(SimConfig {
+        socket_addr: ctl_addr,
+        missing_modules: vec!["mod_amd".to_owned()],
+        gateways: vec!["gw_pstn".to_owned()],
+        timings: Timings {
+            talk_ms: 60_000,
+            ..Timings::default()
+        },
+        ..config()
+    })
+    .await?;
+    let mut c = Client::authed(sim.addr).await?;
+    c.subscribe(
+        EventFormat::Plain,
+        &[
+            "CHANNEL_CREATE",
+            "CHANNEL_HANGUP_COMPLETE",
+            "BACKGROUND_JOB",
+        ],
+    )
+    .await?;
+    assert_eq!(c.api("module_exists mod_amd").await?, "false");
+    assert_eq!(c.api("module_exists mod_avmd").await?, "true");
+    assert_eq!(c.api("global_getvar core_uuid").await?, sim.core_uuid());
+
+    // Closed before connect: still there after the close, until the party hangs up.
+    let uuid = Uuid::new_v4().to_string();
+    c.bgapi(&originate_cmd(&uuid, "600000006", "discador XML discador"))
+        .await?;
+    drop(accept(&listener).await?);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(c.api(&format!("uuid_exists {uuid}")).await?, "true");
+    let u = uuid.clone();
+    let done = c
+        .event(move |e| {
+            e.name() == Some("CHANNEL_HANGUP_COMPLETE") && e.unique_id() == Some(u.as_str())
+        })
+        .await
+        .context("the parked call ends")?;
+    assert_eq!(done.hangup_cause(), Some("NORMAL_CLEARING"));
+    assert!(done.get("variable_billsec").is_some());
+
+    // `amd` of a missing mod_amd.
+    let uuid = Uuid::new_v4().to_string();
+    c.bgapi(&originate_cmd(&uuid, "600000006", "discador XML discador"))
+        .await?;
+    let mut s = accept(&listener).await?;
+    s.cmd(Command::Connect).await?;
+    s.cmd(MyEvents::new()).await?;
+    s.cmd(Linger::new(Some(1))).await?;
+    assert_eq!(
+        s.cmd(SendMsg::execute("amd", "")?.event_lock())
+            .await?
+            .reply_text(),
+        Some("+OK")
+    );
+    let hangup = s
+        .event(|e| e.name() == Some("CHANNEL_HANGUP"))
+        .await
+        .context("a missing application hangs up")?;
+    assert_eq!(hangup.hangup_cause(), Some("DESTINATION_OUT_OF_ORDER"));
+    s.event(|e| e.name() == Some("CHANNEL_HANGUP_COMPLETE"))
+        .await?;
+    assert!(
+        s.events.iter().all(|e| e.application() != Some("amd")),
+        "no CHANNEL_EXECUTE for a missing application"
+    );
+
+    // An unknown gateway: no channel at all.
+    let uuid = Uuid::new_v4().to_string();
+    let job = c
+        .bgapi(&format!(
+            "originate {{origination_uuid={uuid}}}sofia/gateway/no_such_gw/600000006 &park()"
+        ))
+        .await?;
+    assert_eq!(c.job(job).await?, "-ERR INVALID_GATEWAY\n");
+    assert_eq!(c.api(&format!("uuid_exists {uuid}")).await?, "false");
+    assert!(
+        c.events
+            .iter()
+            .all(|e| e.unique_id() != Some(uuid.as_str())),
+        "no channel event for an unknown gateway"
+    );
+    sim.shutdown().await;
+    Ok(())
+}
+
 #[tokio::test]
 async fn socket_leg_hangup_disconnect_and_unreachable() -> Result<()> {
     let (listener, ctl_addr) = controller().await?;
@@ -644,7 +808,8 @@ async fn socket_leg_hangup_disconnect_and_unreachable() -> Result<()> {
     c.subscribe(EventFormat::Plain, &["CHANNEL_HANGUP_COMPLETE"])
         .await?;
 
-    // hangup through sendmsg, without linger: HANGUP then goodbye, no HANGUP_COMPLETE.
+    // hangup through sendmsg, without linger: HANGUP, HANGUP_COMPLETE, then goodbye (transcript
+    // `no-linger-hangup`).
     let uuid = Uuid::new_v4().to_string();
     c.bgapi(&originate_cmd(&uuid, "600000006", "discador XML discador"))
         .await?;
@@ -657,7 +822,11 @@ async fn socket_leg_hangup_disconnect_and_unreachable() -> Result<()> {
     );
     let hangup = s.event(|e| e.name() == Some("CHANNEL_HANGUP")).await?;
     assert_eq!(hangup.hangup_cause(), Some("CALL_REJECTED"));
-    assert_eq!(s.frame().await?.kind(), FrameKind::DisconnectNotice);
+    s.event(|e| e.name() == Some("CHANNEL_HANGUP_COMPLETE"))
+        .await?;
+    let bye = s.frame().await?;
+    assert_eq!(bye.kind(), FrameKind::DisconnectNotice);
+    assert_eq!(bye.header("Content-Disposition"), Some("disconnect"));
     let u = uuid.clone();
     let done = c.event(move |e| e.unique_id() == Some(u.as_str())).await?;
     assert_eq!(done.hangup_cause(), Some("CALL_REJECTED"));
@@ -823,7 +992,7 @@ async fn esl_client_and_outbound_server_drive_the_simulator() -> Result<()> {
         |mut s| async move {
             let _ = async {
                 s.myevents().await?;
-                s.linger().await?;
+                s.linger(1).await?;
                 let amd = s.execute("amd", "").await?;
                 let verdict = amd.variable("amd_result").unwrap_or("NOTSURE").to_owned();
                 let (resultado, exten) = if verdict == "MACHINE" {

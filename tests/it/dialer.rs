@@ -6,7 +6,7 @@
 //! 3 answering machine, 4 rejected, 5 network failure, 6/7/8 human, 9 human with AMD NOTSURE.
 //! Durations run at 1/100 (ring 40 ms, talk 200 ms), pacing is real time.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -668,7 +668,7 @@ async fn a_new_cps_applies_to_a_running_campaign_at_once(backend: Backend) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_outage_pauses_claims_and_loses_no_result() {
     let db = common::TestDb::new(Backend::Mysql);
-    let mut proxy = common::DbProxy::start().await;
+    let mut proxy = common::DbProxy::start_db().await;
     let url = proxy.url(&db.name);
     let socket = format!("127.0.0.1:{}", free_port());
     let sim = Simulator::start(SimConfig {
@@ -726,17 +726,28 @@ async fn a_locked_sqlite_file_pauses_claims_and_loses_no_result() {
     let rig = rig(Backend::Sqlite, &[]).await;
     let path = rig.app.db.path().expect("a SQLite test database");
     rig.start_outage_campaign("CANDADO", "54901").await;
-    // 8 s under an exclusive lock: longer than the store's 5 s busy timeout.
+    // 8 s under an exclusive lock: longer than the store's 5 s busy timeout. The marker file says
+    // when the lock is held (a loaded machine may take a while to start sqlite3).
+    let marker = path.with_extension("locked");
     let mut locker = std::process::Command::new("sqlite3")
         .arg("-cmd")
         .arg("BEGIN EXCLUSIVE;")
         .arg("-cmd")
-        .arg(".shell sleep 8")
+        .arg(format!(".shell touch '{}'; sleep 8", marker.display()))
         .arg(&path)
         .arg("COMMIT;")
         .spawn()
         .expect("sqlite3 runs");
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !marker.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "sqlite3 never took the lock"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Numbers claimed just before the lock may still go out during their second.
+    tokio::time::sleep(Duration::from_secs(2)).await;
     // Claims stop: a later second of the lock sees no originate.
     let before = rig.originates("54901").len();
     tokio::time::sleep(Duration::from_secs(1)).await;

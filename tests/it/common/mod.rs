@@ -2,6 +2,8 @@
 //! ephemeral port.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod freeswitch;
+
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -338,17 +340,28 @@ impl TestApp {
     }
 }
 
-/// A TCP proxy to MariaDB that a test can cut and restore, to simulate the database going away and
-/// coming back while the app runs.
-pub struct DbProxy {
+/// A TCP proxy that a test can cut and restore, to simulate a peer (MariaDB, FreeSWITCH's event
+/// socket) going away and coming back while the app runs.
+pub struct TcpProxy {
     pub port: u16,
+    target: (String, u16),
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
-impl DbProxy {
-    pub async fn start() -> Self {
-        let mut p = DbProxy {
+/// The proxy in front of MariaDB.
+pub type DbProxy = TcpProxy;
+
+impl TcpProxy {
+    /// A proxy to MariaDB on `127.0.0.1:3306`.
+    pub async fn start_db() -> Self {
+        Self::start((MYSQL_HOST, 3306)).await
+    }
+
+    /// A proxy to `target`.
+    pub async fn start(target: (&str, u16)) -> Self {
+        let mut p = TcpProxy {
             port: 0,
+            target: (target.0.to_owned(), target.1),
             task: None,
         };
         p.listen().await;
@@ -366,6 +379,7 @@ impl DbProxy {
     async fn listen(&mut self) {
         let listener = Self::bind(self.port);
         self.port = listener.local_addr().expect("addr").port();
+        let target = self.target.clone();
         self.task = Some(tokio::spawn(async move {
             // Dropping this set (when the task is aborted) aborts every forwarded connection.
             let mut conns = tokio::task::JoinSet::new();
@@ -373,8 +387,10 @@ impl DbProxy {
                 let Ok((mut client, _)) = listener.accept().await else {
                     return;
                 };
+                let target = target.clone();
                 conns.spawn(async move {
-                    if let Ok(mut server) = tokio::net::TcpStream::connect((MYSQL_HOST, 3306)).await
+                    if let Ok(mut server) =
+                        tokio::net::TcpStream::connect((target.0.as_str(), target.1)).await
                     {
                         let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
                     }
@@ -383,7 +399,7 @@ impl DbProxy {
         }));
     }
 
-    /// Closes the listener and every open connection: the database is "down".
+    /// Closes the listener and every open connection: the peer is "down".
     pub async fn cut(&mut self) {
         if let Some(t) = self.task.take() {
             t.abort();
@@ -393,13 +409,13 @@ impl DbProxy {
         }
     }
 
-    /// Listens again on the same port: the database is "back".
+    /// Listens again on the same port: the peer is "back".
     pub async fn restore(&mut self) {
         self.listen().await;
     }
 
-    /// `prefer_socket=false`: otherwise mysql_async switches a loopback connection to MariaDB's Unix
-    /// socket, bypassing the proxy.
+    /// (MariaDB proxy) `prefer_socket=false`: otherwise mysql_async switches a loopback connection
+    /// to MariaDB's Unix socket, bypassing the proxy.
     pub fn url(&self, db: &str) -> String {
         format!(
             "mysql://root@127.0.0.1:{}/{db}?prefer_socket=false",

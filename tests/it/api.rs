@@ -1,7 +1,7 @@
 //! End-to-end tests: the real app on an ephemeral port, a fresh database per test, HTTP. Every test
 //! that touches the store runs on both backends (`name::mysql`, `name::sqlite`).
 
-mod common;
+use crate::common;
 
 use chrono::{Duration, Utc};
 use common::{config, on_both_backends, Backend, TestApp};
@@ -1004,7 +1004,7 @@ async fn store_connects_on_a_current_thread_runtime(backend: Backend) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn database_outage_mid_run_answers_503_then_recovers() {
     let db = common::TestDb::new(Backend::Mysql);
-    let mut proxy = common::DbProxy::start().await;
+    let mut proxy = common::DbProxy::start_db().await;
     let url = proxy.url(&db.name);
     let app = discador::app::spawn(config(&["--database-url", &url]))
         .await

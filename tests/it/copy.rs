@@ -1,7 +1,7 @@
 //! `discador copy`: everything stored moves between backends exactly, and a second run adds nothing.
 //! Each test copies FROM the named backend TO the other one.
 
-mod common;
+use crate::common;
 
 use chrono::{Duration, Utc};
 use common::{on_both_backends, Backend, TestDb};
@@ -39,7 +39,7 @@ async fn copies_everything_and_a_rerun_adds_nothing(from: Backend) {
         .collect();
     src.insert_numbers(&c, &numbers).await.unwrap();
     let c = src
-        .transition_campaign_state(&name, &[CampaignState::Creada], CampaignState::Activa)
+        .transition_campaign_state(&name, &[CampaignState::Creada], CampaignState::Activa, None)
         .await
         .unwrap();
     let now = Utc::now();

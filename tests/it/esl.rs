@@ -774,7 +774,7 @@ async fn drive_call(mut s: OutboundSession) -> Result<CallReport, EslError> {
         ..CallReport::default()
     };
     s.myevents().await?;
-    s.linger().await?;
+    s.linger(1).await?;
     s.execute("answer", "").await?;
     let amd = s.execute("amd", "").await?;
     assert_eq!(amd.application(), Some("amd"));
@@ -836,7 +836,7 @@ async fn outbound_session_runs_a_call_to_its_end() {
         [
             "connect",
             "myevents",
-            "linger",
+            "linger 1",
             "sendmsg c8130d8b-2109-47eb-bdbc-a8f7159f2821",
             "answer()",
             "sendmsg c8130d8b-2109-47eb-bdbc-a8f7159f2821",
@@ -867,6 +867,12 @@ async fn connect_until_accepted(addr: std::net::SocketAddr) -> FsConn {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("outbound server never accepted a session");
+}
+
+async fn within_5s<T>(fut: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(5), fut)
+        .await
+        .expect("within 5 s")
 }
 
 #[tokio::test]
@@ -903,12 +909,31 @@ async fn outbound_silent_peer_times_out_and_cap_refuses_extra_sessions() {
         .get_mut()
         .try_write(&fixture("connect_reply.esl"))
         .unwrap();
+    // 2b. Over the cap the call is still connected, then hung up and left with `exit`: closing
+    //     before `connect` (or an `exit` alone) would leave the called party parked.
     let second = TcpStream::connect(addr).await.unwrap();
     let mut second = Framed::new(second, CommandCodec::new());
-    let refused = tokio::time::timeout(Duration::from_secs(5), second.next())
-        .await
+    let cmd = within_5s(second.next()).await.unwrap().unwrap();
+    assert_eq!(cmd.verb(), "connect", "over the cap: connect first");
+    second
+        .get_mut()
+        .try_write(&fixture("connect_reply.esl"))
         .unwrap();
-    assert!(refused.is_none(), "over the cap: closed without a connect");
+    let cmd = within_5s(second.next()).await.unwrap().unwrap();
+    assert_eq!(cmd.verb(), "sendmsg", "over the cap: hung up");
+    assert_eq!(cmd.header("call-command"), Some("hangup"));
+    assert_eq!(cmd.header("hangup-cause"), Some("SWITCH_CONGESTION"));
+    second
+        .get_mut()
+        .try_write(b"Content-Type: command/reply\nReply-Text: +OK\n\n")
+        .unwrap();
+    let cmd = within_5s(second.next()).await.unwrap().unwrap();
+    assert_eq!(cmd.verb(), "exit", "then left");
+    second
+        .get_mut()
+        .try_write(b"Content-Type: command/reply\nReply-Text: +OK bye\n\n")
+        .unwrap();
+    assert!(within_5s(second.next()).await.is_none(), "then closed");
     // The first session's handler times out on its silent peer and ends; the socket is closed.
     let r = tokio::time::timeout(Duration::from_secs(5), results.recv())
         .await

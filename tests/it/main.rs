@@ -1,0 +1,22 @@
+//! discador's integration tests, one module per area, in one test binary: one link of the
+//! library instead of one per area (on a 2-core machine each extra binary cost minutes).
+//!
+//! - `api`, `copy`, `recovery`, `dialer`: the real app against MariaDB and SQLite, calls through
+//!   the FreeSWITCH simulator;
+//! - `esl`, `sim`, `controller`: the protocol layer, the simulator, and the controller against
+//!   frames captured from FreeSWITCH 1.10.12;
+//! - `real_switch`: whole campaigns against a real FreeSWITCH 1.10.12 (`../shared/freeswitch/`);
+//! - `freeswitch_conf`, `cli`: the shipped configuration and the command line.
+
+mod common;
+
+mod api;
+mod cli;
+mod controller;
+mod copy;
+mod dialer;
+mod esl;
+mod freeswitch_conf;
+mod real_switch;
+mod recovery;
+mod sim;
