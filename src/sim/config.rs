@@ -219,12 +219,35 @@ impl SimConfig {
         LOADED.contains(&name) && !self.missing_modules.iter().any(|m| m == name)
     }
 
-    /// Whether dialplan application `app` exists here: `amd` needs mod_amd, `avmd_*` mod_avmd.
+    /// Whether dialplan application `app` exists here: `amd` needs mod_amd, `avmd_*` mod_avmd,
+    /// and the socket leg knows the rest ([`super::socket_leg`]). Any other name is an application
+    /// FreeSWITCH does not have: it hangs the call up (transcript `missing-app`).
     pub fn has_app(&self, app: &str) -> bool {
+        const KNOWN: &[&str] = &[
+            "answer",
+            "pre_answer",
+            "ring_ready",
+            "playback",
+            "speak",
+            "say",
+            "read",
+            "play_and_get_digits",
+            "phrase",
+            "sleep",
+            "set",
+            "export",
+            "unset",
+            "multiset",
+            "transfer",
+            "hangup",
+            "park",
+            "log",
+            "info",
+        ];
         match app {
             "amd" => self.has_module("mod_amd"),
             "avmd" | "avmd_start" | "avmd_stop" => self.has_module("mod_avmd"),
-            _ => true,
+            other => KNOWN.contains(&other),
         }
     }
 

@@ -796,6 +796,122 @@ async fn socket_leg_parks_on_early_close_and_missing_things_fail_like_freeswitch
     Ok(())
 }
 
+/// The part of a frame a controller acts on, to compare the simulator with a capture: replies and
+/// notices by their text, channel events by name, application and cause. Events the simulator does
+/// not model (CHANNEL_PARK, CHANNEL_UNPARK, CHANNEL_STATE, the `socket` application's own) are
+/// left out.
+fn shape(f: &Frame) -> Option<String> {
+    match f.kind() {
+        FrameKind::CommandReply => Some(format!("reply {}", f.reply_text().unwrap_or(""))),
+        FrameKind::DisconnectNotice => Some(format!(
+            "notice {}",
+            f.header("Content-Disposition").unwrap_or("")
+        )),
+        FrameKind::EventPlain | FrameKind::EventJson => {
+            let ev = f.event().ok()?;
+            match ev.name()? {
+                name @ ("CHANNEL_EXECUTE" | "CHANNEL_EXECUTE_COMPLETE") => {
+                    let app = ev.application()?;
+                    (app != "socket").then(|| format!("{name} {app}"))
+                }
+                name @ ("CHANNEL_HANGUP" | "CHANNEL_HANGUP_COMPLETE") => {
+                    Some(format!("{name} {}", ev.hangup_cause().unwrap_or("")))
+                }
+                "CUSTOM" => Some(format!("CUSTOM {}", ev.subclass().unwrap_or(""))),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+/// Shapes up to the transfer's completion: after it the real switch runs its own `humano`
+/// extension (log, playback, bridge) and the simulator its stand-in.
+fn until_transfer(shapes: Vec<String>) -> Vec<String> {
+    match shapes
+        .iter()
+        .position(|s| s == "CHANNEL_EXECUTE_COMPLETE transfer")
+    {
+        Some(i) => shapes[..=i].to_vec(),
+        None => shapes,
+    }
+}
+
+fn transcript(name: &str) -> Vec<u8> {
+    let p = format!(
+        "{}/tests/fixtures/esl-transcripts/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{p}: {e}"))
+}
+
+/// The controller's commands of four captured calls, replayed to the simulator's socket leg: it
+/// answers with the same replies, events and notices, in the same order, as FreeSWITCH 1.10.12 did
+/// (transcripts `amd-human`, `amd-machine`, `no-linger-hangup`, `missing-app`).
+#[tokio::test]
+async fn the_socket_leg_answers_captured_commands_as_freeswitch_did() -> Result<()> {
+    let (listener, ctl_addr) = controller().await?;
+    let sim = start(SimConfig {
+        socket_addr: ctl_addr,
+        ..config()
+    })
+    .await?;
+    let mut c = Client::authed(sim.addr).await?;
+    for (scenario, number) in [
+        ("amd-human", "600000006"),
+        ("amd-machine", "600000003"),
+        ("no-linger-hangup", "600000006"),
+        ("missing-app", "600000006"),
+    ] {
+        let mut codec = EslCodec::new();
+        let mut buf =
+            bytes::BytesMut::from(&transcript(&format!("{scenario}.outbound.from-fs"))[..]);
+        let mut captured = Vec::new();
+        while let Some(f) = tokio_util::codec::Decoder::decode(&mut codec, &mut buf)? {
+            captured.push(f);
+        }
+        let captured_uuid = captured[0]
+            .header("Unique-ID")
+            .context("connect reply names the channel")?
+            .to_owned();
+        let ends_closed = captured
+            .last()
+            .is_some_and(|f| f.header("Content-Disposition") == Some("disconnect"));
+        let commands = String::from_utf8(transcript(&format!("{scenario}.outbound.to-fs")))?;
+
+        let uuid = Uuid::new_v4().to_string();
+        c.bgapi(&originate_cmd(&uuid, number, "discador XML discador"))
+            .await?;
+        let mut s = accept(&listener).await?;
+        let mut got = Vec::new();
+        let sent: Vec<&str> = commands.split_inclusive("\n\n").collect();
+        for (i, cmd) in sent.iter().enumerate() {
+            use tokio::io::AsyncWriteExt;
+            s.framed
+                .get_mut()
+                .write_all(cmd.replace(&captured_uuid, &uuid).as_bytes())
+                .await?;
+            // What the switch says until it is quiet (or, after the last command of a capture
+            // that ends with the goodbye, until it closes: a linger is real seconds).
+            let quiet = if i + 1 == sent.len() && ends_closed {
+                Duration::from_secs(10)
+            } else {
+                Duration::from_millis(300)
+            };
+            while let Ok(Some(f)) = tokio::time::timeout(quiet, s.framed.next()).await {
+                got.push(f?);
+            }
+        }
+        let want = until_transfer(captured.iter().filter_map(shape).collect());
+        let have = until_transfer(got.iter().filter_map(shape).collect());
+        assert!(want.len() >= 4, "{scenario}: {want:?}");
+        assert_eq!(have, want, "{scenario}");
+        drop(s);
+    }
+    sim.shutdown().await;
+    Ok(())
+}
+
 #[tokio::test]
 async fn socket_leg_hangup_disconnect_and_unreachable() -> Result<()> {
     let (listener, ctl_addr) = controller().await?;
