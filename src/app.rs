@@ -32,6 +32,9 @@ const EVENTS: &[&str] = &[
 
 /// How long shutdown waits for queued results to reach the database.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long shutdown lets the outbound sessions finish the calls they control (a verdict and a
+/// transfer; the longest wait is the avmd window).
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// A running service, as tests and `serve` hold it.
 pub struct RunningApp {
@@ -45,6 +48,8 @@ pub struct RunningApp {
     stop: CancellationToken,
     shutdown: Option<oneshot::Sender<()>>,
     server: JoinHandle<()>,
+    /// The outbound-socket server: drained, not aborted, at shutdown.
+    outbound: Option<JoinHandle<()>>,
     background: Vec<JoinHandle<()>>,
 }
 
@@ -54,19 +59,41 @@ impl RunningApp {
     /// known are written before this returns. Calls still up are left to FreeSWITCH and reconciled at
     /// the next start.
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        // 1. No new call: the runners stop and give their claims back.
         self.dialer.shutdown().await;
+        // 2. No new request.
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(()); // the server may already be gone
         }
+        // 3. The calls under control get their verdict and destination (bounded).
         self.stop.cancel();
-        let mut pending = self.writer.pending.clone();
-        let flushed = tokio::time::timeout(FLUSH_TIMEOUT, pending.wait_for(|n| *n == 0)).await;
-        if flushed.is_err() {
-            tracing::warn!("resultados sin escribir al detener; se reconciliarán al reiniciar");
+        if let Some(mut outbound) = self.outbound.take() {
+            if tokio::time::timeout(DRAIN_TIMEOUT, &mut outbound)
+                .await
+                .is_err()
+            {
+                tracing::warn!("sesiones de control sin terminar al detener; se cortan");
+                outbound.abort();
+            }
         }
+        // 4. No more news from FreeSWITCH (the event pump, recovery and sweeps stop): what the
+        //    tracker has not heard of by now is for the next start's recovery.
         self.dialer.esl().shutdown().await;
         for t in &self.background {
             t.abort();
+        }
+        for t in self.background.drain(..) {
+            let _ = t.await;
+        }
+        // 5. Everything the tracker was told is decided (a round trip through its queue), then
+        //    everything it decided is written.
+        let _ = self.dialer.tracker().live().await;
+        let flushed = tokio::time::timeout(FLUSH_TIMEOUT, self.writer.flushed()).await;
+        if flushed.is_err() {
+            tracing::warn!(
+                sin_escribir = self.writer.unwritten(),
+                "resultados sin escribir al detener; se reconciliarán al reiniciar"
+            );
         }
         (&mut self.server)
             .await
@@ -187,10 +214,10 @@ pub async fn spawn(cfg: Config) -> anyhow::Result<RunningApp> {
             ..ControllerSettings::default()
         },
     );
-    background.push(tokio::spawn(outbound.run(
+    let outbound = tokio::spawn(outbound.run(
         move |session| controller.clone().handle(session),
         stop.clone(),
-    )));
+    ));
     tracing::info!(socket = %socket_addr, "controlador de llamadas escuchando");
     if !socket_addr.ip().is_loopback() {
         // The outbound socket has no authentication in ESL: whoever connects is taken for
@@ -220,6 +247,7 @@ pub async fn spawn(cfg: Config) -> anyhow::Result<RunningApp> {
         stop,
         shutdown: Some(tx),
         server,
+        outbound: Some(outbound),
         background,
     })
 }

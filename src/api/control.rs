@@ -32,6 +32,19 @@ impl Control {
         self.dialer.as_ref()
     }
 
+    /// 503 until start-up recovery is over: it needs FreeSWITCH and the database to account for
+    /// the calls the previous process left, and a runner started meanwhile could claim a number
+    /// that recovery then declares lost.
+    pub fn check_recovered(&self) -> Result<(), ApiError> {
+        match &self.dialer {
+            Some(d) if !d.recovered() => Err(ApiError::unavailable(
+                "el discador aún está recuperando las llamadas de la ejecución anterior (necesita \
+                 FreeSWITCH y la base de datos); reintente en unos segundos",
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// 409 when FreeSWITCH said it does not have the module AMD mode `amd` runs on: every answered
     /// call would be hung up by the switch. (Unknown — no connection yet — is not refused: the
     /// runner waits for the answer and pauses the campaign with the reason if the module is missing.)
@@ -46,6 +59,7 @@ impl Control {
     /// the seed's "verifica que la campaña existe y tiene números pendientes", and the module its AMD
     /// needs (409). `cps` is saved.
     pub async fn start(&self, name: &CampaignName, cps: Option<Cps>) -> Result<Campaign, ApiError> {
+        self.check_recovered()?;
         let c = self.existing(name).await?;
         if c.estado == CampaignState::Activa {
             return Err(ApiError::conflict(format!(
@@ -101,6 +115,7 @@ impl Control {
     /// PAUSADA → ACTIVA. (Also after a restart, when the paused campaign has no runner yet.) 409 if
     /// the module its AMD needs is missing.
     pub async fn resume(&self, name: &CampaignName) -> Result<Campaign, ApiError> {
+        self.check_recovered()?;
         self.check_amd(self.existing(name).await?.amd)?;
         let c = self
             .transition(name, &[CampaignState::Pausada], CampaignState::Activa)

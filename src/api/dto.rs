@@ -390,6 +390,10 @@ pub struct HealthReply {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>, example = json!({"mod_amd": true, "mod_avmd": false}))]
     pub modulos: Option<crate::dialer::node::Modules>,
+    /// `recuperando` until the calls of the previous run are accounted for (campaigns cannot be
+    /// started or resumed meanwhile: 503), then `listo` (absent when this process does not dial).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arranque: Option<&'static str>,
 }
 
 /// Body of `POST /dnc/`: numbers never to be called (any campaign).

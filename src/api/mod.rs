@@ -511,6 +511,13 @@ async fn health(st: AppState) -> Response {
         motor_base_de_datos: st.store.backend(),
         freeswitch,
         modulos,
+        arranque: st.control.dialer().map(|d| {
+            if d.recovered() {
+                "listo"
+            } else {
+                "recuperando"
+            }
+        }),
     };
     warp::reply::json(&body).into_response()
 }

@@ -16,6 +16,7 @@ pub mod tracker;
 pub mod writer;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use serde::Serialize;
@@ -24,7 +25,7 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use crate::domain::outcome::Refusal;
 use crate::domain::{AmdMode, CampaignName, CampaignState, Cps, Gateway};
 use crate::esl::InboundClient;
-use crate::store::{Campaign, NumberUpdate, Store, StoreError};
+use crate::store::{Campaign, Store, StoreError};
 
 use metrics::CampaignMetrics;
 use node::{Modules, Node};
@@ -38,7 +39,7 @@ pub(crate) struct Shared {
     pub store: Store,
     pub esl: InboundClient,
     pub tracker: Tracker,
-    pub writer: mpsc::UnboundedSender<NumberUpdate>,
+    pub writer: writer::WriterTx,
     /// `CPS_MAXIMO`: the sum of all campaigns' originates per second.
     pub pacer: Pacer,
     /// `CPS_POR_GATEWAY`: a carrier's own ceiling, shared by the campaigns dialing through it.
@@ -51,6 +52,9 @@ pub(crate) struct Shared {
     pub nodo: String,
     /// Its loaded modules and its refusal back-off.
     pub node: Node,
+    /// Start-up recovery is over: the calls the previous process left are accounted for, so a
+    /// runner may claim numbers (before that, recovery could take a fresh claim for a lost one).
+    pub recovered: AtomicBool,
 }
 
 /// Settings of the dialer that come from the service's configuration.
@@ -137,6 +141,7 @@ impl Dialer {
             default_gateway: settings.default_gateway,
             nodo: settings.nodo,
             node: Node::default(),
+            recovered: AtomicBool::new(false),
         });
         let dialer = Dialer {
             shared,
@@ -237,6 +242,17 @@ impl Dialer {
 
     /// Starts (or resumes) dialing `campaign`. `cps` overrides the campaign's rate (the caller has
     /// already saved it). Starting a running campaign only applies the new settings.
+    /// Whether start-up recovery is over ([`recovery::recover_at_startup`]); until then the API
+    /// starts no campaign.
+    pub fn recovered(&self) -> bool {
+        self.shared.recovered.load(Ordering::Acquire)
+    }
+
+    /// Marks start-up recovery as over.
+    pub fn mark_recovered(&self) {
+        self.shared.recovered.store(true, Ordering::Release);
+    }
+
     pub fn start(&self, campaign: Campaign, cps: Option<Cps>) {
         let mut campaign = campaign;
         if let Some(cps) = cps {

@@ -28,7 +28,7 @@ use uuid::Uuid;
 
 use crate::domain::{CallResult, NumberState};
 use crate::esl::{ConnState, Event, InboundClient, JobResult};
-use crate::store::Campaign;
+use crate::store::{Campaign, InFlight};
 
 use super::tracker::{
     first_word, AmdVerdict, CallEvent, Control, ControlOutcome, Hangup, LiveCall, Tracker,
@@ -80,19 +80,10 @@ async fn exists(esl: &InboundClient, uuid: &Uuid) -> Option<bool> {
     }
 }
 
-/// Start-up recovery of numbers left in flight, then restart of the ACTIVA campaigns.
-/// Waits for FreeSWITCH: without it nothing can be decided (and nothing can be dialed).
+/// Start-up recovery of numbers left in flight, then restart of the ACTIVA campaigns. Numbers left
+/// in flight need FreeSWITCH (is the call still up?), so recovery waits for it then; after a clean
+/// stop there are none and recovery needs only the database.
 pub async fn recover_at_startup(dialer: &Dialer) {
-    let esl = dialer.esl().clone();
-    let mut state = esl.state();
-    loop {
-        if matches!(*state.borrow_and_update(), ConnState::Connected { .. }) {
-            break;
-        }
-        if state.changed().await.is_err() {
-            return;
-        }
-    }
     let campaigns = loop {
         match dialer.store().campaigns().await {
             Ok(c) => break c,
@@ -102,9 +93,37 @@ pub async fn recover_at_startup(dialer: &Dialer) {
             }
         }
     };
+    let mut left = Vec::new();
     for campaign in &campaigns {
-        recover_campaign(dialer, campaign).await;
+        let in_flight = loop {
+            match dialer.store().in_flight(campaign).await {
+                Ok(v) => break v,
+                Err(e) => {
+                    tracing::warn!(campana = %campaign.nombre, error = %e, "recuperación: reintento");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        };
+        if !in_flight.is_empty() {
+            left.push((campaign, in_flight));
+        }
     }
+    if !left.is_empty() {
+        let mut state = dialer.esl().state();
+        loop {
+            if matches!(*state.borrow_and_update(), ConnState::Connected { .. }) {
+                break;
+            }
+            if state.changed().await.is_err() {
+                return;
+            }
+        }
+        for (campaign, in_flight) in left {
+            recover_campaign(dialer, campaign, in_flight).await;
+        }
+    }
+    dialer.mark_recovered();
+    tracing::info!("recuperación de arranque terminada");
     for campaign in campaigns {
         if campaign.estado == crate::domain::CampaignState::Activa {
             tracing::info!(campana = %campaign.nombre, "reanudando campaña activa");
@@ -113,19 +132,9 @@ pub async fn recover_at_startup(dialer: &Dialer) {
     }
 }
 
-async fn recover_campaign(dialer: &Dialer, campaign: &Campaign) {
-    let in_flight = loop {
-        match dialer.store().in_flight(campaign).await {
-            Ok(v) => break v,
-            Err(e) => {
-                tracing::warn!(campana = %campaign.nombre, error = %e, "recuperación: reintento");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        }
-    };
-    if in_flight.is_empty() {
-        return;
-    }
+/// Tracks again the numbers `campaign` left in flight: those FreeSWITCH still has end as usual,
+/// the others are finished now.
+async fn recover_campaign(dialer: &Dialer, campaign: &Campaign, in_flight: Vec<InFlight>) {
     let (mut live, mut gone) = (0usize, 0usize);
     for n in in_flight {
         let uuid = n.uuid.as_deref().and_then(|u| Uuid::parse_str(u).ok());

@@ -18,7 +18,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::domain::{mask, CallResult, CampaignState, NumberState, PhoneNumber};
@@ -26,6 +27,7 @@ use crate::esl::{ConnState, EslError};
 use crate::store::{CallRecord, Campaign, ClaimedNumber, NumberUpdate, StoreError};
 
 use super::metrics::{CallSlot, CampaignMetrics};
+use super::node::Modules;
 use super::originate::Originate;
 use super::pacing::{self, Pacer};
 use super::tracker::{CallEvent, LiveCall};
@@ -51,198 +53,312 @@ pub(crate) struct RunnerParts {
 /// directly into the table).
 const IDLE_POLL: Duration = Duration::from_secs(1);
 
+/// Runs a campaign until it is stopped, finished or paused by the runner itself. Every log line of
+/// the runner carries the campaign through its span.
 pub(crate) async fn run(shared: Arc<Shared>, parts: RunnerParts) {
-    let RunnerParts {
-        mut control,
-        mut settings,
-        metrics,
-        pacer,
-    } = parts;
-    let mut campaign = settings.borrow_and_update().clone();
-    let channels = Arc::new(Semaphore::new(campaign.max_canales as usize));
-    let mut capacity = campaign.max_canales;
-    let mut queue: VecDeque<ClaimedNumber> = VecDeque::new();
-    let mut pending: Option<PendingClaim> = None;
-    let mut esl_state = shared.esl.state();
-    let mut modules = shared.node.modules.subscribe();
-    let mut db_backoff = Duration::from_millis(250);
-    let name = campaign.nombre.clone();
-    tracing::info!(campana = %name, cps = campaign.cps.get(), "campaña en marcha");
+    let mut runner = Runner::new(shared, parts);
+    let span = tracing::info_span!("runner", campana = %runner.campaign.nombre);
+    async move {
+        tracing::info!(cps = runner.campaign.cps.get(), "campaña en marcha");
+        while runner.turn().await != Err(Next::Stop) {}
+        runner.release().await;
+        tracing::info!("campaña detenida");
+    }
+    .instrument(span)
+    .await
+}
 
-    loop {
-        let run_state = *control.borrow_and_update();
-        match run_state {
-            RunState::Stopped => break,
+/// Why a turn of the loop ended before dialing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Next {
+    /// Something was waited for or changed: start a new turn (from "obey control").
+    Again,
+    /// The runner ends.
+    Stop,
+}
+
+/// The loop's state: the campaign as last read, its own channel cap, the claimed numbers.
+struct Runner {
+    shared: Arc<Shared>,
+    control: watch::Receiver<RunState>,
+    settings: watch::Receiver<Arc<Campaign>>,
+    metrics: Arc<CampaignMetrics>,
+    pacer: Arc<Pacer>,
+    campaign: Arc<Campaign>,
+    /// `max_canales` of this campaign; `capacity` is the number of permits it was sized to.
+    channels: Arc<Semaphore>,
+    capacity: u32,
+    /// Claimed numbers waiting for their turn, and the next claim being fetched meanwhile.
+    queue: VecDeque<ClaimedNumber>,
+    pending: Option<PendingClaim>,
+    esl_state: watch::Receiver<ConnState>,
+    modules: watch::Receiver<Modules>,
+    db_backoff: Duration,
+}
+
+impl Runner {
+    fn new(shared: Arc<Shared>, parts: RunnerParts) -> Runner {
+        let RunnerParts {
+            control,
+            mut settings,
+            metrics,
+            pacer,
+        } = parts;
+        let campaign = settings.borrow_and_update().clone();
+        Runner {
+            channels: Arc::new(Semaphore::new(campaign.max_canales as usize)),
+            capacity: campaign.max_canales,
+            esl_state: shared.esl.state(),
+            modules: shared.node.modules.subscribe(),
+            shared,
+            control,
+            settings,
+            metrics,
+            pacer,
+            campaign,
+            queue: VecDeque::new(),
+            pending: None,
+            db_backoff: Duration::from_millis(250),
+        }
+    }
+
+    /// One turn, the steps of the module doc in order; `Err` ends the turn early.
+    async fn turn(&mut self) -> Result<(), Next> {
+        self.obey_control().await?;
+        self.wait_for_link().await?;
+        self.check_module().await?;
+        self.wait_for_window().await?;
+        self.refill().await?;
+        let (own, global) = self.acquire_channel().await?;
+        self.wait_for_pacing().await?;
+        self.dial_next(CallSlot::new(own, global, self.metrics.clone()));
+        Ok(())
+    }
+
+    /// Stopped ends the runner; paused gives the claims back and waits for the next order;
+    /// running picks up changed settings (rate, channels).
+    async fn obey_control(&mut self) -> Result<(), Next> {
+        let state = *self.control.borrow_and_update();
+        match state {
+            RunState::Stopped => return Err(Next::Stop),
             RunState::Paused => {
-                release(&shared, &campaign, &mut queue, &mut pending).await;
-                if control.changed().await.is_err() {
-                    break;
-                }
-                continue;
+                self.release().await;
+                return match self.control.changed().await {
+                    Ok(()) => Err(Next::Again),
+                    Err(_) => Err(Next::Stop),
+                };
             }
             RunState::Running => {}
         }
-        if settings.has_changed().unwrap_or(false) {
-            campaign = settings.borrow_and_update().clone();
-            pacer.set_rate(campaign.cps.get());
-            resize(&channels, &mut capacity, campaign.max_canales);
+        if self.settings.has_changed().unwrap_or(false) {
+            self.campaign = self.settings.borrow_and_update().clone();
+            self.pacer.set_rate(self.campaign.cps.get());
+            resize(
+                &self.channels,
+                &mut self.capacity,
+                self.campaign.max_canales,
+            );
         }
+        Ok(())
+    }
 
-        if !matches!(*esl_state.borrow_and_update(), ConnState::Connected { .. }) {
-            // No originate can go out: give the claims back and wait for the link.
-            release(&shared, &campaign, &mut queue, &mut pending).await;
-            tokio::select! {
-                _ = esl_state.changed() => {}
-                _ = control.changed() => {}
-                _ = tokio::time::sleep(IDLE_POLL) => {}
-            }
-            continue;
+    /// No originate can go out without the ESL link: give the claims back and wait for it.
+    async fn wait_for_link(&mut self) -> Result<(), Next> {
+        if matches!(
+            *self.esl_state.borrow_and_update(),
+            ConnState::Connected { .. }
+        ) {
+            return Ok(());
         }
+        self.release().await;
+        tokio::select! {
+            _ = self.esl_state.changed() => {}
+            _ = self.control.changed() => {}
+            _ = tokio::time::sleep(IDLE_POLL) => {}
+        }
+        Err(Next::Again)
+    }
 
-        let known = *modules.borrow_and_update();
-        if let Some(missing) = known.missing_for(campaign.amd) {
-            // Every answered call would be hung up by the switch: pause with the reason.
-            release(&shared, &campaign, &mut queue, &mut pending).await;
-            let motivo = super::missing_module_reason(campaign.amd, missing);
-            pause_self(&shared, &campaign, &motivo).await;
-            break;
+    /// The module the campaign's AMD runs on: missing, every answered call would be hung up by
+    /// the switch, so the campaign pauses itself with the reason; not known yet (it is asked at
+    /// every connection), wait.
+    async fn check_module(&mut self) -> Result<(), Next> {
+        let known = *self.modules.borrow_and_update();
+        if let Some(missing) = known.missing_for(self.campaign.amd) {
+            self.release().await;
+            let motivo = super::missing_module_reason(self.campaign.amd, missing);
+            pause_self(&self.shared, &self.campaign, &motivo).await;
+            return Err(Next::Stop);
         }
-        if !known.known_for(campaign.amd) {
-            // FreeSWITCH has not said yet (it is asked at every connection).
-            release(&shared, &campaign, &mut queue, &mut pending).await;
-            tokio::select! {
-                _ = modules.changed() => {}
-                _ = control.changed() => {}
-                _ = settings.changed() => {}
-                _ = tokio::time::sleep(IDLE_POLL) => {}
-            }
-            continue;
+        if known.known_for(self.campaign.amd) {
+            return Ok(());
         }
+        self.release().await;
+        tokio::select! {
+            _ = self.modules.changed() => {}
+            _ = self.control.changed() => {}
+            _ = self.settings.changed() => {}
+            _ = tokio::time::sleep(IDLE_POLL) => {}
+        }
+        Err(Next::Again)
+    }
 
+    /// Outside the calling window: give the claims back and sleep until it opens (at most a
+    /// minute, so that a changed window is seen).
+    async fn wait_for_window(&mut self) -> Result<(), Next> {
         let now = Utc::now();
-        if !campaign.ventana.is_open(now) {
-            release(&shared, &campaign, &mut queue, &mut pending).await;
-            let wait = campaign
-                .ventana
-                .next_open(now)
-                .and_then(|t| (t - now).to_std().ok())
-                .unwrap_or(Duration::from_secs(60))
-                .clamp(Duration::from_millis(100), Duration::from_secs(60));
-            tracing::debug!(campana = %name, espera_s = wait.as_secs(), "fuera del horario de llamadas");
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = control.changed() => {}
-                _ = settings.changed() => {}
-            }
-            continue;
+        if self.campaign.ventana.is_open(now) {
+            return Ok(());
         }
+        self.release().await;
+        let wait = self
+            .campaign
+            .ventana
+            .next_open(now)
+            .and_then(|t| (t - now).to_std().ok())
+            .unwrap_or(Duration::from_secs(60))
+            .clamp(Duration::from_millis(100), Duration::from_secs(60));
+        tracing::debug!(espera_s = wait.as_secs(), "fuera del horario de llamadas");
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = self.control.changed() => {}
+            _ = self.settings.changed() => {}
+        }
+        Err(Next::Again)
+    }
 
-        // Keep the next batch coming while this one is dialed: the pacer never waits on the
-        // database (a claim is a few round trips; at 500 CPS that is dozens of slots).
-        let want = claim_size(campaign.cps.get(), channels.available_permits());
-        if pending.is_none() && queue.len() <= want as usize / 2 {
-            pending = Some(tokio::spawn(claim_batch(
-                shared.clone(),
-                campaign.clone(),
+    /// Keeps the next batch coming while this one is dialed (the pacer never waits on the
+    /// database: a claim is a few round trips, at 500 CPS dozens of slots). With nothing claimed,
+    /// waits for the claim in flight: a database error backs off, an empty claim with no call up
+    /// and no number left finishes the campaign.
+    async fn refill(&mut self) -> Result<(), Next> {
+        let want = claim_size(self.campaign.cps.get(), self.channels.available_permits());
+        if self.pending.is_none() && self.queue.len() <= want as usize / 2 {
+            self.pending = Some(tokio::spawn(claim_batch(
+                self.shared.clone(),
+                self.campaign.clone(),
                 want,
             )));
         }
-        if queue.is_empty() {
-            let Some(claim) = pending.take() else {
-                continue;
-            };
-            let result = claim
-                .await
-                .unwrap_or_else(|e| Err(StoreError::Database(format!("claim task: {e}"))));
-            match result {
-                Err(e) => {
-                    tracing::warn!(campana = %name, error = %e, "no se pudieron reservar números; reintento");
-                    tokio::select! {
-                        _ = tokio::time::sleep(db_backoff) => {}
-                        _ = control.changed() => {}
-                    }
-                    db_backoff = (db_backoff * 2).min(Duration::from_secs(5));
+        if !self.queue.is_empty() {
+            return Ok(());
+        }
+        let Some(claim) = self.pending.take() else {
+            return Err(Next::Again);
+        };
+        let result = claim
+            .await
+            .unwrap_or_else(|e| Err(StoreError::Database(format!("claim task: {e}"))));
+        match result {
+            Err(e) => {
+                tracing::warn!(error = %e, "no se pudieron reservar números; reintento");
+                tokio::select! {
+                    _ = tokio::time::sleep(self.db_backoff) => {}
+                    _ = self.control.changed() => {}
                 }
-                Ok(claim) if claim.claimed == 0 => {
-                    db_backoff = Duration::from_millis(250);
-                    if metrics.activas() == 0 {
-                        match shared.store.has_open_numbers(&campaign).await {
-                            Ok(false) => {
-                                finish_campaign(&shared, &campaign).await;
-                                break;
-                            }
-                            Ok(true) => {}
-                            Err(e) => {
-                                tracing::warn!(campana = %name, error = %e, "no se pudo consultar la campaña")
-                            }
-                        }
-                    }
-                    tokio::select! {
-                        _ = tokio::time::sleep(IDLE_POLL) => {}
-                        _ = control.changed() => {}
-                        _ = settings.changed() => {}
-                    }
+                self.db_backoff = (self.db_backoff * 2).min(Duration::from_secs(5));
+            }
+            Ok(claim) if claim.claimed == 0 => {
+                self.db_backoff = Duration::from_millis(250);
+                if self.metrics.activas() == 0 && self.nothing_left().await {
+                    finish_campaign(&self.shared, &self.campaign).await;
+                    return Err(Next::Stop);
                 }
-                Ok(claim) => {
-                    db_backoff = Duration::from_millis(250);
-                    queue.extend(claim.numbers);
+                tokio::select! {
+                    _ = tokio::time::sleep(IDLE_POLL) => {}
+                    _ = self.control.changed() => {}
+                    _ = self.settings.changed() => {}
                 }
             }
-            continue;
+            Ok(claim) => {
+                self.db_backoff = Duration::from_millis(250);
+                self.queue.extend(claim.numbers);
+            }
         }
+        Err(Next::Again)
+    }
 
-        // A free channel in the campaign and globally, without holding one while waiting for the other
-        // longer than needed; then a pacing slot from both the campaign and the global ceiling.
-        let permits = tokio::select! {
-            p = acquire_channels(&channels, &shared.channels) => p,
-            _ = control.changed() => continue,
-            _ = settings.changed() => continue,
-        };
-        let Some((own, global)) = permits else { break };
-        // Campaign, then its gateway's ceiling, then the global one: always this order (see
-        // `pacing::acquire`).
-        let gateway = campaign
+    /// No number pending or in flight in the store (a failed query says "not sure": false).
+    async fn nothing_left(&self) -> bool {
+        match self.shared.store.has_open_numbers(&self.campaign).await {
+            Ok(open) => !open,
+            Err(e) => {
+                tracing::warn!(error = %e, "no se pudo consultar la campaña");
+                false
+            }
+        }
+    }
+
+    /// A free channel in the campaign, then globally (`CANALES_MAXIMOS`). The campaign's permit
+    /// is held while waiting for the global one, and both while waiting for the pacing slot: a
+    /// call that got its channels goes out at the next slot.
+    async fn acquire_channel(
+        &mut self,
+    ) -> Result<(OwnedSemaphorePermit, OwnedSemaphorePermit), Next> {
+        tokio::select! {
+            p = acquire_channels(&self.channels, &self.shared.channels) => p.ok_or(Next::Stop),
+            _ = self.control.changed() => Err(Next::Again),
+            _ = self.settings.changed() => Err(Next::Again),
+        }
+    }
+
+    /// A refusal back-off of the switch (it refused originates for capacity a moment ago), then a
+    /// pacing slot from the campaign, its gateway's ceiling (`CPS_POR_GATEWAY`) and the global
+    /// ceiling, always in this order (see `pacing::acquire`).
+    async fn wait_for_pacing(&mut self) -> Result<(), Next> {
+        let gateway = self
+            .campaign
             .gateway
             .as_ref()
-            .unwrap_or(&shared.default_gateway)
+            .unwrap_or(&self.shared.default_gateway)
             .as_str();
         let (with_gateway, without);
-        let scopes: &[&Pacer] = match shared.gateway_pacers.get(gateway) {
+        let scopes: &[&Pacer] = match self.shared.gateway_pacers.get(gateway) {
             Some(gw) => {
-                with_gateway = [&*pacer, gw, &shared.pacer];
+                with_gateway = [&*self.pacer, gw, &self.shared.pacer];
                 &with_gateway
             }
             None => {
-                without = [&*pacer, &shared.pacer];
+                without = [&*self.pacer, &self.shared.pacer];
                 &without
             }
         };
-        // The switch refused originates for capacity a moment ago: let it breathe first.
         tokio::select! {
-            _ = shared.node.hold.wait() => {}
-            _ = control.changed() => continue,
-            _ = settings.changed() => continue,
+            _ = self.shared.node.hold.wait() => {}
+            _ = self.control.changed() => return Err(Next::Again),
+            _ = self.settings.changed() => return Err(Next::Again),
         }
         tokio::select! {
-            _ = pacing::acquire(scopes) => {}
-            _ = control.changed() => continue,
-            _ = settings.changed() => continue,
+            _ = pacing::acquire(scopes) => Ok(()),
+            _ = self.control.changed() => Err(Next::Again),
+            _ = self.settings.changed() => Err(Next::Again),
         }
-
-        // Dial time: decide again.
-        let Some(number) = queue.pop_front() else {
-            continue;
-        };
-        let now = Utc::now();
-        if *control.borrow() != RunState::Running || !campaign.ventana.is_open(now) {
-            queue.push_front(number);
-            continue;
-        }
-        let slot = CallSlot::new(own, global, metrics.clone());
-        dial(&shared, &campaign, number, slot, &metrics);
     }
-    release(&shared, &campaign, &mut queue, &mut pending).await;
-    tracing::info!(campana = %name, "campaña detenida");
+
+    /// Dial time: decide again (still running, window still open), then dial the next number. A
+    /// number put back keeps its place; the channels of `slot` are freed when it is dropped.
+    fn dial_next(&mut self, slot: CallSlot) {
+        let Some(number) = self.queue.pop_front() else {
+            return;
+        };
+        if *self.control.borrow() != RunState::Running || !self.campaign.ventana.is_open(Utc::now())
+        {
+            self.queue.push_front(number);
+            return;
+        }
+        dial(&self.shared, &self.campaign, number, slot, &self.metrics);
+    }
+
+    /// Returns unused claims to PENDIENTE (no attempt counted), including a claim still in flight.
+    async fn release(&mut self) {
+        release(
+            &self.shared,
+            &self.campaign,
+            &mut self.queue,
+            &mut self.pending,
+        )
+        .await;
+    }
 }
 
 /// A claim of due numbers, already cleared of do-not-call numbers.
@@ -277,10 +393,7 @@ fn claim_size(cps: f64, free_channels: usize) -> u32 {
 async fn acquire_channels(
     own: &Arc<Semaphore>,
     global: &Arc<Semaphore>,
-) -> Option<(
-    tokio::sync::OwnedSemaphorePermit,
-    tokio::sync::OwnedSemaphorePermit,
-)> {
+) -> Option<(OwnedSemaphorePermit, OwnedSemaphorePermit)> {
     let a = own.clone().acquire_owned().await.ok()?;
     let b = global.clone().acquire_owned().await.ok()?;
     Some((a, b))

@@ -32,6 +32,7 @@ use crate::domain::{mask, AmdNotSure, CallResult, CampaignName, NumberState, Tab
 use crate::store::{CallRecord, NumberUpdate};
 
 use super::metrics::CallSlot;
+use super::writer::WriterTx;
 
 /// The cause recorded for a call that FreeSWITCH no longer knows after a crash or a lost
 /// connection (its hangup event was never seen).
@@ -241,7 +242,7 @@ impl Tracker {
     /// Starts the tracker task. Final states go to `writer`, things the dialer must act on to
     /// `notices`; the task ends when every `Tracker` clone is dropped.
     pub fn start(
-        writer: mpsc::UnboundedSender<NumberUpdate>,
+        writer: WriterTx,
         notices: mpsc::UnboundedSender<Notice>,
         nodo: String,
     ) -> Tracker {
@@ -279,7 +280,7 @@ impl Tracker {
 /// The tracker task's state.
 struct Task {
     calls: HashMap<Uuid, LiveCall>,
-    writer: mpsc::UnboundedSender<NumberUpdate>,
+    writer: WriterTx,
     notices: mpsc::UnboundedSender<Notice>,
     nodo: String,
     /// For the grace timers; weak, so that the task still ends when every `Tracker` is dropped.
@@ -909,7 +910,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_call_finishes_exactly_once() {
-        let (wtx, mut wrx) = mpsc::unbounded_channel();
+        let (wtx, mut wrx) = WriterTx::channel();
         let (ntx, _nrx) = mpsc::unbounded_channel();
         let t = Tracker::start(wtx, ntx, "fs1".into());
         let c = call(1, 3);
@@ -935,7 +936,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_silent_controller_does_not_hold_the_call_forever() {
-        let (wtx, mut wrx) = mpsc::unbounded_channel();
+        let (wtx, mut wrx) = WriterTx::channel();
         let (ntx, _nrx) = mpsc::unbounded_channel();
         let t = Tracker::start(wtx, ntx, "fs1".into());
         let c = call(1, 3);
@@ -961,7 +962,7 @@ mod tests {
 
     #[tokio::test]
     async fn refusals_are_requeued_and_reported() {
-        let (wtx, mut wrx) = mpsc::unbounded_channel();
+        let (wtx, mut wrx) = WriterTx::channel();
         let (ntx, mut nrx) = mpsc::unbounded_channel();
         let t = Tracker::start(wtx, ntx, "fs1".into());
         let c = call(1, 3);

@@ -8,6 +8,8 @@
 //! A batch that fails for another reason (a row the database refuses) is retried row by row so one
 //! bad row cannot block every other result; the refused row is logged and skipped.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
@@ -18,23 +20,74 @@ const MAX_BATCH: usize = 1_000;
 /// How long the writer waits for more updates after the first before writing.
 const LINGER: Duration = Duration::from_millis(20);
 
+/// Where updates are sent: counts each one from the moment it is sent until it is written, so
+/// that "nothing left to write" is never read while an update sits in the channel or in the batch
+/// the writer holds during its batching wait.
+#[derive(Clone)]
+pub struct WriterTx {
+    tx: mpsc::UnboundedSender<NumberUpdate>,
+    unwritten: Arc<AtomicUsize>,
+}
+
+impl WriterTx {
+    /// Queues `update` for writing; `false` when the writer is gone (the process is stopping:
+    /// recovery at the next start accounts for the call).
+    pub fn send(&self, update: NumberUpdate) -> bool {
+        self.unwritten.fetch_add(1, Ordering::SeqCst);
+        if self.tx.send(update).is_err() {
+            self.unwritten.fetch_sub(1, Ordering::SeqCst);
+            return false;
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+impl WriterTx {
+    /// A sender whose updates a unit test reads itself.
+    pub(crate) fn channel() -> (WriterTx, mpsc::UnboundedReceiver<NumberUpdate>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let unwritten = Arc::new(AtomicUsize::new(0));
+        (WriterTx { tx, unwritten }, rx)
+    }
+}
+
 /// The writer task, seen from outside.
 pub struct WriterHandle {
-    /// How many updates wait to be written (0 once all is written), for tests and `/health`.
-    pub pending: watch::Receiver<usize>,
+    /// Sent after every batch written: how many updates are still unwritten.
+    written: watch::Receiver<usize>,
+    unwritten: Arc<AtomicUsize>,
     /// Ends when every sender is dropped and the queue is written out.
     pub join: tokio::task::JoinHandle<()>,
 }
 
+impl WriterHandle {
+    /// Updates sent and not yet written.
+    pub fn unwritten(&self) -> usize {
+        self.unwritten.load(Ordering::SeqCst)
+    }
+
+    /// Resolves once every update sent so far is written (or refused by the database).
+    pub async fn flushed(&self) {
+        let mut written = self.written.clone();
+        let _ = written.wait_for(|_| self.unwritten() == 0).await;
+    }
+}
+
 /// Starts the writer.
-pub fn start(store: Store) -> (mpsc::UnboundedSender<NumberUpdate>, WriterHandle) {
+pub fn start(store: Store) -> (WriterTx, WriterHandle) {
     let (tx, rx) = mpsc::unbounded_channel();
-    let (pending_tx, pending_rx) = watch::channel(0usize);
-    let join = tokio::spawn(run(store, rx, pending_tx));
+    let unwritten = Arc::new(AtomicUsize::new(0));
+    let (written_tx, written_rx) = watch::channel(0usize);
+    let join = tokio::spawn(run(store, rx, written_tx, Arc::clone(&unwritten)));
     (
-        tx,
+        WriterTx {
+            tx,
+            unwritten: Arc::clone(&unwritten),
+        },
         WriterHandle {
-            pending: pending_rx,
+            written: written_rx,
+            unwritten,
             join,
         },
     )
@@ -43,7 +96,8 @@ pub fn start(store: Store) -> (mpsc::UnboundedSender<NumberUpdate>, WriterHandle
 async fn run(
     store: Store,
     mut rx: mpsc::UnboundedReceiver<NumberUpdate>,
-    pending: watch::Sender<usize>,
+    written: watch::Sender<usize>,
+    unwritten: Arc<AtomicUsize>,
 ) {
     let mut batch: Vec<NumberUpdate> = Vec::with_capacity(MAX_BATCH);
     loop {
@@ -60,9 +114,10 @@ async fn run(
                 }
             }
         }
-        let _ = pending.send(batch.len() + rx.len());
+        let n = batch.len();
         write(&store, &mut batch).await;
-        let _ = pending.send(rx.len());
+        let left = unwritten.fetch_sub(n, Ordering::SeqCst) - n;
+        let _ = written.send(left);
     }
 }
 

@@ -679,11 +679,9 @@ impl CallRun {
                     ch.set_var("amd_result", verdict.result());
                     ch.set_var("amd_cause", verdict.cause());
                 }
-                "avmd_start" => {
-                    if self.outcome == Outcome::Machine {
-                        leg.beep_at =
-                            Some(after(Instant::now(), cfg.scaled_ms(cfg.timings.beep_ms)));
-                    }
+                // A person has no beep: avmd_start then listens in vain.
+                "avmd_start" if self.outcome == Outcome::Machine => {
+                    leg.beep_at = Some(after(Instant::now(), cfg.scaled_ms(cfg.timings.beep_ms)));
                 }
                 "avmd_stop" => leg.beep_at = None,
                 "playback" => response = "FILE PLAYED",

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use common::{on_both_backends, Backend, TestApp};
-use discador::sim::{SimConfig, SimHandle, Simulator};
+use discador::sim::{SimConfig, SimHandle, Simulator, Timings};
 use serde_json::{json, Value};
 
 struct Rig {
@@ -763,6 +763,123 @@ async fn a_locked_sqlite_file_pauses_claims_and_loses_no_result() {
     assert!(status.success(), "the lock holder ran as planned");
 
     rig.assert_outage_lost_nothing("CANDADO", "54901").await;
+    rig.stop().await;
+}
+
+/// Issue 14: a campaign cannot start (or resume) before start-up recovery has accounted for the
+/// calls the previous run left in flight, which needs FreeSWITCH: 503 with the reason meanwhile,
+/// and `/health` says `arranque: recuperando`. A runner started during recovery could claim a
+/// number that recovery then declares lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn campaigns_start_only_after_startup_recovery() {
+    let socket = format!("127.0.0.1:{}", free_port());
+    let sim = Simulator::start(SimConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        socket_addr: socket.parse().unwrap(),
+        time_scale: 0.01,
+        ..SimConfig::default()
+    })
+    .await
+    .expect("simulator starts");
+    let mut proxy = common::TcpProxy::start(("127.0.0.1", sim.addr.port())).await;
+    let port = proxy.port.to_string();
+    let flags = ["--freeswitch-port", &port, "--socket-listen", &socket];
+
+    // A previous run: the campaign and its numbers, one left MARCANDO as by a crash.
+    let first = TestApp::spawn_with(Backend::Sqlite, &flags).await;
+    let rig = Rig { sim, app: first };
+    rig.campaign("ARRANQUE", json!({"cps": 50}), &numbers("54950", 5, &[6]))
+        .await;
+    let Rig { sim, app: first } = rig;
+    let db = first.shutdown().await;
+    db.sql(&format!(
+        "UPDATE ARRANQUE SET estado = 'MARCANDO', uuid = '{}' WHERE id = 1",
+        uuid::Uuid::new_v4()
+    ));
+
+    // This run starts while FreeSWITCH is unreachable.
+    proxy.cut().await;
+    let app = TestApp::spawn_on(db, &flags).await;
+    let rig = Rig { sim, app };
+    let (_, h) = rig.app.get("/health").await;
+    assert_eq!(h["arranque"], "recuperando", "{h}");
+    let (s, b) = rig
+        .app
+        .post_json("/discador/iniciar/", json!({"nombre_campana": "ARRANQUE"}))
+        .await;
+    assert_eq!(s, 503, "{b}");
+    assert!(
+        b["mensaje"].as_str().unwrap_or("").contains("recuperando"),
+        "{b}"
+    );
+    assert_eq!(rig.app.db.sql("SELECT estado FROM bases"), "CREADA");
+    assert!(rig.originates("54950").is_empty());
+
+    proxy.restore().await;
+    assert!(rig.app.wait_recovered(Duration::from_secs(20)).await);
+    rig.command("iniciar", "ARRANQUE").await;
+    let b = rig.finished("ARRANQUE", Duration::from_secs(30)).await;
+    assert_eq!(count(&b, "total"), 5, "{b}");
+    assert_eq!(
+        count(&b, "pendientes") + count(&b, "en_curso"),
+        0,
+        "every number accounted for: {b}"
+    );
+    rig.stop().await;
+}
+
+/// Issue 14: an AMD that does not decide within `AMD_TIMEOUT_MS` is NOTSURE with cause TIMEOUT,
+/// and the campaign's NOTSURE rule decides (here MAQUINA). Before, the error ended control and the
+/// number was recorded HUMANO whatever the campaign said.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timed_out_amd_follows_the_campaigns_notsure_rule() {
+    let socket = format!("127.0.0.1:{}", free_port());
+    let sim = Simulator::start(SimConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        socket_addr: socket.parse().unwrap(),
+        time_scale: 0.01,
+        timings: Timings {
+            amd_ms: 100_000, // 1 s after scaling, against a 200 ms timeout
+            ..Timings::default()
+        },
+        ..SimConfig::default()
+    })
+    .await
+    .expect("simulator starts");
+    let port = sim.addr.port().to_string();
+    let app = TestApp::spawn_with(
+        Backend::Sqlite,
+        &[
+            "--freeswitch-port",
+            &port,
+            "--socket-listen",
+            &socket,
+            "--amd-timeout-ms",
+            "200",
+        ],
+    )
+    .await;
+    let rig = Rig { sim, app };
+    rig.campaign(
+        "LENTO",
+        json!({"cps": 50, "amd": "mod_amd", "amd_incierto": "maquina", "reintentos": 0}),
+        &numbers("54960", 3, &[6]),
+    )
+    .await;
+    rig.command("iniciar", "LENTO").await;
+    let b = rig.finished("LENTO", Duration::from_secs(30)).await;
+    assert_eq!(count(&b, "completados"), 3, "{b}");
+    assert_eq!(
+        rig.app.db.sql("SELECT DISTINCT resultado FROM LENTO"),
+        "MAQUINA",
+        "{b}"
+    );
+    assert_eq!(
+        rig.app
+            .db
+            .sql("SELECT DISTINCT amd_resultado, amd_causa FROM llamadas"),
+        "NOTSURE\tTIMEOUT"
+    );
     rig.stop().await;
 }
 

@@ -34,6 +34,16 @@ impl Drop for Server {
 }
 
 async fn start_server(db: &TestDb, esl_port: u16, socket_port: u16) -> Server {
+    start_server_logging(db, esl_port, socket_port, Stdio::null()).await
+}
+
+/// The server with its JSON log lines (info and up) on `stdout`.
+async fn start_server_logging(
+    db: &TestDb,
+    esl_port: u16,
+    socket_port: u16,
+    stdout: Stdio,
+) -> Server {
     let api = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_discador"))
         .arg("serve")
@@ -42,8 +52,9 @@ async fn start_server(db: &TestDb, esl_port: u16, socket_port: u16) -> Server {
         .env("API_LISTEN", format!("127.0.0.1:{api}"))
         .env("DATABASE_URL", db.url())
         .env("CPS_MAXIMO", "1000")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
+        .env("RUST_LOG", "info")
+        .env("LOG_FORMAT", "json")
+        .stdout(stdout)
         .spawn()
         .expect("the server binary starts");
     // Owned by a `Server` at once, so that a failed start-up below kills it too.
@@ -56,7 +67,7 @@ async fn start_server(db: &TestDb, esl_port: u16, socket_port: u16) -> Server {
     loop {
         if let Ok(r) = http.get(format!("{}/health", server.base)).send().await {
             let b: Value = r.json().await.unwrap_or(Value::Null);
-            if b["freeswitch"] == "conectado" {
+            if b["freeswitch"] == "conectado" && b["arranque"] == "listo" {
                 break;
             }
         }
@@ -197,6 +208,120 @@ async fn kill_9_mid_campaign_then_restart_loses_nothing(backend: Backend) {
     let attempts: u64 = db.sql("SELECT SUM(intentos) FROM CAIDA").parse().unwrap();
     let cdrs: u64 = db.sql("SELECT COUNT(*) FROM llamadas").parse().unwrap();
     assert_eq!(attempts, cdrs);
+    drop(server);
+    sim.shutdown().await;
+}
+
+on_both_backends!(
+    sigterm_mid_campaign_writes_every_known_result,
+    worker_threads = 2
+);
+/// Issue 14: SIGTERM while calls end by the hundred a second. Shutdown stops dialing, lets the
+/// controller's sessions finish, and writes every result the tracker had decided before the
+/// process exits: each call the log says ended ("llamada terminada") has its CDR row and its
+/// attempt on its number. (Before, the writer said "nothing pending" while it held a batch during
+/// its batching wait, and the process exited without it.)
+async fn sigterm_mid_campaign_writes_every_known_result(backend: Backend) {
+    use std::io::BufRead;
+    let db = TestDb::new(backend);
+    let socket_port = free_port();
+    // Short calls (talk 10 s × 0.01, busy lines 8 ms), many ending every millisecond.
+    let sim = Simulator::start(SimConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        socket_addr: format!("127.0.0.1:{socket_port}").parse().unwrap(),
+        sps: 5000,
+        max_sessions: 20_000,
+        time_scale: 0.01,
+        timings: Timings {
+            talk_ms: 10_000,
+            ring_ms: 500,
+            ..Timings::default()
+        },
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let mut server = start_server_logging(&db, sim.addr.port(), socket_port, Stdio::piped()).await;
+    let out = server.child.stdout.take().expect("piped stdout");
+    let ended = std::thread::spawn(move || {
+        std::io::BufReader::new(out)
+            .lines()
+            .map_while(Result::ok)
+            .filter_map(|l| serde_json::from_str::<Value>(&l).ok())
+            .filter(|v| v["message"] == "llamada terminada")
+            .filter_map(|v| v["uuid"].as_str().map(str::to_owned))
+            .collect::<Vec<String>>()
+    });
+    let http = reqwest::Client::new();
+    let numbers: Vec<String> = (0..3000)
+        .map(|i| format!("54977{i:06}{}", [6, 0][i % 2]))
+        .collect();
+    let r = http
+        .post(format!("{}/campanas/", server.base))
+        .json(
+            &json!({"nombre": "TERM", "cps": 800, "reintentos": 0, "max_canales": 2000,
+                      "hora_inicio": "00:00", "hora_fin": "00:00"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let r = http
+        .post(format!("{}/campana/TERM/numeros", server.base))
+        .header("content-type", "text/csv")
+        .body(format!("telefono\n{}\n", numbers.join("\n")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let r = http
+        .post(format!("{}/discador/iniciar/", server.base))
+        .json(&json!({"nombre_campana": "TERM"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    while sim.finished().len() < 600 {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let status = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let t0 = Instant::now();
+    let exit = loop {
+        if let Some(s) = server.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "no exit after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(exit.success(), "{exit}");
+    let ended = ended.join().unwrap();
+    assert!(ended.len() >= 500, "only {} calls ended", ended.len());
+    let written: std::collections::HashSet<String> = db
+        .sql("SELECT uuid FROM llamadas")
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let missing: Vec<&String> = ended.iter().filter(|u| !written.contains(*u)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} ended calls have no CDR: {:?}",
+        missing.len(),
+        ended.len(),
+        &missing[..missing.len().min(5)]
+    );
+    let attempts: u64 = db.sql("SELECT SUM(intentos) FROM TERM").parse().unwrap();
+    let cdrs: u64 = db.sql("SELECT COUNT(*) FROM llamadas").parse().unwrap();
+    assert_eq!(
+        attempts, cdrs,
+        "every written attempt is counted on its number"
+    );
     drop(server);
     sim.shutdown().await;
 }

@@ -250,11 +250,30 @@ impl TestApp {
             .find(|w| w[0] == "--api-token")
             .map(|w| w[1].to_owned());
         let app = app::spawn(config(&args)).await.expect("app starts");
-        TestApp {
+        let t = TestApp {
             app,
             db,
             http: reqwest::Client::new(),
             token,
+        };
+        t.wait_recovered(std::time::Duration::from_secs(10)).await;
+        t
+    }
+
+    /// Waits (at most `limit`) until start-up recovery is over (`/health` says `arranque: listo`),
+    /// as a client would before starting campaigns: until then starting one is a 503. Returns
+    /// whether it is over: a test whose FreeSWITCH or database is down on purpose goes on anyway.
+    pub async fn wait_recovered(&self, limit: std::time::Duration) -> bool {
+        let t0 = std::time::Instant::now();
+        loop {
+            let (_, h) = self.get("/health").await;
+            if h["arranque"] != "recuperando" {
+                return true;
+            }
+            if t0.elapsed() > limit {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
     }
 
