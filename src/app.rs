@@ -15,10 +15,8 @@ use tokio_util::sync::CancellationToken;
 use crate::api::{self, AppState};
 use crate::config::{Config, Secret};
 use crate::controller::{Controller, ControllerSettings};
-use crate::dialer::originate::DialTemplate;
 use crate::dialer::writer::WriterHandle;
 use crate::dialer::{recovery, Dialer, DialerSettings};
-use crate::domain::Gateway;
 use crate::esl::{EventFormat, InboundClient, InboundConfig, OutboundConfig, OutboundServer};
 use crate::store::{Location, Store, StoreError};
 
@@ -151,16 +149,6 @@ async fn open_store(url: &Secret) -> anyhow::Result<(Store, Option<JoinHandle<()
 /// Starts the service on the configured addresses (port 0 allowed) and returns at once.
 pub async fn spawn(cfg: Config) -> anyhow::Result<RunningApp> {
     let token = check_exposure(&cfg)?;
-    let template = DialTemplate::parse(&cfg.dial_template).context("DIAL_TEMPLATE")?;
-    let default_gateway = Gateway::parse(&cfg.gateway).context("GATEWAY")?;
-    let gateway_cps =
-        crate::dialer::parse_gateway_cps(&cfg.cps_por_gateway).map_err(anyhow::Error::msg)?;
-    if !(cfg.cps_maximo.is_finite() && cfg.cps_maximo > 0.0 && cfg.cps_maximo <= 10_000.0) {
-        anyhow::bail!("CPS_MAXIMO debe ser mayor que 0 y como mucho 10000");
-    }
-    if cfg.canales_maximos == 0 {
-        anyhow::bail!("CANALES_MAXIMOS debe ser al menos 1");
-    }
     let (store, prepare_task) = open_store(&cfg.database_url).await?;
 
     // FreeSWITCH: one persistent, authenticated connection that reconnects by itself.
@@ -180,11 +168,11 @@ pub async fn spawn(cfg: Config) -> anyhow::Result<RunningApp> {
         store.clone(),
         esl,
         DialerSettings {
-            cps_maximo: cfg.cps_maximo,
+            cps_maximo: cfg.cps_maximo.get(),
             canales_maximos: cfg.canales_maximos,
-            template,
-            default_gateway,
-            gateway_cps,
+            template: cfg.dial_template.clone(),
+            default_gateway: cfg.gateway.clone(),
+            gateway_cps: cfg.cps_por_gateway.0.clone(),
             nodo: esl_addr,
         },
     );

@@ -9,6 +9,9 @@
 use std::fmt;
 use std::net::SocketAddr;
 
+use crate::dialer::originate::DialTemplate;
+use crate::domain::{Cps, Gateway};
+
 /// The zero-setup default: an SQLite file in the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://discador.db";
 
@@ -74,16 +77,17 @@ pub struct Config {
     pub freeswitch_password: Secret,
 
     /// Default SIP gateway for campaigns that do not name their own.
-    #[arg(long, env = "GATEWAY", default_value = "gw_pstn")]
-    pub gateway: String,
+    #[arg(long, env = "GATEWAY", default_value = "gw_pstn", value_parser = parse_gateway)]
+    pub gateway: Gateway,
 
     /// Dial-string template; `{gateway}` and `{telefono}` are replaced by validated values.
     #[arg(
         long,
         env = "DIAL_TEMPLATE",
-        default_value = "sofia/gateway/{gateway}/{telefono}"
+        default_value = "sofia/gateway/{gateway}/{telefono}",
+        value_parser = parse_template
     )]
-    pub dial_template: String,
+    pub dial_template: DialTemplate,
 
     /// Database: `sqlite://discador.db` (an embedded file, created if missing; the default) or
     /// `mysql://user:password@host:port/database` (MySQL/MariaDB; the database is created if missing).
@@ -110,16 +114,17 @@ pub struct Config {
     /// Ceiling on the sum of all campaigns' originates per second. FreeSWITCH's `sessions-per-second`
     /// defaults to 30 and admits at most 29 in any of its one-second windows, so the default stays
     /// below it; raise both together.
-    #[arg(long, env = "CPS_MAXIMO", default_value_t = 25.0)]
-    pub cps_maximo: f64,
+    #[arg(long, env = "CPS_MAXIMO", default_value = "25", value_parser = parse_cps)]
+    pub cps_maximo: Cps,
 
     /// Per-gateway ceilings on originates per second, shared by every campaign that dials through
     /// the gateway: `gw_pstn=20,gw_movil=5` (a carrier's own CPS limit). Empty: none.
-    #[arg(long, env = "CPS_POR_GATEWAY", default_value = "")]
-    pub cps_por_gateway: String,
+    #[arg(long, env = "CPS_POR_GATEWAY", default_value = "", value_parser = parse_ceilings)]
+    pub cps_por_gateway: GatewayCeilings,
 
-    /// Ceiling on live calls across all campaigns.
-    #[arg(long, env = "CANALES_MAXIMOS", default_value_t = 500)]
+    /// Ceiling on live calls across all campaigns (at least 1).
+    #[arg(long, env = "CANALES_MAXIMOS", default_value_t = 500,
+          value_parser = clap::value_parser!(u32).range(1..))]
     pub canales_maximos: u32,
 
     /// Longest wait for `mod_amd`'s verdict, in milliseconds (then NOTSURE: the campaign's rule).
@@ -133,4 +138,72 @@ pub struct Config {
     /// `text` or `json` log lines.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+}
+
+/// `CPS_POR_GATEWAY`: a carrier's own ceiling on originates per second, per gateway.
+#[derive(Clone, Debug, Default)]
+pub struct GatewayCeilings(pub Vec<(Gateway, Cps)>);
+
+// Value parsers: the configuration is checked and typed where it is read, so a bad value stops the
+// process at start-up with the flag's name and the reason, and nothing downstream re-validates.
+
+fn parse_gateway(raw: &str) -> Result<Gateway, String> {
+    Gateway::parse(raw).map_err(|e| e.to_string())
+}
+
+fn parse_template(raw: &str) -> Result<DialTemplate, String> {
+    DialTemplate::parse(raw).map_err(|e| e.to_string())
+}
+
+fn parse_cps(raw: &str) -> Result<Cps, String> {
+    let v: f64 = raw
+        .trim()
+        .parse()
+        .map_err(|_| format!("{raw:?} no es un número"))?;
+    Cps::parse(v).map_err(|e| e.to_string())
+}
+
+fn parse_ceilings(raw: &str) -> Result<GatewayCeilings, String> {
+    crate::dialer::parse_gateway_cps(raw).map(GatewayCeilings)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        cfg: Config,
+    }
+
+    fn parse(args: &[&str]) -> Result<Config, String> {
+        Cli::try_parse_from(std::iter::once("discador").chain(args.iter().copied()))
+            .map(|c| c.cfg)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn settings_are_typed_where_they_are_read() {
+        let cfg = parse(&["--cps-por-gateway", "gw_a=20, gw_b=5"]).unwrap();
+        assert_eq!(cfg.gateway.as_str(), "gw_pstn");
+        assert_eq!(cfg.cps_maximo.get(), 25.0);
+        assert_eq!(cfg.cps_por_gateway.0.len(), 2);
+        for (args, flag) in [
+            (&["--gateway", "gw/../x"][..], "--gateway"),
+            (
+                &["--dial-template", "sofia/gateway/{gateway}/x"][..],
+                "--dial-template",
+            ),
+            (&["--cps-maximo", "0"][..], "--cps-maximo"),
+            (&["--cps-maximo", "abc"][..], "--cps-maximo"),
+            (&["--cps-por-gateway", "gw_a"][..], "--cps-por-gateway"),
+            (&["--canales-maximos", "0"][..], "--canales-maximos"),
+        ] {
+            let err = parse(args).expect_err(flag);
+            assert!(err.contains(flag), "{err}");
+        }
+    }
 }

@@ -63,7 +63,9 @@ pub async fn run(
     cfg.freeswitch_port = sim.addr.port();
     cfg.freeswitch_password = Secret::new("ClueCon");
     cfg.socket_listen = socket;
-    cfg.cps_maximo = cfg.cps_maximo.max(args.cps);
+    if args.cps > cfg.cps_maximo.get() {
+        cfg.cps_maximo = crate::domain::Cps::parse(args.cps).context("--cps")?;
+    }
     let app = crate::app::spawn(cfg)
         .await
         .context("starting the service")?;

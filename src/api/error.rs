@@ -98,8 +98,12 @@ impl From<StoreError> for ApiError {
                     "la base de datos no está disponible; reintente en unos segundos",
                 )
             }
+            StoreError::Busy(why) => {
+                tracing::warn!(error = %why, "base de datos ocupada");
+                ApiError::unavailable("la base de datos está ocupada; reintente en unos segundos")
+            }
             StoreError::NotFound(m) => ApiError::not_found(m),
-            StoreError::Conflict(m) => ApiError::conflict(m),
+            StoreError::Conflict(m) | StoreError::TableExists(m) => ApiError::conflict(m),
             StoreError::Invalid(m) => ApiError::invalid(m),
             StoreError::Database(m) => {
                 tracing::error!(error = %m, "error de base de datos");

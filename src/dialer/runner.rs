@@ -463,7 +463,10 @@ fn undialed(
         numero_id: n.id,
         telefono: n.telefono.clone(),
         intento: n.intentos,
-        uuid: n.uuid.clone(),
+        uuid: n
+            .uuid
+            .map(|u| u.hyphenated().to_string())
+            .unwrap_or_default(),
         nodo: nodo.to_owned(),
         estado: NumberState::Error,
         resultado,
@@ -547,8 +550,7 @@ fn prepare(
     let telefono = PhoneNumber::parse(&number.telefono)
         .map_err(|_| (CallResult::NumeroInvalido, "INVALID_NUMBER_FORMAT"))?;
     // The store sets a UUID when claiming; a row edited by hand mid-claim may not have one.
-    let uuid =
-        Uuid::parse_str(&number.uuid).map_err(|_| (CallResult::FallaRed, "UUID_INVALIDO"))?;
+    let uuid = number.uuid.ok_or((CallResult::FallaRed, "UUID_INVALIDO"))?;
     let gateway = campaign
         .gateway
         .as_ref()

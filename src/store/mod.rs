@@ -47,23 +47,24 @@ pub enum StoreError {
     /// The request or the existing data cannot be used (e.g. an adopted table without `telefono`).
     #[error("{0}")]
     Invalid(String),
+    /// InnoDB chose this transaction as a deadlock victim, or it timed out waiting for a row lock:
+    /// claims, releases and result writes touch the same rows concurrently. The same statement
+    /// may succeed if tried again. (SQLite's busy write lock is an outage: `Unavailable`.)
+    #[error("base de datos ocupada: {0}")]
+    Busy(String),
+    /// A table to be created exists already (`CREATE TABLE` refused).
+    #[error("{0}")]
+    TableExists(String),
     #[error("error de base de datos: {0}")]
     Database(String),
 }
 
 impl StoreError {
-    /// Whether the same statement may succeed if simply tried again: the database is unreachable,
-    /// InnoDB chose this transaction as a deadlock victim / timed out waiting for a row lock (claims,
-    /// releases and result writes touch the same rows concurrently). (SQLite's busy write lock is
-    /// an outage: see `is_sqlite_outage`.)
+    /// Whether the same statement may succeed if simply tried again (the database is unreachable
+    /// or busy). The writer drops an update only when this is false, so the kinds are decided once,
+    /// in `From<DieselError>`.
     pub fn is_transient(&self) -> bool {
-        match self {
-            StoreError::Unavailable(_) => true,
-            StoreError::Database(msg) => {
-                msg.contains("Deadlock found") || msg.contains("Lock wait timeout")
-            }
-            _ => false,
-        }
+        matches!(self, StoreError::Unavailable(_) | StoreError::Busy(_))
     }
 }
 
@@ -81,6 +82,13 @@ impl From<DieselError> for StoreError {
             }
             DieselError::DatabaseError(_, info) if is_sqlite_outage(info.message()) => {
                 StoreError::Unavailable(info.message().to_owned())
+            }
+            DieselError::DatabaseError(_, info) if is_lock_conflict(info.message()) => {
+                StoreError::Busy(info.message().to_owned())
+            }
+            // MySQL 1050 "Table 'x' already exists", SQLite "table x already exists".
+            DieselError::DatabaseError(_, info) if info.message().contains("already exists") => {
+                StoreError::TableExists(info.message().to_owned())
             }
             DieselError::NotFound => StoreError::NotFound("no encontrado".into()),
             _ => StoreError::Database(e.to_string()),
@@ -103,6 +111,12 @@ fn is_connection_failure(msg: &str) -> bool {
     MARKERS
         .iter()
         .any(|m| msg.to_ascii_lowercase().contains(&m.to_ascii_lowercase()))
+}
+
+/// MySQL/MariaDB 1213 ("Deadlock found when trying to get lock") and 1205 ("Lock wait timeout
+/// exceeded"): diesel passes only the server's message, not its code.
+fn is_lock_conflict(msg: &str) -> bool {
+    msg.contains("Deadlock found") || msg.contains("Lock wait timeout")
 }
 
 /// SQLite conditions that stop writes for a while without anything being wrong with the request:
@@ -488,7 +502,7 @@ impl Store {
     }
 }
 
-/// Pages of rows as stored, for `discador copiar` (see `crate::copy`): read by key, written as they
+/// Pages of rows as stored, for `discador copy` (see `crate::copy`): read by key, written as they
 /// are (keys included), skipping rows the destination already has, so a copy can be run again.
 impl Store {
     /// Up to `limit` rows of a numbers table with `id > after`, by id.
@@ -562,7 +576,7 @@ fn pool<M: deadpool::managed::Manager>(
 const DNC_CHUNK: usize = 1000;
 
 fn already_exists(e: &StoreError) -> bool {
-    matches!(e, StoreError::Database(m) if m.contains("already exists"))
+    matches!(e, StoreError::TableExists(_))
 }
 
 /// The error for a campaign that exists already (its name is taken).
@@ -588,6 +602,64 @@ fn campaign_missing(n: &CampaignName) -> StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The kind of a database error is decided once, here; the writer keeps (and retries) an
+    /// update exactly when the kind is transient.
+    #[test]
+    fn database_errors_get_their_kind_once() {
+        let db = |kind, msg: &str| {
+            StoreError::from(DieselError::DatabaseError(kind, Box::new(msg.to_owned())))
+        };
+        let unknown = DatabaseErrorKind::Unknown;
+        let cases = [
+            (
+                db(
+                    unknown,
+                    "Deadlock found when trying to get lock; try restarting transaction",
+                ),
+                "Busy",
+                true,
+            ),
+            (
+                db(
+                    unknown,
+                    "Lock wait timeout exceeded; try restarting transaction",
+                ),
+                "Busy",
+                true,
+            ),
+            (
+                db(unknown, "Input/output error: broken pipe"),
+                "Unavailable",
+                true,
+            ),
+            (db(unknown, "database is locked"), "Unavailable", true),
+            (
+                db(unknown, "Table 'x' already exists"),
+                "TableExists",
+                false,
+            ),
+            (db(unknown, "table x already exists"), "TableExists", false),
+            (
+                db(
+                    DatabaseErrorKind::UniqueViolation,
+                    "Duplicate entry '1' for key 'PRIMARY'",
+                ),
+                "Conflict",
+                false,
+            ),
+            (
+                db(unknown, "Unknown column 'x' in 'field list'"),
+                "Database",
+                false,
+            ),
+            (StoreError::from(DieselError::NotFound), "NotFound", false),
+        ];
+        for (e, kind, transient) in cases {
+            assert!(format!("{e:?}").starts_with(kind), "{e:?} is not {kind}");
+            assert_eq!(e.is_transient(), transient, "{e:?}");
+        }
+    }
 
     #[test]
     fn mysql_url_split_keeps_credentials_and_checks_name() {

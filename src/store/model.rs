@@ -168,8 +168,9 @@ pub struct ClaimedNumber {
     pub telefono: String,
     /// Attempts made before this one.
     pub intentos: u32,
-    /// Fresh per claim; becomes the call's `origination_uuid`.
-    pub uuid: String,
+    /// Fresh per claim; becomes the call's `origination_uuid`. `None` only if the row was edited by
+    /// hand between the claim and its reading (the dialer then records the number without a call).
+    pub uuid: Option<uuid::Uuid>,
     pub datos: Option<serde_json::Value>,
 }
 

@@ -327,7 +327,10 @@ impl TryFrom<ClaimRow> for ClaimedNumber {
             id: r.id,
             telefono: r.telefono,
             intentos: to_u32("intentos", r.intentos)?,
-            uuid: r.uuid.unwrap_or_default(),
+            uuid: r
+                .uuid
+                .as_deref()
+                .and_then(|u| uuid::Uuid::parse_str(u).ok()),
             datos: parse_datos(r.datos),
         })
     }

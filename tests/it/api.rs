@@ -736,8 +736,7 @@ async fn store_claims_never_overlap_and_apply_is_atomic(backend: Backend) {
     let before = ids.len();
     ids.dedup();
     assert_eq!((before, ids.len()), (300, 300));
-    let uuids: std::collections::HashSet<&str> =
-        claims.iter().flatten().map(|n| n.uuid.as_str()).collect();
+    let uuids: std::collections::HashSet<String> = claims.iter().flatten().map(uuid_of).collect();
     assert_eq!(uuids.len(), 300, "a fresh uuid per claimed row");
     assert_eq!(store.in_flight(&c).await.unwrap().len(), 300);
 
@@ -760,7 +759,7 @@ async fn store_claims_never_overlap_and_apply_is_atomic(backend: Backend) {
         numero_id: first.id,
         telefono: first.telefono.clone(),
         intento: 1,
-        uuid: first.uuid.clone(),
+        uuid: uuid_of(&first),
         nodo: "fs1".into(),
         estado,
         resultado,
@@ -877,7 +876,7 @@ async fn batched_results_keep_each_number_on_its_own_attempt(backend: Backend) {
         },
         NumberUpdate::Finished(record(
             a,
-            &a.uuid,
+            &uuid_of(a),
             NumberState::Completado,
             CallResult::Humano,
         )),
@@ -889,10 +888,15 @@ async fn batched_results_keep_each_number_on_its_own_attempt(backend: Backend) {
             CallResult::Ocupado,
         )),
         // ...two records of one number in a batch: the last one wins.
-        NumberUpdate::Finished(record(d, &d.uuid, NumberState::Error, CallResult::Ocupado)),
         NumberUpdate::Finished(record(
             d,
-            &d.uuid,
+            &uuid_of(d),
+            NumberState::Error,
+            CallResult::Ocupado,
+        )),
+        NumberUpdate::Finished(record(
+            d,
+            &uuid_of(d),
             NumberState::Completado,
             CallResult::Maquina,
         )),
@@ -1295,7 +1299,7 @@ async fn claims_take_new_numbers_first_then_due_retries(backend: Backend) {
             numero_id: first[i].id,
             telefono: first[i].telefono.clone(),
             intento: 1,
-            uuid: first[i].uuid.clone(),
+            uuid: uuid_of(&first[i]),
             nodo: "fs1".into(),
             estado: NumberState::Pendiente,
             resultado: CallResult::Ocupado,
@@ -1339,4 +1343,12 @@ async fn claims_take_new_numbers_first_then_due_retries(backend: Backend) {
         "then due retries, oldest due first"
     );
     t.shutdown().await;
+}
+
+/// The UUID a claim gave a number, as text.
+fn uuid_of(n: &discador::store::ClaimedNumber) -> String {
+    n.uuid
+        .expect("a claim gives every number a UUID")
+        .hyphenated()
+        .to_string()
 }

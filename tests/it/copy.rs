@@ -52,7 +52,7 @@ async fn copies_everything_and_a_rerun_adds_nothing(from: Backend) {
             numero_id: n.id,
             telefono: n.telefono.clone(),
             intento: 1,
-            uuid: n.uuid.clone(),
+            uuid: n.uuid.expect("claimed").hyphenated().to_string(),
             nodo: "fs1".into(),
             estado,
             resultado,

@@ -1,4 +1,4 @@
-//! Pages of rows as stored, out of and into MySQL: the two halves of `discador copiar`.
+//! Pages of rows as stored, out of and into MySQL: the two halves of `discador copy`.
 
 use diesel::mysql::Mysql;
 use diesel::prelude::*;

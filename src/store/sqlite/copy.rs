@@ -1,4 +1,4 @@
-//! Pages of rows as stored, out of and into SQLite: the two halves of `discador copiar`.
+//! Pages of rows as stored, out of and into SQLite: the two halves of `discador copy`.
 
 use diesel::prelude::*;
 use diesel::sqlite::Sqlite;
