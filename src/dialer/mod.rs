@@ -115,8 +115,8 @@ pub struct Dialer {
 }
 
 impl Dialer {
-    /// Starts the tracker and the writer. Runners start with [`Dialer::start`] or
-    /// [`Dialer::resume_active`].
+    /// Starts the tracker and the writer. Runners start with [`Dialer::start`] (the API, and
+    /// start-up recovery for the campaigns that were ACTIVA).
     pub fn new(
         store: Store,
         esl: InboundClient,

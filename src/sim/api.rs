@@ -9,8 +9,8 @@ use std::time::{Instant, SystemTime};
 
 use chrono::{Local, TimeZone};
 
-use super::call::{hangup_cause_arg, start_call};
-use super::channel::Channel;
+use super::call::start_call;
+use super::channel::{hangup_cause_arg, Channel};
 use super::limits::{Refusal, OVER_LIMIT_CAUSE};
 use super::originate::OriginateRequest;
 use super::originate_log::OriginateRecord;
@@ -19,6 +19,12 @@ use crate::domain::mask;
 
 /// FreeSWITCH version the simulator claims to be.
 pub const VERSION: &str = "1.10.12-release";
+
+/// The API as the call modules reach it (see [`super::state::ApiRunner`]).
+pub const RUNNER: super::state::ApiRunner = super::state::ApiRunner {
+    execute: |shared, line| Box::pin(async move { execute(&shared, &line).await }),
+    start_bgapi,
+};
 
 /// Runs one API command and returns its output (the `api/response` body).
 pub async fn execute(shared: &Arc<Shared>, line: &str) -> String {

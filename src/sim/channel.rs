@@ -73,6 +73,16 @@ pub fn q850(cause: &str) -> u32 {
 }
 
 /// Whether `cause` is a hangup cause name FreeSWITCH knows (those accepted from clients).
+/// The cause argument of `hangup` / `uuid_kill`: a known cause name, else NORMAL_CLEARING.
+pub fn hangup_cause_arg(arg: &str) -> String {
+    let cause = arg.trim().to_ascii_uppercase();
+    if is_known_cause(&cause) {
+        cause
+    } else {
+        "NORMAL_CLEARING".to_owned()
+    }
+}
+
 pub fn is_known_cause(cause: &str) -> bool {
     q850(cause) != 0 || matches!(cause, "SYSTEM_SHUTDOWN" | "GATEWAY_DOWN" | "LOSE_RACE")
 }
@@ -496,6 +506,13 @@ impl Channel {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hangup_cause_defaults_to_normal_clearing() {
+        assert_eq!(hangup_cause_arg("user_busy"), "USER_BUSY");
+        assert_eq!(hangup_cause_arg(""), "NORMAL_CLEARING");
+        assert_eq!(hangup_cause_arg("NOT_A_CAUSE"), "NORMAL_CLEARING");
+    }
 
     fn channel() -> Channel {
         let req = OriginateRequest::parse(

@@ -220,7 +220,7 @@ impl SimConfig {
     }
 
     /// Whether dialplan application `app` exists here: `amd` needs mod_amd, `avmd_*` mod_avmd,
-    /// and the socket leg knows the rest ([`super::socket_leg`]). Any other name is an application
+    /// and the socket leg knows the rest ([`super::call::socket_leg`]). Any other name is an application
     /// FreeSWITCH does not have: it hangs the call up (transcript `missing-app`).
     pub fn has_app(&self, app: &str) -> bool {
         const KNOWN: &[&str] = &[

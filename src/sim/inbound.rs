@@ -15,7 +15,7 @@ use tokio_util::codec::Framed;
 
 use super::api;
 use super::bus::Subscription;
-use super::call::hangup_cause_arg;
+use super::channel::hangup_cause_arg;
 use super::state::Shared;
 use crate::esl::{CommandCodec, EslError, Event, EventFormat, Frame, RawCommand};
 

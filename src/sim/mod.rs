@@ -13,7 +13,7 @@
 //! * **Limits** ([`limits`]): `--sessions-per-second` (default 30) and `--max-sessions` (default
 //!   1000) exactly as FreeSWITCH applies them; an originate over either gets
 //!   `-ERR DESTINATION_OUT_OF_ORDER` at once and no channel ([`limits::OVER_LIMIT_CAUSE`]).
-//! * **Socket leg** ([`socket_leg`]): an answered call whose target is `discador XML discador`
+//! * **Socket leg** ([`call::socket_leg`]): an answered call whose target is `discador XML discador`
 //!   (or `&socket(host:port async full)`) connects to `--socket` (default `127.0.0.1:8084`) and
 //!   obeys the controller.
 //! * **Faults** ([`config::Faults`]): drop inbound connections after N events, delay replies,
@@ -73,7 +73,6 @@ pub mod limits;
 pub mod originate;
 pub mod originate_log;
 pub mod outcome;
-pub mod socket_leg;
 pub mod state;
 
 use std::net::SocketAddr;
@@ -108,7 +107,7 @@ impl Simulator {
             .with_context(|| format!("cannot listen on {}", cfg.listen))?;
         let addr = listener.local_addr()?;
         let log = originate_log::OriginateLog::open(cfg.originate_log.as_deref())?;
-        let shared = Arc::new(Shared::new(cfg, log));
+        let shared = Arc::new(Shared::new(cfg, log, api::RUNNER));
         let task = tokio::spawn(accept_loop(Arc::clone(&shared), listener));
         shared.spawn(heartbeat(Arc::clone(&shared)));
         tracing::info!(%addr, socket = %shared.cfg.socket_addr, sps = shared.cfg.sps,

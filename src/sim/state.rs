@@ -6,6 +6,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
+use futures::future::BoxFuture;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -63,9 +64,27 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// How a connection runs API commands. Set by the simulator's root from `api`: the API starts
+/// calls, and a call's socket leg runs API commands, so the call modules reach the API through
+/// this instead of importing it back.
+#[derive(Clone, Copy)]
+pub struct ApiRunner {
+    /// `api <command>`: its output.
+    pub execute: fn(Arc<Shared>, String) -> BoxFuture<'static, String>,
+    /// `bgapi <command>` with the client's Job-UUID, if any: the job's UUID.
+    pub start_bgapi: fn(&Arc<Shared>, &str, Option<&str>) -> String,
+}
+
+impl std::fmt::Debug for ApiRunner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApiRunner")
+    }
+}
+
 #[derive(Debug)]
 pub struct Shared {
     pub cfg: SimConfig,
+    pub api: ApiRunner,
     pub rule: OutcomeRule,
     pub core: Core,
     pub bus: EventBus,
@@ -81,13 +100,14 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(cfg: SimConfig, log: OriginateLog) -> Shared {
+    pub fn new(cfg: SimConfig, log: OriginateLog, api: ApiRunner) -> Shared {
         let rule = cfg.rule();
         let core = Core::new(&cfg.hostname);
         let gate = SessionGate::new(cfg.sps, cfg.max_sessions);
         let (drop_gen, _) = watch::channel(0);
         Shared {
             cfg,
+            api,
             rule,
             core,
             bus: EventBus::new(),

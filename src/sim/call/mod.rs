@@ -8,14 +8,16 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::channel::{Channel, ChannelState};
+pub mod socket_leg;
+
+use super::channel::{hangup_cause_arg, Channel, ChannelState};
 use super::limits::SessionPermit;
 use super::originate::{Endpoint, OriginateRequest, Target};
 use super::outcome::Outcome;
-use super::socket_leg::SocketConn;
 use super::state::{lock, CallCtl, FinishedCall, LiveCall, Shared};
 use crate::domain::mask;
 use crate::esl::Event;
+use socket_leg::SocketConn;
 
 /// How the network treats the call before any answer.
 #[derive(Debug)]
@@ -291,26 +293,4 @@ impl CallRun {
 
 fn clearing() -> String {
     "NORMAL_CLEARING".to_owned()
-}
-
-/// The cause argument of `hangup` / `uuid_kill`: a known cause name, else NORMAL_CLEARING.
-pub fn hangup_cause_arg(arg: &str) -> String {
-    let cause = arg.trim().to_ascii_uppercase();
-    if super::channel::is_known_cause(&cause) {
-        cause
-    } else {
-        clearing()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hangup_cause_defaults_to_normal_clearing() {
-        assert_eq!(hangup_cause_arg("user_busy"), "USER_BUSY");
-        assert_eq!(hangup_cause_arg(""), "NORMAL_CLEARING");
-        assert_eq!(hangup_cause_arg("NOT_A_CAUSE"), "NORMAL_CLEARING");
-    }
 }

@@ -30,6 +30,7 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -38,11 +39,11 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_util::codec::Framed;
 
-use super::api;
-use super::call::{hangup_cause_arg, CallRun};
-use super::outcome::Outcome;
-use super::state::{lock, CallCtl};
+use super::CallRun;
 use crate::esl::{urlenc, CommandCodec, EslError, Event, EventFormat, Frame, RawCommand};
+use crate::sim::channel::hangup_cause_arg;
+use crate::sim::outcome::Outcome;
+use crate::sim::state::{lock, CallCtl};
 
 /// How long the `socket` application waits for the TCP connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -455,11 +456,12 @@ impl CallRun {
                 s.reply(&value).await;
             }
             "api" => {
-                let body = api::execute(&self.shared, &args).await;
+                // Through the shared runner: `api` starts calls, so this module does not import it.
+                let body = (self.shared.api.execute)(Arc::clone(&self.shared), args.clone()).await;
                 s.send(Frame::api_response(body)).await;
             }
             "bgapi" => {
-                let job = api::start_bgapi(&self.shared, &args, cmd.job_uuid());
+                let job = (self.shared.api.start_bgapi)(&self.shared, &args, cmd.job_uuid());
                 s.send(Frame::bgapi_reply(&job)).await;
             }
             "exit" => {
