@@ -2,7 +2,7 @@
 //! library instead of one per area (on a 2-core machine each extra binary cost minutes).
 //!
 //! - `api`, `copy`, `recovery`, `dialer`: the real app against MariaDB and SQLite, calls through
-//!   the FreeSWITCH simulator;
+//!   the FreeSWITCH simulator; `store`: the store itself on both backends;
 //! - `esl`, `sim`, `controller`: the protocol layer, the simulator, and the controller against
 //!   frames captured from FreeSWITCH 1.10.12;
 //! - `real_switch`: whole campaigns against a real FreeSWITCH 1.10.12 (`../shared/freeswitch/`);
@@ -20,3 +20,4 @@ mod freeswitch_conf;
 mod real_switch;
 mod recovery;
 mod sim;
+mod store;

@@ -1,0 +1,351 @@
+//! The store itself, on both backends: claims never overlap, a batch of results is atomic and keeps
+//! each number on its own attempt, claims take new numbers before due retries, and a store opens on
+//! a current-thread runtime. (Through the app's store, so that the schema is the one the app made.)
+
+use crate::common;
+
+use chrono::{Duration, Utc};
+use common::{on_both_backends, Backend, TestApp};
+use discador::domain::{CallResult, CampaignName, NumberState, PhoneNumber, TableName};
+use discador::store::{CallRecord, NumberUpdate};
+
+on_both_backends!(
+    store_claims_never_overlap_and_apply_is_atomic,
+    worker_threads = 4
+);
+async fn store_claims_never_overlap_and_apply_is_atomic(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    t.create("CLAIM").await;
+    let csv: String = std::iter::once("telefono".to_owned())
+        .chain((0..300).map(|i| format!("555{i:04}")))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let (s, _) = t
+        .post_raw("/campana/CLAIM/numeros", "text/csv", csv.into_bytes())
+        .await;
+    assert_eq!(s, 200);
+    let store = t.app.store.clone();
+    let name = CampaignName::parse("CLAIM").unwrap();
+    let c = store.campaign(&name).await.unwrap().unwrap();
+    let now = Utc::now();
+
+    // Four concurrent claimers: each row exactly once.
+    let claims = futures::future::join_all((0..4).map(|_| {
+        let (store, c) = (store.clone(), c.clone());
+        async move {
+            let mut mine = Vec::new();
+            loop {
+                let got = store.claim_due(&c, now, 25).await.unwrap();
+                if got.is_empty() {
+                    return mine;
+                }
+                mine.extend(got);
+            }
+        }
+    }))
+    .await;
+    let mut ids: Vec<i64> = claims.iter().flatten().map(|n| n.id).collect();
+    ids.sort_unstable();
+    let before = ids.len();
+    ids.dedup();
+    assert_eq!((before, ids.len()), (300, 300));
+    let uuids: std::collections::HashSet<String> = claims.iter().flatten().map(uuid_of).collect();
+    assert_eq!(uuids.len(), 300, "a fresh uuid per claimed row");
+    assert_eq!(store.in_flight(&c).await.unwrap().len(), 300);
+
+    // Unclaim gives numbers back without counting an attempt.
+    store.unclaim(&c, &ids[..100]).await.unwrap();
+    let s = store.stats(&c).await.unwrap();
+    assert_eq!((s.pendientes, s.marcando), (100, 200));
+
+    // A retry due later is not claimed now.
+    let first = claims
+        .iter()
+        .flatten()
+        .find(|n| n.id == ids[150])
+        .unwrap()
+        .clone();
+    let later = now + Duration::seconds(300);
+    let record = |estado, resultado, proximo| CallRecord {
+        campana: name.clone(),
+        tabla: TableName::parse("CLAIM").unwrap(),
+        numero_id: first.id,
+        telefono: first.telefono.clone(),
+        intento: 1,
+        uuid: uuid_of(&first),
+        nodo: "fs1".into(),
+        estado,
+        resultado,
+        causa: Some("USER_BUSY".into()),
+        amd_resultado: None,
+        amd_causa: None,
+        proximo_intento: proximo,
+        inicio: now,
+        contestada: None,
+        fin: now + Duration::seconds(20),
+        billsec: 0,
+        duracion: 20,
+    };
+    store
+        .apply(&[
+            NumberUpdate::Answered {
+                tabla: TableName::parse("CLAIM").unwrap(),
+                id: ids[200],
+            },
+            NumberUpdate::Finished(record(
+                NumberState::Pendiente,
+                CallResult::Ocupado,
+                Some(later),
+            )),
+        ])
+        .await
+        .unwrap();
+    let s = store.stats(&c).await.unwrap();
+    assert_eq!((s.pendientes, s.marcando, s.contestados), (101, 198, 1));
+    let due_now = store.claim_due(&c, now, 1000).await.unwrap();
+    assert_eq!(due_now.len(), 100, "the retry is not due yet");
+    let due_later = store.claim_due(&c, later, 1000).await.unwrap();
+    assert_eq!((due_later.len(), due_later[0].intentos), (1, 1));
+    assert_eq!(t.db.sql("SELECT COUNT(*) FROM llamadas"), "1");
+
+    // One bad update (unknown table) rolls the whole batch back.
+    let mut bad = record(NumberState::Completado, CallResult::Humano, None);
+    bad.tabla = TableName::parse("NOEXISTE").unwrap();
+    let err = store
+        .apply(&[
+            NumberUpdate::Finished(record(NumberState::Completado, CallResult::Humano, None)),
+            NumberUpdate::Finished(bad),
+        ])
+        .await;
+    assert!(err.is_err());
+    assert_eq!(
+        t.db.sql("SELECT COUNT(*) FROM llamadas"),
+        "1",
+        "nothing of the failed batch was written"
+    );
+
+    // DNC.
+    let p = |s: &str| PhoneNumber::parse(s).unwrap();
+    assert_eq!(
+        store
+            .add_dnc(&[p("5550001"), p("5550002"), p("5550001")])
+            .await
+            .unwrap(),
+        2
+    );
+    let hit = store.dnc_contains(&["5550001", "5559999"]).await.unwrap();
+    assert_eq!(
+        hit.into_iter().collect::<Vec<_>>(),
+        vec!["5550001".to_owned()]
+    );
+    t.shutdown().await;
+}
+on_both_backends!(
+    batched_results_keep_each_number_on_its_own_attempt,
+    worker_threads = 2
+);
+async fn batched_results_keep_each_number_on_its_own_attempt(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    t.create("LOTE").await;
+    let csv = "telefono\n5551001\n5551002\n5551003\n5551004\n";
+    let (s, _) = t
+        .post_raw("/campana/LOTE/numeros", "text/csv", csv.as_bytes().to_vec())
+        .await;
+    assert_eq!(s, 200);
+    let store = t.app.store.clone();
+    let name = CampaignName::parse("LOTE").unwrap();
+    let tabla = TableName::parse("LOTE").unwrap();
+    let c = store.campaign(&name).await.unwrap().unwrap();
+    let now = Utc::now();
+    let claimed = store.claim_due(&c, now, 10).await.unwrap();
+    assert_eq!(claimed.len(), 4);
+    let record = |n: &discador::store::ClaimedNumber, uuid: &str, estado, resultado| CallRecord {
+        campana: name.clone(),
+        tabla: tabla.clone(),
+        numero_id: n.id,
+        telefono: n.telefono.clone(),
+        intento: 1,
+        uuid: uuid.to_owned(),
+        nodo: "fs1".into(),
+        estado,
+        resultado,
+        causa: Some("NORMAL_CLEARING".into()),
+        amd_resultado: None,
+        amd_causa: None,
+        proximo_intento: None,
+        inicio: now,
+        contestada: Some(now),
+        fin: now,
+        billsec: 5,
+        duracion: 7,
+    };
+    let (a, b, d, e) = (&claimed[0], &claimed[1], &claimed[2], &claimed[3]);
+    let batch = vec![
+        // Answered then finished in the same batch: the final state wins.
+        NumberUpdate::Answered {
+            tabla: tabla.clone(),
+            id: a.id,
+        },
+        NumberUpdate::Finished(record(
+            a,
+            &uuid_of(a),
+            NumberState::Completado,
+            CallResult::Humano,
+        )),
+        // A record of an older attempt (another UUID) must not touch the row...
+        NumberUpdate::Finished(record(
+            b,
+            "00000000-0000-0000-0000-000000000000",
+            NumberState::Error,
+            CallResult::Ocupado,
+        )),
+        // ...two records of one number in a batch: the last one wins.
+        NumberUpdate::Finished(record(
+            d,
+            &uuid_of(d),
+            NumberState::Error,
+            CallResult::Ocupado,
+        )),
+        NumberUpdate::Finished(record(
+            d,
+            &uuid_of(d),
+            NumberState::Completado,
+            CallResult::Maquina,
+        )),
+        // Only answered.
+        NumberUpdate::Answered {
+            tabla: tabla.clone(),
+            id: e.id,
+        },
+    ];
+    store.apply(&batch).await.unwrap();
+    let row = |id: i64| {
+        t.db.sql(&format!(
+            "SELECT estado, resultado, duracion FROM LOTE WHERE id = {id}"
+        ))
+    };
+    assert_eq!(row(a.id), "COMPLETADO\tHUMANO\t7");
+    assert_eq!(
+        row(b.id),
+        "MARCANDO\tNULL\t0",
+        "an older attempt's record is not applied"
+    );
+    assert_eq!(row(d.id), "COMPLETADO\tMAQUINA\t7");
+    assert_eq!(row(e.id), "CONTESTADO\tNULL\t0");
+    // Every attempt keeps one CDR row, applied to its number or not; of two records of one attempt,
+    // the last, like the number's row.
+    assert_eq!(t.db.sql("SELECT COUNT(*) FROM llamadas"), "3");
+    assert_eq!(
+        t.db.sql(&format!(
+            "SELECT resultado FROM llamadas WHERE numero_id = {}",
+            d.id
+        )),
+        "MAQUINA"
+    );
+    // The same batch again (as after a COMMIT whose acknowledgement was lost) changes nothing.
+    let before = t.db.sql("SELECT * FROM llamadas ORDER BY id");
+    store.apply(&batch).await.unwrap();
+    assert_eq!(t.db.sql("SELECT * FROM llamadas ORDER BY id"), before);
+    assert_eq!(row(d.id), "COMPLETADO\tMAQUINA\t7");
+    t.shutdown().await;
+}
+on_both_backends!(store_connects_on_a_current_thread_runtime);
+/// The store works on the default (current-thread) test runtime too, as other modules' tests use it.
+async fn store_connects_on_a_current_thread_runtime(backend: Backend) {
+    let db = common::TestDb::new(backend);
+    let store = discador::store::Store::connect(&discador::config::Secret::new(db.url()))
+        .await
+        .expect("connect");
+    store.ping().await.expect("ping");
+    // Idempotent: a second connect finds the migrations applied.
+    discador::store::Store::connect(&discador::config::Secret::new(db.url()))
+        .await
+        .expect("reconnect");
+    assert!(store.campaigns().await.expect("list").is_empty());
+}
+
+// MySQL only: the outage is a cut TCP proxy (`DbProxy`) in front of MariaDB.
+on_both_backends!(
+    claims_take_new_numbers_first_then_due_retries,
+    worker_threads = 2
+);
+/// A claim takes numbers never tried (by id), then retries that are due (oldest first), and never
+/// a retry that is due later.
+async fn claims_take_new_numbers_first_then_due_retries(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    t.create("ORDEN").await;
+    let csv = "telefono\n5552001\n5552002\n5552003\n5552004\n5552005\n5552006\n";
+    let (s, _) = t
+        .post_raw(
+            "/campana/ORDEN/numeros",
+            "text/csv",
+            csv.as_bytes().to_vec(),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let store = t.app.store.clone();
+    let name = CampaignName::parse("ORDEN").unwrap();
+    let c = store.campaign(&name).await.unwrap().unwrap();
+    let now = Utc::now();
+    let first = store.claim_due(&c, now, 3).await.unwrap();
+    let ids: Vec<i64> = first.iter().map(|n| n.id).collect();
+    // Three busy lines: due 10 s ago, due 20 s ago, due in 5 minutes.
+    let retry = |i: usize, proximo| {
+        NumberUpdate::Finished(CallRecord {
+            campana: name.clone(),
+            tabla: c.tabla.clone(),
+            numero_id: first[i].id,
+            telefono: first[i].telefono.clone(),
+            intento: 1,
+            uuid: uuid_of(&first[i]),
+            nodo: "fs1".into(),
+            estado: NumberState::Pendiente,
+            resultado: CallResult::Ocupado,
+            causa: Some("USER_BUSY".into()),
+            amd_resultado: None,
+            amd_causa: None,
+            proximo_intento: Some(proximo),
+            inicio: now,
+            contestada: None,
+            fin: now,
+            billsec: 0,
+            duracion: 0,
+        })
+    };
+    store
+        .apply(&[
+            retry(0, now - Duration::seconds(10)),
+            retry(1, now - Duration::seconds(20)),
+            retry(2, now + Duration::seconds(300)),
+        ])
+        .await
+        .unwrap();
+    let next: Vec<i64> = store
+        .claim_due(&c, Utc::now(), 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|n| n.id)
+        .collect();
+    let mut fresh: Vec<i64> = next
+        .iter()
+        .copied()
+        .filter(|id| !ids.contains(id))
+        .collect();
+    fresh.sort();
+    assert_eq!(next.len(), 5, "3 never tried + 2 due retries: {next:?}");
+    assert_eq!(next[..3], fresh[..], "never-tried numbers first, by id");
+    assert_eq!(
+        next[3..],
+        [ids[1], ids[0]],
+        "then due retries, oldest due first"
+    );
+    t.shutdown().await;
+}
+/// The UUID a claim gave a number, as text.
+fn uuid_of(n: &discador::store::ClaimedNumber) -> String {
+    n.uuid
+        .expect("a claim gives every number a UUID")
+        .hyphenated()
+        .to_string()
+}
