@@ -14,8 +14,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rand::Rng;
 use serde_json::{json, Value};
 
+use crate::app::RunningApp;
 use crate::config::{Config, Secret};
-use crate::sim::{SimConfig, Simulator};
+use crate::sim::{SimConfig, SimHandle, Simulator};
 
 /// Options of `discador demo`.
 #[derive(Clone, Debug, clap::Args)]
@@ -41,10 +42,53 @@ fn free_port() -> anyhow::Result<u16> {
         .port())
 }
 
+/// `discador demo`: the simulator and the service in this process, then one campaign dialed end to
+/// end through the API, with a progress bar.
 pub async fn run(
     args: DemoArgs,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    let (sim, app) = start(&args).await?;
+    let base = format!("http://{}", app.api_addr);
+    let http = reqwest::Client::new();
+    println!(
+        "discador demo · simulador FreeSWITCH en {} · API en {base}",
+        sim.addr
+    );
+    wait_ready(&http, &base).await?;
+    let nombre = create_campaign(&http, &base, &args).await?;
+    load_numbers(&http, &base, &nombre, args.numeros).await?;
+    post(
+        &http,
+        &format!("{base}/discador/iniciar/"),
+        json!({"nombre_campana": nombre}),
+    )
+    .await?;
+    let started = Instant::now();
+    let last = follow(&http, &base, &nombre).await?;
+    println!(
+        "\ncampaña {nombre} FINALIZADA en {:.1} s: {}",
+        started.elapsed().as_secs_f64(),
+        serde_json::to_string_pretty(&last["estadisticas"])?
+    );
+    println!(
+        "\nsimulador: {} originates recibidos",
+        sim.originates().len()
+    );
+    println!("Swagger UI:   {base}/docs");
+    println!("estado:       curl {base}/discador/estado/{nombre}");
+    println!("campañas:     curl {base}/campanas/");
+    if !args.salir {
+        println!("\n(Ctrl-C para terminar)");
+        shutdown.await;
+    }
+    app.shutdown().await?;
+    sim.shutdown().await;
+    Ok(())
+}
+
+/// The simulator (calls of a few seconds) and the service dialing it.
+async fn start(args: &DemoArgs) -> anyhow::Result<(SimHandle, RunningApp)> {
     let socket: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
     let sim = Simulator::start(SimConfig {
         listen: "127.0.0.1:0".parse()?,
@@ -57,7 +101,6 @@ pub async fn run(
     })
     .await
     .context("starting the simulator")?;
-
     let mut cfg = args.config.clone();
     cfg.freeswitch_host = "127.0.0.1".into();
     cfg.freeswitch_port = sim.addr.port();
@@ -69,16 +112,38 @@ pub async fn run(
     let app = crate::app::spawn(cfg)
         .await
         .context("starting the service")?;
-    let base = format!("http://{}", app.api_addr);
-    let http = reqwest::Client::new();
+    Ok((sim, app))
+}
 
-    println!(
-        "discador demo · simulador FreeSWITCH en {} · API en {base}",
-        sim.addr
-    );
+/// Waits until start-up recovery is over (a previous demo killed mid-campaign leaves calls in
+/// `discador.db` to account for): until then a campaign cannot start.
+async fn wait_ready(http: &reqwest::Client, base: &str) -> anyhow::Result<()> {
+    let t0 = Instant::now();
+    loop {
+        let h: Value = http
+            .get(format!("{base}/health"))
+            .send()
+            .await?
+            .json()
+            .await?;
+        if h["arranque"] == "listo" {
+            return Ok(());
+        }
+        if t0.elapsed() > Duration::from_secs(60) {
+            bail!("the service did not finish its start-up recovery in a minute: {h}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn create_campaign(
+    http: &reqwest::Client,
+    base: &str,
+    args: &DemoArgs,
+) -> anyhow::Result<String> {
     let nombre = format!("DEMO_{}", chrono::Utc::now().format("%Y%m%d_%H%M%S"));
     let created = post(
-        &http,
+        http,
         &format!("{base}/campanas/"),
         json!({
             "nombre": nombre, "cps": args.cps, "reintentos": 1, "intervalo_reintento": 3,
@@ -92,10 +157,19 @@ pub async fn run(
         nombre,
         created["tabla"].as_str().unwrap_or("?")
     );
+    Ok(nombre)
+}
 
+/// `numeros` random numbers as CSV, plus one badly written one (reported, not loaded).
+async fn load_numbers(
+    http: &reqwest::Client,
+    base: &str,
+    nombre: &str,
+    numeros: u32,
+) -> anyhow::Result<()> {
     let mut csv = String::from("telefono,cliente\n");
     let mut rng = rand::rng();
-    for i in 0..args.numeros {
+    for i in 0..numeros {
         csv.push_str(&format!(
             "+54911{:08},cliente {i}\n",
             rng.random_range(0..100_000_000u32)
@@ -114,13 +188,11 @@ pub async fn run(
         "números cargados: {} insertados, {} duplicados, {} inválidos",
         loaded["insertados"], loaded["duplicados"], loaded["invalidos"]
     );
+    Ok(())
+}
 
-    post(
-        &http,
-        &format!("{base}/discador/iniciar/"),
-        json!({"nombre_campana": nombre}),
-    )
-    .await?;
+/// Shows the campaign's progress until it is FINALIZADA (at most 10 minutes); its last estado.
+async fn follow(http: &reqwest::Client, base: &str, nombre: &str) -> anyhow::Result<Value> {
     let started = Instant::now();
     let bar = ProgressBar::new(0);
     bar.set_style(
@@ -129,7 +201,7 @@ pub async fn run(
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let last = loop {
+    loop {
         let e: Value = http
             .get(format!("{base}/discador/estado/{nombre}"))
             .send()
@@ -150,34 +222,15 @@ pub async fn run(
             s["cps_real"].as_f64().unwrap_or(0.0)
         ));
         if e["estado"] == "FINALIZADA" {
-            break e;
+            bar.finish();
+            return Ok(e);
         }
         if started.elapsed() > Duration::from_secs(600) {
             bar.abandon();
             bail!("the demo campaign did not finish in 10 minutes: {e}");
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
-    };
-    bar.finish();
-    println!(
-        "\ncampaña {nombre} FINALIZADA en {:.1} s: {}",
-        started.elapsed().as_secs_f64(),
-        serde_json::to_string_pretty(&last["estadisticas"])?
-    );
-    println!(
-        "\nsimulador: {} originates recibidos",
-        sim.originates().len()
-    );
-    println!("Swagger UI:   {base}/docs");
-    println!("estado:       curl {base}/discador/estado/{nombre}");
-    println!("campañas:     curl {base}/campanas/");
-    if !args.salir {
-        println!("\n(Ctrl-C para terminar)");
-        shutdown.await;
     }
-    app.shutdown().await?;
-    sim.shutdown().await;
-    Ok(())
 }
 
 async fn post(http: &reqwest::Client, url: &str, body: Value) -> anyhow::Result<Value> {
