@@ -185,33 +185,7 @@ pub async fn spawn(cfg: Config) -> anyhow::Result<RunningApp> {
 
     // The answered legs come back here.
     let stop = CancellationToken::new();
-    let (outbound, socket_addr) = OutboundServer::bind(
-        cfg.socket_listen,
-        OutboundConfig {
-            max_sessions: cfg.canales_maximos as usize,
-            idle_timeout: Duration::from_secs(60),
-        },
-    )
-    .await
-    .with_context(|| format!("no se pudo escuchar en SOCKET_LISTEN={}", cfg.socket_listen))?;
-    let controller = Controller::new(
-        dialer.clone(),
-        ControllerSettings {
-            amd_timeout: Duration::from_millis(cfg.amd_timeout_ms),
-            avmd_window: Duration::from_millis(cfg.avmd_ventana_ms),
-            ..ControllerSettings::default()
-        },
-    );
-    let outbound = tokio::spawn(outbound.run(
-        move |session| controller.clone().handle(session),
-        stop.clone(),
-    ));
-    tracing::info!(socket = %socket_addr, "controlador de llamadas escuchando");
-    if !socket_addr.ip().is_loopback() {
-        // The outbound socket has no authentication in ESL: whoever connects is taken for
-        // FreeSWITCH. Off loopback, only the switch may be able to reach it.
-        tracing::warn!(socket = %socket_addr, "SOCKET_LISTEN no es local: restrinja el acceso a FreeSWITCH (firewall)");
-    }
+    let (outbound, socket_addr) = start_controller(&cfg, &dialer, stop.clone()).await?;
 
     let state = AppState::new(store.clone(), token, Some(dialer.clone()));
     let listener = tokio::net::TcpListener::bind(cfg.api_listen)
@@ -238,6 +212,40 @@ pub async fn spawn(cfg: Config) -> anyhow::Result<RunningApp> {
         outbound: Some(outbound),
         background,
     })
+}
+
+/// The outbound-socket server on `SOCKET_LISTEN`, handing every answered call to the controller;
+/// it drains its sessions when `stop` is cancelled.
+async fn start_controller(
+    cfg: &Config,
+    dialer: &Dialer,
+    stop: CancellationToken,
+) -> anyhow::Result<(JoinHandle<()>, SocketAddr)> {
+    let (outbound, socket_addr) = OutboundServer::bind(
+        cfg.socket_listen,
+        OutboundConfig {
+            max_sessions: cfg.canales_maximos as usize,
+            idle_timeout: Duration::from_secs(60),
+        },
+    )
+    .await
+    .with_context(|| format!("no se pudo escuchar en SOCKET_LISTEN={}", cfg.socket_listen))?;
+    let controller = Controller::new(
+        dialer.clone(),
+        ControllerSettings {
+            amd_timeout: Duration::from_millis(cfg.amd_timeout_ms),
+            avmd_window: Duration::from_millis(cfg.avmd_ventana_ms),
+            ..ControllerSettings::default()
+        },
+    );
+    let task = tokio::spawn(outbound.run(move |session| controller.clone().handle(session), stop));
+    tracing::info!(socket = %socket_addr, "controlador de llamadas escuchando");
+    if !socket_addr.ip().is_loopback() {
+        // The outbound socket has no authentication in ESL: whoever connects is taken for
+        // FreeSWITCH. Off loopback, only the switch may be able to reach it.
+        tracing::warn!(socket = %socket_addr, "SOCKET_LISTEN no es local: restrinja el acceso a FreeSWITCH (firewall)");
+    }
+    Ok((task, socket_addr))
 }
 
 /// Runs the service until `shutdown` resolves (Ctrl-C / SIGTERM in `main`).

@@ -63,7 +63,9 @@ pub async fn copy(from: &Secret, to: &Secret) -> Result<CopyReport, CopyError> {
     copy_between(&src, &dst).await
 }
 
-/// Copies everything from `src` to `dst`.
+/// Copies everything from `src` to `dst`: campaigns, their numbers, CDRs and the do-not-call list,
+/// in the order that keeps references valid. Long on purpose: the one place that says what a copy
+/// contains and in which order.
 pub async fn copy_between(src: &Store, dst: &Store) -> Result<CopyReport, CopyError> {
     let mut report = CopyReport::default();
     for c in src.campaigns().await.map_err(CopyError::Source)? {

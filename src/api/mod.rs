@@ -86,7 +86,8 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
-/// All routes, with authentication, error mapping and one log line per request.
+/// All routes, with authentication, error mapping and one log line per request. Long on purpose:
+/// the API's whole surface, one filter per endpoint, in one place.
 pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
     let s = warp::any().map(move || state.clone());
     let token = s.clone().map(|st: AppState| st.token.clone());

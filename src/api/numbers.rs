@@ -232,7 +232,8 @@ fn spawn_writer(
 }
 
 /// Loads a CSV body: header row with a `telefono` column (any position, any case); the other columns
-/// go to `datos` as a JSON object.
+/// go to `datos` as a JSON object. Long on purpose: one streaming pass (bounded lines, bounded
+/// batches, every bad line reported with its number) that is easiest to check whole.
 pub async fn load_csv<S, B>(
     store: &Store,
     campaign: &Campaign,

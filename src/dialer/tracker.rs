@@ -416,6 +416,8 @@ enum Step {
     Refuse(String),
 }
 
+/// What `event` does to `call`: the tracker's whole state machine as one `match` (long on
+/// purpose: every transition of a call reads in one place).
 fn apply(call: &mut LiveCall, event: CallEvent, now: DateTime<Utc>) -> Step {
     match event {
         CallEvent::NotSent { .. } => Step::Forget,

@@ -91,6 +91,9 @@ impl Framer {
         }
     }
 
+    /// Takes one whole message (headers, then a `Content-Length` body) off `src`, or `None` until
+    /// it has arrived. Long on purpose: a single pass over the bytes with every limit checked
+    /// where it applies (the hot path of every event).
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<RawMessage>, EslError> {
         loop {
             match &mut self.state {

@@ -437,7 +437,8 @@ impl Command {
         }
     }
 
-    /// Appends the wire form (command line, headers, empty line, body) to `dst`.
+    /// Appends the wire form (command line, headers, empty line, body) to `dst`. One flat arm per
+    /// command (long on purpose: the wire form of every command in one table).
     pub fn encode_into(&self, dst: &mut BytesMut) {
         let mut s = String::with_capacity(64);
         match self {

@@ -401,7 +401,8 @@ async fn send(conn: &mut Conn, cmd: &Command, t: Duration) -> Result<(), EslErro
     }
 }
 
-/// One connection's life: returns why it ended.
+/// One connection's life: returns why it ended. Long on purpose: one `select!` loop that owns the
+/// socket, the pending replies in order and the job map, so that no lock is shared with callers.
 async fn run_connection(
     shared: &Shared,
     cfg: &InboundConfig,

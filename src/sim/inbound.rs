@@ -167,6 +167,8 @@ impl Conn {
         self.reply(Frame::command_reply(text)).await
     }
 
+    /// Answers one command of an inbound connection as mod_event_socket does. One flat arm per
+    /// command (long on purpose: the table of what the switch answers reads best in one place).
     async fn command(&mut self, cmd: RawCommand) -> Result<Next, EslError> {
         let verb = cmd.verb().to_ascii_lowercase();
         let args = cmd.args().to_owned();

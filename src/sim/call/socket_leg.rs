@@ -298,7 +298,9 @@ fn valid_var_name(name: &str) -> bool {
 
 impl CallRun {
     /// Connects to the controller and serves it until the call ends. Returns the hangup cause and
-    /// the socket (still open when it must receive the hangup events).
+    /// the socket (still open when it must receive the hangup events). Long on purpose: one
+    /// `select!` over everything that can end or advance the call (a kill, shutdown, the deadline,
+    /// the running application, the beep, the transferred extension, the controller's commands).
     pub(super) async fn socket_leg(
         &mut self,
         addr: SocketAddr,
@@ -632,7 +634,8 @@ impl CallRun {
     }
 
     /// Applies the finished application's effects and fires CHANNEL_EXECUTE_COMPLETE. Returns a
-    /// hangup cause when the application hangs the call up.
+    /// hangup cause when the application hangs the call up. One flat arm per application (long
+    /// on purpose: what each application does to the channel reads best as one table).
     async fn complete_app(
         &mut self,
         leg: &mut Leg,
