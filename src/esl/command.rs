@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use bytes::{BufMut, Bytes, BytesMut};
 use uuid::Uuid;
 
+use super::codec::RawCommand;
 use super::error::EslError;
 use crate::config::Secret;
 
@@ -102,6 +103,10 @@ impl Auth {
         Ok(Auth {
             password: password.clone(),
         })
+    }
+    /// The password, for the one place that checks it.
+    pub fn password(&self) -> &Secret {
+        &self.password
     }
 }
 
@@ -206,6 +211,16 @@ impl Filter {
             value: value.map(str::to_owned),
         })
     }
+    /// `filter delete …`.
+    pub fn is_delete(&self) -> bool {
+        self.delete
+    }
+    pub fn header(&self) -> &str {
+        &self.header
+    }
+    pub fn value(&self) -> Option<&str> {
+        self.value.as_deref()
+    }
 }
 
 /// `nixevent <names…>`: unsubscribe from some events.
@@ -225,6 +240,9 @@ impl NixEvent {
         Ok(NixEvent {
             names: names.iter().map(|n| n.as_ref().to_owned()).collect(),
         })
+    }
+    pub fn names(&self) -> &[String] {
+        &self.names
     }
 }
 
@@ -248,6 +266,19 @@ impl MyEvents {
             format,
         })
     }
+    /// `myevents <format>`, as sent on an outbound socket that wants another format.
+    pub fn with_format(format: EventFormat) -> Self {
+        MyEvents {
+            uuid: None,
+            format: Some(format),
+        }
+    }
+    pub fn uuid(&self) -> Option<&str> {
+        self.uuid.as_deref()
+    }
+    pub fn format(&self) -> Option<EventFormat> {
+        self.format
+    }
 }
 
 /// `linger [seconds]`: keep the outbound socket open after hangup to receive the last events.
@@ -259,6 +290,10 @@ pub struct Linger {
 impl Linger {
     pub fn new(seconds: Option<u32>) -> Self {
         Linger { seconds }
+    }
+    /// `None`: a bare `linger`, which FreeSWITCH takes as forever (`Linger-Time: -1`).
+    pub fn seconds(&self) -> Option<u32> {
+        self.seconds
     }
 }
 
@@ -342,6 +377,28 @@ impl SendMsg {
         m
     }
 
+    /// The channel it is addressed to (none on an outbound socket: its own).
+    pub fn target(&self) -> Option<&str> {
+        self.uuid.as_deref()
+    }
+    /// First header called `name`, case-insensitive (`call-command`, `execute-app-name`…).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    /// The body: an application argument too long for a header.
+    pub fn body(&self) -> Option<&str> {
+        self.body.as_deref()
+    }
+    /// The application argument: `execute-app-arg`, else the body.
+    pub fn app_arg(&self) -> &str {
+        self.get("execute-app-arg")
+            .or(self.body.as_deref())
+            .unwrap_or("")
+    }
+
     /// Addresses the message to a channel (required on inbound connections).
     pub fn uuid(mut self, uuid: &str) -> Result<Self, EslError> {
         word(uuid, "sendmsg uuid is empty or contains whitespace")?;
@@ -416,6 +473,103 @@ from_variant!(NixEvent, NixEvent);
 from_variant!(MyEvents, MyEvents);
 from_variant!(Linger, Linger);
 from_variant!(SendMsg, SendMsg);
+
+impl TryFrom<&RawCommand> for Command {
+    type Error = EslError;
+
+    /// Reads a command as FreeSWITCH's mod_event_socket reads it (the server end: the simulator).
+    /// The same checks as the constructors apply, so a command that could not have been built
+    /// cannot be read either; a verb outside [`Command`] is `InvalidCommand`.
+    fn try_from(raw: &RawCommand) -> Result<Self, EslError> {
+        let args = raw.args();
+        let words: Vec<&str> = args.split_whitespace().collect();
+        Ok(match raw.verb().to_ascii_lowercase().as_str() {
+            "auth" => Command::Auth(Auth::new(&Secret::new(args))?),
+            "api" => Command::Api(Api::new(args)?),
+            "bgapi" => {
+                // FreeSWITCH makes a Job-UUID when the client sends none.
+                let job = match raw.job_uuid() {
+                    Some(j) => Uuid::parse_str(j.trim())
+                        .map_err(|_| EslError::InvalidCommand("Job-UUID is not a UUID"))?,
+                    None => Uuid::new_v4(),
+                };
+                Command::BgApi(BgApi::new(args, job)?)
+            }
+            "event" => {
+                let (format, names) = match words.split_first() {
+                    Some((f, rest)) => match EventFormat::parse(f) {
+                        Some(format) => (format, rest),
+                        None => (EventFormat::Plain, &words[..]),
+                    },
+                    None => (EventFormat::Plain, &words[..]),
+                };
+                Command::Event(Subscribe::new(format, names)?)
+            }
+            "filter" => Command::Filter(match words.as_slice() {
+                ["delete", header] => Filter::delete(header, None)?,
+                ["delete", header, value @ ..] => Filter::delete(header, Some(&value.join(" ")))?,
+                [header, value @ ..] if !value.is_empty() => Filter::add(header, &value.join(" "))?,
+                _ => {
+                    return Err(EslError::InvalidCommand(
+                        "filter needs a header and a value",
+                    ))
+                }
+            }),
+            "nixevent" => Command::NixEvent(NixEvent::new(&words)?),
+            "noevents" => Command::NoEvents,
+            "myevents" => Command::MyEvents(match words.as_slice() {
+                [] => MyEvents::new(),
+                [f] if EventFormat::parse(f).is_some() => {
+                    MyEvents::with_format(EventFormat::parse(f).unwrap_or(EventFormat::Plain))
+                }
+                [uuid] => MyEvents::for_uuid(uuid, None)?,
+                [uuid, f, ..] => MyEvents::for_uuid(uuid, EventFormat::parse(f))?,
+            }),
+            // `atoi`: leading digits, 0 when none; a negative number is forever, like none.
+            "linger" => Command::Linger(Linger::new(match words.first() {
+                None => None,
+                Some(w) if w.starts_with('-') => None,
+                Some(w) => Some(
+                    w.chars()
+                        .take_while(char::is_ascii_digit)
+                        .collect::<String>()
+                        .parse()
+                        .unwrap_or(0),
+                ),
+            })),
+            "nolinger" => Command::NoLinger,
+            "sendmsg" => {
+                let mut m = SendMsg {
+                    uuid: None,
+                    headers: Vec::new(),
+                    body: None,
+                };
+                if let Some(uuid) = words.first() {
+                    m = m.uuid(uuid)?;
+                }
+                for (k, v) in raw.headers() {
+                    if k.eq_ignore_ascii_case("content-length")
+                        || k.eq_ignore_ascii_case("content-type")
+                    {
+                        continue;
+                    }
+                    m = m.header(k, v)?;
+                }
+                if raw.body().is_some() {
+                    m.body = Some(raw.body_str()?.to_owned());
+                }
+                Command::SendMsg(m)
+            }
+            "connect" => Command::Connect,
+            "exit" => Command::Exit,
+            _ => {
+                return Err(EslError::InvalidCommand(
+                    "not a command this client or server knows",
+                ))
+            }
+        })
+    }
+}
 
 impl Command {
     /// The command's first word (`auth`, `bgapi`…), safe to log (never the arguments).
@@ -494,10 +648,10 @@ impl Command {
                 if let Some(u) = &m.uuid {
                     s.push(' ');
                     s.push_str(u);
-                    if let Some(f) = m.format {
-                        s.push(' ');
-                        s.push_str(f.as_str());
-                    }
+                }
+                if let Some(f) = m.format {
+                    s.push(' ');
+                    s.push_str(f.as_str());
                 }
                 s.push_str("\n\n");
             }

@@ -125,6 +125,21 @@ impl Frame {
         )
     }
 
+    /// The last frame of an outbound session: the farewell, naming the channel it controlled.
+    pub fn session_goodbye(uuid: &str) -> Self {
+        Frame::with_headers(
+            &[
+                ("Content-Type", "text/disconnect-notice"),
+                ("Controlled-Session-UUID", uuid),
+                ("Content-Disposition", "disconnect"),
+                ("Content-Length", ""),
+            ],
+            Some(Bytes::from_static(
+                b"Disconnected, goodbye.\nSee you at ClueCon! http://www.cluecon.com/\n",
+            )),
+        )
+    }
+
     /// The notice FreeSWITCH sends on an outbound socket in `linger` mode when the channel hangs up:
     /// the socket stays open for the remaining events.
     pub fn disconnect_notice_linger(uuid: &str, channel_name: &str, linger_secs: i64) -> Self {

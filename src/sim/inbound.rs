@@ -17,7 +17,7 @@ use super::api;
 use super::bus::Subscription;
 use super::channel::hangup_cause_arg;
 use super::state::Shared;
-use crate::esl::{CommandCodec, EslError, Event, EventFormat, Frame, RawCommand};
+use crate::esl::{Command, CommandCodec, EslError, Event, EventFormat, Frame, RawCommand};
 
 /// What the connection does after a command.
 enum Next {
@@ -167,17 +167,18 @@ impl Conn {
         self.reply(Frame::command_reply(text)).await
     }
 
-    /// Answers one command of an inbound connection as mod_event_socket does. One flat arm per
-    /// command (long on purpose: the table of what the switch answers reads best in one place).
-    async fn command(&mut self, cmd: RawCommand) -> Result<Next, EslError> {
-        let verb = cmd.verb().to_ascii_lowercase();
-        let args = cmd.args().to_owned();
+    /// Answers one command of an inbound connection as mod_event_socket does, read as the typed
+    /// [`Command`] it is; a verb outside it (or one that does not read) is answered from the raw
+    /// line. One flat arm per command (long on purpose: the table of what the switch answers reads
+    /// best in one place).
+    async fn command(&mut self, raw: RawCommand) -> Result<Next, EslError> {
+        let cmd = Command::try_from(&raw);
         if !self.authed {
-            if verb != "auth" {
+            let Ok(Command::Auth(auth)) = cmd else {
                 self.text("-ERR command not found").await?;
                 return Ok(Next::Continue);
-            }
-            let given = args.as_bytes();
+            };
+            let given = auth.password().expose().as_bytes();
             let expected = self.shared.cfg.password.expose().as_bytes();
             if !self.shared.cfg.faults.refuse_auth && constant_time_eq(given, expected) {
                 self.authed = true;
@@ -188,81 +189,70 @@ impl Conn {
             self.text("-ERR invalid").await?;
             return Ok(Next::Close);
         }
-        match verb.as_str() {
-            "auth" => self.text("+OK accepted").await?,
-            "api" => {
-                let body = api::execute(&self.shared, &args).await;
+        let cmd = match cmd {
+            Ok(cmd) => cmd,
+            Err(_) => {
+                self.other_command(&raw).await?;
+                return Ok(Next::Continue);
+            }
+        };
+        match cmd {
+            Command::Auth(_) => self.text("+OK accepted").await?,
+            Command::Api(a) => {
+                let body = api::execute(&self.shared, a.command()).await;
                 self.reply(Frame::api_response(body)).await?;
             }
-            "bgapi" => {
-                let job = api::start_bgapi(&self.shared, &args, cmd.job_uuid());
+            Command::BgApi(b) => {
+                let job_uuid = b.job_uuid().to_string();
+                let job = api::start_bgapi(&self.shared, b.command(), Some(&job_uuid));
                 self.reply(Frame::bgapi_reply(&job)).await?;
             }
-            "event" => {
-                let mut words = args.split_whitespace();
-                let format = words.next().unwrap_or("plain");
-                let names: Vec<&str> = words.collect();
-                if self.sub.add(format, &names) {
-                    self.text(&format!(
-                        "+OK event listener enabled {}",
-                        format.to_ascii_lowercase()
-                    ))
-                    .await?;
-                } else {
-                    self.text("-ERR invalid event format").await?;
-                }
+            Command::Event(sub) => {
+                let names: Vec<&str> = sub.names().iter().map(String::as_str).collect();
+                self.sub.add(sub.format().as_str(), &names);
+                self.text(&format!(
+                    "+OK event listener enabled {}",
+                    sub.format().as_str()
+                ))
+                .await?;
             }
-            "myevents" => {
-                // `myevents <uuid>` on an inbound socket: every event of that channel.
-                let uuid = args.split_whitespace().next().unwrap_or("");
-                if uuid.is_empty() {
-                    self.text("-ERR invalid uuid").await?;
-                } else {
-                    self.sub.add("plain", &["ALL"]);
+            // `myevents <uuid>` on an inbound socket: every event of that channel.
+            Command::MyEvents(m) => match m.uuid() {
+                Some(uuid) => {
+                    self.sub
+                        .add(m.format().unwrap_or(EventFormat::Plain).as_str(), &["ALL"]);
                     self.sub.add_filter("Unique-ID", uuid);
                     self.text("+OK Events Enabled").await?;
                 }
-            }
-            "nixevent" => {
-                let names: Vec<&str> = args.split_whitespace().collect();
+                None => self.text("-ERR invalid uuid").await?,
+            },
+            Command::NixEvent(n) => {
+                let names: Vec<&str> = n.names().iter().map(String::as_str).collect();
                 self.sub.remove(&names);
                 self.text("+OK events nixed").await?;
             }
-            "noevents" => {
+            Command::NoEvents => {
                 self.sub.clear();
                 self.text("+OK no longer listening for events").await?;
             }
-            "filter" => {
-                let words: Vec<&str> = args.split_whitespace().collect();
-                match words.as_slice() {
-                    ["delete", header] => {
-                        self.sub.delete_filter(header, None);
-                        self.text(&format!("+OK filter deleted. [{header}]=[]"))
-                            .await?;
-                    }
-                    ["delete", header, value @ ..] => {
-                        let value = value.join(" ");
-                        self.sub.delete_filter(header, Some(&value));
-                        self.text(&format!("+OK filter deleted. [{header}]=[{value}]"))
-                            .await?;
-                    }
-                    [header, value @ ..] if !value.is_empty() => {
-                        let value = value.join(" ");
-                        self.sub.add_filter(header, &value);
-                        self.text(&format!("+OK filter added. [{header}]=[{value}]"))
-                            .await?;
-                    }
-                    _ => self.text("-ERR invalid syntax").await?,
+            Command::Filter(f) => {
+                let (header, value) = (f.header(), f.value().unwrap_or(""));
+                if f.is_delete() {
+                    self.sub.delete_filter(header, f.value());
+                    self.text(&format!("+OK filter deleted. [{header}]=[{value}]"))
+                        .await?;
+                } else {
+                    self.sub.add_filter(header, value);
+                    self.text(&format!("+OK filter added. [{header}]=[{value}]"))
+                        .await?;
                 }
             }
-            "sendmsg" => {
-                let uuid = args.split_whitespace().next().unwrap_or("").to_owned();
-                let command = cmd
-                    .header("call-command")
-                    .unwrap_or("")
-                    .to_ascii_lowercase();
-                if command == "hangup" {
-                    let cause = hangup_cause_arg(cmd.header("hangup-cause").unwrap_or(""));
+            Command::SendMsg(m) => {
+                let uuid = m.target().unwrap_or("").to_owned();
+                if m.get("call-command")
+                    .is_some_and(|c| c.eq_ignore_ascii_case("hangup"))
+                {
+                    let cause = hangup_cause_arg(m.get("hangup-cause").unwrap_or(""));
                     if self.shared.kill(&uuid, &cause) {
                         self.text("+OK").await?;
                     } else {
@@ -278,17 +268,30 @@ impl Conn {
                         .await?;
                 }
             }
-            "linger" | "nolinger" => self.text("-ERR not controlling a session").await?,
-            "log" => self.text(&format!("+OK log level {args} [7]")).await?,
-            "nolog" => self.text("+OK no longer logging").await?,
-            "divert_events" => self.text("+OK events diverted").await?,
-            "exit" => {
+            Command::Linger(_) | Command::NoLinger => {
+                self.text("-ERR not controlling a session").await?
+            }
+            Command::Exit => {
                 self.text("+OK bye").await?;
                 return Ok(Next::Close);
             }
-            _ => self.text("-ERR command not found").await?,
+            Command::Connect => self.text("-ERR command not found").await?,
         }
         Ok(Next::Continue)
+    }
+
+    /// Commands outside [`Command`] that an inbound connection may send.
+    async fn other_command(&mut self, raw: &RawCommand) -> Result<(), EslError> {
+        match raw.verb().to_ascii_lowercase().as_str() {
+            "log" => {
+                self.text(&format!("+OK log level {} [7]", raw.args()))
+                    .await
+            }
+            "nolog" => self.text("+OK no longer logging").await,
+            "divert_events" => self.text("+OK events diverted").await,
+            "filter" => self.text("-ERR invalid syntax").await,
+            _ => self.text("-ERR command not found").await,
+        }
     }
 }
 

@@ -33,14 +33,16 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_util::codec::Framed;
 
 use super::CallRun;
-use crate::esl::{urlenc, CommandCodec, EslError, Event, EventFormat, Frame, RawCommand};
+use crate::esl::{
+    urlenc, Command, CommandCodec, EslError, Event, EventFormat, Frame, Linger, RawCommand,
+    SendMsg, Subscribe,
+};
 use crate::sim::channel::hangup_cause_arg;
 use crate::sim::outcome::Outcome;
 use crate::sim::state::{lock, CallCtl};
@@ -52,45 +54,21 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// full TCP buffer.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// FreeSWITCH's farewell body.
-const GOODBYE: &[u8] = b"Disconnected, goodbye.\nSee you at ClueCon! http://www.cluecon.com/\n";
-
 /// What `linger` asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Linger {
+pub enum LingerTime {
     /// `linger N`: the socket stays N seconds after the hangup.
     Secs(u64),
     /// A bare `linger` (or a negative N): `Linger-Time: -1`, the socket stays until closed.
     Forever,
 }
 
-impl Linger {
-    /// mod_event_socket's reading of `linger [N]`: no argument is -1 (forever); N is read as
-    /// `atoi` reads it (leading digits, 0 when none).
-    fn parse(args: &str) -> Linger {
-        let args = args.trim();
-        if args.is_empty() {
-            return Linger::Forever;
-        }
-        let (negative, digits) = match args.strip_prefix('-') {
-            Some(rest) => (true, rest),
-            None => (false, args.strip_prefix('+').unwrap_or(args)),
-        };
-        let end = digits
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(digits.len());
-        let n: u64 = digits[..end].parse().unwrap_or(0);
-        if negative && n > 0 {
-            Linger::Forever
-        } else {
-            Linger::Secs(n)
-        }
-    }
-
-    fn header(self) -> String {
-        match self {
-            Linger::Secs(n) => n.to_string(),
-            Linger::Forever => "-1".to_owned(),
+impl LingerTime {
+    /// `linger [N]` as read from the wire: no N is forever.
+    fn of(cmd: &Linger) -> LingerTime {
+        match cmd.seconds() {
+            Some(n) => LingerTime::Secs(u64::from(n)),
+            None => LingerTime::Forever,
         }
     }
 }
@@ -105,7 +83,7 @@ pub struct SocketConn {
     /// CUSTOM subclasses subscribed with `event … CUSTOM a::b`.
     subclasses: HashSet<String>,
     format: EventFormat,
-    pub linger: Option<Linger>,
+    pub linger: Option<LingerTime>,
     /// The controller sent `connect`.
     connected: bool,
     /// The channel has hung up: `sendmsg` is acknowledged and ignored.
@@ -142,33 +120,20 @@ impl SocketConn {
         }
     }
 
-    /// `event [plain|json|xml] NAME… [CUSTOM subclass…]`: as mod_event_socket reads it, every
-    /// word after `CUSTOM` is a subclass. Returns the format's name for the reply.
-    fn subscribe(&mut self, args: &str) -> String {
-        let mut words = args.split_whitespace().peekable();
-        let format = match words.peek().map(|w| w.to_ascii_lowercase()) {
-            Some(f) if matches!(f.as_str(), "plain" | "json" | "xml") => {
-                words.next();
-                f
-            }
-            _ => "plain".to_owned(),
-        };
-        self.format = match format.as_str() {
-            "json" => EventFormat::Json,
-            "xml" => EventFormat::Xml,
-            _ => EventFormat::Plain,
-        };
+    /// `event <format> NAME… [CUSTOM subclass…]`: as mod_event_socket reads it, every word after
+    /// `CUSTOM` is a subclass.
+    fn subscribe(&mut self, sub: &Subscribe) {
+        self.format = sub.format();
         let mut custom = false;
-        for word in words {
+        for word in sub.names() {
             if custom {
-                self.subclasses.insert(word.to_owned());
+                self.subclasses.insert(word.clone());
             } else {
                 let name = word.to_ascii_uppercase();
                 custom = name == "CUSTOM";
                 self.events.insert(name);
             }
         }
-        format
     }
 
     /// Sends a frame; a write error marks the socket broken (the read side then sees the close).
@@ -207,33 +172,18 @@ impl SocketConn {
     }
 
     /// `Content-Disposition: linger`, sent after CHANNEL_HANGUP_COMPLETE on a lingering socket.
-    pub async fn linger_notice(&mut self, uuid: &str, channel_name: &str, linger: Linger) {
-        let frame = Frame::new(
-            vec![
-                ("Content-Type".into(), "text/disconnect-notice".into()),
-                ("Controlled-Session-UUID".into(), uuid.into()),
-                ("Content-Disposition".into(), "linger".into()),
-                ("Channel-Name".into(), channel_name.into()),
-                ("Linger-Time".into(), linger.header()),
-                ("Content-Length".into(), String::new()),
-            ],
-            Some(Bytes::new()),
-        );
-        self.send(frame).await;
+    pub async fn linger_notice(&mut self, uuid: &str, channel_name: &str, linger: LingerTime) {
+        let secs = match linger {
+            LingerTime::Secs(n) => i64::try_from(n).unwrap_or(i64::MAX),
+            LingerTime::Forever => -1,
+        };
+        self.send(Frame::disconnect_notice_linger(uuid, channel_name, secs))
+            .await;
     }
 
     /// The final `text/disconnect-notice` of an outbound session, then close.
     pub async fn disconnect(mut self, uuid: &str) {
-        let frame = Frame::new(
-            vec![
-                ("Content-Type".into(), "text/disconnect-notice".into()),
-                ("Controlled-Session-UUID".into(), uuid.into()),
-                ("Content-Disposition".into(), "disconnect".into()),
-                ("Content-Length".into(), String::new()),
-            ],
-            Some(Bytes::from_static(GOODBYE)),
-        );
-        self.send(frame).await;
+        self.send(Frame::session_goodbye(uuid)).await;
         let _ = SinkExt::<Frame>::close(&mut self.framed).await;
     }
 }
@@ -401,11 +351,18 @@ impl CallRun {
         }
     }
 
-    async fn socket_command(&mut self, cmd: RawCommand, leg: &mut Leg, s: &mut SocketConn) -> Flow {
-        let verb = cmd.verb().to_ascii_lowercase();
-        let args = cmd.args().to_owned();
-        match verb.as_str() {
-            "connect" => {
+    /// Answers one command from the controller, read as the typed [`Command`] it is (a verb
+    /// outside it, or one that does not read, is answered from the raw line).
+    async fn socket_command(&mut self, raw: RawCommand, leg: &mut Leg, s: &mut SocketConn) -> Flow {
+        let cmd = match Command::try_from(&raw) {
+            Ok(cmd) => cmd,
+            Err(_) => {
+                self.other_command(&raw, s).await;
+                return Flow::Continue;
+            }
+        };
+        match cmd {
+            Command::Connect => {
                 s.connected = true;
                 let ev = lock(&self.channel).connect_reply(&self.shared.core);
                 // switch_event_serialize(…, SWITCH_TRUE): every value URL-encoded, Reply-Text too.
@@ -415,112 +372,112 @@ impl CallRun {
                     .collect();
                 s.send(Frame::new(headers, None)).await;
             }
-            "myevents" => {
-                s.format = match args.split_whitespace().next().map(str::to_ascii_lowercase) {
-                    Some(f) if f == "json" => EventFormat::Json,
-                    Some(f) if f == "xml" => EventFormat::Xml,
-                    _ => EventFormat::Plain,
-                };
+            Command::MyEvents(m) => {
+                s.format = m.format().unwrap_or(EventFormat::Plain);
                 s.myevents = true;
                 s.reply("+OK Events Enabled").await;
             }
-            "event" => {
-                let format = s.subscribe(&args);
-                s.reply(&format!("+OK event listener enabled {format}"))
-                    .await;
+            Command::Event(sub) => {
+                s.subscribe(&sub);
+                s.reply(&format!(
+                    "+OK event listener enabled {}",
+                    sub.format().as_str()
+                ))
+                .await;
             }
-            "nixevent" => s.reply("+OK events nixed").await,
-            "noevents" => {
+            Command::NixEvent(_) => s.reply("+OK events nixed").await,
+            Command::NoEvents => {
                 s.myevents = false;
                 s.events.clear();
                 s.subclasses.clear();
                 s.reply("+OK no longer listening for events").await;
             }
-            "filter" => s.reply(&format!("+OK filter added. [{args}]")).await,
-            "linger" => {
-                let linger = Linger::parse(&args);
+            Command::Filter(f) => {
+                let verb = if f.is_delete() { "deleted" } else { "added" };
+                s.reply(&format!(
+                    "+OK filter {verb}. [{}]=[{}]",
+                    f.header(),
+                    f.value().unwrap_or("")
+                ))
+                .await;
+            }
+            Command::Linger(l) => {
+                let linger = LingerTime::of(&l);
                 s.linger = Some(linger);
                 match linger {
-                    Linger::Secs(n) => s.reply(&format!("+OK will linger {n} seconds")).await,
-                    Linger::Forever => s.reply("+OK will linger").await,
+                    LingerTime::Secs(n) => s.reply(&format!("+OK will linger {n} seconds")).await,
+                    LingerTime::Forever => s.reply("+OK will linger").await,
                 }
             }
-            "nolinger" => {
+            Command::NoLinger => {
                 s.linger = None;
                 s.reply("+OK will not linger").await;
             }
-            "resume" | "divert_events" | "log" | "nolog" => s.reply("+OK").await,
-            "getvar" => {
-                let value = lock(&self.channel)
-                    .var(args.trim())
-                    .unwrap_or("")
-                    .to_owned();
-                s.reply(&value).await;
-            }
-            "api" => {
+            Command::Api(a) => {
                 // Through the shared runner: `api` starts calls, so this module does not import it.
-                let body = (self.shared.api.execute)(Arc::clone(&self.shared), args.clone()).await;
+                let body =
+                    (self.shared.api.execute)(Arc::clone(&self.shared), a.command().to_owned())
+                        .await;
                 s.send(Frame::api_response(body)).await;
             }
-            "bgapi" => {
-                let job = (self.shared.api.start_bgapi)(&self.shared, &args, cmd.job_uuid());
+            Command::BgApi(b) => {
+                let job_uuid = b.job_uuid().to_string();
+                let job = (self.shared.api.start_bgapi)(&self.shared, b.command(), Some(&job_uuid));
                 s.send(Frame::bgapi_reply(&job)).await;
             }
-            "exit" => {
+            Command::Exit => {
                 s.reply("+OK bye").await;
                 return Flow::Closed;
             }
-            "sendmsg" => return self.sendmsg(&cmd, &args, leg, s).await,
-            _ => s.reply("-ERR command not found").await,
+            Command::SendMsg(m) => return self.sendmsg(&m, leg, s).await,
+            Command::Auth(_) => s.reply("-ERR command not found").await,
         }
         Flow::Continue
     }
 
-    async fn sendmsg(
-        &mut self,
-        cmd: &RawCommand,
-        target: &str,
-        leg: &mut Leg,
-        s: &mut SocketConn,
-    ) -> Flow {
-        let target = target.trim();
+    /// Commands outside [`Command`]: `getvar`, and the few a controller may send that only need an
+    /// acknowledgement.
+    async fn other_command(&mut self, raw: &RawCommand, s: &mut SocketConn) {
+        match raw.verb().to_ascii_lowercase().as_str() {
+            "resume" | "divert_events" | "log" | "nolog" => s.reply("+OK").await,
+            "getvar" => {
+                let value = lock(&self.channel)
+                    .var(raw.args().trim())
+                    .unwrap_or("")
+                    .to_owned();
+                s.reply(&value).await;
+            }
+            _ => s.reply("-ERR command not found").await,
+        }
+    }
+
+    async fn sendmsg(&mut self, m: &SendMsg, leg: &mut Leg, s: &mut SocketConn) -> Flow {
         if s.hung_up {
             // After the hangup FreeSWITCH still acknowledges a sendmsg; nothing runs.
             s.reply("+OK").await;
             return Flow::Continue;
         }
-        if !target.is_empty() && target != self.uuid {
+        if let Some(target) = m.target().filter(|t| *t != self.uuid) {
             s.reply(&format!("-ERR invalid session id [{target}]"))
                 .await;
             return Flow::Continue;
         }
-        let command = cmd
-            .header("call-command")
-            .unwrap_or("")
-            .to_ascii_lowercase();
+        let command = m.get("call-command").unwrap_or("").to_ascii_lowercase();
         match command.as_str() {
             "execute" => {
-                let name = cmd
-                    .header("execute-app-name")
-                    .unwrap_or("")
-                    .trim()
-                    .to_owned();
-                let arg = match cmd.header("execute-app-arg") {
-                    Some(a) => a.to_owned(),
-                    None => cmd.body_str().unwrap_or("").to_owned(),
-                };
+                let name = m.get("execute-app-name").unwrap_or("").trim().to_owned();
                 if name.is_empty() {
                     s.reply("-ERR invalid application").await;
                     return Flow::Continue;
                 }
-                let app_uuid = cmd
-                    .header("Event-UUID")
+                let app_uuid = m
+                    .get("Event-UUID")
                     .map(str::to_owned)
                     .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
                 s.reply("+OK").await;
                 leg.queue.push_back(AppCall {
                     name,
-                    arg,
+                    arg: m.app_arg().to_owned(),
                     app_uuid,
                 });
                 if leg.current.is_none() {
@@ -532,7 +489,7 @@ impl CallRun {
             }
             "hangup" => {
                 s.reply("+OK").await;
-                Flow::Hangup(hangup_cause_arg(cmd.header("hangup-cause").unwrap_or("")))
+                Flow::Hangup(hangup_cause_arg(m.get("hangup-cause").unwrap_or("")))
             }
             _ => {
                 s.reply("+OK").await;
@@ -599,11 +556,11 @@ impl CallRun {
     /// Serves a lingering socket after the hangup: commands are answered (a `sendmsg` runs
     /// nothing), until the linger time is over (then the disconnect notice) or the controller
     /// closes or sends `exit`.
-    pub(super) async fn linger_out(&mut self, mut s: SocketConn, linger: Linger) {
+    pub(super) async fn linger_out(&mut self, mut s: SocketConn, linger: LingerTime) {
         s.hung_up = true;
         let until = match linger {
-            Linger::Secs(n) => Some(after(Instant::now(), Duration::from_secs(n))),
-            Linger::Forever => None,
+            LingerTime::Secs(n) => Some(after(Instant::now(), Duration::from_secs(n))),
+            LingerTime::Forever => None,
         };
         let mut leg = Leg {
             queue: VecDeque::new(),
