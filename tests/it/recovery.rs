@@ -84,6 +84,57 @@ async fn start_server_logging(
     server
 }
 
+/// The simulator for these tests: limits that never refuse, every duration 100 times shorter,
+/// calls of `talk_ms` (unscaled) and rings of `ring_ms`.
+async fn simulator(socket_port: u16, talk_ms: u64, ring_ms: u64) -> discador::sim::SimHandle {
+    Simulator::start(SimConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        socket_addr: format!("127.0.0.1:{socket_port}").parse().unwrap(),
+        sps: 5000,
+        max_sessions: 20_000,
+        time_scale: 0.01,
+        timings: Timings {
+            talk_ms,
+            ring_ms,
+            ..Timings::default()
+        },
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap()
+}
+
+/// Creates campaign `nombre` open all day with `settings`, loads `numbers` and starts it.
+async fn start_campaign(server: &Server, nombre: &str, settings: Value, numbers: &[String]) {
+    let http = reqwest::Client::new();
+    let mut body = json!({"nombre": nombre, "hora_inicio": "00:00", "hora_fin": "00:00"});
+    for (k, v) in settings.as_object().unwrap() {
+        body[k] = v.clone();
+    }
+    let r = http
+        .post(format!("{}/campanas/", server.base))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let r = http
+        .post(format!("{}/campana/{nombre}/numeros", server.base))
+        .header("content-type", "text/csv")
+        .body(format!("telefono\n{}\n", numbers.join("\n")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let r = http
+        .post(format!("{}/discador/iniciar/", server.base))
+        .json(&json!({ "nombre_campana": nombre }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+}
+
 on_both_backends!(
     kill_9_mid_campaign_then_restart_loses_nothing,
     worker_threads = 2
@@ -92,50 +143,18 @@ async fn kill_9_mid_campaign_then_restart_loses_nothing(backend: Backend) {
     let db = TestDb::new(backend);
     let socket_port = free_port();
     // Calls of about a second (talk 100 s × 0.01), so some are up when the server dies.
-    let sim = Simulator::start(SimConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        socket_addr: format!("127.0.0.1:{socket_port}").parse().unwrap(),
-        sps: 2000,
-        max_sessions: 20_000,
-        time_scale: 0.01,
-        timings: Timings {
-            talk_ms: 100_000,
-            ..Timings::default()
-        },
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
+    let sim = simulator(socket_port, 100_000, Timings::default().ring_ms).await;
     let http = reqwest::Client::new();
 
     let mut server = start_server(&db, sim.addr.port(), socket_port).await;
     let numbers: Vec<String> = (0..200).map(|i| format!("54988{i:06}6")).collect();
-    let r = http
-        .post(format!("{}/campanas/", server.base))
-        .json(
-            &json!({"nombre": "CAIDA", "cps": 50, "reintentos": 2, "intervalo_reintento": 0,
-                      "max_canales": 100, "hora_inicio": "00:00", "hora_fin": "00:00"}),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 201);
-    let csv = format!("telefono\n{}\n", numbers.join("\n"));
-    let r = http
-        .post(format!("{}/campana/CAIDA/numeros", server.base))
-        .header("content-type", "text/csv")
-        .body(csv)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
-    let r = http
-        .post(format!("{}/discador/iniciar/", server.base))
-        .json(&json!({"nombre_campana": "CAIDA"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
+    start_campaign(
+        &server,
+        "CAIDA",
+        json!({"cps": 50, "reintentos": 2, "intervalo_reintento": 0, "max_canales": 100}),
+        &numbers,
+    )
+    .await;
 
     while sim.originates().len() < 60 {
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -226,21 +245,7 @@ async fn sigterm_mid_campaign_writes_every_known_result(backend: Backend) {
     let db = TestDb::new(backend);
     let socket_port = free_port();
     // Short calls (talk 10 s × 0.01, busy lines 8 ms), many ending every millisecond.
-    let sim = Simulator::start(SimConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        socket_addr: format!("127.0.0.1:{socket_port}").parse().unwrap(),
-        sps: 5000,
-        max_sessions: 20_000,
-        time_scale: 0.01,
-        timings: Timings {
-            talk_ms: 10_000,
-            ring_ms: 500,
-            ..Timings::default()
-        },
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
+    let sim = simulator(socket_port, 10_000, 500).await;
     let mut server = start_server_logging(&db, sim.addr.port(), socket_port, Stdio::piped()).await;
     let out = server.child.stdout.take().expect("piped stdout");
     let ended = std::thread::spawn(move || {
@@ -252,35 +257,16 @@ async fn sigterm_mid_campaign_writes_every_known_result(backend: Backend) {
             .filter_map(|v| v["uuid"].as_str().map(str::to_owned))
             .collect::<Vec<String>>()
     });
-    let http = reqwest::Client::new();
     let numbers: Vec<String> = (0..3000)
         .map(|i| format!("54977{i:06}{}", [6, 0][i % 2]))
         .collect();
-    let r = http
-        .post(format!("{}/campanas/", server.base))
-        .json(
-            &json!({"nombre": "TERM", "cps": 800, "reintentos": 0, "max_canales": 2000,
-                      "hora_inicio": "00:00", "hora_fin": "00:00"}),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 201);
-    let r = http
-        .post(format!("{}/campana/TERM/numeros", server.base))
-        .header("content-type", "text/csv")
-        .body(format!("telefono\n{}\n", numbers.join("\n")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
-    let r = http
-        .post(format!("{}/discador/iniciar/", server.base))
-        .json(&json!({"nombre_campana": "TERM"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
+    start_campaign(
+        &server,
+        "TERM",
+        json!({"cps": 800, "reintentos": 0, "max_canales": 2000}),
+        &numbers,
+    )
+    .await;
     while sim.finished().len() < 600 {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }

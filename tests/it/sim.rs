@@ -499,6 +499,22 @@ async fn max_sessions_caps_live_channels() -> Result<()> {
     Ok(())
 }
 
+/// A simulator whose socket leg connects to a listener of the test's (`cfg`'s `socket_addr` is
+/// set to it), and an authenticated inbound client subscribed to `events` (none: no subscription).
+async fn with_socket(cfg: SimConfig, events: &[&str]) -> Result<(TcpListener, SimHandle, Client)> {
+    let (listener, ctl_addr) = controller().await?;
+    let sim = start(SimConfig {
+        socket_addr: ctl_addr,
+        ..cfg
+    })
+    .await?;
+    let mut c = Client::authed(sim.addr).await?;
+    if !events.is_empty() {
+        c.subscribe(EventFormat::Plain, events).await?;
+    }
+    Ok((listener, sim, c))
+}
+
 /// A tiny controller: accepts the simulator's socket connection.
 async fn controller() -> Result<(TcpListener, SocketAddr)> {
     let l = TcpListener::bind("127.0.0.1:0").await?;
@@ -535,18 +551,8 @@ async fn execute(s: &mut Client, app: &str, arg: &str) -> Result<Event> {
 
 #[tokio::test]
 async fn socket_leg_runs_the_controllers_script() -> Result<()> {
-    let (listener, ctl_addr) = controller().await?;
-    let sim = start(SimConfig {
-        socket_addr: ctl_addr,
-        ..config()
-    })
-    .await?;
-    let mut c = Client::authed(sim.addr).await?;
-    c.subscribe(
-        EventFormat::Plain,
-        &["BACKGROUND_JOB", "CUSTOM", "avmd::beep"],
-    )
-    .await?;
+    let (listener, sim, mut c) =
+        with_socket(config(), &["BACKGROUND_JOB", "CUSTOM", "avmd::beep"]).await?;
 
     for (number, verdict, exten, resultado) in [
         ("600000003", "MACHINE", "maquina", "MAQUINA"),
@@ -672,15 +678,7 @@ async fn socket_leg_runs_the_controllers_script() -> Result<()> {
 /// beep happened: an inbound listener subscribed to it hears it.
 #[tokio::test]
 async fn socket_leg_sends_custom_events_only_when_subscribed() -> Result<()> {
-    let (listener, ctl_addr) = controller().await?;
-    let sim = start(SimConfig {
-        socket_addr: ctl_addr,
-        ..config()
-    })
-    .await?;
-    let mut c = Client::authed(sim.addr).await?;
-    c.subscribe(EventFormat::Plain, &["CUSTOM", "avmd::beep"])
-        .await?;
+    let (listener, sim, mut c) = with_socket(config(), &["CUSTOM", "avmd::beep"]).await?;
     let uuid = Uuid::new_v4().to_string();
     c.bgapi(&originate_cmd(&uuid, "600000003", "discador XML discador"))
         .await?;
@@ -708,21 +706,16 @@ async fn socket_leg_sends_custom_events_only_when_subscribed() -> Result<()> {
 /// gateway is `-ERR INVALID_GATEWAY` with no channel (transcript `inbound-failures`).
 #[tokio::test]
 async fn socket_leg_parks_on_early_close_and_missing_things_fail_like_freeswitch() -> Result<()> {
-    let (listener, ctl_addr) = controller().await?;
-    let sim = start(SimConfig {
-        socket_addr: ctl_addr,
-        missing_modules: vec!["mod_amd".to_owned()],
-        gateways: vec!["gw_pstn".to_owned()],
-        timings: Timings {
-            talk_ms: 60_000,
-            ..Timings::default()
+    let (listener, sim, mut c) = with_socket(
+        SimConfig {
+            missing_modules: vec!["mod_amd".to_owned()],
+            gateways: vec!["gw_pstn".to_owned()],
+            timings: Timings {
+                talk_ms: 60_000,
+                ..Timings::default()
+            },
+            ..config()
         },
-        ..config()
-    })
-    .await?;
-    let mut c = Client::authed(sim.addr).await?;
-    c.subscribe(
-        EventFormat::Plain,
         &[
             "CHANNEL_CREATE",
             "CHANNEL_HANGUP_COMPLETE",
@@ -850,13 +843,7 @@ fn transcript(name: &str) -> Vec<u8> {
 /// (transcripts `amd-human`, `amd-machine`, `no-linger-hangup`, `missing-app`).
 #[tokio::test]
 async fn the_socket_leg_answers_captured_commands_as_freeswitch_did() -> Result<()> {
-    let (listener, ctl_addr) = controller().await?;
-    let sim = start(SimConfig {
-        socket_addr: ctl_addr,
-        ..config()
-    })
-    .await?;
-    let mut c = Client::authed(sim.addr).await?;
+    let (listener, sim, mut c) = with_socket(config(), &[]).await?;
     for (scenario, number) in [
         ("amd-human", "600000006"),
         ("amd-machine", "600000003"),
@@ -914,15 +901,7 @@ async fn the_socket_leg_answers_captured_commands_as_freeswitch_did() -> Result<
 
 #[tokio::test]
 async fn socket_leg_hangup_disconnect_and_unreachable() -> Result<()> {
-    let (listener, ctl_addr) = controller().await?;
-    let sim = start(SimConfig {
-        socket_addr: ctl_addr,
-        ..config()
-    })
-    .await?;
-    let mut c = Client::authed(sim.addr).await?;
-    c.subscribe(EventFormat::Plain, &["CHANNEL_HANGUP_COMPLETE"])
-        .await?;
+    let (listener, sim, mut c) = with_socket(config(), &["CHANNEL_HANGUP_COMPLETE"]).await?;
 
     // hangup through sendmsg, without linger: HANGUP, HANGUP_COMPLETE, then goodbye (transcript
     // `no-linger-hangup`).
@@ -961,6 +940,7 @@ async fn socket_leg_hangup_disconnect_and_unreachable() -> Result<()> {
     sim.shutdown().await;
 
     // Nobody listens on the socket address: answered, then hung up at once.
+    let ctl_addr = listener.local_addr()?;
     drop(listener);
     let sim = start(SimConfig {
         socket_addr: ctl_addr,
@@ -1293,14 +1273,7 @@ fn assert_headers_like(real: &Event, ours: &Event, scenario_specific: &[&str]) {
 /// FreeSWITCH ones (tests/fixtures/esl/), in the same order.
 #[tokio::test]
 async fn socket_frames_have_the_headers_of_real_ones() -> Result<()> {
-    let (listener, ctl_addr) = controller().await?;
-    let sim = start(SimConfig {
-        socket_addr: ctl_addr,
-        ..config()
-    })
-    .await?;
-    let mut c = Client::authed(sim.addr).await?;
-    c.subscribe(EventFormat::Plain, &["BACKGROUND_JOB"]).await?;
+    let (listener, sim, mut c) = with_socket(config(), &["BACKGROUND_JOB"]).await?;
     let uuid = Uuid::new_v4().to_string();
     let job = c
         .bgapi(&originate_cmd(&uuid, "600000006", "discador XML discador"))
