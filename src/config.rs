@@ -6,7 +6,6 @@
 //! [`Secret`], whose `Debug` and `Display` never print the value: a `tracing` field or an error body
 //! built from the configuration cannot leak them.
 
-use std::fmt;
 use std::net::SocketAddr;
 
 use crate::dialer::originate::DialTemplate;
@@ -15,38 +14,7 @@ use crate::domain::{Cps, Gateway};
 /// The zero-setup default: an SQLite file in the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://discador.db";
 
-/// A string that must never reach a log line or an error body.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-    /// The value itself, for the one place that must send it (ESL auth, DB connect, token compare).
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl std::str::FromStr for Secret {
-    type Err = std::convert::Infallible;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(Secret(s.to_owned()))
-    }
-}
+pub use crate::secret::Secret;
 
 /// How log lines are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

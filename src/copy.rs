@@ -18,8 +18,8 @@
 
 use std::collections::HashMap;
 
-use crate::config::Secret;
 use crate::domain::{CampaignName, CampaignState};
+use crate::secret::Secret;
 use crate::store::{Store, StoreError};
 
 /// Rows per page (numbers carry 11 values each: 22,000 bound values, under SQLite's 32,766).

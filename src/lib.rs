@@ -12,6 +12,7 @@ pub mod demo;
 pub mod dialer;
 pub mod domain;
 pub mod esl;
+pub mod secret;
 pub mod sim;
 pub mod store;
 pub mod telemetry;

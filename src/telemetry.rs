@@ -3,7 +3,7 @@
 //!
 //! Fields follow one convention across the service: `campana`, `uuid`, and `telefono` masked to its
 //! last four digits at info level. Secrets are never fields: the configuration holds them in
-//! [`crate::config::Secret`], which prints `***`.
+//! [`crate::secret::Secret`], which prints `***`.
 
 use std::io::IsTerminal;
 

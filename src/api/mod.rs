@@ -20,8 +20,8 @@ use warp::http::{StatusCode, Uri};
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
-use crate::config::Secret;
 use crate::domain::{CampaignName, Cps};
+use crate::secret::Secret;
 use crate::store::Store;
 
 pub use control::Control;

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::codec::RawCommand;
 use super::error::EslError;
-use crate::config::Secret;
+use crate::secret::Secret;
 
 /// Application arguments longer than this go in the `sendmsg` body instead of the
 /// `execute-app-arg` header, as the mod_event_socket documentation recommends for long arguments.

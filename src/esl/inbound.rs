@@ -28,7 +28,7 @@ use super::command::{Api, Auth, BgApi, Command, EventFormat, Subscribe};
 use super::error::EslError;
 use super::event::Event;
 use super::frame::{Frame, FrameKind};
-use crate::config::Secret;
+use crate::secret::Secret;
 
 /// Capacity of the event fan-out: a reader that falls this far behind gets `Lagged`.
 pub const EVENT_CAPACITY: usize = 65_536;

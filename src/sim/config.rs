@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::config::Secret;
+use crate::secret::Secret;
 
 use super::outcome::{Mix, OutcomeRule};
 

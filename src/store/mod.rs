@@ -23,8 +23,8 @@ use chrono::{DateTime, Utc};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_async::pooled_connection::deadpool::PoolError;
 
-use crate::config::Secret;
 use crate::domain::{CampaignName, CampaignState, NumberState, PhoneNumber, TableName};
+use crate::secret::Secret;
 
 pub use rows::{CdrRow, DncRow, NumberRow};
 
