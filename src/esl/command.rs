@@ -479,7 +479,8 @@ impl TryFrom<&RawCommand> for Command {
 
     /// Reads a command as FreeSWITCH's mod_event_socket reads it (the server end: the simulator).
     /// The same checks as the constructors apply, so a command that could not have been built
-    /// cannot be read either; a verb outside [`Command`] is `InvalidCommand`.
+    /// cannot be read either; a verb outside [`Command`] is `InvalidCommand`. One flat arm per
+    /// command (long on purpose: the mirror of `encode_into`, arm for arm).
     fn try_from(raw: &RawCommand) -> Result<Self, EslError> {
         let args = raw.args();
         let words: Vec<&str> = args.split_whitespace().collect();

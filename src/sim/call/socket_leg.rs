@@ -352,7 +352,8 @@ impl CallRun {
     }
 
     /// Answers one command from the controller, read as the typed [`Command`] it is (a verb
-    /// outside it, or one that does not read, is answered from the raw line).
+    /// outside it, or one that does not read, is answered from the raw line). One flat arm per
+    /// command (long on purpose: the table of what the switch answers reads best in one place).
     async fn socket_command(&mut self, raw: RawCommand, leg: &mut Leg, s: &mut SocketConn) -> Flow {
         let cmd = match Command::try_from(&raw) {
             Ok(cmd) => cmd,
