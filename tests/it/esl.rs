@@ -1256,3 +1256,91 @@ fn unreadable_commands_are_errors() {
         Command::Linger(Linger::new(Some(7)))
     );
 }
+
+/// The inbound client against FreeSWITCH's own bytes (transcript `amd-human.inbound`): a scripted
+/// switch answers the client's auth, subscription and `bgapi originate` with the captured frames
+/// (the captured Job-UUID replaced by the client's, same length), and the client resolves the job
+/// with the channel's UUID and hands every captured event to its readers, in the switch's order.
+#[tokio::test]
+async fn the_inbound_client_reads_a_captured_call() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/esl-transcripts/amd-human.inbound.from-fs");
+    let captured = decode_all(&std::fs::read(&path).unwrap());
+    let captured_job = captured
+        .iter()
+        .find_map(|f| f.header("Job-UUID"))
+        .expect("the capture has a bgapi")
+        .to_owned();
+    let captured_events: Vec<String> = captured
+        .iter()
+        .filter_map(|f| f.event().ok())
+        .filter_map(|e| e.name().map(str::to_owned))
+        .collect();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (sock, _) = listener.accept().await.unwrap();
+        let mut conn = Framed::new(sock, CommandCodec::new());
+        let mut rest = captured.into_iter();
+        conn.send(rest.next().unwrap()).await.unwrap(); // auth/request
+        while let Some(Ok(cmd)) = conn.next().await {
+            match cmd.verb() {
+                "auth" | "event" => conn.send(rest.next().unwrap()).await.unwrap(),
+                "bgapi" => {
+                    // The job's reply, then everything the switch sent about the call.
+                    let ours = cmd.job_uuid().unwrap().to_owned();
+                    let mut bytes = Vec::new();
+                    for f in rest.by_ref() {
+                        bytes.extend(encode_frame(&f));
+                    }
+                    let text = String::from_utf8(bytes)
+                        .unwrap()
+                        .replace(&captured_job, &ours);
+                    use tokio::io::AsyncWriteExt;
+                    conn.get_mut().write_all(text.as_bytes()).await.unwrap();
+                }
+                other => panic!("unexpected {other}"),
+            }
+        }
+    });
+    let mut cfg = client_cfg(addr);
+    cfg.events = [
+        "CHANNEL_CREATE",
+        "CHANNEL_PROGRESS",
+        "CHANNEL_PROGRESS_MEDIA",
+        "CHANNEL_ANSWER",
+        "CHANNEL_HANGUP",
+        "CHANNEL_HANGUP_COMPLETE",
+        "BACKGROUND_JOB",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let client = InboundClient::start(cfg);
+    client.wait_connected(Duration::from_secs(5)).await.unwrap();
+    let mut events = client.events();
+    let job = client
+        .bgapi(
+            "originate {origination_uuid=205e9c95-21af-49c5-9708-69e68f544962}sofia/gateway/gw_pstn/5551000001 discador XML discador",
+            Uuid::new_v4(),
+        )
+        .await
+        .unwrap();
+    let result = tokio::time::timeout(Duration::from_secs(5), job)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        result,
+        JobResult::Ok("205e9c95-21af-49c5-9708-69e68f544962".into())
+    );
+    let mut got = Vec::new();
+    while got.len() < captured_events.len() {
+        let ev = tokio::time::timeout(Duration::from_secs(5), events.recv())
+            .await
+            .expect("every captured event arrives")
+            .unwrap();
+        got.push(ev.name().unwrap_or("").to_owned());
+    }
+    assert_eq!(got, captured_events);
+}
