@@ -327,8 +327,9 @@ async fn a_campaign_whose_amd_module_is_missing_is_refused_or_paused() {
 }
 
 /// Issue 9, point 6: an originate the switch refuses without creating a channel is not an
-/// attempt. Over sessions-per-second the numbers are requeued (a campaign with no retries still
-/// completes every number); a gateway the switch does not have pauses the campaign with the cause.
+/// attempt. Over sessions-per-second our refused originates are requeued (a campaign with no
+/// retries still gives every number exactly one attempt); a gateway the switch does not have
+/// pauses the campaign with the cause.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refusals_by_the_switch_are_not_attempts() {
     // 4 sessions a second: one call (two sessions on this box) gets through per second at most.
