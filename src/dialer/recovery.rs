@@ -31,7 +31,7 @@ use crate::esl::{ConnState, Event, InboundClient, JobResult};
 use crate::store::{Campaign, InFlight};
 
 use super::tracker::{
-    first_word, AmdVerdict, CallEvent, Control, ControlOutcome, Hangup, LiveCall, Tracker,
+    AmdVerdict, CallEvent, Control, ControlOutcome, Hangup, LiveCall, Tracker,
 };
 use super::{node, Dialer};
 
@@ -339,6 +339,8 @@ fn spawn_reconcile(esl: &InboundClient, tracker: &Tracker, scope: Scope, cut: bo
 /// The tracker's view of an ESL event: only what decides a call's state. BACKGROUND_JOB is matched
 /// by its Job-UUID, which the dialer sets to the call's UUID.
 pub fn call_event(ev: &Event) -> Option<CallEvent> {
+    // `-ERR USER_BUSY\n`: the cause is the first word after `-ERR`.
+    let first_word = |s: &str| s.split_whitespace().next().unwrap_or("UNKNOWN").to_owned();
     let name = ev.name()?;
     if name == "BACKGROUND_JOB" {
         let uuid = Uuid::parse_str(ev.job_uuid()?).ok()?;

@@ -170,7 +170,8 @@ pub enum CallEvent {
     Created { uuid: Uuid },
     /// BACKGROUND_JOB `+OK`: the leg was answered and sent to the dialplan.
     JobOk { uuid: Uuid },
-    /// BACKGROUND_JOB `-ERR CAUSE`: the originate failed.
+    /// BACKGROUND_JOB `-ERR CAUSE`: the originate failed. `cause` is the cause name alone (the
+    /// event pump reads it off the job's body).
     JobErr { uuid: Uuid, cause: String },
     /// CHANNEL_ANSWER.
     Answered { uuid: Uuid },
@@ -457,7 +458,6 @@ fn apply(call: &mut LiveCall, event: CallEvent, now: DateTime<Utc>) -> Step {
             }))
         }
         CallEvent::JobErr { cause, .. } => {
-            let cause = first_word(&cause);
             if call.channel || refusal(&cause) == Refusal::Number {
                 Step::Finish(Hangup {
                     duracion: seconds_since(call.inicio, now),
@@ -537,11 +537,6 @@ impl Hangup {
 
 fn seconds_since(start: DateTime<Utc>, now: DateTime<Utc>) -> u32 {
     u32::try_from((now - start).num_seconds().max(0)).unwrap_or(u32::MAX)
-}
-
-/// `-ERR USER_BUSY\n` bodies carry the cause as their first word.
-pub fn first_word(s: &str) -> String {
-    s.split_whitespace().next().unwrap_or("UNKNOWN").to_owned()
 }
 
 /// The final state of one attempt: the retry rule lives here.
@@ -841,7 +836,7 @@ mod tests {
             &mut c,
             CallEvent::JobErr {
                 uuid,
-                cause: "DESTINATION_OUT_OF_ORDER\n".into(),
+                cause: "DESTINATION_OUT_OF_ORDER".into(),
             },
             Utc::now(),
         );
