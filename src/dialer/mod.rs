@@ -189,25 +189,9 @@ impl Dialer {
     /// estado. The runner is paused even if the database cannot record it (a campaign that cannot
     /// be dialed must not keep trying); a campaign that is no longer ACTIVA is left as it is.
     pub async fn pause_for(&self, name: &CampaignName, motivo: &str) {
-        match self
-            .shared
-            .store
-            .transition_campaign_state(
-                name,
-                &[CampaignState::Activa],
-                CampaignState::Pausada,
-                Some(motivo),
-            )
-            .await
-        {
-            Ok(_) => {}
-            Err(StoreError::Conflict(_)) => return,
-            Err(e) => {
-                tracing::warn!(campana = %name, error = %e, "no se pudo registrar la pausa de la campaña");
-            }
+        if record_self_pause(&self.shared.store, name, motivo).await {
+            self.pause(name);
         }
-        tracing::warn!(campana = %name, %motivo, "campaña pausada por el servicio");
-        self.pause(name);
     }
 
     pub fn tracker(&self) -> &Tracker {
@@ -362,6 +346,30 @@ impl Dialer {
             let _ = r.join.await;
         }
     }
+}
+
+/// Records ACTIVA → PAUSADA with `motivo`, decided by the service itself (the API's pause records
+/// no reason). `false` when the campaign is no longer ACTIVA: an operator's pause or stop at the
+/// same moment wins. A database that cannot record it is logged and counts as paused: a campaign
+/// that cannot be dialed must not keep trying.
+async fn record_self_pause(store: &Store, name: &CampaignName, motivo: &str) -> bool {
+    match store
+        .transition_campaign_state(
+            name,
+            &[CampaignState::Activa],
+            CampaignState::Pausada,
+            Some(motivo),
+        )
+        .await
+    {
+        Ok(_) => {}
+        Err(StoreError::Conflict(_)) => return false,
+        Err(e) => {
+            tracing::warn!(campana = %name, error = %e, "no se pudo registrar la pausa de la campaña");
+        }
+    }
+    tracing::warn!(campana = %name, %motivo, "campaña pausada por el servicio");
+    true
 }
 
 /// Why a campaign cannot dial with `amd`: its module is missing.

@@ -30,9 +30,7 @@ use crate::domain::{CallResult, NumberState};
 use crate::esl::{ConnState, Event, InboundClient, JobResult};
 use crate::store::{Campaign, InFlight};
 
-use super::tracker::{
-    AmdVerdict, CallEvent, Control, ControlOutcome, Hangup, LiveCall, Tracker,
-};
+use super::tracker::{AmdVerdict, CallEvent, Control, ControlOutcome, Hangup, LiveCall, Tracker};
 use super::{node, Dialer};
 
 /// How often the stuck-call sweep runs.

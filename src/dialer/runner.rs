@@ -187,7 +187,8 @@ impl Runner {
         if let Some(missing) = known.missing_for(self.campaign.amd) {
             self.release().await;
             let motivo = super::missing_module_reason(self.campaign.amd, missing);
-            pause_self(&self.shared, &self.campaign, &motivo).await;
+            // The runner ends itself; a later `reanudar` starts a new one.
+            super::record_self_pause(&self.shared.store, &self.campaign.nombre, &motivo).await;
             return Err(Next::Stop);
         }
         if known.known_for(self.campaign.amd) {
@@ -632,27 +633,6 @@ async fn unclaim(shared: &Shared, campaign: &Campaign, ids: &[i64]) -> bool {
         }
     });
     true
-}
-
-/// ACTIVA → PAUSADA with the reason, by the runner itself, which then ends (a later `reanudar`
-/// starts a new one). Only from ACTIVA: an operator's pause or stop at the same moment wins.
-async fn pause_self(shared: &Shared, campaign: &Campaign, motivo: &str) {
-    match shared
-        .store
-        .transition_campaign_state(
-            &campaign.nombre,
-            &[CampaignState::Activa],
-            CampaignState::Pausada,
-            Some(motivo),
-        )
-        .await
-    {
-        Ok(_) => tracing::warn!(campana = %campaign.nombre, %motivo, "campaña pausada"),
-        Err(StoreError::Conflict(_)) => {}
-        Err(e) => {
-            tracing::warn!(campana = %campaign.nombre, error = %e, %motivo, "campaña detenida sin poder registrar la pausa")
-        }
-    }
 }
 
 /// ACTIVA → FINALIZADA. Only from ACTIVA: an operator's pause or stop at the same moment wins.
