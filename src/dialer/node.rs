@@ -54,19 +54,23 @@ impl Modules {
 }
 
 async fn module_exists(esl: &InboundClient, module: &str) -> Option<bool> {
-    match esl.api(&format!("module_exists {module}")).await {
-        Ok(body) => match body.trim() {
-            "true" => Some(true),
-            "false" => Some(false),
-            other => {
-                tracing::warn!(modulo = module, respuesta = %other, "respuesta inesperada de module_exists; se supone cargado");
-                Some(true)
-            }
-        },
-        Err(e) => {
-            tracing::warn!(modulo = module, error = %e, "module_exists falló; se supone cargado");
+    match ask_true_false(esl, &format!("module_exists {module}")).await {
+        Ok(loaded) => Some(loaded),
+        Err(why) => {
+            tracing::warn!(modulo = module, error = %why, "module_exists sin respuesta clara; se supone cargado");
             Some(true)
         }
+    }
+}
+
+/// Runs an API command that answers `true` or `false` (`module_exists`, `uuid_exists`). `Err`
+/// says why there is no answer: the command failed, or FreeSWITCH said something else.
+pub async fn ask_true_false(esl: &InboundClient, command: &str) -> Result<bool, String> {
+    let body = esl.api(command).await.map_err(|e| e.to_string())?;
+    match body.trim() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        other => Err(format!("respuesta inesperada: {other:?}")),
     }
 }
 

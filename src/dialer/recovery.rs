@@ -62,17 +62,10 @@ enum Scope {
 
 /// Asks FreeSWITCH whether a channel exists. `None` when it could not be asked.
 async fn exists(esl: &InboundClient, uuid: &Uuid) -> Option<bool> {
-    match esl.api(&format!("uuid_exists {}", uuid.hyphenated())).await {
-        Ok(body) => match body.trim() {
-            "true" => Some(true),
-            "false" => Some(false),
-            other => {
-                tracing::warn!(%uuid, respuesta = %other, "respuesta inesperada de uuid_exists");
-                None
-            }
-        },
-        Err(e) => {
-            tracing::warn!(%uuid, error = %e, "uuid_exists falló");
+    match node::ask_true_false(esl, &format!("uuid_exists {}", uuid.hyphenated())).await {
+        Ok(exists) => Some(exists),
+        Err(why) => {
+            tracing::warn!(%uuid, error = %why, "uuid_exists sin respuesta clara");
             None
         }
     }
