@@ -47,6 +47,34 @@ use crate::sim::channel::hangup_cause_arg;
 use crate::sim::outcome::Outcome;
 use crate::sim::state::{lock, CallCtl};
 
+/// The applications the socket leg runs (what each does is `start_next_app` and `complete_app`);
+/// any other is one this switch does not have, and hangs the call up as FreeSWITCH does.
+const APPLICATIONS: &[&str] = &[
+    "answer",
+    "pre_answer",
+    "ring_ready",
+    "playback",
+    "speak",
+    "say",
+    "read",
+    "play_and_get_digits",
+    "phrase",
+    "sleep",
+    "set",
+    "export",
+    "unset",
+    "multiset",
+    "transfer",
+    "hangup",
+    "amd",
+    "avmd",
+    "avmd_start",
+    "avmd_stop",
+    "park",
+    "log",
+    "info",
+];
+
 /// How long the `socket` application waits for the TCP connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -511,7 +539,7 @@ impl CallRun {
         }
         let app = leg.queue.pop_front()?;
         let cfg = &self.shared.cfg;
-        if !cfg.has_app(&app.name) {
+        if !APPLICATIONS.contains(&app.name.as_str()) || !cfg.has_module_for(&app.name) {
             tracing::warn!(uuid = %self.uuid, app = %app.name, "application of a module this switch lacks: hanging up");
             return Some("DESTINATION_OUT_OF_ORDER".to_owned());
         }
@@ -684,7 +712,7 @@ impl CallRun {
                 | "park"
                 | "log"
                 | "info" => {}
-                // Only applications `SimConfig::has_app` knows get this far.
+                // Only the `APPLICATIONS` get this far.
                 _ => {}
             }
             ch.application = None;
