@@ -11,21 +11,13 @@ use crate::common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use common::{on_both_backends, Backend, TestApp};
+use common::{free_port, on_both_backends, Backend, TestApp};
 use discador::sim::{SimConfig, SimHandle, Simulator, Timings};
 use serde_json::{json, Value};
 
 struct Rig {
     sim: SimHandle,
     app: TestApp,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 async fn rig(backend: Backend, flags: &[&str]) -> Rig {
@@ -108,33 +100,9 @@ impl Rig {
     }
 
     async fn campaign(&self, nombre: &str, settings: Value, numbers: &[String]) {
-        let mut body = json!({
-            "nombre": nombre, "hora_inicio": "00:00", "hora_fin": "00:00", "zona_horaria": "UTC",
-            "timeout_llamada": 15, "intervalo_reintento": 0, "max_canales": 500
-        });
-        for (k, v) in settings.as_object().unwrap() {
-            body[k] = v.clone();
-        }
-        let (s, b) = self.app.post_json("/campanas/", body).await;
-        assert_eq!(s, 201, "{b}");
-        if numbers.is_empty() {
-            return;
-        }
-        let mut csv = String::from("telefono\n");
-        for n in numbers {
-            csv.push_str(n);
-            csv.push('\n');
-        }
-        let (s, b) = self
-            .app
-            .post_raw(
-                &format!("/campana/{nombre}/numeros"),
-                "text/csv",
-                csv.into_bytes(),
-            )
+        self.app
+            .campaign(nombre, &[&json!({"max_canales": 500}), &settings], numbers)
             .await;
-        assert_eq!(s, 200, "{b}");
-        assert_eq!(b["insertados"], numbers.len() as u64, "{b}");
     }
 
     async fn command(&self, op: &str, nombre: &str) {

@@ -48,25 +48,12 @@ async fn wait_connected(app: &TestApp) -> Value {
 
 /// Creates a campaign open all day with `settings` and loads `numbers`.
 async fn campaign(app: &TestApp, nombre: &str, settings: Value, numbers: &[String]) {
-    let mut body = json!({
-        "nombre": nombre, "hora_inicio": "00:00", "hora_fin": "00:00", "zona_horaria": "UTC",
-        "timeout_llamada": 15, "intervalo_reintento": 0, "max_canales": 50, "cps": 5,
-    });
-    for (k, v) in settings.as_object().unwrap() {
-        body[k] = v.clone();
-    }
-    let (s, b) = app.post_json("/campanas/", body).await;
-    assert_eq!(s, 201, "{b}");
-    let csv = format!("telefono\n{}\n", numbers.join("\n"));
-    let (s, b) = app
-        .post_raw(
-            &format!("/campana/{nombre}/numeros"),
-            "text/csv",
-            csv.into_bytes(),
-        )
-        .await;
-    assert_eq!(s, 200, "{b}");
-    assert_eq!(b["insertados"], numbers.len() as u64, "{b}");
+    app.campaign(
+        nombre,
+        &[&json!({"max_canales": 50, "cps": 5}), &settings],
+        numbers,
+    )
+    .await;
 }
 
 async fn command(app: &TestApp, op: &str, nombre: &str) -> (u16, Value) {

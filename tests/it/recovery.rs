@@ -9,17 +9,9 @@ use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{on_both_backends, Backend, TestDb};
+use common::{free_port, on_both_backends, Backend, TestDb};
 use discador::sim::{SimConfig, Simulator, Timings};
 use serde_json::{json, Value};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 struct Server {
     child: Child,

@@ -199,14 +199,19 @@ struct Args {
     config: Config,
 }
 
+/// A TCP port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
 /// A configuration from flags (defaults for everything else), so new settings need no test change.
 pub fn config(extra: &[&str]) -> Config {
     // Unless a test names its FreeSWITCH, point at a port nobody listens on: a simulator or a real
     // switch left running on 8021 must never receive a test's originates.
-    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port().to_string())
-        .expect("a free port");
+    let closed_port = free_port().to_string();
     let mut args = vec!["discador"];
     for (flag, default) in [
         ("--api-listen", "127.0.0.1:0"),
@@ -258,6 +263,35 @@ impl TestApp {
         };
         t.wait_recovered(std::time::Duration::from_secs(10)).await;
         t
+    }
+
+    /// Creates campaign `nombre`, open all day (UTC), with `layers` of settings (a later one wins
+    /// over an earlier one), and loads `numbers` as CSV (none: nothing loaded), every one of them.
+    pub async fn campaign(&self, nombre: &str, layers: &[&serde_json::Value], numbers: &[String]) {
+        let mut body = serde_json::json!({
+            "nombre": nombre, "hora_inicio": "00:00", "hora_fin": "00:00", "zona_horaria": "UTC",
+            "timeout_llamada": 15, "intervalo_reintento": 0,
+        });
+        for layer in layers {
+            for (k, v) in layer.as_object().expect("settings are an object") {
+                body[k] = v.clone();
+            }
+        }
+        let (s, b) = self.post_json("/campanas/", body).await;
+        assert_eq!(s, 201, "{b}");
+        if numbers.is_empty() {
+            return;
+        }
+        let csv = format!("telefono\n{}\n", numbers.join("\n"));
+        let (s, b) = self
+            .post_raw(
+                &format!("/campana/{nombre}/numeros"),
+                "text/csv",
+                csv.into_bytes(),
+            )
+            .await;
+        assert_eq!(s, 200, "{b}");
+        assert_eq!(b["insertados"], numbers.len() as u64, "{b}");
     }
 
     /// Waits (at most `limit`) until start-up recovery is over (`/health` says `arranque: listo`),
