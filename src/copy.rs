@@ -1,8 +1,8 @@
 //! `discador copy --from URL --to URL`: moves everything discador stores from one database to
 //! another, e.g. from the zero-setup SQLite file to MariaDB when a call center outgrows it.
 //!
-//! What is copied, exactly as stored: every campaign (settings, state, times), its numbers (ids,
-//! states, attempts, results, `datos`), the CDRs of `llamadas` (ids included) and the do-not-call
+//! What is copied, exactly as stored: every campaign (settings, script, state, times), its numbers
+//! (ids, states, attempts, results, dispositions, `datos`), the CDRs of `llamadas` (ids included) and the do-not-call
 //! list. The source is only read (a missing source is an error, never a new empty database); the
 //! destination is created and migrated if needed. Rows go in pages read by key and are written
 //! "insert or ignore" by key, then read back: a page whose rows do not come back identical (the
@@ -22,9 +22,9 @@ use crate::domain::{CampaignName, CampaignState};
 use crate::secret::Secret;
 use crate::store::{Store, StoreError};
 
-/// Rows per page (numbers carry 11 values each: 22,000 bound values, under SQLite's 32,766).
+/// Rows per page (numbers carry 12 values each: 24,000 bound values, under SQLite's 32,766).
 const NUMBERS_PAGE: u32 = 2_000;
-/// CDRs per page (17 values each).
+/// CDRs per page (24 values each).
 const CDR_PAGE: u32 = 1_000;
 const DNC_PAGE: u32 = 1_000;
 

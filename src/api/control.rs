@@ -4,6 +4,7 @@
 //! concurrent commands cannot both win), then tells the dialer, which acts on it at once. Without a
 //! dialer (API-only tests) only the recorded state changes.
 
+use crate::controller::preflight::ScriptProblem;
 use crate::dialer::{missing_module_reason, Dialer};
 use crate::domain::{AmdMode, CampaignName, CampaignState, Cps};
 use crate::store::{Campaign, CampaignPatch, Store};
@@ -55,6 +56,27 @@ impl Control {
         }
     }
 
+    /// 409 naming the field when the switch lacks something the campaign's script names (an audio
+    /// file, a menu's extension or gateway, mod_avmd for `buzon: tras_beep`). Not refused when the
+    /// switch cannot be asked now: the runner asks again before dialing and pauses the campaign
+    /// with the reason.
+    pub async fn check_script(&self, c: &Campaign) -> Result<(), ApiError> {
+        let Some(d) = &self.dialer else {
+            return Ok(());
+        };
+        if !d.esl().state().borrow().is_connected() {
+            return Ok(());
+        }
+        match crate::controller::preflight::check(d.esl(), c, d.modules()).await {
+            Err(ScriptProblem::Missing(why)) => Err(ApiError::conflict(why)),
+            Err(e @ ScriptProblem::Unknown(_)) => {
+                tracing::warn!(campana = %c.nombre, error = %e, "no se pudo verificar el guion ahora");
+                Ok(())
+            }
+            Ok(()) => Ok(()),
+        }
+    }
+
     /// CREADA / PAUSADA / DETENIDA / FINALIZADA → ACTIVA. Needs pending numbers (409 otherwise), as
     /// the seed's "verifica que la campaña existe y tiene números pendientes", and the module its AMD
     /// needs (409). `cps` is saved.
@@ -67,6 +89,7 @@ impl Control {
             )));
         }
         self.check_amd(c.amd)?;
+        self.check_script(&c).await?;
         if !self.store.has_pending(&c).await? {
             return Err(ApiError::conflict(format!(
                 "la campaña {name} no tiene números pendientes"
@@ -116,7 +139,9 @@ impl Control {
     /// the module its AMD needs is missing.
     pub async fn resume(&self, name: &CampaignName) -> Result<Campaign, ApiError> {
         self.check_recovered()?;
-        self.check_amd(self.existing(name).await?.amd)?;
+        let c = self.existing(name).await?;
+        self.check_amd(c.amd)?;
+        self.check_script(&c).await?;
         let c = self
             .transition(name, &[CampaignState::Pausada], CampaignState::Activa)
             .await?;

@@ -9,11 +9,11 @@ use utoipa::ToSchema;
 
 use super::error::ApiError;
 use crate::domain::{
-    format_time, parse_time, parse_zone, AmdMode, AmdNotSure, CallingWindow, CampaignName, Cps,
-    DaySet, Extension, Gateway, Limit, PhoneNumber, TableName, INTERVALO_REINTENTO, MAX_CANALES,
-    REINTENTOS, TIMEOUT_LLAMADA,
+    format_time, parse_time, parse_zone, AmdMode, AmdNotSure, AudioPath, CallingWindow,
+    CampaignName, Cps, DaySet, Extension, Gateway, Limit, Menu, MenuJson, PhoneNumber, TableName,
+    Voicemail, ESPERA_AGENTE, INTERVALO_REINTENTO, MAX_CANALES, REINTENTOS, TIMEOUT_LLAMADA,
 };
-use crate::store::{Campaign, CampaignPatch, NewCampaign, NumberStats};
+use crate::store::{Campaign, CampaignPatch, DispositionCounts, NewCampaign, NumberStats};
 
 /// A campaign as the API shows it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -47,6 +47,24 @@ pub struct CampaignView {
     pub dias: Vec<&'static str>,
     #[schema(example = "America/Argentina/Buenos_Aires")]
     pub zona_horaria: String,
+    /// Played to a person; `null`: a person goes straight to `destino_humano`.
+    #[schema(example = "ivr/bienvenida.wav")]
+    pub mensaje_humano: Option<String>,
+    /// Played to an answering machine (see `buzon`); `null`: a machine goes to `destino_maquina`.
+    pub mensaje_maquina: Option<String>,
+    /// Played after an opt-out (`no_llamar`).
+    pub mensaje_baja: Option<String>,
+    /// Played when no agent answered within `espera_agente_s`.
+    pub mensaje_abandono: Option<String>,
+    /// The keys a person may press during or after `mensaje_humano` (`timeout` and `intentos`
+    /// always shown); `null`: no menu.
+    pub menu: Option<MenuJson>,
+    /// tras_beep | tras_saludo | no_dejar.
+    #[schema(example = "tras_beep")]
+    pub buzon: String,
+    /// Seconds a person sent to agents waits for one to answer.
+    #[schema(example = 2)]
+    pub espera_agente_s: u32,
     pub creada: DateTime<Utc>,
     pub actualizada: DateTime<Utc>,
 }
@@ -72,6 +90,13 @@ impl From<&Campaign> for CampaignView {
             hora_fin: format_time(c.ventana.fin),
             dias: c.ventana.dias.names(),
             zona_horaria: c.ventana.zona.name().to_owned(),
+            mensaje_humano: c.guion.mensaje_humano.as_ref().map(|p| p.to_string()),
+            mensaje_maquina: c.guion.mensaje_maquina.as_ref().map(|p| p.to_string()),
+            mensaje_baja: c.guion.mensaje_baja.as_ref().map(|p| p.to_string()),
+            mensaje_abandono: c.guion.mensaje_abandono.as_ref().map(|p| p.to_string()),
+            menu: c.guion.menu.as_ref().map(Menu::to_json),
+            buzon: c.guion.buzon.as_str().to_owned(),
+            espera_agente_s: c.guion.espera_agente_s,
             creada: c.creada,
             actualizada: c.actualizada,
         }
@@ -137,6 +162,47 @@ pub struct SettingsRequest {
     /// IANA zone. Default UTC.
     #[schema(example = "America/Argentina/Buenos_Aires")]
     pub zona_horaria: Option<String>,
+    /// Sound file played to a person once AMD says HUMANO: relative to FreeSWITCH's sounds
+    /// directory (`ivr/bienvenida.wav`) or absolute; up to 255 characters of
+    /// `[A-Za-z0-9/._+-]`, no `..`. Absent or null (default): a person goes straight to
+    /// `destino_humano`. Null clears it.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>, example = "ivr/bienvenida.wav")]
+    pub mensaje_humano: Option<Option<String>>,
+    /// Sound file left on an answering machine (when: see `buzon`); same rules as
+    /// `mensaje_humano`. Absent or null (default): a machine goes to `destino_maquina`. Null
+    /// clears it.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub mensaje_maquina: Option<Option<String>>,
+    /// Sound file played after an opt-out (menu action `no_llamar`, which puts the number on the
+    /// do-not-call list). Same rules as `mensaje_humano`; null clears it.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub mensaje_baja: Option<Option<String>>,
+    /// Sound file played when a person sent to agents is not answered within `espera_agente_s`
+    /// (the call is then abandoned). Same rules as `mensaje_humano`; null clears it.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub mensaje_abandono: Option<Option<String>>,
+    /// Keys a person may press during or after `mensaje_humano` (which a menu needs):
+    /// `{"opciones": {"1": {"accion": "transferir", "destino": "…"}, "9": {"accion":
+    /// "no_llamar"}, "0": {"accion": "repetir"}}, "timeout": 5, "intentos": 2}`. Keys `0`–`9`, `*`,
+    /// `#`; `transferir` needs `destino` (an extension of context `discador`, or a dial string to
+    /// agents such as `sofia/gateway/gw_pstn/agente1`); `timeout` 1..=30 s (default 5), `intentos`
+    /// 1..=5 (default 2). Unknown fields are refused. Null clears it.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<MenuJson>)]
+    pub menu: Option<Option<serde_json::Value>>,
+    /// How `mensaje_maquina` is left on an answering machine: tras_beep (default: after the beep,
+    /// or after the greeting's silence when no beep comes) | tras_saludo (after the greeting's
+    /// silence) | no_dejar (hang up).
+    #[schema(example = "tras_beep")]
+    pub buzon: Option<String>,
+    /// Seconds a person sent to agents (menu `transferir` to a dial string) waits for one to
+    /// answer before the call is abandoned, 1..=60. Default 2.
+    #[schema(example = 2)]
+    pub espera_agente_s: Option<i64>,
 }
 
 /// Body of `PATCH /campana/{nombre}`: any subset of the settings.
@@ -151,6 +217,33 @@ fn bounded(l: Limit, v: Option<i64>) -> Result<Option<u32>, ApiError> {
     v.map(|v| l.check(v))
         .transpose()
         .map_err(|e| ApiError::invalid(e.to_string()))
+}
+
+/// An optional sound file: absent keeps it, `null` clears it, a text must be an [`AudioPath`].
+fn audio(
+    field: &'static str,
+    v: &Option<Option<String>>,
+) -> Result<Option<Option<AudioPath>>, ApiError> {
+    match v {
+        None => Ok(None),
+        Some(None) => Ok(Some(None)),
+        Some(Some(p)) => Ok(Some(Some(
+            AudioPath::parse(field, p).map_err(invalid(field))?,
+        ))),
+    }
+}
+
+/// The menu: absent keeps it, `null` clears it, an object must be a valid [`MenuJson`] (read here,
+/// not by serde, so that a bad shape or an unknown field answers 400 naming `menu`).
+fn menu(v: &Option<Option<serde_json::Value>>) -> Result<Option<Option<Menu>>, ApiError> {
+    match v {
+        None => Ok(None),
+        Some(None) => Ok(Some(None)),
+        Some(Some(raw)) => {
+            let json: MenuJson = serde_json::from_value(raw.clone()).map_err(invalid("menu"))?;
+            Ok(Some(Some(Menu::parse(&json).map_err(invalid("menu"))?)))
+        }
+    }
 }
 
 fn invalid<E: std::fmt::Display>(field: &str) -> impl Fn(E) -> ApiError + '_ {
@@ -234,6 +327,18 @@ impl SettingsRequest {
             },
             timeout_llamada: bounded(TIMEOUT_LLAMADA, self.timeout_llamada)?,
             ventana,
+            mensaje_humano: audio("mensaje_humano", &self.mensaje_humano)?,
+            mensaje_maquina: audio("mensaje_maquina", &self.mensaje_maquina)?,
+            mensaje_baja: audio("mensaje_baja", &self.mensaje_baja)?,
+            mensaje_abandono: audio("mensaje_abandono", &self.mensaje_abandono)?,
+            menu: menu(&self.menu)?,
+            buzon: self
+                .buzon
+                .as_deref()
+                .map(Voicemail::parse)
+                .transpose()
+                .map_err(invalid("buzon"))?,
+            espera_agente_s: bounded(ESPERA_AGENTE, self.espera_agente_s)?,
         })
     }
 }
@@ -262,6 +367,15 @@ impl CampaignRequest {
         c.gateway = p.gateway.unwrap_or(c.gateway);
         c.timeout_llamada = p.timeout_llamada.unwrap_or(c.timeout_llamada);
         c.ventana = p.ventana.unwrap_or(c.ventana);
+        let g = &mut c.guion;
+        g.mensaje_humano = p.mensaje_humano.unwrap_or(g.mensaje_humano.take());
+        g.mensaje_maquina = p.mensaje_maquina.unwrap_or(g.mensaje_maquina.take());
+        g.mensaje_baja = p.mensaje_baja.unwrap_or(g.mensaje_baja.take());
+        g.mensaje_abandono = p.mensaje_abandono.unwrap_or(g.mensaje_abandono.take());
+        g.menu = p.menu.unwrap_or(g.menu.take());
+        g.buzon = p.buzon.unwrap_or(g.buzon);
+        g.espera_agente_s = p.espera_agente_s.unwrap_or(g.espera_agente_s);
+        g.check().map_err(|e| ApiError::invalid(e.to_string()))?;
         Ok(c)
     }
 }
@@ -302,6 +416,22 @@ pub struct Estadisticas {
     pub maquinas: u64,
     /// Rows with an unknown `estado` (only in hand-edited adopted tables).
     pub otros: u64,
+    /// Calls whose person heard the whole message (disposition ESCUCHO), over all attempts (the
+    /// CDRs of `llamadas`).
+    pub escucharon: u64,
+    /// Calls transferred (TRANSFERIDA): an agent answered, or the call went to a dialplan
+    /// extension.
+    pub transferidos: u64,
+    /// Calls sent to agents that none answered within `espera_agente_s` (ABANDONADA).
+    pub abandonados: u64,
+    /// People who asked not to be called again (BAJA; the number went onto the do-not-call list).
+    pub bajas: u64,
+    /// Messages left whole on an answering machine (MENSAJE_DEJADO).
+    pub mensajes_dejados: u64,
+    /// `abandonados` per 100 calls answered by a person (result HUMANO), 2 decimals; 0 when no
+    /// person answered yet. The abandonment rate that FTC TSR / Ofcom limit.
+    #[schema(example = 1.25)]
+    pub tasa_abandono: f64,
     pub cps_configurado: f64,
     /// Live figures from the dialer (e.g. `cps_real`, `llamadas_activas`) when it is running.
     #[serde(flatten)]
@@ -312,6 +442,7 @@ pub struct Estadisticas {
 impl Estadisticas {
     pub fn new(
         s: &NumberStats,
+        d: &DispositionCounts,
         c: &Campaign,
         live: Option<serde_json::Map<String, serde_json::Value>>,
     ) -> Self {
@@ -326,6 +457,12 @@ impl Estadisticas {
             humanos: s.humanos,
             maquinas: s.maquinas,
             otros: s.otros(),
+            escucharon: d.escucharon,
+            transferidos: d.transferidos,
+            abandonados: d.abandonados,
+            bajas: d.bajas,
+            mensajes_dejados: d.mensajes_dejados,
+            tasa_abandono: d.tasa_abandono(),
             cps_configurado: c.cps.get(),
             en_vivo: live.unwrap_or_default(),
         }

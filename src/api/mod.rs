@@ -66,7 +66,7 @@ impl AppState {
     components(schemas(
         CampaignView, CampaignRequest, PatchRequest, SettingsRequest, DialerRequest, DialerReply,
         EstadoReply, Estadisticas, CargaReply, ErrorLinea, NumerosJson, HealthReply, ErrorBody,
-        DncRequest, DncReply
+        DncRequest, DncReply, crate::domain::MenuJson, crate::domain::MenuOptionJson
     )),
     modifiers(&BearerAuth),
     security(("bearer" = []))
@@ -355,7 +355,8 @@ async fn agregar_dnc(
 
 /// Changes settings of a campaign; takes effect at once, also while it runs.
 #[utoipa::path(patch, path = "/campana/{nombre}", params(("nombre" = String, Path)), request_body = PatchRequest,
-    responses((status = 200, body = CampaignView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = CampaignView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+    (status = 409, body = ErrorBody, description = "FreeSWITCH no tiene un archivo o destino del guion")))]
 async fn modificar_campana(
     nombre: String,
     st: AppState,
@@ -367,6 +368,12 @@ async fn modificar_campana(
     let patch = req.ajustes.to_patch(&current.ventana)?;
     if let Some(amd) = patch.amd {
         st.control.check_amd(amd)?;
+    }
+    let mut merged = current.clone();
+    patch.apply_to(&mut merged);
+    if merged.guion != current.guion {
+        // A file or destination the switch lacks is refused now, not found by the next call.
+        st.control.check_script(&merged).await?;
     }
     let c = st.store.update_campaign(&name, &patch).await?;
     st.control.updated(&c);
@@ -483,14 +490,19 @@ async fn estado(nombre: String, st: AppState) -> Response {
         async {
             let name = path_name(&nombre)?;
             let c = existing(&st, &name).await?;
-            let stats = st.stats.get(&c).await?;
+            let counts = st.stats.get(&c).await?;
             Ok((
                 StatusCode::OK,
                 EstadoReply {
                     campana: c.nombre.to_string(),
                     estado: c.estado.to_string(),
                     motivo: c.motivo.clone(),
-                    estadisticas: Estadisticas::new(&stats, &c, st.control.live(&name)),
+                    estadisticas: Estadisticas::new(
+                        &counts.numeros,
+                        &counts.disposiciones,
+                        &c,
+                        st.control.live(&name),
+                    ),
                 },
             ))
         }

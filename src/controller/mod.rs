@@ -6,7 +6,7 @@
 //! 1. read the channel data (`connect`): our `discador_campana`, `discador_numero`,
 //!    `discador_intento` variables and the call's UUID, and tell the tracker the controller has the
 //!    call;
-//! 2. `myevents` (this call's events), for avmd also `event plain CUSTOM avmd::beep` (`myevents`
+//! 2. `myevents` (this call's events), for avmd (and a voicemail drop after the beep) also `event plain CUSTOM avmd::beep` (`myevents`
 //!    carries no CUSTOM event), and a *bounded* `linger` (a bare one never lets the socket close);
 //! 3. answering-machine detection by the campaign's `amd` mode — `ninguno` (a person), `mod_amd`
 //!    (the `amd` application sets `amd_result` HUMAN / MACHINE / NOTSURE and `amd_cause`), `avmd`
@@ -16,9 +16,15 @@
 //!    hanging up on a person is the costly mistake;
 //! 5. set `discador_resultado`, `discador_amd_resultado`, `discador_amd_causa` on the channel (for
 //!    the dialplan and the CDR) and tell the tracker the verdict directly;
-//! 6. tell the tracker the call is delivered, then transfer it to the campaign's `destino_humano` /
-//!    `destino_maquina` in context `discador`, or hang up when the machine destination is empty;
-//!    then `exit`, so the socket closes and the call lives on in the dialplan alone.
+//! 6. the campaign's script ([`script`]): without a message for this verdict, transfer to the
+//!    campaign's `destino_humano` / `destino_maquina` in context `discador` (or hang up when the
+//!    machine destination is empty), as IVR designers expect; with `mensaje_humano`, play it with
+//!    the menu's keys (transfer to an extension, bridge to agents under the abandon rule, opt out
+//!    into the DNC list, repeat); with `mensaje_maquina`, leave it after the beep or the greeting
+//!    (or leave nothing: `buzon: no_dejar`);
+//! 7. tell the tracker the call's one disposition and that it was delivered, *then* transfer or
+//!    hang up (so the report is never overtaken by the hangup it causes), and `exit`: the socket
+//!    closes and the call lives on in the dialplan (or in its bridge) alone.
 //!
 //! Every wait ends when the channel hangs up (the session reports [`EslError::HungUp`]), every step
 //! is bounded by a timeout, and the dialplan hangs up the call if the socket ends without a
@@ -29,13 +35,20 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::dialer::tracker::{AmdVerdict, CallEvent, ControlOutcome};
 use crate::dialer::Dialer;
-use crate::domain::{AmdMode, AmdNotSure, CallResult};
+use crate::domain::{AmdMode, AmdNotSure, CallDisposition, CallResult, Disposition};
 use crate::esl::{EslError, OutboundSession};
 use crate::store::Campaign;
+
+pub mod preflight;
+mod script;
+
+pub use script::Ending;
+use script::{transfer_arg, wait_beep, ScriptRun};
 
 /// The dialplan context every destination lives in.
 pub const CONTEXT: &str = "discador";
@@ -52,6 +65,11 @@ pub struct ControllerSettings {
     pub avmd_window: Duration,
     /// How long FreeSWITCH keeps the socket after the hangup for the last events (`linger N`).
     pub linger_secs: u32,
+    /// `buzon: tras_beep` after a `mod_amd` verdict: how long mod_avmd listens for the beep before
+    /// the message goes after the greeting's silence instead.
+    pub beep_window: Duration,
+    /// Longest wait for the end of a machine's greeting (`detect_silence`).
+    pub greeting_limit: Duration,
 }
 
 impl Default for ControllerSettings {
@@ -60,8 +78,20 @@ impl Default for ControllerSettings {
             amd_timeout: Duration::from_secs(10),
             avmd_window: Duration::from_secs(15),
             linger_secs: 5,
+            beep_window: Duration::from_secs(30),
+            greeting_limit: Duration::from_secs(20),
         }
     }
+}
+
+/// Why the controller could not finish a call.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error(transparent)]
+    Esl(#[from] EslError),
+    /// The script could not run as written (e.g. FreeSWITCH cannot play the message file).
+    #[error("{0}")]
+    Script(String),
 }
 
 /// Serves the answered legs of the dialer's calls.
@@ -131,55 +161,80 @@ impl Controller {
         uuid: Uuid,
         campaign: &Campaign,
     ) -> Option<ControlOutcome> {
-        match self.run(session, uuid, campaign).await {
-            Ok(()) => None,
-            Err(e) => {
-                let outcome = match (&e, session.hangup_info()) {
-                    (EslError::HungUp(_), Some(h)) if h.by_far_end() => {
-                        ControlOutcome::CalleeHungUp
-                    }
-                    (EslError::HungUp(cause), _) => ControlOutcome::Failed(format!(
-                        "FreeSWITCH colgó la llamada durante el control ({cause})"
-                    )),
-                    _ => ControlOutcome::Failed(e.to_string()),
-                };
-                tracing::info!(campana = %campaign.nombre, %uuid, error = %e, "control de llamada interrumpido");
-                // A person who hung up during detection was still a person (or the campaign's
-                // NOTSURE rule): the verdict the tracker records.
-                if matches!(outcome, ControlOutcome::CalleeHungUp) {
-                    let verdict = self.verdict_so_far(session, campaign);
-                    self.dialer
-                        .tracker()
-                        .event(CallEvent::Amd { uuid, verdict });
-                }
-                Some(outcome)
+        let mut disp = CallDisposition::new(Disposition::ColgoEnDeteccion);
+        let mut verdict_sent = false;
+        let e = match self
+            .run(session, uuid, campaign, &mut disp, &mut verdict_sent)
+            .await
+        {
+            Ok(()) => return None,
+            Err(e) => e,
+        };
+        let outcome = match (&e, session.hangup_info()) {
+            (ControlError::Esl(EslError::HungUp(_)), Some(h)) if h.by_far_end() => {
+                ControlOutcome::CalleeHungUp
             }
+            (ControlError::Esl(EslError::HungUp(cause)), _) => ControlOutcome::Failed(format!(
+                "FreeSWITCH colgó la llamada durante el control ({cause})"
+            )),
+            _ => ControlOutcome::Failed(e.to_string()),
+        };
+        tracing::info!(campana = %campaign.nombre, %uuid, error = %e,
+            disposicion = %disp.disposicion, "control de llamada interrumpido");
+        let tracker = self.dialer.tracker();
+        if matches!(outcome, ControlOutcome::CalleeHungUp) {
+            // A person who hung up during detection was still a person (or the campaign's
+            // NOTSURE rule): the verdict the tracker records.
+            if !verdict_sent {
+                let verdict = self.verdict_so_far(session, campaign);
+                tracker.event(CallEvent::Amd { uuid, verdict });
+            }
+            tracker.event(CallEvent::Disposition {
+                uuid,
+                disposition: disp,
+            });
+        } else if disp.disposicion == Disposition::Baja {
+            // The opt-out is in the DNC list whatever happened next.
+            tracker.event(CallEvent::Disposition {
+                uuid,
+                disposition: disp,
+            });
         }
+        Some(outcome)
     }
 
+    /// Detection, the verdict, the script; then the report and the ending.
     async fn run(
         &self,
         session: &mut OutboundSession,
         uuid: Uuid,
         campaign: &Campaign,
-    ) -> Result<(), EslError> {
+        disp: &mut CallDisposition,
+        verdict_sent: &mut bool,
+    ) -> Result<(), ControlError> {
         session.myevents().await?;
-        if campaign.amd == AmdMode::Avmd {
+        if campaign.amd == AmdMode::Avmd || campaign.guion.needs_avmd() {
             session.subscribe(&AVMD_BEEP).await?;
         }
         session.linger(self.settings.linger_secs).await?;
 
+        let mut beep = None;
         let (raw, cause) = match campaign.amd {
             AmdMode::Ninguno => ("NONE".to_owned(), None),
             AmdMode::ModAmd => self.mod_amd(session).await?,
-            AmdMode::Avmd => self.avmd(session, uuid).await?,
+            AmdMode::Avmd => {
+                let (raw, cause, heard) = self.avmd(session).await?;
+                beep = heard;
+                (raw, cause)
+            }
         };
         let result = verdict(&raw, campaign.amd_incierto);
         session.set_var("discador_amd_resultado", &raw).await?;
         if let Some(c) = &cause {
             session.set_var("discador_amd_causa", c).await?;
         }
-        // Set last: the mark that the call was handed on (the tracker reads it from the hangup).
+        // The mark that the call was handed on (the tracker reads it from the hangup when this
+        // controller's own report is missing).
         session
             .set_var("discador_resultado", result.as_str())
             .await?;
@@ -192,27 +247,63 @@ impl Controller {
                 cause,
             },
         });
-
-        let destination = match result {
-            CallResult::Maquina => &campaign.destino_maquina,
-            _ => &campaign.destino_humano,
-        };
+        *verdict_sent = true;
         let deteccion_ms = since_answer(session).map(|d| d.as_millis() as u64);
         tracing::info!(campana = %campaign.nombre, %uuid, amd = %raw, resultado = %result,
-            destino = %destination.as_str(), deteccion_ms, "llamada contestada");
+            deteccion_ms, "llamada contestada");
+
+        let guion = &campaign.guion;
+        let message = match result {
+            CallResult::Maquina => guion.mensaje_maquina.clone(),
+            _ => guion.mensaje_humano.clone(),
+        };
+        let ending = match message {
+            None => {
+                let destination = match result {
+                    CallResult::Maquina => &campaign.destino_maquina,
+                    _ => &campaign.destino_humano,
+                };
+                disp.disposicion = if destination.is_hangup() && result == CallResult::Maquina {
+                    Disposition::SinMensaje
+                } else {
+                    Disposition::Entregada
+                };
+                Ending::Transfer(destination.clone())
+            }
+            Some(message) => {
+                let mut run = ScriptRun {
+                    session: &mut *session,
+                    campaign,
+                    dialer: &self.dialer,
+                    settings: &self.settings,
+                    uuid,
+                    disp: disp.clone(),
+                };
+                let r = match result {
+                    CallResult::Maquina => run.machine(&message, beep).await,
+                    _ => run.person(&message).await,
+                };
+                *disp = run.disp;
+                r?
+            }
+        };
+
+        tracing::info!(campana = %campaign.nombre, %uuid, disposicion = %disp.disposicion,
+            teclas = %disp.teclas, fin = ?ending, "llamada entregada");
+        tracker.event(CallEvent::Disposition {
+            uuid,
+            disposition: disp.clone(),
+        });
         tracker.event(CallEvent::ControlEnded {
             uuid,
             outcome: ControlOutcome::Delivered,
         });
-        if destination.is_hangup() {
-            session.hangup("NORMAL_CLEARING").await?;
-        } else {
-            session
-                .execute(
-                    "transfer",
-                    &format!("{} XML {CONTEXT}", destination.as_str()),
-                )
-                .await?;
+        match ending {
+            Ending::Transfer(e) if !e.is_hangup() => {
+                session.execute("transfer", &transfer_arg(&e)).await?;
+            }
+            Ending::Transfer(_) | Ending::Hangup => session.hangup("NORMAL_CLEARING").await?,
+            Ending::Bridged => {}
         }
         Ok(())
     }
@@ -242,7 +333,7 @@ impl Controller {
     async fn mod_amd(
         &self,
         session: &mut OutboundSession,
-    ) -> Result<(String, Option<String>), EslError> {
+    ) -> Result<(String, Option<String>), ControlError> {
         match tokio::time::timeout(self.settings.amd_timeout, session.execute("amd", "")).await {
             Ok(Ok(_)) => Ok((
                 session
@@ -251,7 +342,9 @@ impl Controller {
                     .to_owned(),
                 session.variable("amd_cause").map(str::to_owned),
             )),
-            Ok(Err(e @ (EslError::HungUp(_) | EslError::Disconnected | EslError::Io(_)))) => Err(e),
+            Ok(Err(e @ (EslError::HungUp(_) | EslError::Disconnected | EslError::Io(_)))) => {
+                Err(e.into())
+            }
             Ok(Err(e)) => {
                 tracing::warn!(uuid = %session.uuid(), error = %e, "AMD falló; se aplica la regla de NOTSURE");
                 Ok(("NOTSURE".to_owned(), Some("ERROR".to_owned())))
@@ -261,33 +354,18 @@ impl Controller {
     }
 
     /// `mod_avmd`: start beep detection and listen for this channel's `avmd::beep` within the
-    /// window; none means a person.
+    /// window; none means a person. Returns when the beep was heard (a machine's message goes
+    /// right after it).
     async fn avmd(
         &self,
         session: &mut OutboundSession,
-        uuid: Uuid,
-    ) -> Result<(String, Option<String>), EslError> {
+    ) -> Result<(String, Option<String>, Option<Instant>), ControlError> {
         session.execute("avmd_start", "").await?;
-        let deadline = tokio::time::Instant::now() + self.settings.avmd_window;
-        let uuid = uuid.hyphenated().to_string();
-        let beep = loop {
-            match tokio::time::timeout_at(deadline, session.next_event_until_hangup()).await {
-                Err(_) => break false,
-                Ok(Err(e)) => return Err(e),
-                Ok(Ok(ev)) => {
-                    if ev.subclass() == Some("avmd::beep")
-                        && ev.unique_id().is_none_or(|u| u.eq_ignore_ascii_case(&uuid))
-                    {
-                        break true;
-                    }
-                }
-            }
-        };
+        let beep = wait_beep(session, self.settings.avmd_window).await?;
         session.execute("avmd_stop", "").await?;
-        Ok(if beep {
-            ("MACHINE".to_owned(), Some("BEEP".to_owned()))
-        } else {
-            ("HUMAN".to_owned(), Some("NO_BEEP".to_owned()))
+        Ok(match beep {
+            Some(at) => ("MACHINE".to_owned(), Some("BEEP".to_owned()), Some(at)),
+            None => ("HUMAN".to_owned(), Some("NO_BEEP".to_owned()), None),
         })
     }
 }

@@ -32,6 +32,7 @@ use super::originate::Originate;
 use super::pacing::{self, Pacer};
 use super::tracker::{CallEvent, LiveCall};
 use super::Shared;
+use crate::controller::preflight::ScriptProblem;
 
 /// What the API asked of a campaign's runner.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -93,6 +94,9 @@ struct Runner {
     pending: Option<PendingClaim>,
     esl_state: watch::Receiver<ConnState>,
     modules: watch::Receiver<Modules>,
+    /// The switch said it has everything the campaign's script names (files, extensions,
+    /// gateways), for these settings on this connection.
+    script_checked: bool,
     db_backoff: Duration,
 }
 
@@ -118,6 +122,7 @@ impl Runner {
             campaign,
             queue: VecDeque::new(),
             pending: None,
+            script_checked: false,
             db_backoff: Duration::from_millis(250),
         }
     }
@@ -152,6 +157,7 @@ impl Runner {
         }
         if self.settings.has_changed().unwrap_or(false) {
             self.campaign = self.settings.borrow_and_update().clone();
+            self.script_checked = false;
             self.pacer.set_rate(self.campaign.cps.get());
             resize(
                 &self.channels,
@@ -183,6 +189,10 @@ impl Runner {
     /// the switch, so the campaign pauses itself with the reason; not known yet (it is asked at
     /// every connection), wait.
     async fn check_module(&mut self) -> Result<(), Next> {
+        if self.modules.has_changed().unwrap_or(false) {
+            // A new connection (perhaps to a restarted switch with another configuration).
+            self.script_checked = false;
+        }
         let known = *self.modules.borrow_and_update();
         if let Some(missing) = known.missing_for(self.campaign.amd) {
             self.release().await;
@@ -192,7 +202,7 @@ impl Runner {
             return Err(Next::Stop);
         }
         if known.known_for(self.campaign.amd) {
-            return Ok(());
+            return self.check_script(known).await;
         }
         self.release().await;
         tokio::select! {
@@ -202,6 +212,36 @@ impl Runner {
             _ = tokio::time::sleep(IDLE_POLL) => {}
         }
         Err(Next::Again)
+    }
+
+    /// The files, extensions and gateways the campaign's script names, asked once per connection
+    /// and settings: something missing pauses the campaign with the reason (every call would fail
+    /// the same way); a switch that cannot be asked is asked again shortly.
+    async fn check_script(&mut self, modules: Modules) -> Result<(), Next> {
+        if self.script_checked {
+            return Ok(());
+        }
+        match crate::controller::preflight::check(&self.shared.esl, &self.campaign, modules).await {
+            Ok(()) => {
+                self.script_checked = true;
+                Ok(())
+            }
+            Err(ScriptProblem::Missing(motivo)) => {
+                self.release().await;
+                tracing::warn!(%motivo, "el guion de la campaña no puede ejecutarse en FreeSWITCH");
+                super::record_self_pause(&self.shared.store, &self.campaign.nombre, &motivo).await;
+                Err(Next::Stop)
+            }
+            Err(e @ ScriptProblem::Unknown(_)) => {
+                tracing::warn!(error = %e, "no se pudo verificar el guion; se reintenta");
+                self.release().await;
+                tokio::select! {
+                    _ = self.control.changed() => {}
+                    _ = tokio::time::sleep(IDLE_POLL) => {}
+                }
+                Err(Next::Again)
+            }
+        }
     }
 
     /// Outside the calling window: give the claims back and sleep until it opens (at most a
@@ -480,6 +520,7 @@ fn undialed(
         fin: now,
         billsec: 0,
         duracion: 0,
+        disposicion: None,
     }
 }
 

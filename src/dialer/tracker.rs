@@ -28,7 +28,9 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::domain::outcome::{is_retryable, refusal, result_for_cause, Refusal};
-use crate::domain::{mask, AmdNotSure, CallResult, CampaignName, NumberState, TableName};
+use crate::domain::{
+    mask, AmdNotSure, CallDisposition, CallResult, CampaignName, NumberState, TableName,
+};
 use crate::store::{CallRecord, NumberUpdate};
 
 use super::metrics::CallSlot;
@@ -61,6 +63,8 @@ pub struct LiveCall {
     pub inicio: DateTime<Utc>,
     pub contestada: Option<DateTime<Utc>>,
     pub amd: Option<AmdVerdict>,
+    /// What came of the call once answered, as the controller reported it.
+    pub disposition: Option<CallDisposition>,
     /// FreeSWITCH created a channel for it (CHANNEL_CREATE seen): the call left the switch's
     /// admission, so its failure is an attempt.
     pub channel: bool,
@@ -96,6 +100,7 @@ impl LiveCall {
             inicio,
             contestada: None,
             amd: None,
+            disposition: None,
             channel: false,
             control: Control::NotYet,
             pending_hangup: None,
@@ -181,6 +186,11 @@ pub enum CallEvent {
     ControlStarted { uuid: Uuid },
     /// The controller's AMD verdict.
     Amd { uuid: Uuid, verdict: AmdVerdict },
+    /// What came of the answered call after the verdict (reported before `ControlEnded`).
+    Disposition {
+        uuid: Uuid,
+        disposition: CallDisposition,
+    },
     /// The controller is done with the call.
     ControlEnded { uuid: Uuid, outcome: ControlOutcome },
     /// Reconciliation: FreeSWITCH has no such channel. `cut`: FreeSWITCH itself restarted since the
@@ -199,6 +209,7 @@ impl CallEvent {
             | CallEvent::Hangup { uuid, .. }
             | CallEvent::ControlStarted { uuid }
             | CallEvent::Amd { uuid, .. }
+            | CallEvent::Disposition { uuid, .. }
             | CallEvent::ControlEnded { uuid, .. }
             | CallEvent::Gone { uuid, .. } => *uuid,
         }
@@ -229,6 +240,8 @@ enum Msg {
     Register(Box<LiveCall>),
     Event(CallEvent),
     Live(oneshot::Sender<Vec<LiveSummary>>),
+    /// The phone number of a live call.
+    Phone(Uuid, oneshot::Sender<Option<String>>),
     /// The grace of a hangup waiting for its controller's report ran out.
     Settle(Uuid),
 }
@@ -268,6 +281,14 @@ impl Tracker {
         let _ = self.tx.send(Msg::Event(event));
     }
 
+    /// The number a live call dials, as its table holds it (the controller's opt-out puts it in
+    /// the DNC list).
+    pub async fn phone(&self, uuid: Uuid) -> Option<String> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(Msg::Phone(uuid, tx)).ok()?;
+        rx.await.ok().flatten()
+    }
+
     /// The calls in flight right now (for reconciliation and the stuck-call sweep).
     pub async fn live(&self) -> Vec<LiveSummary> {
         let (tx, rx) = oneshot::channel();
@@ -298,6 +319,9 @@ impl Task {
                 Msg::Live(reply) => {
                     let _ = reply.send(self.summaries());
                 }
+                Msg::Phone(uuid, reply) => {
+                    let _ = reply.send(self.calls.get(&uuid).map(|c| c.telefono.clone()));
+                }
                 Msg::Event(event) => self.on_event(event),
                 Msg::Settle(uuid) => {
                     let hangup = self
@@ -306,6 +330,9 @@ impl Task {
                         .and_then(|c| c.pending_hangup.take());
                     if let Some(h) = hangup {
                         tracing::warn!(%uuid, "el controlador no informó a tiempo tras el cuelgue");
+                        if let Some(call) = self.calls.get_mut(&uuid) {
+                            delivered_mark(call, &h);
+                        }
                         self.finish(uuid, h);
                     }
                 }
@@ -441,6 +468,10 @@ fn apply(call: &mut LiveCall, event: CallEvent, now: DateTime<Utc>) -> Step {
             call.amd = Some(verdict);
             answered(call, now)
         }
+        CallEvent::Disposition { disposition, .. } => {
+            call.disposition = Some(disposition);
+            Step::Keep(None)
+        }
         CallEvent::ControlEnded { outcome, .. } => {
             let delivered = matches!(outcome, ControlOutcome::Delivered)
                 .then(|| call.amd.as_ref().map(|v| v.result))
@@ -474,25 +505,13 @@ fn apply(call: &mut LiveCall, event: CallEvent, now: DateTime<Utc>) -> Step {
                 // was answered, and that is what counts.
                 call.contestada = Some(now);
             }
-            if let (Some(resultado), Control::NotYet | Control::Running) =
-                (hangup.resultado, &call.control)
-            {
-                if call.contestada.is_some() {
-                    // The channel carries the controller's delivery mark: it handed the call on.
-                    call.control = Control::Ended(ControlOutcome::Delivered);
-                    if call.amd.is_none() {
-                        call.amd = Some(AmdVerdict {
-                            result: resultado,
-                            raw: "NONE".to_owned(),
-                            cause: None,
-                        });
-                    }
-                }
-            }
             if call.control == Control::Running && call.contestada.is_some() {
+                // The controller still drives the call (a message, a menu, a bridge): its report
+                // (the disposition, how control ended) is on its way on the other socket.
                 call.pending_hangup = Some(hangup);
                 return Step::Wait;
             }
+            delivered_mark(call, &hangup);
             Step::Finish(hangup)
         }
         CallEvent::Gone { cut, .. } => {
@@ -507,6 +526,25 @@ fn apply(call: &mut LiveCall, event: CallEvent, now: DateTime<Utc>) -> Step {
                 duracion: seconds_since(call.inicio, now),
                 ..Hangup::unanswered(CAUSE_RECOVERED.to_owned())
             })
+        }
+    }
+}
+
+/// A call whose controller never reported (this process restarted, or the report came too late):
+/// `discador_resultado` on the channel is the controller's mark that it handed the call on.
+fn delivered_mark(call: &mut LiveCall, hangup: &Hangup) {
+    let (Some(resultado), Control::NotYet | Control::Running) = (hangup.resultado, &call.control)
+    else {
+        return;
+    };
+    if call.contestada.is_some() {
+        call.control = Control::Ended(ControlOutcome::Delivered);
+        if call.amd.is_none() {
+            call.amd = Some(AmdVerdict {
+                result: resultado,
+                raw: "NONE".to_owned(),
+                cause: None,
+            });
         }
     }
 }
@@ -593,6 +631,7 @@ pub fn finish(call: &LiveCall, hangup: &Hangup, now: DateTime<Utc>, nodo: &str) 
         fin: now,
         billsec: hangup.billsec,
         duracion: hangup.duracion,
+        disposicion: call.disposition.clone(),
     }
 }
 
@@ -614,6 +653,7 @@ mod tests {
             inicio: Utc::now(),
             contestada: None,
             amd: None,
+            disposition: None,
             channel: false,
             control: Control::NotYet,
             pending_hangup: None,
@@ -795,20 +835,28 @@ mod tests {
         );
     }
 
+    /// A controller running a script (message, menu, bridge) has already set `discador_resultado`
+    /// when the person hangs up: the hangup still waits for its report, which carries the
+    /// disposition into the record.
     #[test]
     fn a_hangup_waits_for_the_controller_that_drives_the_call() {
         let mut c = call(1, 3);
         let uuid = c.uuid;
         apply(&mut c, CallEvent::ControlStarted { uuid }, Utc::now());
-        let step = apply(
+        let mut h = hangup("NORMAL_CLEARING", true);
+        h.resultado = Some(CallResult::Humano);
+        let step = apply(&mut c, CallEvent::Hangup { uuid, hangup: h }, Utc::now());
+        assert_eq!(step, Step::Wait, "the mark does not overtake the report");
+        let mut d = CallDisposition::new(crate::domain::Disposition::ColgoEnMensaje);
+        d.mensaje_ms = Some(1_200);
+        apply(
             &mut c,
-            CallEvent::Hangup {
+            CallEvent::Disposition {
                 uuid,
-                hangup: hangup("NORMAL_CLEARING", true),
+                disposition: d.clone(),
             },
             Utc::now(),
         );
-        assert_eq!(step, Step::Wait);
         let step = apply(
             &mut c,
             CallEvent::ControlEnded {
@@ -825,6 +873,7 @@ mod tests {
             (r.estado, r.resultado),
             (NumberState::Completado, CallResult::Humano)
         );
+        assert_eq!(r.disposicion, Some(d));
     }
 
     /// Issue 9, point 6: `-ERR` with no channel is not an attempt; with a channel it is.
@@ -931,8 +980,9 @@ mod tests {
         assert!(wrx.try_recv().is_err(), "finished twice");
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn a_silent_controller_does_not_hold_the_call_forever() {
+    /// A hangup whose controller never reports (`mark`: `discador_resultado` on the channel): the
+    /// record the tracker writes once the grace runs out.
+    async fn silent_controller(mark: Option<CallResult>) -> CallRecord {
         let (wtx, mut wrx) = WriterTx::channel();
         let (ntx, _nrx) = mpsc::unbounded_channel();
         let t = Tracker::start(wtx, ntx, "fs1".into());
@@ -940,10 +990,9 @@ mod tests {
         let uuid = c.uuid;
         t.register(c);
         t.event(CallEvent::ControlStarted { uuid });
-        t.event(CallEvent::Hangup {
-            uuid,
-            hangup: hangup("NORMAL_CLEARING", true),
-        });
+        let mut h = hangup("NORMAL_CLEARING", true);
+        h.resultado = mark;
+        t.event(CallEvent::Hangup { uuid, hangup: h });
         assert_eq!(t.live().await.len(), 1, "waits for the controller");
         tokio::time::sleep(CONTROL_GRACE + Duration::from_millis(10)).await;
         assert!(t.live().await.is_empty());
@@ -954,7 +1003,23 @@ mod tests {
         let Some(NumberUpdate::Finished(r)) = last else {
             panic!("{last:?}")
         };
+        r
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_controller_does_not_hold_the_call_forever() {
+        let r = silent_controller(None).await;
         assert_eq!(r.resultado, CallResult::Interrumpida);
+    }
+
+    /// The controller never reported, but the channel carries its delivery mark: delivered.
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_controller_with_the_mark_on_the_channel_delivered_the_call() {
+        let r = silent_controller(Some(CallResult::Maquina)).await;
+        assert_eq!(
+            (r.estado, r.resultado),
+            (NumberState::Completado, CallResult::Maquina)
+        );
     }
 
     #[tokio::test]

@@ -11,6 +11,7 @@ mod names;
 pub mod outcome;
 mod phone;
 mod rate;
+mod script;
 mod settings;
 pub mod states;
 mod window;
@@ -18,6 +19,10 @@ mod window;
 pub use names::{CampaignName, NameError, TableName};
 pub use phone::{mask, PhoneError, PhoneNumber};
 pub use rate::{Cps, CpsError};
+pub use script::{
+    AudioPath, CallDisposition, DialTarget, Disposition, Menu, MenuAction, MenuJson, MenuKey,
+    MenuOptionJson, Script, TransferTarget, Voicemail, ESPERA_AGENTE, MENU_INTENTOS, MENU_TIMEOUT,
+};
 pub use settings::{
     AmdMode, AmdNotSure, Extension, Gateway, Limit, SettingError, INTERVALO_REINTENTO, MAX_CANALES,
     REINTENTOS, TIMEOUT_LLAMADA,

@@ -284,6 +284,15 @@ impl OutboundSession {
     /// never arrives (and the wait times out). `Err(HungUp)` as soon as the channel hangs up: the
     /// application may never complete then (a missing one never does).
     pub async fn execute(&mut self, app: &str, arg: &str) -> Result<Event, EslError> {
+        let id = self.start(app, arg).await?;
+        self.completion(&id).await
+    }
+
+    /// Starts `app` with `arg` and returns once FreeSWITCH accepted it, without waiting for its
+    /// end: for applications whose progress the caller follows through events (a `bridge` is
+    /// answered long before it completes). Returns the `Application-UUID` that its
+    /// CHANNEL_EXECUTE_COMPLETE will carry ([`OutboundSession::completes`]).
+    pub async fn start(&mut self, app: &str, arg: &str) -> Result<String, EslError> {
         if self.hangup.is_some() {
             return Err(self.hung_up_error());
         }
@@ -293,8 +302,23 @@ impl OutboundSession {
             .event_lock()
             .event_uuid(id);
         self.command_ok(msg.into()).await?;
-        let id = id.to_string();
-        if let Some(pos) = self.queued.iter().position(|e| is_completion(e, &id)) {
+        Ok(id.to_string())
+    }
+
+    /// Whether `event` is the CHANNEL_EXECUTE_COMPLETE of the application started as `id`.
+    pub fn completes(event: &Event, id: &str) -> bool {
+        is_completion(event, id)
+    }
+
+    /// The events that arrived while a command or an application was awaited and that nobody read
+    /// yet, oldest first (e.g. the DTMF pressed during a `playback`).
+    pub fn take_queued(&mut self) -> Vec<Event> {
+        self.queued.drain(..).collect()
+    }
+
+    /// Waits for the CHANNEL_EXECUTE_COMPLETE of the application started as `id`.
+    async fn completion(&mut self, id: &str) -> Result<Event, EslError> {
+        if let Some(pos) = self.queued.iter().position(|e| is_completion(e, id)) {
             if let Some(e) = self.queued.remove(pos) {
                 return Ok(e);
             }
@@ -304,7 +328,7 @@ impl OutboundSession {
                 return Err(self.hung_up_error());
             }
             let event = self.read_event().await?;
-            if is_completion(&event, &id) {
+            if is_completion(&event, id) {
                 return Ok(event);
             }
             self.queue(event);

@@ -72,8 +72,16 @@ pub async fn execute(shared: &Arc<Shared>, line: &str) -> String {
         "global_getvar" => match args.trim() {
             "core_uuid" => shared.core.core_uuid.clone(),
             "hostname" => shared.cfg.hostname.clone(),
+            "sounds_dir" => shared.cfg.sounds_dir.display().to_string(),
             _ => String::new(),
         },
+        // The real file system, as FreeSWITCH answers it.
+        "file_exists" => {
+            let path = std::path::Path::new(args.trim());
+            (path.is_absolute() && path.is_file()).to_string()
+        }
+        "sofia" => sofia(shared, args),
+        "xml_locate" => xml_locate(args),
         "originate" => originate(shared, args, None).await,
         _ => format!("-ERR {cmd} Command not found!\n"),
     }
@@ -178,6 +186,40 @@ async fn originate(shared: &Arc<Shared>, args: &str, job_uuid: Option<&str>) -> 
 }
 
 /// Names usable as a UUID or variable name in an event line.
+/// `sofia status gateway <name>`, the one `sofia` command the dialer uses.
+fn sofia(shared: &Shared, args: &str) -> String {
+    match args.split_whitespace().collect::<Vec<_>>().as_slice() {
+        ["status", "gateway", name] if shared.cfg.has_gateway(name) => format!(
+            "{sep}\nName    \t{name}\nProfile \texternal\nState   \tNOREG\nStatus  \tUP\n{sep}\n",
+            sep = "=".repeat(97)
+        ),
+        ["status", "gateway", _] => "Invalid Gateway!\n".to_owned(),
+        _ => "-USAGE: sofia status gateway <name>\n".to_owned(),
+    }
+}
+
+/// `xml_locate dialplan context name discador`: the context the simulator routes, with the shipped
+/// extensions (`discador`, `humano`, `maquina`), as FreeSWITCH prints it.
+fn xml_locate(args: &str) -> String {
+    match args.split_whitespace().collect::<Vec<_>>().as_slice() {
+        ["dialplan", "context", "name", "discador"] => {
+            let ext = |name: &str| {
+                format!(
+                    "  <extension name=\"{name}\">\n    <condition field=\"destination_number\" \
+                     expression=\"^{name}$\"></condition>\n  </extension>\n"
+                )
+            };
+            format!(
+                "<context name=\"discador\">\n{}{}{}</context>\n",
+                ext("discador"),
+                ext("humano"),
+                ext("maquina")
+            )
+        }
+        _ => "can't find anything\n".to_owned(),
+    }
+}
+
 fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 256

@@ -139,6 +139,11 @@ pub struct SimConfig {
     /// `-ERR INVALID_GATEWAY` and no channel. Empty (the default): every gateway name exists.
     #[arg(long = "gateway-name", value_name = "NAME")]
     pub gateways: Vec<String>,
+
+    /// FreeSWITCH's sounds directory (`global_getvar sounds_dir`): relative files are played from
+    /// here, and `file_exists` and `playback` look at the real files, as the switch does.
+    #[arg(long = "sounds-dir", default_value = "/usr/share/freeswitch/sounds")]
+    pub sounds_dir: PathBuf,
 }
 
 impl Default for SimConfig {
@@ -161,6 +166,7 @@ impl Default for SimConfig {
             heartbeat_secs: 20,
             missing_modules: Vec::new(),
             gateways: Vec::new(),
+            sounds_dir: PathBuf::from("/usr/share/freeswitch/sounds"),
         }
     }
 }
@@ -228,6 +234,20 @@ impl SimConfig {
             "avmd" | "avmd_start" | "avmd_stop" => self.has_module("mod_avmd"),
             _ => true,
         }
+    }
+
+    /// The file `playback` opens for `arg`: relative paths under the sounds directory. `None` for
+    /// what is not a file (`silence_stream://…`, `tone_stream://…`), which always plays.
+    pub fn sound_file(&self, arg: &str) -> Option<PathBuf> {
+        if arg.contains("://") {
+            return None;
+        }
+        let path = std::path::Path::new(arg);
+        Some(if path.is_absolute() {
+            path.to_owned()
+        } else {
+            self.sounds_dir.join(path)
+        })
     }
 
     /// Whether gateway `name` exists (every name does when no list is configured).

@@ -29,8 +29,8 @@ use crate::secret::Secret;
 pub use rows::{CdrRow, DncRow, NumberRow};
 
 pub use model::{
-    CallRecord, Campaign, CampaignPatch, ClaimedNumber, InFlight, InsertCounts, NewCampaign,
-    NewNumber, NumberStats, NumberUpdate,
+    CallRecord, Campaign, CampaignPatch, ClaimedNumber, DispositionCounts, InFlight, InsertCounts,
+    NewCampaign, NewNumber, NumberStats, NumberUpdate,
 };
 
 /// Errors of the store. Messages are Spanish (they reach API clients) and never contain the URL.
@@ -351,7 +351,9 @@ impl Store {
     }
 
     /// Changes settings; returns the campaign as stored. Row-locked (MySQL) or under the write lock
-    /// (SQLite), so concurrent patches do not lose each other's fields.
+    /// (SQLite), so concurrent patches do not lose each other's fields. A patch that leaves the
+    /// campaign's script inconsistent (a menu without `mensaje_humano`) is refused as `Invalid`
+    /// naming the field, and nothing is changed.
     pub async fn update_campaign(
         &self,
         n: &CampaignName,
@@ -452,6 +454,15 @@ impl Store {
     /// Numbers in MARCANDO or CONTESTADO: the calls to reconcile after a restart.
     pub async fn in_flight(&self, c: &Campaign) -> Result<Vec<InFlight>, StoreError> {
         on_backend!(self.in_flight(&c.tabla))
+    }
+
+    /// How the campaign's answered calls ended, counted over its CDRs in one statement (an index
+    /// range of `llamadas`, see migration `guion`).
+    pub async fn disposition_counts(
+        &self,
+        n: &CampaignName,
+    ) -> Result<DispositionCounts, StoreError> {
+        on_backend!(self.disposition_counts(n))
     }
 
     // --- results ---
@@ -593,6 +604,24 @@ fn check_blank_phones(t: &TableName, blank: i64) -> Result<(), StoreError> {
         )));
     }
     Ok(())
+}
+
+/// Applies a settings patch to the stored campaign, then checks the rules between its fields.
+fn patched(c: &mut Campaign, p: &CampaignPatch) -> Result<(), StoreError> {
+    p.apply_to(c);
+    c.guion
+        .check()
+        .map_err(|e| StoreError::Invalid(e.to_string()))
+}
+
+/// Why the `disposicion` column could not be added to a campaign's numbers table when the store
+/// opened: logged, never fatal (the campaign's table may have been dropped by hand).
+fn warn_numbers_table(tabla: &str, why: &str) {
+    tracing::warn!(
+        tabla,
+        motivo = why,
+        "tabla de números sin la columna disposicion; la campaña no podrá registrar resultados"
+    );
 }
 
 fn campaign_missing(n: &CampaignName) -> StoreError {

@@ -3,9 +3,9 @@
 use chrono::{DateTime, Utc};
 
 use crate::domain::{
-    AmdMode, AmdNotSure, CallResult, CallingWindow, CampaignName, CampaignState, Cps, Extension,
-    Gateway, NumberState, PhoneNumber, TableName, INTERVALO_REINTENTO, MAX_CANALES, REINTENTOS,
-    TIMEOUT_LLAMADA,
+    AmdMode, AmdNotSure, AudioPath, CallDisposition, CallResult, CallingWindow, CampaignName,
+    CampaignState, Cps, Extension, Gateway, Menu, NumberState, PhoneNumber, Script, TableName,
+    Voicemail, INTERVALO_REINTENTO, MAX_CANALES, REINTENTOS, TIMEOUT_LLAMADA,
 };
 
 /// A campaign as stored in `bases`.
@@ -37,6 +37,8 @@ pub struct Campaign {
     /// Why the service itself moved the campaign to its state (e.g. paused because FreeSWITCH lacks
     /// its AMD module); `None` when an operator did. Shown in estado.
     pub motivo: Option<String>,
+    /// What is played and done on an answered call (messages, menu, voicemail).
+    pub guion: Script,
 }
 
 /// What `create_campaign` needs; [`NewCampaign::new`] fills the documented defaults.
@@ -57,11 +59,12 @@ pub struct NewCampaign {
     pub gateway: Option<Gateway>,
     pub timeout_llamada: u32,
     pub ventana: CallingWindow,
+    pub guion: Script,
 }
 
 impl NewCampaign {
     /// A campaign with every default: 1 CPS, 10 channels, 2 retries 300 s apart, no AMD, destinations
-    /// `humano` / `maquina`, 30 s ring time, 09:00–21:00 UTC every day.
+    /// `humano` / `maquina`, 30 s ring time, 09:00–21:00 UTC every day, no script.
     pub fn new(nombre: CampaignName) -> Self {
         NewCampaign {
             nombre,
@@ -78,6 +81,7 @@ impl NewCampaign {
             gateway: None,
             timeout_llamada: TIMEOUT_LLAMADA.default,
             ventana: CallingWindow::default(),
+            guion: Script::default(),
         }
     }
 }
@@ -98,6 +102,13 @@ pub struct CampaignPatch {
     pub gateway: Option<Option<Gateway>>,
     pub timeout_llamada: Option<u32>,
     pub ventana: Option<CallingWindow>,
+    pub mensaje_humano: Option<Option<AudioPath>>,
+    pub mensaje_maquina: Option<Option<AudioPath>>,
+    pub mensaje_baja: Option<Option<AudioPath>>,
+    pub mensaje_abandono: Option<Option<AudioPath>>,
+    pub menu: Option<Option<Menu>>,
+    pub buzon: Option<Voicemail>,
+    pub espera_agente_s: Option<u32>,
 }
 
 impl CampaignPatch {
@@ -119,6 +130,14 @@ impl CampaignPatch {
         set(&mut c.gateway, &self.gateway);
         set(&mut c.timeout_llamada, &self.timeout_llamada);
         set(&mut c.ventana, &self.ventana);
+        let g = &mut c.guion;
+        set(&mut g.mensaje_humano, &self.mensaje_humano);
+        set(&mut g.mensaje_maquina, &self.mensaje_maquina);
+        set(&mut g.mensaje_baja, &self.mensaje_baja);
+        set(&mut g.mensaje_abandono, &self.mensaje_abandono);
+        set(&mut g.menu, &self.menu);
+        set(&mut g.buzon, &self.buzon);
+        set(&mut g.espera_agente_s, &self.espera_agente_s);
     }
 }
 
@@ -157,6 +176,34 @@ impl NumberStats {
         self.total.saturating_sub(
             self.pendientes + self.marcando + self.contestados + self.completados + self.errores,
         )
+    }
+}
+
+/// How a campaign's answered calls ended, counted over its CDRs (`llamadas`) in one statement.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DispositionCounts {
+    /// ESCUCHO: the person heard the whole message.
+    pub escucharon: u64,
+    /// TRANSFERIDA: an agent answered, or the call went to a dialplan extension.
+    pub transferidos: u64,
+    /// ABANDONADA: sent to agents, none answered in time.
+    pub abandonados: u64,
+    /// BAJA: the person asked not to be called again.
+    pub bajas: u64,
+    /// MENSAJE_DEJADO: the message was left on a machine.
+    pub mensajes_dejados: u64,
+    /// Calls whose result is HUMANO: the base of the abandonment rate.
+    pub atendidas_por_persona: u64,
+}
+
+impl DispositionCounts {
+    /// Abandoned calls per 100 calls answered by a person, to 2 decimals; 0 when none was.
+    pub fn tasa_abandono(&self) -> f64 {
+        if self.atendidas_por_persona == 0 {
+            return 0.0;
+        }
+        let pct = 100.0 * self.abandonados as f64 / self.atendidas_por_persona as f64;
+        (pct * 100.0).round() / 100.0
     }
 }
 
@@ -213,6 +260,9 @@ pub struct CallRecord {
     pub fin: DateTime<Utc>,
     pub billsec: u32,
     pub duracion: u32,
+    /// How an answered call ended under the campaign's script; `None` for a call that was not
+    /// answered (or that no script followed). Stored on the number (`disposicion`) and in the CDR.
+    pub disposicion: Option<CallDisposition>,
 }
 
 /// One write of the batched writer.
@@ -243,4 +293,23 @@ pub enum NumberUpdate {
         uuid: String,
         proximo: DateTime<Utc>,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn abandonment_rate() {
+        let c = |abandonados, atendidas_por_persona| DispositionCounts {
+            abandonados,
+            atendidas_por_persona,
+            ..DispositionCounts::default()
+        };
+        assert_eq!(c(0, 0).tasa_abandono(), 0.0);
+        assert_eq!(c(3, 0).tasa_abandono(), 0.0);
+        assert_eq!(c(1, 3).tasa_abandono(), 33.33);
+        assert_eq!(c(2, 3).tasa_abandono(), 66.67);
+        assert_eq!(c(5, 5).tasa_abandono(), 100.0);
+    }
 }

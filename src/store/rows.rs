@@ -8,10 +8,14 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Integer, Nullable, Text, Timestamp};
 
 use super::schema::{bases, llamadas};
-use super::{CallRecord, Campaign, ClaimedNumber, InFlight, NumberStats, StoreError, TableName};
+use super::{
+    CallRecord, Campaign, ClaimedNumber, DispositionCounts, InFlight, NumberStats, StoreError,
+    TableName,
+};
 use crate::domain::{
-    parse_zone, AmdMode, AmdNotSure, CallResult, CallingWindow, CampaignName, CampaignState, Cps,
-    DaySet, Extension, Gateway, NumberState, PhoneNumber,
+    parse_zone, AmdMode, AmdNotSure, AudioPath, CallResult, CallingWindow, CampaignName,
+    CampaignState, Cps, DaySet, Extension, Gateway, Menu, NumberState, PhoneNumber, Script,
+    Voicemail, ESPERA_AGENTE,
 };
 
 /// Now, at the millisecond precision of `DATETIME(3)`, so a returned campaign equals the stored one.
@@ -65,6 +69,14 @@ pub(super) struct BaseRow {
     creada: NaiveDateTime,
     actualizada: NaiveDateTime,
     motivo: Option<String>,
+    mensaje_humano: Option<String>,
+    mensaje_maquina: Option<String>,
+    mensaje_baja: Option<String>,
+    mensaje_abandono: Option<String>,
+    /// JSON (`MenuJson`).
+    menu: Option<String>,
+    buzon: String,
+    espera_agente_s: i32,
 }
 
 #[derive(Insertable, AsChangeset)]
@@ -92,6 +104,13 @@ pub(super) struct BaseValues<'a> {
     creada: NaiveDateTime,
     actualizada: NaiveDateTime,
     motivo: Option<&'a str>,
+    mensaje_humano: Option<&'a str>,
+    mensaje_maquina: Option<&'a str>,
+    mensaje_baja: Option<&'a str>,
+    mensaje_abandono: Option<&'a str>,
+    menu: Option<String>,
+    buzon: &'a str,
+    espera_agente_s: i32,
 }
 
 impl<'a> BaseValues<'a> {
@@ -118,6 +137,13 @@ impl<'a> BaseValues<'a> {
             creada: to_naive(c.creada),
             actualizada: to_naive(c.actualizada),
             motivo: c.motivo.as_deref(),
+            mensaje_humano: c.guion.mensaje_humano.as_ref().map(AudioPath::as_str),
+            mensaje_maquina: c.guion.mensaje_maquina.as_ref().map(AudioPath::as_str),
+            mensaje_baja: c.guion.mensaje_baja.as_ref().map(AudioPath::as_str),
+            mensaje_abandono: c.guion.mensaje_abandono.as_ref().map(AudioPath::as_str),
+            menu: c.guion.menu.as_ref().map(Menu::to_db),
+            buzon: c.guion.buzon.as_str(),
+            espera_agente_s: to_i32(c.guion.espera_agente_s),
         }
     }
 }
@@ -133,6 +159,7 @@ impl TryFrom<BaseRow> for Campaign {
                 r.nombre
             ))
         };
+        let guion = script(&r)?;
         Ok(Campaign {
             nombre: CampaignName::parse(&r.nombre).map_err(|e| bad("nombre", e.to_string()))?,
             tabla: TableName::parse(&r.tabla).map_err(|e| bad("tabla", e.to_string()))?,
@@ -171,8 +198,44 @@ impl TryFrom<BaseRow> for Campaign {
             creada: from_naive(r.creada),
             actualizada: from_naive(r.actualizada),
             motivo: r.motivo,
+            guion,
         })
     }
+}
+
+/// The script of a `bases` row. A value that no longer parses (edited by hand, or written by a
+/// version with other rules) is `Invalid` naming the campaign and the field.
+fn script(r: &BaseRow) -> Result<Script, StoreError> {
+    let bad = |field: &str, e: String| {
+        let e = if e.starts_with(field) {
+            e
+        } else {
+            format!("{field}: {e}")
+        };
+        StoreError::Invalid(format!("campaña {} inválida en bases: {e}", r.nombre))
+    };
+    let audio = |field: &'static str, raw: &Option<String>| {
+        raw.as_deref()
+            .map(|p| AudioPath::parse(field, p))
+            .transpose()
+            .map_err(|e| bad(field, e.to_string()))
+    };
+    Ok(Script {
+        mensaje_humano: audio("mensaje_humano", &r.mensaje_humano)?,
+        mensaje_maquina: audio("mensaje_maquina", &r.mensaje_maquina)?,
+        mensaje_baja: audio("mensaje_baja", &r.mensaje_baja)?,
+        mensaje_abandono: audio("mensaje_abandono", &r.mensaje_abandono)?,
+        menu: r
+            .menu
+            .as_deref()
+            .map(Menu::from_db)
+            .transpose()
+            .map_err(|e| bad("menu", e))?,
+        buzon: Voicemail::parse(&r.buzon).map_err(|e| bad("buzon", e.to_string()))?,
+        espera_agente_s: ESPERA_AGENTE
+            .check(i64::from(r.espera_agente_s))
+            .map_err(|e| bad("espera_agente_s", e.to_string()))?,
+    })
 }
 
 /// A campaign as [`Store::create_campaign`](super::Store::create_campaign) stores it: the request's
@@ -198,6 +261,7 @@ pub(super) fn new_campaign(c: &super::NewCampaign, tabla: TableName) -> Campaign
         creada: now,
         actualizada: now,
         motivo: None,
+        guion: c.guion.clone(),
     }
 }
 
@@ -221,10 +285,24 @@ pub(super) struct NewCall<'a> {
     fin: NaiveDateTime,
     billsec: i32,
     duracion: i32,
+    disposicion: Option<&'static str>,
+    mensaje_ms: Option<i32>,
+    teclas: Option<&'a str>,
+    accion: Option<&'static str>,
+    transferida_a: Option<&'a str>,
+    agente_contesto: Option<bool>,
+    tras_beep_ms: Option<i32>,
+}
+
+/// `s` cut to at most `n` characters (the width of its `VARCHAR`): a CDR is never refused for a
+/// value longer than its column (MySQL's strict mode would fail the writer's whole batch).
+fn fit(s: &str, n: usize) -> &str {
+    s.char_indices().nth(n).map_or(s, |(i, _)| &s[..i])
 }
 
 impl<'a> From<&'a CallRecord> for NewCall<'a> {
     fn from(r: &'a CallRecord) -> Self {
+        let d = r.disposicion.as_ref();
         NewCall {
             campana: r.campana.as_str(),
             numero_id: r.numero_id,
@@ -242,6 +320,17 @@ impl<'a> From<&'a CallRecord> for NewCall<'a> {
             fin: to_naive(r.fin),
             billsec: to_i32(r.billsec),
             duracion: to_i32(r.duracion),
+            disposicion: d.map(|d| d.disposicion.as_str()),
+            mensaje_ms: d.and_then(|d| d.mensaje_ms).map(to_i32),
+            teclas: d.map(|d| fit(&d.teclas, 32)).filter(|t| !t.is_empty()),
+            accion: d.and_then(|d| d.accion).map(|a| fit(a, 16)),
+            transferida_a: d
+                .and_then(|d| d.transferida_a.as_deref())
+                .map(|t| fit(t, 255)),
+            agente_contesto: d.and_then(|d| d.agente_contesto),
+            tras_beep_ms: d
+                .and_then(|d| d.tras_beep_ms)
+                .map(|ms| ms.clamp(i32::MIN.into(), i32::MAX.into()) as i32),
         }
     }
 }
@@ -296,6 +385,36 @@ impl From<StatsRow> for NumberStats {
             errores: count(r.errores),
             humanos: count(r.humanos),
             maquinas: count(r.maquinas),
+        }
+    }
+}
+
+/// The result of [`super::sql::disposition_counts`].
+#[derive(QueryableByName)]
+pub(super) struct DispositionRow {
+    #[diesel(sql_type = BigInt)]
+    escucharon: i64,
+    #[diesel(sql_type = BigInt)]
+    transferidos: i64,
+    #[diesel(sql_type = BigInt)]
+    abandonados: i64,
+    #[diesel(sql_type = BigInt)]
+    bajas: i64,
+    #[diesel(sql_type = BigInt)]
+    mensajes_dejados: i64,
+    #[diesel(sql_type = BigInt)]
+    atendidas_por_persona: i64,
+}
+
+impl From<DispositionRow> for DispositionCounts {
+    fn from(r: DispositionRow) -> Self {
+        DispositionCounts {
+            escucharon: count(r.escucharon),
+            transferidos: count(r.transferidos),
+            abandonados: count(r.abandonados),
+            bajas: count(r.bajas),
+            mensajes_dejados: count(r.mensajes_dejados),
+            atendidas_por_persona: count(r.atendidas_por_persona),
         }
     }
 }
@@ -404,6 +523,9 @@ pub struct NumberRow {
     pub duracion: i32,
     #[diesel(sql_type = Nullable<Text>)]
     pub datos: Option<String>,
+    /// The last attempt's disposition (see [`crate::domain::Disposition`]).
+    #[diesel(sql_type = Nullable<Text>)]
+    pub disposicion: Option<String>,
 }
 
 /// A `llamadas` (CDR) row exactly as stored, id included, for copying to another database.
@@ -428,6 +550,13 @@ pub struct CdrRow {
     pub fin: NaiveDateTime,
     pub billsec: i32,
     pub duracion: i32,
+    pub disposicion: Option<String>,
+    pub mensaje_ms: Option<i32>,
+    pub teclas: Option<String>,
+    pub accion: Option<String>,
+    pub transferida_a: Option<String>,
+    pub agente_contesto: Option<bool>,
+    pub tras_beep_ms: Option<i32>,
 }
 
 /// A do-not-call entry as stored.

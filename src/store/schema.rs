@@ -27,6 +27,13 @@ diesel::table! {
         creada -> Timestamp,
         actualizada -> Timestamp,
         motivo -> Nullable<Varchar>,
+        mensaje_humano -> Nullable<Varchar>,
+        mensaje_maquina -> Nullable<Varchar>,
+        mensaje_baja -> Nullable<Varchar>,
+        mensaje_abandono -> Nullable<Varchar>,
+        menu -> Nullable<Text>,
+        buzon -> Varchar,
+        espera_agente_s -> Integer,
     }
 }
 
@@ -49,6 +56,13 @@ diesel::table! {
         fin -> Timestamp,
         billsec -> Integer,
         duracion -> Integer,
+        disposicion -> Nullable<Varchar>,
+        mensaje_ms -> Nullable<Integer>,
+        teclas -> Nullable<Varchar>,
+        accion -> Nullable<Varchar>,
+        transferida_a -> Nullable<Varchar>,
+        agente_contesto -> Nullable<Bool>,
+        tras_beep_ms -> Nullable<Integer>,
     }
 }
 

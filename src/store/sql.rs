@@ -12,7 +12,7 @@ use diesel::sqlite::Sqlite;
 
 use super::rows::{to_i32, to_naive};
 use super::{CallRecord, NewNumber, NumberUpdate};
-use crate::domain::{CallResult, NumberState, TableName};
+use crate::domain::{CallResult, CampaignName, NumberState, TableName};
 
 /// A statement with its bound values, ready to run on a connection of backend `DB`.
 pub(super) type Query<DB> = BoxedSqlQuery<'static, DB, SqlQuery>;
@@ -143,6 +143,24 @@ pub(super) fn stats<DB: Dialect>(t: &TableName) -> Query<DB> {
         sum("resultado = 'MAQUINA'", "maquinas"),
         t.quoted()
     ))
+}
+
+/// How one campaign's calls ended, from its CDRs, in one statement (read as
+/// [`super::rows::DispositionRow`]): an index range of `(campana, resultado, disposicion)`, which
+/// covers the query.
+pub(super) fn disposition_counts<DB: Dialect>(n: &CampaignName) -> Query<DB> {
+    let sum =
+        |cond: &str, name: &str| format!("CAST(COALESCE(SUM({cond}), 0) AS {}) AS {name}", DB::INT);
+    let q = query::<DB>(format!(
+        "SELECT {}, {}, {}, {}, {}, {} FROM llamadas WHERE campana = ?",
+        sum("disposicion = 'ESCUCHO'", "escucharon"),
+        sum("disposicion = 'TRANSFERIDA'", "transferidos"),
+        sum("disposicion = 'ABANDONADA'", "abandonados"),
+        sum("disposicion = 'BAJA'", "bajas"),
+        sum("disposicion = 'MENSAJE_DEJADO'", "mensajes_dejados"),
+        sum("resultado = 'HUMANO'", "atendidas_por_persona"),
+    ));
+    DB::text(q, n.as_str().to_owned())
 }
 
 /// Ids of up to `limit` numbers never tried yet (PENDIENTE, `proximo_intento` NULL), by id.
@@ -290,13 +308,14 @@ pub(super) fn delivered<DB: Dialect>(t: &TableName, rows: &[(i64, &str, CallResu
 
 /// The final state of many attempts of one table in one statement. Only the attempt a row is on is
 /// written (its claim's UUID, or none for a row recovered without one): a late record of an older
-/// attempt must not overwrite a newer one. (Its CDR row is written all the same.)
+/// attempt must not overwrite a newer one. (Its CDR row is written all the same.) `disposicion` is
+/// the attempt's (NULL for one without: not answered, or no script followed it).
 pub(super) fn finish<DB: Dialect>(t: &TableName, rows: &[&CallRecord]) -> Query<DB> {
     let n = rows.len();
     let case = case_by_id(n);
     let mut q = query::<DB>(format!(
         "UPDATE {t} SET estado = {case}, intentos = {case}, resultado = {case}, causa = {case}, \
-         duracion = {case}, proximo_intento = {case}, uuid = {case} \
+         duracion = {case}, proximo_intento = {case}, uuid = {case}, disposicion = {case} \
          WHERE id IN ({ids}) AND (uuid IS NULL OR uuid = {case})",
         t = t.quoted(),
         ids = placeholders(n),
@@ -321,6 +340,13 @@ pub(super) fn finish<DB: Dialect>(t: &TableName, rows: &[&CallRecord]) -> Query<
     }
     for r in rows {
         q = DB::text(DB::id(q, r.numero_id), r.uuid.clone());
+    }
+    for r in rows {
+        let d = r
+            .disposicion
+            .as_ref()
+            .map(|d| d.disposicion.as_str().to_owned());
+        q = DB::opt_text(DB::id(q, r.numero_id), d);
     }
     for r in rows {
         q = DB::id(q, r.numero_id);
@@ -432,7 +458,7 @@ pub(super) fn calls(updates: &[NumberUpdate]) -> Vec<&CallRecord> {
 
 /// The columns of a numbers table that a copy carries, in [`super::rows::NumberRow`]'s order.
 const NUMBER_ROW: &str = "id, telefono, estado, intentos, proximo_intento, ultimo_intento, \
-                          resultado, causa, uuid, duracion, datos";
+                          resultado, causa, uuid, duracion, datos, disposicion";
 
 /// Up to `limit` rows with `id > after`, by id: one page of a copy.
 pub(super) fn number_rows<DB: Dialect>(t: &TableName, after: i64, limit: u32) -> Query<DB> {
@@ -453,7 +479,7 @@ pub(super) fn insert_number_rows<DB: Dialect>(
         "{} INTO {} ({NUMBER_ROW}) VALUES {}",
         DB::INSERT_IGNORE,
         t.quoted(),
-        vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; rows.len()].join(", ")
+        vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; rows.len()].join(", ")
     ));
     for r in rows {
         q = DB::text(DB::id(q, r.id), r.telefono.clone());
@@ -461,7 +487,7 @@ pub(super) fn insert_number_rows<DB: Dialect>(
         q = DB::opt_time(DB::opt_time(q, r.proximo_intento), r.ultimo_intento);
         q = DB::opt_text(DB::opt_text(q, r.resultado.clone()), r.causa.clone());
         q = DB::int(DB::opt_text(q, r.uuid.clone()), r.duracion);
-        q = DB::opt_text(q, r.datos.clone());
+        q = DB::opt_text(DB::opt_text(q, r.datos.clone()), r.disposicion.clone());
     }
     q
 }

@@ -162,6 +162,223 @@ async fn create_read_update_campaign(backend: Backend) {
     t.shutdown().await;
 }
 
+on_both_backends!(call_script_settings, worker_threads = 2);
+/// The call script: created whole and read back, changed one field at a time, cleared with null;
+/// every bad value answers 400 naming its field and changes nothing.
+async fn call_script_settings(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    let menu = json!({"opciones": {
+        "1": {"accion": "transferir", "destino": "sofia/gateway/gw_pstn/agente1"},
+        "2": {"accion": "transferir", "destino": "ventas"},
+        "9": {"accion": "no_llamar"},
+        "0": {"accion": "repetir"}}, "timeout": 7});
+    let (s, c) = t
+        .post_json(
+            "/campanas/",
+            json!({"nombre": "GUION", "mensaje_humano": "ivr/bienvenida.wav",
+                "mensaje_maquina": "/var/lib/discador/deuda+v2.wav", "mensaje_baja": "ivr/baja.wav",
+                "mensaje_abandono": "ivr/abandono.wav", "menu": menu, "buzon": "tras_saludo",
+                "espera_agente_s": 5}),
+        )
+        .await;
+    assert_eq!(s, 201, "{c}");
+    let mut shown = menu.clone();
+    shown["intentos"] = json!(2); // the default, always shown
+    assert_eq!(
+        (
+            &c["mensaje_humano"],
+            &c["mensaje_maquina"],
+            &c["mensaje_baja"],
+            &c["mensaje_abandono"]
+        ),
+        (
+            &json!("ivr/bienvenida.wav"),
+            &json!("/var/lib/discador/deuda+v2.wav"),
+            &json!("ivr/baja.wav"),
+            &json!("ivr/abandono.wav")
+        )
+    );
+    assert_eq!(c["menu"], shown, "{c}");
+    assert_eq!(
+        (&c["buzon"], &c["espera_agente_s"]),
+        (&json!("tras_saludo"), &json!(5))
+    );
+    let (s, got) = t.get("/campana/GUION").await;
+    assert_eq!(
+        (s, &got),
+        (200, &c),
+        "what was returned at creation is what is stored"
+    );
+
+    // No script: the defaults.
+    let d = t.create("SIN_GUION").await;
+    for f in [
+        "mensaje_humano",
+        "mensaje_maquina",
+        "mensaje_baja",
+        "mensaje_abandono",
+        "menu",
+    ] {
+        assert_eq!(d[f], Value::Null, "{f}: {d}");
+    }
+    assert_eq!(
+        (&d["buzon"], &d["espera_agente_s"]),
+        (&json!("tras_beep"), &json!(2))
+    );
+
+    // One field changes, the others stay.
+    let (s, p) = t
+        .patch_json("/campana/GUION", json!({"espera_agente_s": 10}))
+        .await;
+    assert_eq!(s, 200, "{p}");
+    let mut want = c.clone();
+    want["espera_agente_s"] = json!(10);
+    want["actualizada"] = p["actualizada"].clone();
+    assert_eq!(p, want);
+    let (s, p) = t
+        .patch_json(
+            "/campana/GUION",
+            json!({"buzon": "no_dejar", "mensaje_baja": "ivr/adios.wav"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{p}");
+    assert_eq!(
+        (
+            &p["buzon"],
+            &p["mensaje_baja"],
+            &p["menu"],
+            &p["espera_agente_s"]
+        ),
+        (
+            &json!("no_dejar"),
+            &json!("ivr/adios.wav"),
+            &shown,
+            &json!(10)
+        )
+    );
+
+    // null clears.
+    let (s, p) = t
+        .patch_json(
+            "/campana/GUION",
+            json!({"menu": null, "mensaje_baja": null}),
+        )
+        .await;
+    assert_eq!(s, 200, "{p}");
+    assert_eq!(
+        (&p["menu"], &p["mensaje_baja"]),
+        (&Value::Null, &Value::Null)
+    );
+    assert_eq!(
+        p["mensaje_humano"], "ivr/bienvenida.wav",
+        "untouched fields stay"
+    );
+    let (_, got) = t.get("/campana/GUION").await;
+    assert_eq!(got, p);
+    let (s, p) = t.patch_json("/campana/GUION", json!({"menu": menu})).await;
+    assert_eq!((s, &p["menu"]), (200, &shown), "{p}");
+
+    // Bad values: 400 naming the field, on create and on change, and nothing changes.
+    let (_, before) = t.get("/campana/GUION").await;
+    let opcion = |o: Value| json!({"opciones": {"1": o}});
+    let cases = [
+        (json!({"mensaje_humano": "a b.wav"}), "mensaje_humano"),
+        (json!({"mensaje_humano": "x!y"}), "mensaje_humano"),
+        (json!({"mensaje_humano": "{a=b}c"}), "mensaje_humano"),
+        (json!({"mensaje_humano": "$x"}), "mensaje_humano"),
+        (json!({"mensaje_humano": "a\nb.wav"}), "mensaje_humano"),
+        (
+            json!({"mensaje_humano": "../../etc/passwd"}),
+            "mensaje_humano",
+        ),
+        (json!({"mensaje_humano": ""}), "mensaje_humano"),
+        (json!({"mensaje_maquina": "a,b.wav"}), "mensaje_maquina"),
+        (json!({"mensaje_baja": "a'b"}), "mensaje_baja"),
+        (json!({"mensaje_abandono": "a|b"}), "mensaje_abandono"),
+        (
+            json!({"menu": {"opciones": {"x": {"accion": "repetir"}}}}),
+            "menu",
+        ),
+        (json!({"menu": opcion(json!({"accion": "colgar"}))}), "menu"),
+        (
+            json!({"menu": opcion(json!({"accion": "transferir"}))}),
+            "menu",
+        ),
+        (
+            json!({"menu": opcion(json!({"accion": "transferir", "destino": "user/1,user/2"}))}),
+            "menu",
+        ),
+        (
+            json!({"menu": opcion(json!({"accion": "transferir", "destino": "a,b"}))}),
+            "menu",
+        ),
+        (
+            json!({"menu": {"opciones": {"1": {"accion": "repetir"}}, "otra": 1}}),
+            "menu",
+        ),
+        (
+            json!({"menu": opcion(json!({"accion": "repetir", "x": 1}))}),
+            "menu",
+        ),
+        (json!({"menu": {"opciones": {}}}), "menu"),
+        (json!({"menu": "1"}), "menu"),
+        (
+            json!({"menu": {"opciones": {"1": {"accion": "repetir"}}, "timeout": 0}}),
+            "menu",
+        ),
+        (json!({"buzon": "otro"}), "buzon"),
+        (json!({"espera_agente_s": 0}), "espera_agente_s"),
+        (json!({"espera_agente_s": 61}), "espera_agente_s"),
+        // A menu needs mensaje_humano, whichever field the change touches.
+        (json!({"mensaje_humano": null}), "menu"),
+        (json!({"mensaje_humano": null, "menu": menu}), "menu"),
+    ];
+    for (body, field) in &cases {
+        let (s, e) = t.patch_json("/campana/GUION", body.clone()).await;
+        assert_error(s, &e, 400, "invalido");
+        let m = e["mensaje"].as_str().unwrap();
+        assert!(m.starts_with(field), "{body} → {e}");
+        let mut create = body.clone();
+        create["nombre"] = json!("MALA");
+        if create.get("mensaje_humano").is_none() {
+            create["mensaje_humano"] = json!("ivr/bienvenida.wav");
+        }
+        if create.get("menu").is_none() && *field == "menu" {
+            create["menu"] = menu.clone();
+        }
+        let (s, e) = t.post_json("/campanas/", create.clone()).await;
+        assert_error(s, &e, 400, "invalido");
+        assert!(
+            e["mensaje"].as_str().unwrap().starts_with(field),
+            "{create} → {e}"
+        );
+    }
+    // A menu on a campaign without mensaje_humano, on create and on change.
+    let (s, e) = t
+        .post_json("/campanas/", json!({"nombre": "MALA", "menu": menu}))
+        .await;
+    assert_error(s, &e, 400, "invalido");
+    assert!(e["mensaje"].as_str().unwrap().starts_with("menu"), "{e}");
+    let (s, e) = t
+        .patch_json("/campana/SIN_GUION", json!({"menu": menu}))
+        .await;
+    assert_error(s, &e, 400, "invalido");
+    assert!(e["mensaje"].as_str().unwrap().starts_with("menu"), "{e}");
+    // Unknown fields stay refused next to the new ones.
+    let (s, e) = t
+        .patch_json("/campana/GUION", json!({"mensajes_humano": "a.wav"}))
+        .await;
+    assert_error(s, &e, 400, "json_invalido");
+
+    let (_, after) = t.get("/campana/GUION").await;
+    assert_eq!(after, before, "refused changes change nothing");
+    let (_, sin) = t.get("/campana/SIN_GUION").await;
+    assert_eq!(sin, d);
+    let (_, list) = t.get("/campanas/").await;
+    assert_eq!(list.as_array().map(Vec::len), Some(2), "{list}");
+    t.shutdown().await;
+}
+
 on_both_backends!(
     hostile_names_are_refused_and_change_nothing,
     worker_threads = 2

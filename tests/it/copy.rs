@@ -7,7 +7,10 @@ use chrono::{Duration, Utc};
 use common::{on_both_backends, Backend, TestDb};
 use discador::config::Secret;
 use discador::copy::{copy, copy_between};
-use discador::domain::{CallResult, CampaignName, CampaignState, NumberState, PhoneNumber};
+use discador::domain::{
+    AudioPath, CallDisposition, CallResult, CampaignName, CampaignState, Disposition, Menu,
+    NumberState, PhoneNumber, Voicemail,
+};
 use discador::store::{CallRecord, NewCampaign, NewNumber, NumberUpdate, Store};
 
 fn other(b: Backend) -> Backend {
@@ -30,6 +33,19 @@ async fn copies_everything_and_a_rerun_adds_nothing(from: Backend) {
     let name = CampaignName::parse("COPIA").unwrap();
     let mut new = NewCampaign::new(name.clone());
     new.reintentos = 3;
+    new.guion.mensaje_humano = Some(AudioPath::parse("mensaje_humano", "ivr/hola.wav").unwrap());
+    new.guion.mensaje_abandono = Some(AudioPath::parse("mensaje_abandono", "/a/b.wav").unwrap());
+    new.guion.menu = Some(
+        Menu::parse(
+            &serde_json::from_value(serde_json::json!({"opciones": {
+                "1": {"accion": "transferir", "destino": "user/1000"},
+                "9": {"accion": "no_llamar"}}, "intentos": 3}))
+            .unwrap(),
+        )
+        .unwrap(),
+    );
+    new.guion.buzon = Voicemail::NoDejar;
+    new.guion.espera_agente_s = 7;
     let c = src.create_campaign(&new).await.unwrap();
     let numbers: Vec<NewNumber> = (0..2_500u32)
         .map(|i| NewNumber {
@@ -46,6 +62,16 @@ async fn copies_everything_and_a_rerun_adds_nothing(from: Backend) {
     let claimed = src.claim_due(&c, now, 6).await.unwrap();
     let record = |i: usize, estado, resultado, proximo| {
         let n = &claimed[i];
+        // The first call carries a disposition with every detail.
+        let disposicion = (i == 0).then(|| CallDisposition {
+            disposicion: Disposition::Transferida,
+            mensaje_ms: Some(4_321),
+            teclas: "01".into(),
+            accion: Some("transferir"),
+            transferida_a: Some("user/1000".into()),
+            agente_contesto: Some(true),
+            tras_beep_ms: Some(-5),
+        });
         NumberUpdate::Finished(CallRecord {
             campana: name.clone(),
             tabla: c.tabla.clone(),
@@ -65,6 +91,7 @@ async fn copies_everything_and_a_rerun_adds_nothing(from: Backend) {
             fin: now + Duration::milliseconds(12_345),
             billsec: 12,
             duracion: 12,
+            disposicion,
         })
     };
     src.apply(&[
@@ -99,6 +126,7 @@ async fn copies_everything_and_a_rerun_adds_nothing(from: Backend) {
     let c_dst = dst.campaign(&name).await.unwrap().expect("campaign copied");
     let c_src = src.campaign(&name).await.unwrap().unwrap();
     assert_eq!(c_dst, c_src, "settings, state and times copied exactly");
+    assert_eq!(c_dst.guion, new.guion, "the script too");
     assert_eq!(
         dst.stats(&c_dst).await.unwrap(),
         src.stats(&c_src).await.unwrap()
@@ -108,10 +136,33 @@ async fn copies_everything_and_a_rerun_adds_nothing(from: Backend) {
         src.number_rows(&c_src, 0, 10_000).await.unwrap(),
         "every number row identical, ids included"
     );
+    let cdrs = src.cdr_rows(0, 100).await.unwrap();
+    assert_eq!(dst.cdr_rows(0, 100).await.unwrap(), cdrs);
+    let first = cdrs.iter().find(|r| r.numero_id == claimed[0].id).unwrap();
     assert_eq!(
-        dst.cdr_rows(0, 100).await.unwrap(),
-        src.cdr_rows(0, 100).await.unwrap()
+        (
+            first.disposicion.as_deref(),
+            first.mensaje_ms,
+            first.teclas.as_deref(),
+            first.accion.as_deref(),
+            first.transferida_a.as_deref(),
+            first.agente_contesto,
+            first.tras_beep_ms,
+        ),
+        (
+            Some("TRANSFERIDA"),
+            Some(4_321),
+            Some("01"),
+            Some("transferir"),
+            Some("user/1000"),
+            Some(true),
+            Some(-5)
+        ),
+        "the CDR's disposition columns are copied"
     );
+    let numbers_dst = dst.number_rows(&c_dst, 0, 10).await.unwrap();
+    let copied = numbers_dst.iter().find(|r| r.id == claimed[0].id).unwrap();
+    assert_eq!(copied.disposicion.as_deref(), Some("TRANSFERIDA"));
     assert_eq!(
         dst.dnc_rows("", 100).await.unwrap(),
         src.dnc_rows("", 100).await.unwrap()

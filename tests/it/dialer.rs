@@ -21,6 +21,11 @@ struct Rig {
 }
 
 async fn rig(backend: Backend, flags: &[&str]) -> Rig {
+    rig_on(backend, flags, SimConfig::default()).await
+}
+
+/// The rig with `sim`'s settings, apart from its addresses, limits and time scale.
+async fn rig_on(backend: Backend, flags: &[&str], sim: SimConfig) -> Rig {
     let socket = format!("127.0.0.1:{}", free_port());
     let sim = Simulator::start(SimConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
@@ -28,7 +33,7 @@ async fn rig(backend: Backend, flags: &[&str]) -> Rig {
         sps: 2000,
         max_sessions: 20_000,
         time_scale: 0.01,
-        ..SimConfig::default()
+        ..sim
     })
     .await
     .expect("simulator starts");
@@ -903,4 +908,75 @@ async fn no_live_call_is_declared_gone(backend: Backend) {
     );
     assert_eq!(rig.app.db.sql("SELECT COUNT(*) FROM llamadas"), "4000");
     rig.stop().await;
+}
+
+on_both_backends!(
+    a_scripted_campaign_plays_its_messages_and_keeps_one_disposition_per_call,
+    worker_threads = 2
+);
+/// The script's path through the simulator (the real switch's own checks are in `script.rs`): a
+/// message file the switch does not have is refused before dialing; people hear the message,
+/// machines get it after the beep, and every call keeps its disposition on the number and its CDR.
+async fn a_scripted_campaign_plays_its_messages_and_keeps_one_disposition_per_call(
+    backend: Backend,
+) {
+    let sounds = std::env::temp_dir().join(format!("discador_sounds_{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&sounds).unwrap();
+    std::fs::write(sounds.join("mensaje.wav"), b"RIFF").unwrap();
+    let r = rig_on(
+        backend,
+        &[],
+        SimConfig {
+            sounds_dir: sounds.clone(),
+            ..SimConfig::default()
+        },
+    )
+    .await;
+
+    r.campaign(
+        "FALTA",
+        json!({"mensaje_humano": "no_esta.wav"}),
+        &numbers("5551", 2, &[6]),
+    )
+    .await;
+    let (s, b) = r
+        .app
+        .post_json("/discador/iniciar/", json!({"nombre_campana": "FALTA"}))
+        .await;
+    assert_eq!(s, 409, "{b}");
+    assert!(
+        b["mensaje"].as_str().unwrap().starts_with("mensaje_humano"),
+        "{b}"
+    );
+
+    r.campaign(
+        "GUION",
+        json!({"cps": 100, "amd": "avmd", "destino_humano": "", "mensaje_humano": "mensaje.wav",
+               "mensaje_maquina": sounds.join("mensaje.wav").to_str().unwrap(), "buzon": "tras_beep"}),
+        &numbers("5552", 40, &[6, 3]),
+    )
+    .await;
+    r.command("iniciar", "GUION").await;
+    let b = r.finished("GUION", Duration::from_secs(60)).await;
+    assert_eq!(count(&b, "escucharon"), 20, "{b}");
+    assert_eq!(count(&b, "mensajes_dejados"), 20, "{b}");
+    let by_disposition = r
+        .app
+        .db
+        .sql("SELECT disposicion, COUNT(*) FROM GUION GROUP BY disposicion ORDER BY disposicion");
+    assert_eq!(
+        by_disposition, "ESCUCHO\t20\nMENSAJE_DEJADO\t20",
+        "{by_disposition}"
+    );
+    let cdrs = r.app.db.sql(
+        "SELECT disposicion, resultado, COUNT(*), MIN(mensaje_ms), \
+         SUM(CASE WHEN tras_beep_ms IS NULL THEN 0 ELSE 1 END) FROM llamadas \
+         WHERE campana = 'GUION' GROUP BY disposicion, resultado ORDER BY disposicion",
+    );
+    assert_eq!(
+        cdrs, "ESCUCHO\tHUMANO\t20\t3000\t0\nMENSAJE_DEJADO\tMAQUINA\t20\t3000\t20",
+        "{cdrs}"
+    );
+    r.stop().await;
+    let _ = std::fs::remove_dir_all(&sounds);
 }

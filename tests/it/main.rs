@@ -6,6 +6,8 @@
 //! - `esl`, `sim`, `controller`: the protocol layer, the simulator, and the controller against
 //!   frames captured from FreeSWITCH 1.10.12;
 //! - `real_switch`: whole campaigns against a real FreeSWITCH 1.10.12 (`../shared/freeswitch/`);
+//!   `script`: the campaign's message, menu, voicemail drop and abandon rule there, checked on
+//!   the carrier's recordings of what each called party heard;
 //! - `freeswitch_conf`, `cli`: the shipped configuration and the command line.
 
 mod common;
@@ -19,5 +21,6 @@ mod esl;
 mod freeswitch_conf;
 mod real_switch;
 mod recovery;
+mod script;
 mod sim;
 mod store;

@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 
 /// The app dialing through `fs` on a fresh SQLite database (the store is not what these tests are
 /// about; both backends are covered by the fast suite).
-async fn app(fs: &TestSwitch, extra: &[&str]) -> TestApp {
+pub(crate) async fn app(fs: &TestSwitch, extra: &[&str]) -> TestApp {
     let mut flags: Vec<String> = fs.app_flags();
     for (flag, default) in [("--cps-maximo", "20"), ("--canales-maximos", "200")] {
         if !extra.contains(&flag) {
@@ -34,7 +34,7 @@ async fn app(fs: &TestSwitch, extra: &[&str]) -> TestApp {
 }
 
 /// Waits until `/health` says FreeSWITCH is connected and its modules are known.
-async fn wait_connected(app: &TestApp) -> Value {
+pub(crate) async fn wait_connected(app: &TestApp) -> Value {
     let t0 = Instant::now();
     loop {
         let (_, h) = app.get("/health").await;
@@ -47,7 +47,7 @@ async fn wait_connected(app: &TestApp) -> Value {
 }
 
 /// Creates a campaign open all day with `settings` and loads `numbers`.
-async fn campaign(app: &TestApp, nombre: &str, settings: Value, numbers: &[String]) {
+pub(crate) async fn campaign(app: &TestApp, nombre: &str, settings: Value, numbers: &[String]) {
     app.campaign(
         nombre,
         &[&json!({"max_canales": 50, "cps": 5}), &settings],
@@ -56,7 +56,7 @@ async fn campaign(app: &TestApp, nombre: &str, settings: Value, numbers: &[Strin
     .await;
 }
 
-async fn command(app: &TestApp, op: &str, nombre: &str) -> (u16, Value) {
+pub(crate) async fn command(app: &TestApp, op: &str, nombre: &str) -> (u16, Value) {
     app.post_json(
         &format!("/discador/{op}/"),
         json!({ "nombre_campana": nombre }),
@@ -64,18 +64,23 @@ async fn command(app: &TestApp, op: &str, nombre: &str) -> (u16, Value) {
     .await
 }
 
-async fn estado(app: &TestApp, nombre: &str) -> Value {
+pub(crate) async fn estado(app: &TestApp, nombre: &str) -> Value {
     let (s, b) = app.get(&format!("/discador/estado/{nombre}")).await;
     assert_eq!(s, 200, "{b}");
     b
 }
 
-fn count(b: &Value, k: &str) -> u64 {
+pub(crate) fn count(b: &Value, k: &str) -> u64 {
     b["estadisticas"][k].as_u64().unwrap_or(0)
 }
 
 /// Polls until the campaign is FINALIZADA with nothing pending or in flight.
-async fn finished(app: &TestApp, fs: &TestSwitch, nombre: &str, limit: Duration) -> Value {
+pub(crate) async fn finished(
+    app: &TestApp,
+    fs: &TestSwitch,
+    nombre: &str,
+    limit: Duration,
+) -> Value {
     let t0 = Instant::now();
     loop {
         let b = estado(app, nombre).await;
@@ -96,7 +101,7 @@ async fn finished(app: &TestApp, fs: &TestSwitch, nombre: &str, limit: Duration)
 }
 
 /// `telefono → (estado, resultado, intentos)` of every number of the campaign.
-fn numbers_of(app: &TestApp, tabla: &str) -> HashMap<String, (String, String, u32)> {
+pub(crate) fn numbers_of(app: &TestApp, tabla: &str) -> HashMap<String, (String, String, u32)> {
     app.db
         .sql(&format!(
             "SELECT telefono, estado, resultado, intentos FROM {tabla}"

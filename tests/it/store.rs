@@ -1,13 +1,44 @@
 //! The store itself, on both backends: claims never overlap, a batch of results is atomic and keeps
-//! each number on its own attempt, claims take new numbers before due retries, and a store opens on
-//! a current-thread runtime. (Through the app's store, so that the schema is the one the app made.)
+//! each number on its own attempt, claims take new numbers before due retries, dispositions are
+//! recorded and counted, older numbers tables get their new columns, and a store opens on a
+//! current-thread runtime. (Through the app's store, so that the schema is the one the app made.)
 
 use crate::common;
 
 use chrono::{Duration, Utc};
 use common::{on_both_backends, Backend, TestApp};
-use discador::domain::{CallResult, CampaignName, NumberState, PhoneNumber, TableName};
-use discador::store::{CallRecord, NumberUpdate};
+use discador::config::Secret;
+use discador::domain::{
+    CallDisposition, CallResult, CampaignName, Disposition, NumberState, PhoneNumber, TableName,
+};
+use discador::store::{
+    CallRecord, ClaimedNumber, DispositionCounts, NewCampaign, NewNumber, NumberUpdate, Store,
+};
+
+/// A campaign `nombre` created through the API with `phones` loaded as CSV: its store and its row.
+async fn loaded<I: IntoIterator<Item = String>>(
+    t: &TestApp,
+    nombre: &str,
+    phones: I,
+) -> (Store, discador::store::Campaign) {
+    t.create(nombre).await;
+    let csv: String = std::iter::once("telefono".to_owned())
+        .chain(phones)
+        .collect::<Vec<_>>()
+        .join("\n");
+    let (s, b) = t
+        .post_raw(
+            &format!("/campana/{nombre}/numeros"),
+            "text/csv",
+            csv.into_bytes(),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let store = t.app.store.clone();
+    let name = CampaignName::parse(nombre).unwrap();
+    let c = store.campaign(&name).await.unwrap().unwrap();
+    (store, c)
+}
 
 on_both_backends!(
     store_claims_never_overlap_and_apply_is_atomic,
@@ -15,18 +46,8 @@ on_both_backends!(
 );
 async fn store_claims_never_overlap_and_apply_is_atomic(backend: Backend) {
     let t = TestApp::spawn(backend).await;
-    t.create("CLAIM").await;
-    let csv: String = std::iter::once("telefono".to_owned())
-        .chain((0..300).map(|i| format!("555{i:04}")))
-        .collect::<Vec<_>>()
-        .join("\n");
-    let (s, _) = t
-        .post_raw("/campana/CLAIM/numeros", "text/csv", csv.into_bytes())
-        .await;
-    assert_eq!(s, 200);
-    let store = t.app.store.clone();
-    let name = CampaignName::parse("CLAIM").unwrap();
-    let c = store.campaign(&name).await.unwrap().unwrap();
+    let (store, c) = loaded(&t, "CLAIM", (0..300).map(|i| format!("555{i:04}"))).await;
+    let name = c.nombre.clone();
     let now = Utc::now();
 
     // Four concurrent claimers: each row exactly once.
@@ -85,6 +106,7 @@ async fn store_claims_never_overlap_and_apply_is_atomic(backend: Backend) {
         fin: now + Duration::seconds(20),
         billsec: 0,
         duracion: 20,
+        disposicion: None,
     };
     store
         .apply(&[
@@ -146,16 +168,9 @@ on_both_backends!(
 );
 async fn batched_results_keep_each_number_on_its_own_attempt(backend: Backend) {
     let t = TestApp::spawn(backend).await;
-    t.create("LOTE").await;
-    let csv = "telefono\n5551001\n5551002\n5551003\n5551004\n";
-    let (s, _) = t
-        .post_raw("/campana/LOTE/numeros", "text/csv", csv.as_bytes().to_vec())
-        .await;
-    assert_eq!(s, 200);
-    let store = t.app.store.clone();
-    let name = CampaignName::parse("LOTE").unwrap();
+    let (store, c) = loaded(&t, "LOTE", (1..=4).map(|i| format!("555100{i}"))).await;
+    let name = c.nombre.clone();
     let tabla = TableName::parse("LOTE").unwrap();
-    let c = store.campaign(&name).await.unwrap().unwrap();
     let now = Utc::now();
     let claimed = store.claim_due(&c, now, 10).await.unwrap();
     assert_eq!(claimed.len(), 4);
@@ -178,6 +193,7 @@ async fn batched_results_keep_each_number_on_its_own_attempt(backend: Backend) {
         fin: now,
         billsec: 5,
         duracion: 7,
+        disposicion: None,
     };
     let (a, b, d, e) = (&claimed[0], &claimed[1], &claimed[2], &claimed[3]);
     let batch = vec![
@@ -273,19 +289,8 @@ on_both_backends!(
 /// a retry that is due later.
 async fn claims_take_new_numbers_first_then_due_retries(backend: Backend) {
     let t = TestApp::spawn(backend).await;
-    t.create("ORDEN").await;
-    let csv = "telefono\n5552001\n5552002\n5552003\n5552004\n5552005\n5552006\n";
-    let (s, _) = t
-        .post_raw(
-            "/campana/ORDEN/numeros",
-            "text/csv",
-            csv.as_bytes().to_vec(),
-        )
-        .await;
-    assert_eq!(s, 200);
-    let store = t.app.store.clone();
-    let name = CampaignName::parse("ORDEN").unwrap();
-    let c = store.campaign(&name).await.unwrap().unwrap();
+    let (store, c) = loaded(&t, "ORDEN", (1..=6).map(|i| format!("555200{i}"))).await;
+    let name = c.nombre.clone();
     let now = Utc::now();
     let first = store.claim_due(&c, now, 3).await.unwrap();
     let ids: Vec<i64> = first.iter().map(|n| n.id).collect();
@@ -310,6 +315,7 @@ async fn claims_take_new_numbers_first_then_due_retries(backend: Backend) {
             fin: now,
             billsec: 0,
             duracion: 0,
+            disposicion: None,
         })
     };
     store
@@ -348,4 +354,233 @@ fn uuid_of(n: &discador::store::ClaimedNumber) -> String {
         .expect("a claim gives every number a UUID")
         .hyphenated()
         .to_string()
+}
+
+/// The final record of a claimed number's attempt, answered, with `disposicion`.
+fn answered(
+    c: &discador::store::Campaign,
+    n: &ClaimedNumber,
+    resultado: CallResult,
+    disposicion: Option<CallDisposition>,
+) -> NumberUpdate {
+    let now = Utc::now();
+    NumberUpdate::Finished(CallRecord {
+        campana: c.nombre.clone(),
+        tabla: c.tabla.clone(),
+        numero_id: n.id,
+        telefono: n.telefono.clone(),
+        intento: 1,
+        uuid: uuid_of(n),
+        nodo: "fs1".into(),
+        estado: NumberState::Completado,
+        resultado,
+        causa: Some("NORMAL_CLEARING".into()),
+        amd_resultado: None,
+        amd_causa: None,
+        proximo_intento: None,
+        inicio: now,
+        contestada: Some(now),
+        fin: now,
+        billsec: 30,
+        duracion: 35,
+        disposicion,
+    })
+}
+
+on_both_backends!(dispositions_are_recorded_and_counted, worker_threads = 2);
+/// A call's disposition lands in its CDR (all seven columns) and on its number; estado's counts
+/// read them back.
+async fn dispositions_are_recorded_and_counted(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    t.create("OTRA").await;
+    let (store, c) = loaded(&t, "DISPO", (1..=6).map(|i| format!("555300{i}"))).await;
+    let name = c.nombre.clone();
+    let n = store.claim_due(&c, Utc::now(), 10).await.unwrap();
+    assert_eq!(n.len(), 6);
+
+    let transferida = CallDisposition {
+        disposicion: Disposition::Transferida,
+        mensaje_ms: Some(12_345),
+        teclas: "1*".into(),
+        accion: Some("transferir"),
+        transferida_a: Some("sofia/gateway/gw_pstn/agente1".into()),
+        agente_contesto: Some(true),
+        tras_beep_ms: Some(850),
+    };
+    let abandonada = CallDisposition {
+        agente_contesto: Some(false),
+        ..CallDisposition::new(Disposition::Abandonada)
+    };
+    // More keys than the column holds: cut, never a refused batch.
+    let baja = CallDisposition {
+        teclas: "9".repeat(40),
+        accion: Some("no_llamar"),
+        ..CallDisposition::new(Disposition::Baja)
+    };
+    let dejado = CallDisposition {
+        tras_beep_ms: Some(420),
+        mensaje_ms: Some(20_000),
+        ..CallDisposition::new(Disposition::MensajeDejado)
+    };
+    store
+        .apply(&[
+            answered(&c, &n[0], CallResult::Humano, Some(transferida)),
+            answered(&c, &n[1], CallResult::Humano, Some(abandonada)),
+            answered(&c, &n[2], CallResult::Humano, Some(baja)),
+            answered(&c, &n[3], CallResult::Maquina, Some(dejado)),
+            answered(
+                &c,
+                &n[4],
+                CallResult::Humano,
+                Some(CallDisposition::new(Disposition::Escucho)),
+            ),
+            answered(&c, &n[5], CallResult::Ocupado, None),
+        ])
+        .await
+        .unwrap();
+
+    let cdr = |id: i64| {
+        t.db.sql(&format!(
+            "SELECT disposicion, mensaje_ms, teclas, accion, transferida_a, agente_contesto, \
+             tras_beep_ms FROM llamadas WHERE numero_id = {id}"
+        ))
+    };
+    assert_eq!(
+        cdr(n[0].id),
+        "TRANSFERIDA\t12345\t1*\ttransferir\tsofia/gateway/gw_pstn/agente1\t1\t850"
+    );
+    assert_eq!(cdr(n[1].id), "ABANDONADA\tNULL\tNULL\tNULL\tNULL\t0\tNULL");
+    assert_eq!(
+        cdr(n[2].id),
+        format!(
+            "BAJA\tNULL\t{}\tno_llamar\tNULL\tNULL\tNULL",
+            "9".repeat(32)
+        )
+    );
+    assert_eq!(
+        cdr(n[3].id),
+        "MENSAJE_DEJADO\t20000\tNULL\tNULL\tNULL\tNULL\t420"
+    );
+    assert_eq!(cdr(n[5].id), "NULL\tNULL\tNULL\tNULL\tNULL\tNULL\tNULL");
+    let number = |id: i64| {
+        t.db.sql(&format!(
+            "SELECT estado, disposicion FROM DISPO WHERE id = {id}"
+        ))
+    };
+    assert_eq!(number(n[0].id), "COMPLETADO\tTRANSFERIDA");
+    assert_eq!(number(n[3].id), "COMPLETADO\tMENSAJE_DEJADO");
+    assert_eq!(number(n[5].id), "COMPLETADO\tNULL");
+
+    let counts = store.disposition_counts(&name).await.unwrap();
+    assert_eq!(
+        counts,
+        DispositionCounts {
+            escucharon: 1,
+            transferidos: 1,
+            abandonados: 1,
+            bajas: 1,
+            mensajes_dejados: 1,
+            atendidas_por_persona: 4,
+        }
+    );
+    assert_eq!(counts.tasa_abandono(), 25.0);
+    let otra = CampaignName::parse("OTRA").unwrap();
+    assert_eq!(
+        store.disposition_counts(&otra).await.unwrap(),
+        DispositionCounts::default(),
+        "only the campaign's own calls"
+    );
+
+    let (s, e) = t.get("/discador/estado/DISPO").await;
+    assert_eq!(s, 200, "{e}");
+    let st = &e["estadisticas"];
+    let got: Vec<_> = [
+        "escucharon",
+        "transferidos",
+        "abandonados",
+        "bajas",
+        "mensajes_dejados",
+    ]
+    .iter()
+    .map(|k| st[k].as_u64())
+    .collect();
+    assert_eq!(got, vec![Some(1); 5], "{st}");
+    assert_eq!(st["tasa_abandono"].as_f64(), Some(25.0), "{st}");
+    let (_, e) = t.get("/discador/estado/OTRA").await;
+    assert_eq!(
+        (
+            e["estadisticas"]["abandonados"].as_u64(),
+            e["estadisticas"]["tasa_abandono"].as_f64()
+        ),
+        (Some(0), Some(0.0)),
+        "{e}"
+    );
+    t.shutdown().await;
+}
+
+on_both_backends!(
+    older_numbers_tables_get_disposicion_when_the_store_opens,
+    worker_threads = 2
+);
+/// A campaign created before `disposicion` existed gets the column when the store opens; a
+/// campaign whose table was dropped by hand does not stop the store from opening.
+async fn older_numbers_tables_get_disposicion_when_the_store_opens(backend: Backend) {
+    let db = common::TestDb::new(backend);
+    let url = Secret::new(db.url());
+    let store = Store::connect(&url).await.expect("connect");
+    let vieja = store
+        .create_campaign(&NewCampaign::new(CampaignName::parse("VIEJA").unwrap()))
+        .await
+        .unwrap();
+    store
+        .create_campaign(&NewCampaign::new(CampaignName::parse("PERDIDA").unwrap()))
+        .await
+        .unwrap();
+    store
+        .insert_numbers(
+            &vieja,
+            &[NewNumber {
+                telefono: PhoneNumber::parse("5554001").unwrap(),
+                datos: None,
+            }],
+        )
+        .await
+        .unwrap();
+    let has_column = || {
+        db.sql(match backend {
+            Backend::Mysql => {
+                "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() \
+                 AND TABLE_NAME = 'VIEJA' AND COLUMN_NAME = 'disposicion'"
+            }
+            Backend::Sqlite => {
+                "SELECT COUNT(*) FROM pragma_table_info('VIEJA') WHERE name = 'disposicion'"
+            }
+        })
+    };
+    assert_eq!(has_column(), "1", "a new numbers table has it");
+    db.sql("ALTER TABLE VIEJA DROP COLUMN disposicion");
+    db.sql("DROP TABLE PERDIDA");
+    assert_eq!(has_column(), "0");
+    drop(store);
+
+    let store = Store::connect(&url)
+        .await
+        .expect("opens, even with a campaign's table missing");
+    assert_eq!(has_column(), "1", "added back when the store opened");
+    assert_eq!(store.campaigns().await.unwrap().len(), 2);
+    // And the writer can record a disposition there.
+    let n = store.claim_due(&vieja, Utc::now(), 1).await.unwrap();
+    store
+        .apply(&[answered(
+            &vieja,
+            &n[0],
+            CallResult::Humano,
+            Some(CallDisposition::new(Disposition::Escucho)),
+        )])
+        .await
+        .unwrap();
+    assert_eq!(db.sql("SELECT disposicion FROM VIEJA"), "ESCUCHO");
+    // Opening again changes nothing.
+    Store::connect(&url).await.expect("reopen");
+    assert_eq!(has_column(), "1");
 }

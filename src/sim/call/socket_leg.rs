@@ -70,6 +70,9 @@ const APPLICATIONS: &[&str] = &[
     "avmd",
     "avmd_start",
     "avmd_stop",
+    "detect_silence",
+    "wait_for_silence",
+    "bridge",
     "park",
     "log",
     "info",
@@ -545,9 +548,18 @@ impl CallRun {
         }
         let now = Instant::now();
         let due = match app.name.as_str() {
+            // A file that is not there is not played: FILE NOT FOUND at once.
+            "playback" if cfg.sound_file(&app.arg).is_some_and(|f| !f.is_file()) => now,
             "playback" | "speak" | "say" | "read" | "play_and_get_digits" | "phrase" => {
                 after(now, cfg.scaled_ms(cfg.timings.playback_ms))
             }
+            // The machine's greeting (or the beep) ends a moment later.
+            "detect_silence" | "wait_for_silence" => after(now, cfg.scaled_ms(500)),
+            // A busy agent refuses at once; any other rings a second and answers.
+            "bridge" if bridge_target(&app.arg).starts_with("agente_ocupado") => {
+                after(now, cfg.scaled_ms(cfg.timings.reject_ms))
+            }
+            "bridge" => after(now, cfg.scaled_ms(1_000)),
             "sleep" => after(now, cfg.scaled_ms(app.arg.trim().parse().unwrap_or(0))),
             "amd" => after(now, cfg.scaled_ms(cfg.timings.amd_ms)),
             "park" => leg.deadline,
@@ -631,6 +643,7 @@ impl CallRun {
         let cfg = &self.shared.cfg;
         let mut hangup = None;
         let mut response = "_none_";
+        let mut bridged = false;
         {
             let mut ch = lock(&self.channel);
             match app.name.as_str() {
@@ -675,7 +688,26 @@ impl CallRun {
                     leg.beep_at = Some(after(Instant::now(), cfg.scaled_ms(cfg.timings.beep_ms)));
                 }
                 "avmd_stop" => leg.beep_at = None,
-                "playback" => response = "FILE PLAYED",
+                "playback" => {
+                    if cfg.sound_file(&app.arg).is_some_and(|f| !f.is_file()) {
+                        response = "FILE NOT FOUND";
+                        ch.set_var("playback_last_offset_pos", "0");
+                    } else {
+                        response = "FILE PLAYED";
+                        // Samples written at 8 kHz: the nominal length, unscaled.
+                        let samples = cfg.timings.playback_ms.saturating_mul(8);
+                        ch.set_var("playback_last_offset_pos", &samples.to_string());
+                    }
+                    ch.set_var("current_application_response", response);
+                }
+                "bridge" if bridge_target(&app.arg).starts_with("agente_ocupado") => {
+                    ch.set_var("originate_disposition", "USER_BUSY");
+                    if ch.var("continue_on_fail").is_none_or(|v| v != "true") {
+                        hangup = Some("USER_BUSY".to_owned());
+                    }
+                }
+                "bridge" => bridged = true,
+                "detect_silence" | "wait_for_silence" => {}
                 "transfer" => {
                     let mut parts = app.arg.split_whitespace().filter(|p| !p.starts_with('-'));
                     let exten = parts.next().unwrap_or_default().to_owned();
@@ -715,7 +747,31 @@ impl CallRun {
                 // Only the `APPLICATIONS` get this far.
                 _ => {}
             }
-            ch.application = None;
+            if !bridged {
+                ch.application = None;
+            }
+        }
+        if bridged {
+            // The agent answered: CHANNEL_BRIDGE now; the bridge (and, with
+            // hangup_after_bridge, the call) ends when the agent hangs up.
+            let ev = {
+                let ch = lock(&self.channel);
+                let mut ev = self.shared.core.event(
+                    "CHANNEL_BRIDGE",
+                    ("switch_ivr_bridge.c", "audio_bridge_on_exchange_media"),
+                );
+                ch.push_channel_data(&mut ev);
+                ev.push("Bridge-A-Unique-ID", &self.uuid);
+                ev.push("Other-Leg-Destination-Number", bridge_target(&app.arg));
+                ev
+            };
+            self.emit_event(ev, sock).await;
+            self.transferred_to = Some(bridge_target(&app.arg).to_owned());
+            leg.extension_end = Some((
+                after(Instant::now(), cfg.scaled_ms(cfg.timings.talk_ms)),
+                "NORMAL_CLEARING".to_owned(),
+            ));
+            return None;
         }
         let ev = lock(&self.channel).execute_event(
             &self.shared.core,
@@ -750,9 +806,28 @@ impl CallRun {
     }
 }
 
+/// The called end of a `bridge` argument: the dial string's last segment, without its leading
+/// `{…}` variables (`{leg_timeout=2}sofia/gateway/gw/agente1` → `agente1`).
+fn bridge_target(arg: &str) -> &str {
+    let dial = match arg.strip_prefix('{') {
+        Some(rest) => rest.split_once('}').map_or("", |(_, d)| d),
+        None => arg,
+    };
+    dial.trim().rsplit('/').next().unwrap_or("")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bridge_targets() {
+        assert_eq!(
+            bridge_target("{leg_timeout=2}sofia/gateway/gw_pstn/agente_ocupado"),
+            "agente_ocupado"
+        );
+        assert_eq!(bridge_target("user/1000"), "1000");
+    }
 
     #[test]
     fn deadlines_never_overflow() {

@@ -10,9 +10,15 @@ use crate::domain::{CampaignName, CampaignState, TableName};
 use crate::store::rows::{now_ms, to_naive, BaseRow, BaseValues, Count};
 use crate::store::schema::bases;
 use crate::store::{
-    already_exists, campaign_exists, campaign_missing, check_blank_phones, sql, Campaign,
-    CampaignPatch, StoreError,
+    already_exists, campaign_exists, campaign_missing, check_blank_phones, patched, sql,
+    warn_numbers_table, Campaign, CampaignPatch, StoreError,
 };
+
+#[derive(QueryableByName)]
+struct NameRow {
+    #[diesel(sql_type = Text)]
+    nombre: String,
+}
 
 #[derive(QueryableByName)]
 struct ColumnRow {
@@ -34,6 +40,7 @@ const NUMBER_COLUMNS: &str = "\
     ADD COLUMN IF NOT EXISTS uuid CHAR(36) NULL, \
     ADD COLUMN IF NOT EXISTS duracion INT NOT NULL DEFAULT 0, \
     ADD COLUMN IF NOT EXISTS datos LONGTEXT NULL, \
+    ADD COLUMN IF NOT EXISTS disposicion VARCHAR(24) NULL, \
     ADD UNIQUE INDEX IF NOT EXISTS uq_telefono (telefono), \
     ADD INDEX IF NOT EXISTS idx_due (estado, proximo_intento, id), \
     ADD INDEX IF NOT EXISTS idx_uuid (uuid)";
@@ -52,6 +59,7 @@ fn create_table_sql(t: &TableName) -> String {
             uuid CHAR(36) NULL, \
             duracion INT NOT NULL DEFAULT 0, \
             datos LONGTEXT NULL, \
+            disposicion VARCHAR(24) NULL, \
             UNIQUE KEY uq_telefono (telefono), \
             KEY idx_due (estado, proximo_intento, id), \
             KEY idx_uuid (uuid)\
@@ -234,7 +242,7 @@ impl MysqlStore {
         let patch = p.clone();
         conn.transaction::<Campaign, StoreError, _>(async move |conn| {
             let mut c = locked_campaign(conn, &name).await?;
-            patch.apply_to(&mut c);
+            patched(&mut c, &patch)?;
             c.actualizada = now_ms();
             diesel::update(bases::table.filter(bases::nombre.eq(name.as_str())))
                 .set(BaseValues::of(&c))
@@ -300,6 +308,68 @@ impl MysqlStore {
             Ok(c)
         })
         .await
+    }
+}
+
+impl MysqlStore {
+    /// Adds `disposicion` to the numbers tables of campaigns created before it existed (migration
+    /// `guion`), after the migrations ran. A campaign whose table is missing (dropped by hand) is
+    /// logged and skipped: the service starts all the same.
+    pub(super) async fn add_disposition_columns(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        let tablas: Vec<String> = bases::table.select(bases::tabla).load(&mut conn).await?;
+        if tablas.is_empty() {
+            return Ok(());
+        }
+        // Two reads of the catalog for all tables; names compared exactly (they are
+        // case-sensitive on Linux).
+        let names = |rows: Vec<NameRow>| -> std::collections::HashSet<String> {
+            rows.into_iter().map(|r| r.nombre).collect()
+        };
+        let existing = names(
+            diesel::sql_query(
+                "SELECT TABLE_NAME AS nombre FROM information_schema.TABLES \
+                 WHERE TABLE_SCHEMA = DATABASE()",
+            )
+            .load(&mut conn)
+            .await?,
+        );
+        let done = names(
+            diesel::sql_query(
+                "SELECT TABLE_NAME AS nombre FROM information_schema.COLUMNS \
+                 WHERE TABLE_SCHEMA = DATABASE() AND COLUMN_NAME = 'disposicion'",
+            )
+            .load(&mut conn)
+            .await?,
+        );
+        for raw in tablas {
+            if done.contains(&raw) {
+                continue;
+            }
+            let t = match TableName::parse(&raw) {
+                Ok(t) => t,
+                Err(e) => {
+                    warn_numbers_table(&raw, &e.to_string());
+                    continue;
+                }
+            };
+            if !existing.contains(&raw) {
+                warn_numbers_table(&raw, "la tabla no existe");
+                continue;
+            }
+            let added = diesel::sql_query(format!(
+                "ALTER TABLE {} ADD COLUMN IF NOT EXISTS disposicion VARCHAR(24) NULL",
+                t.quoted()
+            ))
+            .execute(&mut conn)
+            .await;
+            match added.map_err(StoreError::from) {
+                Ok(_) => tracing::info!(tabla = %t, "columna disposicion agregada"),
+                Err(e) if e.is_transient() => return Err(e),
+                Err(e) => warn_numbers_table(&raw, &e.to_string()),
+            }
+        }
+        Ok(())
     }
 }
 

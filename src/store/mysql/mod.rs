@@ -62,7 +62,8 @@ impl MysqlStore {
         })
     }
 
-    /// Creates the database if missing and applies pending migrations; returns how many ran.
+    /// Creates the database if missing and applies pending migrations; returns how many ran. Then
+    /// brings the numbers tables of older campaigns up to date (see `add_disposition_columns`).
     pub(super) async fn prepare(&self) -> Result<usize, StoreError> {
         let mut server = AsyncMysqlConnection::establish(self.server_url.expose()).await?;
         // The name is validated `[A-Za-z0-9_]{1,64}` (see `Location::parse`).
@@ -76,7 +77,7 @@ impl MysqlStore {
         let conn = AsyncMysqlConnection::establish(self.url.expose()).await?;
         // diesel's migration harness is synchronous; on a blocking thread it works on any tokio
         // runtime flavor (calling it from a current-thread runtime's task would panic).
-        tokio::task::spawn_blocking(move || {
+        let applied = tokio::task::spawn_blocking(move || {
             let mut harness = diesel_async::AsyncMigrationHarness::new(conn);
             harness
                 .run_pending_migrations(MIGRATIONS)
@@ -85,7 +86,9 @@ impl MysqlStore {
         })
         .await
         .map_err(|e| StoreError::Database(format!("migraciones: {e}")))?
-        .map_err(|e| StoreError::Database(format!("migraciones: {e}")))
+        .map_err(|e| StoreError::Database(format!("migraciones: {e}")))?;
+        self.add_disposition_columns().await?;
+        Ok(applied)
     }
 
     pub(super) fn database(&self) -> &str {

@@ -5,9 +5,11 @@ use diesel::mysql::Mysql;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
 use super::MysqlStore;
-use crate::domain::{NumberState, TableName};
-use crate::store::rows::{to_naive, ClaimRow, IdRow, InFlightRow, StatsRow};
-use crate::store::{sql, ClaimedNumber, InFlight, NewNumber, NumberStats, StoreError};
+use crate::domain::{CampaignName, NumberState, TableName};
+use crate::store::rows::{to_naive, ClaimRow, DispositionRow, IdRow, InFlightRow, StatsRow};
+use crate::store::{
+    sql, ClaimedNumber, DispositionCounts, InFlight, NewNumber, NumberStats, StoreError,
+};
 
 impl MysqlStore {
     /// Returns how many rows were inserted (`INSERT IGNORE` skips duplicates).
@@ -36,6 +38,17 @@ impl MysqlStore {
     pub(in crate::store) async fn stats(&self, t: &TableName) -> Result<NumberStats, StoreError> {
         let mut conn = self.conn().await?;
         let r: StatsRow = sql::stats::<Mysql>(t).get_result(&mut conn).await?;
+        Ok(r.into())
+    }
+
+    pub(in crate::store) async fn disposition_counts(
+        &self,
+        n: &CampaignName,
+    ) -> Result<DispositionCounts, StoreError> {
+        let mut conn = self.conn().await?;
+        let r: DispositionRow = sql::disposition_counts::<Mysql>(n)
+            .get_result(&mut conn)
+            .await?;
         Ok(r.into())
     }
 

@@ -17,12 +17,13 @@ use crate::domain::{CampaignName, CampaignState, TableName};
 use crate::store::rows::{now_ms, to_naive, BaseRow, BaseValues, Count};
 use crate::store::schema::bases;
 use crate::store::{
-    campaign_exists, campaign_missing, check_blank_phones, sql, Campaign, CampaignPatch, StoreError,
+    campaign_exists, campaign_missing, check_blank_phones, patched, sql, warn_numbers_table,
+    Campaign, CampaignPatch, StoreError,
 };
 
 /// The columns discador needs in a numbers table besides `id` and `telefono`. All nullable or
 /// defaulted, so an adopted table gets the missing ones and its rows become PENDIENTE.
-const NUMBER_COLUMNS: [(&str, &str); 9] = [
+const NUMBER_COLUMNS: [(&str, &str); 10] = [
     ("estado", "TEXT NOT NULL DEFAULT 'PENDIENTE'"),
     ("intentos", "INTEGER NOT NULL DEFAULT 0"),
     ("proximo_intento", "TEXT NULL"),
@@ -32,6 +33,7 @@ const NUMBER_COLUMNS: [(&str, &str); 9] = [
     ("uuid", "TEXT NULL"),
     ("duracion", "INTEGER NOT NULL DEFAULT 0"),
     ("datos", "TEXT NULL"),
+    ("disposicion", "TEXT NULL"),
 ];
 
 fn create_table_sql(t: &TableName) -> String {
@@ -91,12 +93,55 @@ struct ColumnInfo {
     pk: i32,
 }
 
-/// Checks that an existing table can hold numbers and adds what it lacks.
-fn adopt_table(conn: &mut SqliteConnection, t: &TableName) -> Result<(), StoreError> {
-    let cols: Vec<ColumnInfo> =
+fn columns(conn: &mut SqliteConnection, t: &TableName) -> Result<Vec<ColumnInfo>, StoreError> {
+    Ok(
         diesel::sql_query("SELECT name AS nombre, type AS tipo, pk FROM pragma_table_info(?)")
             .bind::<Text, _>(t.as_str())
-            .load(conn)?;
+            .load(conn)?,
+    )
+}
+
+/// Adds `disposicion` to the numbers tables of campaigns created before it existed (migration
+/// `guion`), right after the migrations ran. A campaign whose table is missing (dropped by hand) is
+/// logged and skipped: the service starts all the same.
+pub(super) fn add_disposition_columns(conn: &mut SqliteConnection) -> Result<(), StoreError> {
+    let tablas: Vec<String> = bases::table.select(bases::tabla).load(conn)?;
+    for raw in tablas {
+        let t = match TableName::parse(&raw) {
+            Ok(t) => t,
+            Err(e) => {
+                warn_numbers_table(&raw, &e.to_string());
+                continue;
+            }
+        };
+        let cols = columns(conn, &t)?;
+        if cols.is_empty() {
+            warn_numbers_table(&raw, "la tabla no existe");
+            continue;
+        }
+        if cols
+            .iter()
+            .any(|c| c.nombre.eq_ignore_ascii_case("disposicion"))
+        {
+            continue;
+        }
+        let added = diesel::sql_query(format!(
+            "ALTER TABLE {} ADD COLUMN disposicion TEXT NULL",
+            t.quoted()
+        ))
+        .execute(conn);
+        match added.map_err(StoreError::from) {
+            Ok(_) => tracing::info!(tabla = %t, "columna disposicion agregada"),
+            Err(e) if e.is_transient() => return Err(e),
+            Err(e) => warn_numbers_table(&raw, &e.to_string()),
+        }
+    }
+    Ok(())
+}
+
+/// Checks that an existing table can hold numbers and adds what it lacks.
+fn adopt_table(conn: &mut SqliteConnection, t: &TableName) -> Result<(), StoreError> {
+    let cols = columns(conn, t)?;
     let find = |name: &str| cols.iter().find(|c| c.nombre.eq_ignore_ascii_case(name));
     let id = find("id")
         .ok_or_else(|| StoreError::Invalid(format!("la tabla {t} no tiene columna 'id'")))?;
@@ -232,7 +277,7 @@ impl SqliteStore {
         self.write(move |conn| {
             conn.immediate_transaction(|conn| {
                 let mut c = existing(conn, &n)?;
-                p.apply_to(&mut c);
+                patched(&mut c, &p)?;
                 c.actualizada = now_ms();
                 save(conn, &c)?;
                 Ok(c)

@@ -100,13 +100,17 @@ impl SqliteStore {
         })
     }
 
-    /// Creates the file if missing and applies pending migrations; returns how many ran.
+    /// Creates the file if missing and applies pending migrations; returns how many ran. Then
+    /// brings the numbers tables of older campaigns up to date (see `add_disposition_columns`).
     pub(super) async fn prepare(&self) -> Result<usize, StoreError> {
         let path = self.path.clone();
         self.write(move |conn| {
-            conn.run_pending_migrations(MIGRATIONS)
+            let applied = conn
+                .run_pending_migrations(MIGRATIONS)
                 .map(|v| v.len())
-                .map_err(|e| StoreError::Database(format!("migraciones ({path}): {e}")))
+                .map_err(|e| StoreError::Database(format!("migraciones ({path}): {e}")))?;
+            campaigns::add_disposition_columns(conn)?;
+            Ok(applied)
         })
         .await
     }

@@ -5,9 +5,11 @@ use diesel::sqlite::Sqlite;
 use diesel::RunQueryDsl;
 
 use super::SqliteStore;
-use crate::domain::{NumberState, TableName};
-use crate::store::rows::{to_naive, ClaimRow, IdRow, InFlightRow, StatsRow};
-use crate::store::{sql, ClaimedNumber, InFlight, NewNumber, NumberStats, StoreError};
+use crate::domain::{CampaignName, NumberState, TableName};
+use crate::store::rows::{to_naive, ClaimRow, DispositionRow, IdRow, InFlightRow, StatsRow};
+use crate::store::{
+    sql, ClaimedNumber, DispositionCounts, InFlight, NewNumber, NumberStats, StoreError,
+};
 
 impl SqliteStore {
     /// Returns how many rows were inserted (`INSERT OR IGNORE` skips duplicates).
@@ -33,6 +35,15 @@ impl SqliteStore {
     pub(in crate::store) async fn stats(&self, t: &TableName) -> Result<NumberStats, StoreError> {
         let q = sql::stats::<Sqlite>(t);
         self.run(move |c| Ok(q.get_result::<StatsRow>(c)?.into()))
+            .await
+    }
+
+    pub(in crate::store) async fn disposition_counts(
+        &self,
+        n: &CampaignName,
+    ) -> Result<DispositionCounts, StoreError> {
+        let q = sql::disposition_counts::<Sqlite>(n);
+        self.run(move |c| Ok(q.get_result::<DispositionRow>(c)?.into()))
             .await
     }
 

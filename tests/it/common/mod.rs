@@ -2,6 +2,7 @@
 //! ephemeral port.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod audio;
 pub mod freeswitch;
 
 use std::path::PathBuf;

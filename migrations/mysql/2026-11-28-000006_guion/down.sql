@@ -1,0 +1,17 @@
+ALTER TABLE llamadas
+    DROP INDEX idx_llamadas_disposiciones,
+    DROP COLUMN disposicion,
+    DROP COLUMN mensaje_ms,
+    DROP COLUMN teclas,
+    DROP COLUMN accion,
+    DROP COLUMN transferida_a,
+    DROP COLUMN agente_contesto,
+    DROP COLUMN tras_beep_ms;
+ALTER TABLE bases
+    DROP COLUMN mensaje_humano,
+    DROP COLUMN mensaje_maquina,
+    DROP COLUMN mensaje_baja,
+    DROP COLUMN mensaje_abandono,
+    DROP COLUMN menu,
+    DROP COLUMN buzon,
+    DROP COLUMN espera_agente_s;

@@ -1,0 +1,15 @@
+DROP INDEX `llamadas#disposiciones`;
+ALTER TABLE llamadas DROP COLUMN tras_beep_ms;
+ALTER TABLE llamadas DROP COLUMN agente_contesto;
+ALTER TABLE llamadas DROP COLUMN transferida_a;
+ALTER TABLE llamadas DROP COLUMN accion;
+ALTER TABLE llamadas DROP COLUMN teclas;
+ALTER TABLE llamadas DROP COLUMN mensaje_ms;
+ALTER TABLE llamadas DROP COLUMN disposicion;
+ALTER TABLE bases DROP COLUMN espera_agente_s;
+ALTER TABLE bases DROP COLUMN buzon;
+ALTER TABLE bases DROP COLUMN menu;
+ALTER TABLE bases DROP COLUMN mensaje_abandono;
+ALTER TABLE bases DROP COLUMN mensaje_baja;
+ALTER TABLE bases DROP COLUMN mensaje_maquina;
+ALTER TABLE bases DROP COLUMN mensaje_humano;
