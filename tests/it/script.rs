@@ -3,7 +3,7 @@
 //! each called party heard is read off the carrier's recording of the call (sox), not taken from
 //! the service's word. Test-bed numbers: 5559… presses 1 and 5558… presses 9 about 4 s after
 //! answering; last digit 0-3 a person who says nothing after "¿Hola?", 4 a person who hangs up
-//! after 1.5 s, 7 an answering machine (11 s greeting, 1 kHz beep, silence).
+//! after 1.5 s, 7 an answering machine (11 s greeting, 1 kHz beep, 8 s of silence).
 
 use crate::common;
 use crate::real_switch::{app, campaign, command, estado, finished};
@@ -109,9 +109,40 @@ async fn people_choose_with_keys_and_hear_the_message_whole_or_hang_up_during_it
         &numbers,
     )
     .await;
-    let (s, b) = command(&app, "iniciar", "GUION").await;
-    assert_eq!(s, 200, "{b}");
+    // 1 → repeat: the message again, heard whole the second time.
+    let repeats = "55591005";
+    campaign(
+        &app,
+        "REPETIR",
+        json!({"destino_humano": "", "mensaje_humano": MESSAGE,
+               "menu": {"opciones": {"1": {"accion": "repetir"}}, "timeout": 5, "intentos": 2}}),
+        &[repeats.to_owned()],
+    )
+    .await;
+    for c in ["GUION", "REPETIR"] {
+        let (s, b) = command(&app, "iniciar", c).await;
+        assert_eq!(s, 200, "{b}");
+    }
     let end = finished(&app, &fs, "GUION", Duration::from_secs(60)).await;
+    finished(&app, &fs, "REPETIR", Duration::from_secs(30)).await;
+    let c = cdr(&app, "REPETIR", repeats);
+    assert_eq!(
+        (
+            c["disposicion"].as_str(),
+            c["teclas"].as_str(),
+            c["accion"].as_str()
+        ),
+        ("ESCUCHO", "1", "repetir"),
+        "{c:?}"
+    );
+    let (_, heard) = heard_by(&fs, repeats);
+    let message = sound(&fs, MESSAGE);
+    // The key comes ~4 s after the answer, cutting the first play; the repeat starts after it.
+    let (again, hit, _) = audio::locate(&heard, &message, 3_500, 60_000);
+    assert!(
+        hit > 0.9,
+        "the repeat was not heard whole ({hit:.2} at {again} ms)"
+    );
 
     // 1 → an agent answered; the CDR says where and that the agent answered.
     let c = cdr(&app, "GUION", press1);
@@ -218,6 +249,14 @@ async fn machines_get_the_message_right_after_the_beep_or_nothing() {
         &[dejar.to_owned()],
     )
     .await;
+    let saludo = "5550307";
+    campaign(
+        &app,
+        "SALUDO",
+        json!({"amd": "mod_amd", "mensaje_maquina": MESSAGE, "buzon": "tras_saludo"}),
+        &[saludo.to_owned()],
+    )
+    .await;
     campaign(
         &app,
         "NODEJAR",
@@ -225,12 +264,13 @@ async fn machines_get_the_message_right_after_the_beep_or_nothing() {
         &[no_dejar.to_owned()],
     )
     .await;
-    for c in ["BUZON", "NODEJAR"] {
+    for c in ["BUZON", "SALUDO", "NODEJAR"] {
         let (s, b) = command(&app, "iniciar", c).await;
         assert_eq!(s, 200, "{b}");
     }
     let end = finished(&app, &fs, "BUZON", Duration::from_secs(60)).await;
     finished(&app, &fs, "NODEJAR", Duration::from_secs(30)).await;
+    finished(&app, &fs, "SALUDO", Duration::from_secs(30)).await;
 
     let c = cdr(&app, "BUZON", dejar);
     assert_eq!(c["resultado"], "MAQUINA", "{c:?}");
@@ -252,6 +292,18 @@ async fn machines_get_the_message_right_after_the_beep_or_nothing() {
         "message started {after_beep} ms after the beep ended (recording: beep end {beep_end} ms, message {at} ms)"
     );
     assert_eq!(end["estadisticas"]["mensajes_dejados"], 1, "{end}");
+
+    // tras_saludo: after the greeting's second of silence — on this machine, after its beep
+    // (the greeting runs into the beep), and never over the greeting.
+    let c = cdr(&app, "SALUDO", saludo);
+    assert_eq!(c["disposicion"], "MENSAJE_DEJADO", "{c:?}");
+    let (pcm, heard) = heard_by(&fs, saludo);
+    let beep_end = audio::beep_end_ms(&pcm).expect("the machine's beep is in the recording");
+    let (at, hit, _) = audio::locate(&heard, &sound(&fs, MESSAGE), 0, 60_000);
+    assert!(
+        hit > 0.9 && at >= beep_end,
+        "message over the greeting ({hit:.2} at {at} ms, beep end {beep_end} ms)"
+    );
 
     // no_dejar: hung up at the verdict; nothing of the message in the recording.
     let c = cdr(&app, "NODEJAR", no_dejar);
