@@ -21,6 +21,10 @@ use crate::domain::{
 use crate::esl::{Event, OutboundSession};
 use crate::store::Campaign;
 
+/// The longest message the controller waits for without an event (a survey's or an emergency
+/// notice's recording may last minutes; the hangup ends the wait at once).
+const PLAYBACK_LIMIT: Duration = Duration::from_secs(15 * 60);
+
 /// How the controller leaves the call once the script is done.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ending {
@@ -145,7 +149,11 @@ impl ScriptRun<'_> {
         // Keys pressed before the message (during detection) do not answer its menu.
         self.discard_queued_keys();
         let started = Instant::now();
-        let done = match self.session.execute("playback", file.as_str()).await {
+        let done = match self
+            .session
+            .execute_for("playback", file.as_str(), PLAYBACK_LIMIT)
+            .await
+        {
             Ok(done) => done,
             Err(e) => {
                 self.disp.mensaje_ms = Some(duration_ms(started.elapsed()));

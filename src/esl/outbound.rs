@@ -288,6 +288,23 @@ impl OutboundSession {
         self.completion(&id).await
     }
 
+    /// [`OutboundSession::execute`] for an application that may run longer than `idle_timeout`
+    /// without a single event (a long `playback`): the wait for its completion tolerates up to
+    /// `limit` of silence instead. The hangup still ends the wait at once.
+    pub async fn execute_for(
+        &mut self,
+        app: &str,
+        arg: &str,
+        limit: Duration,
+    ) -> Result<Event, EslError> {
+        let id = self.start(app, arg).await?;
+        let idle = self.idle;
+        self.idle = limit.max(idle);
+        let done = self.completion(&id).await;
+        self.idle = idle;
+        done
+    }
+
     /// Starts `app` with `arg` and returns once FreeSWITCH accepted it, without waiting for its
     /// end: for applications whose progress the caller follows through events (a `bridge` is
     /// answered long before it completes). Returns the `Application-UUID` that its

@@ -1344,3 +1344,54 @@ async fn the_inbound_client_reads_a_captured_call() {
     }
     assert_eq!(got, captured_events);
 }
+
+/// A long `playback` sends no event until it ends: `execute` gives up after `idle_timeout` of
+/// silence, `execute_for` waits up to its own limit.
+#[tokio::test]
+async fn outbound_a_long_application_waits_past_the_idle_timeout_only_when_asked() {
+    let cfg = OutboundConfig {
+        max_sessions: 1,
+        idle_timeout: Duration::from_millis(200),
+    };
+    let (server, addr) = OutboundServer::bind("127.0.0.1:0", cfg).await.unwrap();
+    let (tx, mut results) = mpsc::channel::<(bool, bool)>(1);
+    let shutdown = CancellationToken::new();
+    let run = tokio::spawn(server.run(
+        move |mut session| {
+            let tx = tx.clone();
+            async move {
+                let long = session
+                    .execute_for("playback", "long.wav", Duration::from_secs(5))
+                    .await;
+                let short = session.execute("playback", "long.wav").await;
+                let _ = tx
+                    .send((long.is_ok(), matches!(short, Err(EslError::Timeout(_)))))
+                    .await;
+            }
+        },
+        shutdown.clone(),
+    ));
+    let mut fs = connect_until_accepted(addr).await;
+    fs.get_mut()
+        .try_write(&fixture("connect_reply.esl"))
+        .unwrap();
+    let uuid = "c8130d8b-2109-47eb-bdbc-a8f7159f2821"; // the fixture's call
+    for _ in 0..2 {
+        let cmd = within_5s(fs.next()).await.unwrap().unwrap();
+        assert_eq!(cmd.header("execute-app-name"), Some("playback"));
+        let app_uuid = cmd.header("Event-UUID").unwrap().to_owned();
+        fs.send(Frame::command_reply("+OK")).await.unwrap();
+        // Silent for longer than idle_timeout, then the completion.
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let done = Event::new("CHANNEL_EXECUTE_COMPLETE")
+            .with("Unique-ID", uuid)
+            .with("Application", "playback")
+            .with("Application-UUID", &app_uuid);
+        let _ = fs.send(Frame::event_plain(&done)).await;
+    }
+    let (long_ok, short_timed_out) = within_5s(results.recv()).await.unwrap();
+    assert!(long_ok, "execute_for waits past idle_timeout");
+    assert!(short_timed_out, "execute does not");
+    shutdown.cancel();
+    within_5s(run).await.unwrap();
+}
