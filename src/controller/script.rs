@@ -25,6 +25,9 @@ use crate::store::Campaign;
 /// notice's recording may last minutes; the hangup ends the wait at once).
 const PLAYBACK_LIMIT: Duration = Duration::from_secs(15 * 60);
 
+/// The most keys a call's disposition keeps.
+const MAX_KEYS: usize = 32;
+
 /// How the controller leaves the call once the script is done.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ending {
@@ -176,7 +179,7 @@ impl ScriptRun<'_> {
         let mut key = None;
         for ev in self.session.take_queued() {
             if let Some(d) = dtmf(&ev) {
-                self.disp.teclas.push(d);
+                self.note_key(d);
                 key = key.or(Some(d));
             }
         }
@@ -185,17 +188,25 @@ impl ScriptRun<'_> {
             .and_then(|t| t.chars().next());
         if let Some(t) = terminator {
             if key.is_none() {
-                self.disp.teclas.push(t);
+                self.note_key(t);
             }
             key = Some(t);
         }
         Ok(Played { key })
     }
 
+    /// Notes a pressed key; a caller who keeps pressing cannot grow the record past
+    /// [`MAX_KEYS`] (the CDR column holds 32).
+    fn note_key(&mut self, key: char) {
+        if self.disp.teclas.len() < MAX_KEYS {
+            self.disp.teclas.push(key);
+        }
+    }
+
     fn discard_queued_keys(&mut self) {
         for ev in self.session.take_queued() {
             if let Some(d) = dtmf(&ev) {
-                self.disp.teclas.push(d);
+                self.note_key(d);
             }
         }
     }
@@ -210,7 +221,7 @@ impl ScriptRun<'_> {
                 Ok(Err(e)) => return Err(e.into()),
                 Ok(Ok(ev)) => {
                     if let Some(d) = dtmf(&ev) {
-                        self.disp.teclas.push(d);
+                        self.note_key(d);
                         if menu.opciones.contains_key(&d) {
                             return Ok(Some(d));
                         }
