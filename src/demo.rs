@@ -5,6 +5,8 @@
 //! its progress live until it finishes. Nothing is faked: the numbers go through the same API,
 //! dialer, ESL client, outbound-socket controller, tracker and MariaDB writes as in production; the
 //! simulator decides each call's outcome by the number's last digit (see `discador sim --help`).
+//! The campaign has a script: people hear a message and machines get it after the beep, so each
+//! call ends with its disposition (`escucharon`, `mensajes_dejados` in estado).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -87,10 +89,34 @@ pub async fn run(
     Ok(())
 }
 
+/// The demo campaign's message, in the simulator's sounds directory.
+const MESSAGE: &str = "bienvenida.wav";
+
+/// A sounds directory for the simulator holding the demo's message: one second of silence, a real
+/// WAV file, as the switch would need (the simulator checks that it exists, as `file_exists` does).
+fn sounds_dir() -> anyhow::Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join("discador-demo-sonidos");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let samples = 8000u32;
+    let mut wav = Vec::with_capacity(44 + 2 * samples as usize);
+    wav.extend_from_slice(b"RIFF");
+    wav.extend_from_slice(&(36 + 2 * samples).to_le_bytes());
+    wav.extend_from_slice(b"WAVEfmt ");
+    for v in [16u32, 1 | (1 << 16), 8000, 16000, 2 | (16 << 16)] {
+        wav.extend_from_slice(&v.to_le_bytes());
+    }
+    wav.extend_from_slice(b"data");
+    wav.extend_from_slice(&(2 * samples).to_le_bytes());
+    wav.resize(44 + 2 * samples as usize, 0);
+    std::fs::write(dir.join(MESSAGE), wav).context("writing the demo's message")?;
+    Ok(dir)
+}
+
 /// The simulator (calls of a few seconds) and the service dialing it.
 async fn start(args: &DemoArgs) -> anyhow::Result<(SimHandle, RunningApp)> {
     let socket: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
     let sim = Simulator::start(SimConfig {
+        sounds_dir: sounds_dir()?,
         listen: "127.0.0.1:0".parse()?,
         password: Secret::new("ClueCon"),
         socket_addr: socket,
@@ -148,6 +174,7 @@ async fn create_campaign(
         json!({
             "nombre": nombre, "cps": args.cps, "reintentos": 1, "intervalo_reintento": 3,
             "max_canales": 100, "amd": "mod_amd", "timeout_llamada": 15,
+            "mensaje_humano": MESSAGE, "mensaje_maquina": MESSAGE, "buzon": "tras_beep",
             "hora_inicio": "00:00", "hora_fin": "00:00", "zona_horaria": "UTC"
         }),
     )
@@ -213,9 +240,11 @@ async fn follow(http: &reqwest::Client, base: &str, nombre: &str) -> anyhow::Res
         bar.set_length(n("total"));
         bar.set_position(n("completados") + n("errores"));
         bar.set_message(format!(
-            "humanos {} · máquinas {} · errores {} · en curso {} · pendientes {} · cps {}",
+            "humanos {} (escucharon {}) · máquinas {} (mensajes {}) · errores {} · en curso {} · pendientes {} · cps {}",
             n("humanos"),
+            n("escucharon"),
             n("maquinas"),
+            n("mensajes_dejados"),
             n("errores"),
             n("en_curso"),
             n("pendientes"),

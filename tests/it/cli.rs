@@ -52,5 +52,12 @@ fn the_demo_dials_a_campaign_end_to_end_twice_on_one_database() {
         assert!(out.status.success(), "{out:?}");
         assert!(text.contains("FINALIZADA"), "{text}");
         assert!(text.contains("40 insertados"), "{text}");
+        // The campaign's script ran: people heard its message (30 % of random numbers are people).
+        let escucharon: u64 = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("\"escucharon\": "))
+            .and_then(|v| v.trim_end_matches(',').parse().ok())
+            .unwrap_or_else(|| panic!("no escucharon in {text}"));
+        assert!(escucharon > 0, "{text}");
     }
 }
