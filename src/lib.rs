@@ -3,6 +3,7 @@
 //! The data path of one call, top to bottom:
 //! [`api`] → [`dialer`] → [`esl`] → FreeSWITCH → [`controller`] → [`dialer::tracker`] → [`store`].
 
+pub mod amd;
 pub mod api;
 pub mod app;
 pub mod config;

@@ -8,10 +8,12 @@ use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
 use super::error::ApiError;
+use crate::amd::AmdParams;
 use crate::domain::{
-    format_time, parse_time, parse_zone, AmdMode, AmdNotSure, AudioPath, CallingWindow,
-    CampaignName, Cps, DaySet, Extension, Gateway, Limit, Menu, MenuJson, PhoneNumber, TableName,
-    Voicemail, ESPERA_AGENTE, INTERVALO_REINTENTO, MAX_CANALES, REINTENTOS, TIMEOUT_LLAMADA,
+    amd_params, format_time, parse_time, parse_zone, AmdMode, AmdNotSure, AmdParamsJson, AudioPath,
+    CallingWindow, CampaignName, Cps, DaySet, Extension, Gateway, Limit, Menu, MenuJson,
+    PhoneNumber, TableName, Voicemail, ESPERA_AGENTE, INTERVALO_REINTENTO, MAX_CANALES, REINTENTOS,
+    TIMEOUT_LLAMADA,
 };
 use crate::store::{Campaign, CampaignPatch, DispositionCounts, NewCampaign, NumberStats};
 
@@ -30,10 +32,13 @@ pub struct CampaignView {
     pub max_canales: u32,
     pub reintentos: u32,
     pub intervalo_reintento: u32,
-    /// ninguno, mod_amd, avmd.
+    /// ninguno, mod_amd, avmd, integrado.
     pub amd: String,
     /// Where AMD's NOTSURE goes: humano or maquina.
     pub amd_incierto: String,
+    /// Parameters of the integrated detector (`amd: integrado`), always whole: the effective
+    /// values (the defaults unless changed).
+    pub amd_integrado: AmdParamsJson,
     pub destino_humano: String,
     pub destino_maquina: String,
     pub caller_id: Option<String>,
@@ -81,6 +86,7 @@ impl From<&Campaign> for CampaignView {
             intervalo_reintento: c.intervalo_reintento,
             amd: c.amd.as_str().to_owned(),
             amd_incierto: c.amd_incierto.as_str().to_owned(),
+            amd_integrado: amd_params::to_json(&c.amd_integrado),
             destino_humano: c.destino_humano.as_str().to_owned(),
             destino_maquina: c.destino_maquina.as_str().to_owned(),
             caller_id: c.caller_id.as_ref().map(|p| p.to_string()),
@@ -137,10 +143,18 @@ pub struct SettingsRequest {
     pub intervalo_reintento: Option<i64>,
     /// Live calls, 1..=10000. Default 10.
     pub max_canales: Option<i64>,
-    /// ninguno | mod_amd | avmd. Default ninguno.
+    /// ninguno | mod_amd | avmd | integrado. Default ninguno.
     pub amd: Option<String>,
     /// humano | maquina: where an inconclusive AMD goes. Default humano.
     pub amd_incierto: Option<String>,
+    /// Parameters of the integrated detector (`amd: integrado`), any subset of
+    /// `{"initial_silence_ms", "greeting_ms", "after_greeting_silence_ms", "total_analysis_ms",
+    /// "min_word_ms", "between_words_silence_ms", "maximum_words", "maximum_word_ms",
+    /// "silence_threshold"}`: the given ones change, the others keep their value (the defaults on
+    /// create). Each has a range (see [`AmdParamsJson`]); `total_analysis_ms` must exceed
+    /// `initial_silence_ms` and `greeting_ms`. Unknown fields are refused.
+    #[schema(value_type = Option<AmdParamsJson>)]
+    pub amd_integrado: Option<serde_json::Value>,
     /// Extension in context `discador` for people. Default `humano`.
     pub destino_humano: Option<String>,
     /// Extension for answering machines; empty hangs up. Default `maquina`.
@@ -246,6 +260,21 @@ fn menu(v: &Option<Option<serde_json::Value>>) -> Result<Option<Option<Menu>>, A
     }
 }
 
+/// The integrated detector's parameters: absent keeps them, an object must be an
+/// [`AmdParamsJson`] (read here, not by serde, so that a bad shape or an unknown field answers 400
+/// naming `amd_integrado`) and is merged onto `base`.
+fn amd_integrado(
+    v: &Option<serde_json::Value>,
+    base: &AmdParams,
+) -> Result<Option<AmdParams>, ApiError> {
+    let Some(raw) = v else { return Ok(None) };
+    let json: AmdParamsJson =
+        serde_json::from_value(raw.clone()).map_err(invalid("amd_integrado"))?;
+    Ok(Some(
+        amd_params::parse(base, &json).map_err(invalid("amd_integrado"))?,
+    ))
+}
+
 fn invalid<E: std::fmt::Display>(field: &str) -> impl Fn(E) -> ApiError + '_ {
     move |e| {
         let msg = e.to_string();
@@ -258,8 +287,13 @@ fn invalid<E: std::fmt::Display>(field: &str) -> impl Fn(E) -> ApiError + '_ {
 }
 
 impl SettingsRequest {
-    /// Parses every present field into a patch; the window is merged onto `base`.
-    pub fn to_patch(&self, base: &CallingWindow) -> Result<CampaignPatch, ApiError> {
+    /// Parses every present field into a patch; the window is merged onto `base`, the integrated
+    /// detector's parameters onto `amd`.
+    pub fn to_patch(
+        &self,
+        base: &CallingWindow,
+        amd: &AmdParams,
+    ) -> Result<CampaignPatch, ApiError> {
         let ventana = if self.hora_inicio.is_some()
             || self.hora_fin.is_some()
             || self.dias.is_some()
@@ -303,6 +337,7 @@ impl SettingsRequest {
                 .map(AmdNotSure::parse)
                 .transpose()
                 .map_err(invalid("amd_incierto"))?,
+            amd_integrado: amd_integrado(&self.amd_integrado, amd)?,
             destino_humano: self
                 .destino_humano
                 .as_deref()
@@ -353,7 +388,7 @@ impl CampaignRequest {
             .map(TableName::parse)
             .transpose()
             .map_err(invalid("tabla"))?;
-        let p = self.ajustes.to_patch(&c.ventana)?;
+        let p = self.ajustes.to_patch(&c.ventana, &c.amd_integrado)?;
         // Reuse the patch logic on a throw-away campaign shape so defaults and overrides agree.
         c.cps = p.cps.unwrap_or(c.cps);
         c.max_canales = p.max_canales.unwrap_or(c.max_canales);
@@ -361,6 +396,7 @@ impl CampaignRequest {
         c.intervalo_reintento = p.intervalo_reintento.unwrap_or(c.intervalo_reintento);
         c.amd = p.amd.unwrap_or(c.amd);
         c.amd_incierto = p.amd_incierto.unwrap_or(c.amd_incierto);
+        c.amd_integrado = p.amd_integrado.unwrap_or(c.amd_integrado);
         c.destino_humano = p.destino_humano.unwrap_or(c.destino_humano);
         c.destino_maquina = p.destino_maquina.unwrap_or(c.destino_maquina);
         c.caller_id = p.caller_id.unwrap_or(c.caller_id);

@@ -66,7 +66,8 @@ impl AppState {
     components(schemas(
         CampaignView, CampaignRequest, PatchRequest, SettingsRequest, DialerRequest, DialerReply,
         EstadoReply, Estadisticas, CargaReply, ErrorLinea, NumerosJson, HealthReply, ErrorBody,
-        DncRequest, DncReply, crate::domain::MenuJson, crate::domain::MenuOptionJson
+        DncRequest, DncReply, crate::domain::MenuJson, crate::domain::MenuOptionJson,
+        crate::domain::AmdParamsJson
     )),
     modifiers(&BearerAuth),
     security(("bearer" = []))
@@ -365,7 +366,9 @@ async fn modificar_campana(
     let name = path_name(&nombre)?;
     let req: PatchRequest = parse_json(body)?;
     let current = existing(&st, &name).await?;
-    let patch = req.ajustes.to_patch(&current.ventana)?;
+    let patch = req
+        .ajustes
+        .to_patch(&current.ventana, &current.amd_integrado)?;
     if let Some(amd) = patch.amd {
         st.control.check_amd(amd)?;
     }

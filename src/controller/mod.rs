@@ -44,11 +44,13 @@ use crate::domain::{AmdMode, AmdNotSure, CallDisposition, CallResult, Dispositio
 use crate::esl::{EslError, OutboundSession};
 use crate::store::Campaign;
 
+mod listen;
 pub mod preflight;
 mod script;
 
+use listen::AudioTap;
 pub use script::Ending;
-use script::{transfer_arg, wait_beep, ScriptRun};
+use script::{transfer_arg, wait_beep, Beep, ScriptRun};
 
 /// The dialplan context every destination lives in.
 pub const CONTEXT: &str = "discador";
@@ -213,18 +215,24 @@ impl Controller {
         verdict_sent: &mut bool,
     ) -> Result<(), ControlError> {
         session.myevents().await?;
-        if campaign.amd == AmdMode::Avmd || campaign.guion.needs_avmd() {
+        if campaign.amd == AmdMode::Avmd || campaign.guion.needs_avmd(campaign.amd) {
             session.subscribe(&AVMD_BEEP).await?;
         }
         session.linger(self.settings.linger_secs).await?;
 
         let mut beep = None;
+        let mut tap = None;
         let (raw, cause) = match campaign.amd {
             AmdMode::Ninguno => ("NONE".to_owned(), None),
             AmdMode::ModAmd => self.mod_amd(session).await?,
             AmdMode::Avmd => {
                 let (raw, cause, heard) = self.avmd(session).await?;
-                beep = heard;
+                beep = heard.map(Beep::Heard);
+                (raw, cause)
+            }
+            AmdMode::Integrado => {
+                let (raw, cause, open) = self.integrado(session, campaign).await?;
+                tap = open;
                 (raw, cause)
             }
         };
@@ -278,6 +286,7 @@ impl Controller {
                     settings: &self.settings,
                     uuid,
                     disp: disp.clone(),
+                    tap: tap.take(),
                 };
                 let r = match result {
                     CallResult::Maquina => run.machine(&message, beep).await,
@@ -288,6 +297,9 @@ impl Controller {
             }
         };
 
+        if let Some(tap) = tap {
+            tap.close(session).await?;
+        }
         tracing::info!(campana = %campaign.nombre, %uuid, disposicion = %disp.disposicion,
             teclas = %disp.teclas, fin = ?ending, "llamada entregada");
         tracker.event(CallEvent::Disposition {
@@ -318,7 +330,7 @@ impl Controller {
                 .filter(|r| matches!(*r, "HUMAN" | "MACHINE" | "NOTSURE"))
                 .unwrap_or("NOTSURE")
                 .to_owned(),
-            AmdMode::Avmd => "NOTSURE".to_owned(),
+            AmdMode::Avmd | AmdMode::Integrado => "NOTSURE".to_owned(),
         };
         AmdVerdict {
             result: verdict(&raw, campaign.amd_incierto),
@@ -350,6 +362,30 @@ impl Controller {
                 Ok(("NOTSURE".to_owned(), Some("ERROR".to_owned())))
             }
             Err(_) => Ok(("NOTSURE".to_owned(), Some("TIMEOUT".to_owned()))),
+        }
+    }
+
+    /// The service's own detector on the call's audio. The stream stays open (returned) only when
+    /// a machine's message waits for the beep, which the same stream then listens for.
+    async fn integrado(
+        &self,
+        session: &mut OutboundSession,
+        campaign: &Campaign,
+    ) -> Result<(String, Option<String>, Option<AudioTap>), ControlError> {
+        let mut tap = AudioTap::open(session).await?;
+        let d = tap.verdict(session, &campaign.amd_integrado).await?;
+        let raw = d.verdict.as_str().to_owned();
+        tracing::debug!(uuid = %session.uuid(), amd = %raw, causa = d.cause, audio_ms = d.at_ms,
+            "detector integrado");
+        let machine = verdict(&raw, campaign.amd_incierto) == CallResult::Maquina;
+        let keep = machine
+            && campaign.guion.mensaje_maquina.is_some()
+            && campaign.guion.buzon == crate::domain::Voicemail::TrasBeep;
+        if keep {
+            Ok((raw, Some(d.cause.to_owned()), Some(tap)))
+        } else {
+            tap.close(session).await?;
+            Ok((raw, Some(d.cause.to_owned()), None))
         }
     }
 

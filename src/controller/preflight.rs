@@ -31,7 +31,7 @@ pub async fn check(
     modules: Modules,
 ) -> Result<(), ScriptProblem> {
     let guion = &campaign.guion;
-    if guion.needs_avmd() && modules.mod_avmd == Some(false) {
+    if guion.needs_avmd(campaign.amd) && modules.mod_avmd == Some(false) {
         return Err(ScriptProblem::Missing(
             "buzon: tras_beep necesita mod_avmd y FreeSWITCH no lo tiene cargado (use tras_saludo \
              o cargue mod_avmd)"

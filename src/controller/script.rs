@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::listen::AudioTap;
 use super::{ControlError, ControllerSettings, CONTEXT};
 use crate::dialer::Dialer;
 use crate::domain::{
@@ -49,6 +50,16 @@ pub struct ScriptRun<'a> {
     pub uuid: uuid::Uuid,
     /// The disposition if the call ended now.
     pub disp: CallDisposition,
+    /// The call's audio stream (`amd: integrado`), still open when a machine's message waits
+    /// for the beep.
+    pub tap: Option<AudioTap>,
+}
+
+/// What detection already knows of a machine's beep.
+#[derive(Debug, Clone, Copy)]
+pub enum Beep {
+    /// mod_avmd heard it (about 0.2 s into it: its end is still to come).
+    Heard(Instant),
 }
 
 /// What one `playback` did.
@@ -111,7 +122,7 @@ impl ScriptRun<'_> {
     pub async fn machine(
         &mut self,
         message: &AudioPath,
-        beep: Option<Instant>,
+        beep: Option<Beep>,
     ) -> Result<Ending, ControlError> {
         self.disp.disposicion = Disposition::SinMensaje;
         let guion = &self.campaign.guion;
@@ -121,20 +132,35 @@ impl ScriptRun<'_> {
                 self.greeting_end().await?;
                 None
             }
-            Voicemail::TrasBeep => {
-                let beep = match beep {
-                    Some(b) => Some(b),
-                    None => self.beep().await?,
-                };
-                match beep {
-                    // avmd hears the beep before it ends: a message started at once would play
-                    // over its end, which the machine does not record.
-                    Some(_) => self.beep_end().await?,
-                    // No beep within the limit: after the greeting's silence, as tras_saludo.
-                    None => self.greeting_end().await?,
+            Voicemail::TrasBeep => match (beep, self.tap.take()) {
+                // The service's own detector hears the beep's end itself.
+                (_, Some(mut tap)) => {
+                    let end = tap.beep_end(self.session, self.settings.beep_window).await;
+                    tap.close(self.session).await?;
+                    let end = end?;
+                    if end.is_none() {
+                        self.greeting_end().await?;
+                    }
+                    end
                 }
-                beep
-            }
+                // avmd hears the beep before it ends: a message started at once would play
+                // over its end, which the machine does not record.
+                (Some(Beep::Heard(at)), None) => {
+                    self.beep_end().await?;
+                    Some(at)
+                }
+                (None, None) => match self.beep().await? {
+                    Some(at) => {
+                        self.beep_end().await?;
+                        Some(at)
+                    }
+                    // No beep within the limit: after the greeting's silence, as tras_saludo.
+                    None => {
+                        self.greeting_end().await?;
+                        None
+                    }
+                },
+            },
         };
         self.session.set_var("playback_terminators", "none").await?;
         let start = Instant::now();

@@ -7,6 +7,7 @@
 //!
 //! Error messages are in Spanish: they go straight into the API's `mensaje`.
 
+pub mod amd_params;
 mod names;
 pub mod outcome;
 mod phone;
@@ -16,6 +17,7 @@ mod settings;
 pub mod states;
 mod window;
 
+pub use amd_params::AmdParamsJson;
 pub use names::{CampaignName, NameError, TableName};
 pub use phone::{mask, PhoneError, PhoneNumber};
 pub use rate::{Cps, CpsError};

@@ -422,9 +422,12 @@ impl Script {
         .collect()
     }
 
-    /// The script needs `mod_avmd` (a machine's message after the beep).
-    pub fn needs_avmd(&self) -> bool {
-        self.mensaje_maquina.is_some() && self.buzon == Voicemail::TrasBeep
+    /// The script needs `mod_avmd` (a machine's message after the beep), unless the service's
+    /// own detector (`amd: integrado`) hears the beep.
+    pub fn needs_avmd(&self, amd: super::AmdMode) -> bool {
+        self.mensaje_maquina.is_some()
+            && self.buzon == Voicemail::TrasBeep
+            && amd != super::AmdMode::Integrado
     }
 }
 

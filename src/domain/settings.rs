@@ -128,6 +128,9 @@ text_enum!(
         ModAmd => "mod_amd",
         /// `mod_avmd` (beep detection).
         Avmd => "avmd",
+        /// The service's own detector (`crate::amd`) on the call's audio, streamed to it by the
+        /// switch (`unicast`): works on a stock FreeSWITCH, and hears the beep too.
+        Integrado => "integrado",
     }
 );
 
@@ -146,7 +149,7 @@ impl AmdMode {
     /// application is hung up by the switch, so the dialer checks before it dials.
     pub fn module(self) -> Option<&'static str> {
         match self {
-            AmdMode::Ninguno => None,
+            AmdMode::Ninguno | AmdMode::Integrado => None,
             AmdMode::ModAmd => Some("mod_amd"),
             AmdMode::Avmd => Some("mod_avmd"),
         }

@@ -377,6 +377,11 @@ impl SendMsg {
         m
     }
 
+    /// `call-command: nounicast`: stop streaming the channel's media.
+    pub fn nounicast() -> Self {
+        SendMsg::base("nounicast")
+    }
+
     /// The channel it is addressed to (none on an outbound socket: its own).
     pub fn target(&self) -> Option<&str> {
         self.uuid.as_deref()

@@ -35,7 +35,9 @@ use super::codec::EslCodec;
 /// the dialer is congested (Q.850 42). The call was answered and not delivered, so the tracker
 /// counts it as an interrupted attempt and dials the number again.
 pub const OVER_CAP_CAUSE: &str = "SWITCH_CONGESTION";
-use super::command::{Command, EventFormat, Linger, MyEvents, SendMsg, Subscribe};
+use super::command::{
+    Command, EventFormat, Linger, MyEvents, SendMsg, Subscribe, UnicastTransport,
+};
 use super::error::EslError;
 use super::event::Event;
 use super::frame::{Frame, FrameKind};
@@ -153,6 +155,8 @@ impl OutboundServer {
 pub struct OutboundSession {
     conn: Framed<TcpStream, EslCodec>,
     peer: SocketAddr,
+    /// Our end of the connection: the address the switch reaches this service at.
+    local: SocketAddr,
     channel_data: Event,
     uuid: String,
     vars: HashMap<String, String>,
@@ -197,9 +201,11 @@ impl OutboundSession {
         idle: Duration,
     ) -> Result<OutboundSession, EslError> {
         let _ = stream.set_nodelay(true);
+        let local = stream.local_addr()?;
         let mut s = OutboundSession {
             conn: Framed::new(stream, EslCodec::new()),
             peer,
+            local,
             channel_data: Event::empty(),
             uuid: String::new(),
             vars: HashMap::new(),
@@ -237,6 +243,32 @@ impl OutboundSession {
     /// FreeSWITCH's address.
     pub fn peer(&self) -> SocketAddr {
         self.peer
+    }
+
+    /// Our end of the connection: the address FreeSWITCH reached this service at (where it can
+    /// also send the call's audio).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// `call-command: unicast` over UDP: FreeSWITCH sends the called party's audio from `local`
+    /// (its side; port 0 lets it pick) to `remote` (ours), as 20 ms packets, in the call's own
+    /// codec when `native`, else as 16-bit linear samples.
+    pub async fn unicast(
+        &mut self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        native: bool,
+    ) -> Result<(), EslError> {
+        let msg =
+            SendMsg::unicast(local, remote, UnicastTransport::Udp, native).uuid(&self.uuid)?;
+        self.command_ok(msg.into()).await
+    }
+
+    /// `call-command: nounicast`: stops the audio stream.
+    pub async fn nounicast(&mut self) -> Result<(), EslError> {
+        let msg = SendMsg::nounicast().uuid(&self.uuid)?;
+        self.command_ok(msg.into()).await
     }
 
     /// How the channel hung up, once FreeSWITCH said it did.

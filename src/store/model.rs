@@ -2,6 +2,8 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::amd::AmdParams;
+
 use crate::domain::{
     AmdMode, AmdNotSure, AudioPath, CallDisposition, CallResult, CallingWindow, CampaignName,
     CampaignState, Cps, Extension, Gateway, Menu, NumberState, PhoneNumber, Script, TableName,
@@ -22,6 +24,8 @@ pub struct Campaign {
     pub intervalo_reintento: u32,
     pub amd: AmdMode,
     pub amd_incierto: AmdNotSure,
+    /// Parameters of the integrated detector (`amd: integrado`); the defaults unless changed.
+    pub amd_integrado: AmdParams,
     pub destino_humano: Extension,
     /// Empty: hang up on machines.
     pub destino_maquina: Extension,
@@ -53,6 +57,7 @@ pub struct NewCampaign {
     pub intervalo_reintento: u32,
     pub amd: AmdMode,
     pub amd_incierto: AmdNotSure,
+    pub amd_integrado: AmdParams,
     pub destino_humano: Extension,
     pub destino_maquina: Extension,
     pub caller_id: Option<PhoneNumber>,
@@ -63,7 +68,8 @@ pub struct NewCampaign {
 }
 
 impl NewCampaign {
-    /// A campaign with every default: 1 CPS, 10 channels, 2 retries 300 s apart, no AMD, destinations
+    /// A campaign with every default: 1 CPS, 10 channels, 2 retries 300 s apart, no AMD (the
+    /// integrated detector's parameters at their defaults), destinations
     /// `humano` / `maquina`, 30 s ring time, 09:00–21:00 UTC every day, no script.
     pub fn new(nombre: CampaignName) -> Self {
         NewCampaign {
@@ -75,6 +81,7 @@ impl NewCampaign {
             intervalo_reintento: INTERVALO_REINTENTO.default,
             amd: AmdMode::default(),
             amd_incierto: AmdNotSure::default(),
+            amd_integrado: AmdParams::default(),
             destino_humano: Extension::named("humano"),
             destino_maquina: Extension::named("maquina"),
             caller_id: None,
@@ -96,6 +103,8 @@ pub struct CampaignPatch {
     pub intervalo_reintento: Option<u32>,
     pub amd: Option<AmdMode>,
     pub amd_incierto: Option<AmdNotSure>,
+    /// The whole parameter set (the API merges a partial change onto the current one).
+    pub amd_integrado: Option<AmdParams>,
     pub destino_humano: Option<Extension>,
     pub destino_maquina: Option<Extension>,
     pub caller_id: Option<Option<PhoneNumber>>,
@@ -124,6 +133,7 @@ impl CampaignPatch {
         set(&mut c.intervalo_reintento, &self.intervalo_reintento);
         set(&mut c.amd, &self.amd);
         set(&mut c.amd_incierto, &self.amd_incierto);
+        set(&mut c.amd_integrado, &self.amd_integrado);
         set(&mut c.destino_humano, &self.destino_humano);
         set(&mut c.destino_maquina, &self.destino_maquina);
         set(&mut c.caller_id, &self.caller_id);

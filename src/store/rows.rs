@@ -13,9 +13,9 @@ use super::{
     TableName,
 };
 use crate::domain::{
-    parse_zone, AmdMode, AmdNotSure, AudioPath, CallResult, CallingWindow, CampaignName,
-    CampaignState, Cps, DaySet, Extension, Gateway, Menu, NumberState, PhoneNumber, Script,
-    Voicemail, ESPERA_AGENTE,
+    amd_params, parse_zone, AmdMode, AmdNotSure, AudioPath, CallResult, CallingWindow,
+    CampaignName, CampaignState, Cps, DaySet, Extension, Gateway, Menu, NumberState, PhoneNumber,
+    Script, Voicemail, ESPERA_AGENTE,
 };
 
 /// Now, at the millisecond precision of `DATETIME(3)`, so a returned campaign equals the stored one.
@@ -77,6 +77,8 @@ pub(super) struct BaseRow {
     menu: Option<String>,
     buzon: String,
     espera_agente_s: i32,
+    /// JSON (`AmdParamsJson`); NULL: the defaults.
+    amd_integrado: Option<String>,
 }
 
 #[derive(Insertable, AsChangeset)]
@@ -111,6 +113,7 @@ pub(super) struct BaseValues<'a> {
     menu: Option<String>,
     buzon: &'a str,
     espera_agente_s: i32,
+    amd_integrado: Option<String>,
 }
 
 impl<'a> BaseValues<'a> {
@@ -144,6 +147,7 @@ impl<'a> BaseValues<'a> {
             menu: c.guion.menu.as_ref().map(Menu::to_db),
             buzon: c.guion.buzon.as_str(),
             espera_agente_s: to_i32(c.guion.espera_agente_s),
+            amd_integrado: amd_params::to_db(&c.amd_integrado),
         }
     }
 }
@@ -160,6 +164,8 @@ impl TryFrom<BaseRow> for Campaign {
             ))
         };
         let guion = script(&r)?;
+        let amd_integrado = amd_params::from_db(r.amd_integrado.as_deref())
+            .map_err(|e| invalid_row(&r.nombre, "amd_integrado", e))?;
         Ok(Campaign {
             nombre: CampaignName::parse(&r.nombre).map_err(|e| bad("nombre", e.to_string()))?,
             tabla: TableName::parse(&r.tabla).map_err(|e| bad("tabla", e.to_string()))?,
@@ -170,6 +176,7 @@ impl TryFrom<BaseRow> for Campaign {
             amd: AmdMode::parse(&r.amd).map_err(|e| bad("amd", e.to_string()))?,
             amd_incierto: AmdNotSure::parse(&r.amd_incierto)
                 .map_err(|e| bad("amd_incierto", e.to_string()))?,
+            amd_integrado,
             destino_humano: Extension::parse("destino_humano", &r.destino_humano)
                 .map_err(|e| bad("destino_humano", e.to_string()))?,
             destino_maquina: Extension::parse("destino_maquina", &r.destino_maquina)
@@ -203,17 +210,21 @@ impl TryFrom<BaseRow> for Campaign {
     }
 }
 
+/// A `bases` value of campaign `nombre` that no longer parses, as `Invalid` naming the campaign and
+/// the field (`e` may already start with it, e.g. `amd_integrado.greeting_ms: …`).
+fn invalid_row(nombre: &str, field: &str, e: String) -> StoreError {
+    let e = if e.starts_with(field) {
+        e
+    } else {
+        format!("{field}: {e}")
+    };
+    StoreError::Invalid(format!("campaña {nombre} inválida en bases: {e}"))
+}
+
 /// The script of a `bases` row. A value that no longer parses (edited by hand, or written by a
 /// version with other rules) is `Invalid` naming the campaign and the field.
 fn script(r: &BaseRow) -> Result<Script, StoreError> {
-    let bad = |field: &str, e: String| {
-        let e = if e.starts_with(field) {
-            e
-        } else {
-            format!("{field}: {e}")
-        };
-        StoreError::Invalid(format!("campaña {} inválida en bases: {e}", r.nombre))
-    };
+    let bad = |field: &str, e: String| invalid_row(&r.nombre, field, e);
     let audio = |field: &'static str, raw: &Option<String>| {
         raw.as_deref()
             .map(|p| AudioPath::parse(field, p))
@@ -251,6 +262,7 @@ pub(super) fn new_campaign(c: &super::NewCampaign, tabla: TableName) -> Campaign
         intervalo_reintento: c.intervalo_reintento,
         amd: c.amd,
         amd_incierto: c.amd_incierto,
+        amd_integrado: c.amd_integrado.clone(),
         destino_humano: c.destino_humano.clone(),
         destino_maquina: c.destino_maquina.clone(),
         caller_id: c.caller_id.clone(),

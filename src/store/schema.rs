@@ -34,6 +34,7 @@ diesel::table! {
         menu -> Nullable<Text>,
         buzon -> Varchar,
         espera_agente_s -> Integer,
+        amd_integrado -> Nullable<Text>,
     }
 }
 

@@ -379,6 +379,154 @@ async fn call_script_settings(backend: Backend) {
     t.shutdown().await;
 }
 
+on_both_backends!(integrated_amd_settings, worker_threads = 2);
+/// The integrated detector's parameters: always shown whole; a create or a change names only what
+/// it changes, the rest keeps its value; a bad value, an unknown field or a wrong shape answers 400
+/// naming `amd_integrado` and changes nothing; a stored value that no longer parses is reported.
+async fn integrated_amd_settings(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    let defaults = json!({"initial_silence_ms": 2500, "greeting_ms": 1500,
+        "after_greeting_silence_ms": 800, "total_analysis_ms": 5000, "min_word_ms": 100,
+        "between_words_silence_ms": 50, "maximum_words": 3, "maximum_word_ms": 5000,
+        "silence_threshold": 256});
+
+    // No module needed for `integrado`; one field given, the other eight at their defaults.
+    let (s, c) = t
+        .post_json(
+            "/campanas/",
+            json!({"nombre": "AMD_PROPIO", "amd": "integrado", "amd_integrado": {"greeting_ms": 2000}}),
+        )
+        .await;
+    assert_eq!(s, 201, "{c}");
+    assert_eq!(c["amd"], "integrado");
+    let mut want = defaults.clone();
+    want["greeting_ms"] = json!(2000);
+    assert_eq!(c["amd_integrado"], want, "{c}");
+    let (_, got) = t.get("/campana/AMD_PROPIO").await;
+    assert_eq!(got, c, "what was returned at creation is what is stored");
+    let stored: Value = serde_json::from_str(
+        &t.db
+            .sql("SELECT amd_integrado FROM bases WHERE nombre = 'AMD_PROPIO'"),
+    )
+    .expect("stored as JSON");
+    assert_eq!(stored, want, "stored with all nine fields");
+
+    // Not given: the defaults, shown whole, stored as NULL.
+    let d = t.create("SIN_AMD").await;
+    assert_eq!(d["amd_integrado"], defaults, "{d}");
+    assert_eq!(
+        t.db.sql("SELECT amd_integrado FROM bases WHERE nombre = 'SIN_AMD'"),
+        "NULL"
+    );
+
+    // A change of one field keeps the others.
+    let (s, p) = t
+        .patch_json(
+            "/campana/AMD_PROPIO",
+            json!({"amd_integrado": {"maximum_words": 4}}),
+        )
+        .await;
+    assert_eq!(s, 200, "{p}");
+    want["maximum_words"] = json!(4);
+    assert_eq!(p["amd_integrado"], want, "{p}");
+    assert_eq!(p["amd"], "integrado");
+    let (_, got) = t.get("/campana/AMD_PROPIO").await;
+    assert_eq!(got, p);
+    // Other settings leave it alone.
+    let (s, p) = t
+        .patch_json("/campana/AMD_PROPIO", json!({"amd_incierto": "maquina"}))
+        .await;
+    assert_eq!((s, &p["amd_integrado"]), (200, &want), "{p}");
+    // Both rules of the merged result: raising greeting_ms past total_analysis_ms is refused,
+    // raising both together is not.
+    let (s, p) = t
+        .patch_json(
+            "/campana/AMD_PROPIO",
+            json!({"amd_integrado": {"greeting_ms": 6000, "total_analysis_ms": 7000}}),
+        )
+        .await;
+    assert_eq!(s, 200, "{p}");
+    want["greeting_ms"] = json!(6000);
+    want["total_analysis_ms"] = json!(7000);
+    assert_eq!(p["amd_integrado"], want, "{p}");
+
+    // Bad values: 400 naming the field, on change and on create, and nothing changes.
+    let (_, before) = t.get("/campana/AMD_PROPIO").await;
+    let cases = [
+        (
+            json!({"amd_integrado": {"greeting_ms": 10}}),
+            "amd_integrado.greeting_ms",
+        ),
+        (json!({"amd_integrado": {"otro": 1}}), "amd_integrado"),
+        (json!({"amd_integrado": "x"}), "amd_integrado"),
+        (json!({"amd_integrado": [1]}), "amd_integrado"),
+        (
+            json!({"amd_integrado": {"maximum_words": 2.5}}),
+            "amd_integrado",
+        ),
+        (
+            json!({"amd_integrado": {"total_analysis_ms": 2000, "initial_silence_ms": 2500}}),
+            "amd_integrado.total_analysis_ms",
+        ),
+        (
+            json!({"amd_integrado": {"silence_threshold": 8193}}),
+            "amd_integrado.silence_threshold",
+        ),
+        (
+            json!({"amd_integrado": {"maximum_words": 0}}),
+            "amd_integrado.maximum_words",
+        ),
+    ];
+    for (body, field) in &cases {
+        let (s, e) = t.patch_json("/campana/AMD_PROPIO", body.clone()).await;
+        assert_error(s, &e, 400, "invalido");
+        assert!(
+            e["mensaje"].as_str().unwrap().starts_with(field),
+            "{body} → {e}"
+        );
+        let mut create = body.clone();
+        create["nombre"] = json!("MALA");
+        let (s, e) = t.post_json("/campanas/", create.clone()).await;
+        assert_error(s, &e, 400, "invalido");
+        assert!(
+            e["mensaje"].as_str().unwrap().starts_with(field),
+            "{create} → {e}"
+        );
+    }
+    // Merged onto the current values: greeting_ms is 6000 here, so total_analysis_ms 5000 is
+    // refused for this campaign though it is the default.
+    let (s, e) = t
+        .patch_json(
+            "/campana/AMD_PROPIO",
+            json!({"amd_integrado": {"total_analysis_ms": 5000}}),
+        )
+        .await;
+    assert_error(s, &e, 400, "invalido");
+    assert!(
+        e["mensaje"]
+            .as_str()
+            .unwrap()
+            .starts_with("amd_integrado.total_analysis_ms"),
+        "{e}"
+    );
+    let (_, after) = t.get("/campana/AMD_PROPIO").await;
+    assert_eq!(after, before, "refused changes change nothing");
+    let (s, _) = t.get("/campana/MALA").await;
+    assert_eq!(s, 404);
+
+    // A stored value edited by hand into something invalid is reported naming the field.
+    t.db.sql("UPDATE bases SET amd_integrado = '{\"greeting_ms\": 10}' WHERE nombre = 'SIN_AMD'");
+    let (s, e) = t.get("/campana/SIN_AMD").await;
+    assert_ne!(s, 200, "{e}");
+    assert!(
+        e["mensaje"]
+            .as_str()
+            .is_some_and(|m| m.contains("amd_integrado.greeting_ms")),
+        "{e}"
+    );
+    t.shutdown().await;
+}
+
 on_both_backends!(
     hostile_names_are_refused_and_change_nothing,
     worker_threads = 2

@@ -161,6 +161,48 @@ fn retargeted_frames(all: &[Captured], template: &str, app: &str, id: &str) -> V
 /// Plays FreeSWITCH for one call: connects to the controller and answers its commands with the
 /// capture's frames.
 async fn scripted_switch(controller: std::net::SocketAddr, scenario: &str) -> Seen {
+    scripted_switch_with_audio(controller, scenario, Audio::None).await
+}
+
+/// What the scripted switch streams after a `unicast` (`amd: integrado`).
+#[derive(Clone, Copy, Debug)]
+enum Audio {
+    /// No packet at all.
+    None,
+    /// Packets nobody can read: empty, odd-sized linear, oversized.
+    Garbage,
+    /// Half a second of silence (µ-law), then nothing: a stream that stops.
+    Stops,
+}
+
+/// Sends `audio` to the controller's audio socket named in a `unicast` command.
+fn stream(cmd: &str, audio: Audio) {
+    let (ip, port) = (header(cmd, "remote-ip"), header(cmd, "remote-port"));
+    let to: std::net::SocketAddr = format!("{ip}:{port}").parse().expect("unicast remote");
+    tokio::spawn(async move {
+        let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let packets: Vec<Vec<u8>> = match audio {
+            Audio::None => vec![],
+            Audio::Garbage => (0..100)
+                .map(|i| match i % 2 {
+                    0 => vec![],
+                    _ => vec![0x7f; 3000],
+                })
+                .collect(),
+            Audio::Stops => (0..25).map(|_| vec![0xff; 160]).collect(),
+        };
+        for p in packets {
+            let _ = sock.send_to(&p, to).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+}
+
+async fn scripted_switch_with_audio(
+    controller: std::net::SocketAddr,
+    scenario: &str,
+    audio: Audio,
+) -> Seen {
     let all = frames(scenario);
     let mut sock = TcpStream::connect(controller)
         .await
@@ -213,6 +255,9 @@ async fn scripted_switch(controller: std::net::SocketAddr, scenario: &str) -> Se
                 if hung_up {
                     // FreeSWITCH accepts a command after the hangup and never runs it.
                 } else {
+                    if header(&cmd, "call-command") == "unicast" {
+                        stream(&cmd, audio);
+                    }
                     let app = header(&cmd, "execute-app-name").to_owned();
                     let id = header(&cmd, "Event-UUID").to_owned();
                     let frames = app_frames(&all, &app, &id);
@@ -400,4 +445,43 @@ async fn a_missing_application_ends_control_at_the_hangup() {
     assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
     assert!(seen.executed("transfer").is_empty(), "{seen:?}");
     rig.stop.cancel();
+}
+
+/// Issue 15: the service's own detector never stalls a call on bad audio. No packet, packets
+/// nobody can read, or a stream that stops: NOTSURE (the campaign's rule: a person) by the end of
+/// the analysis time (5 s), and the call goes on.
+#[tokio::test]
+async fn the_integrated_detector_decides_notsure_on_bad_audio() {
+    for audio in [Audio::None, Audio::Garbage, Audio::Stops] {
+        let rig = controller(AmdMode::Integrado).await;
+        let t0 = tokio::time::Instant::now();
+        let seen = scripted_switch_with_audio(rig.addr, "amd-human", audio).await;
+        let took = t0.elapsed();
+        assert!(
+            seen.commands
+                .iter()
+                .any(|c| header(c, "call-command") == "unicast" && header(c, "flags") == "native"),
+            "{audio:?}: {:?}",
+            seen.commands
+        );
+        assert!(
+            seen.executed("set")
+                .contains(&"discador_amd_resultado=NOTSURE".to_owned()),
+            "{audio:?}: {:?}",
+            seen.commands
+        );
+        assert_eq!(
+            seen.executed("transfer"),
+            vec!["humano XML discador"],
+            "{audio:?}"
+        );
+        assert!(took < Duration::from_secs(7), "{audio:?} took {took:?}");
+        if matches!(audio, Audio::Stops) {
+            assert!(
+                took < Duration::from_secs(4),
+                "a stopped stream is not waited for: {took:?}"
+            );
+        }
+        rig.stop.cancel();
+    }
 }

@@ -8,10 +8,12 @@
 //! - `real_switch`: whole campaigns against a real FreeSWITCH 1.10.12 (`../shared/freeswitch/`);
 //!   `script`: the campaign's message, menu, voicemail drop and abandon rule there, checked on
 //!   the carrier's recordings of what each called party heard;
+//! - `amd_set`: the labeled AMD set (`scripts/amd-set/`) through the real switch, with its report;
 //! - `freeswitch_conf`, `cli`: the shipped configuration and the command line.
 
 mod common;
 
+mod amd_set;
 mod api;
 mod cli;
 mod controller;

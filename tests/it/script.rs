@@ -72,6 +72,19 @@ fn sound(fs: &TestSwitch, name: &str) -> Vec<bool> {
     audio::active(&audio::samples(&fs.state.join("sounds").join(name)))
 }
 
+/// How long after the end of the machine's beep (in the recording of the call to `number`) the
+/// message started; the message must be there whole.
+fn message_after_beep(fs: &TestSwitch, number: &str) -> i64 {
+    let (pcm, heard) = heard_by(fs, number);
+    let beep_end = audio::beep_end_ms(&pcm).expect("the machine's beep is in the recording");
+    let (at, hit, quiet) = audio::locate(&heard, &sound(fs, MESSAGE), beep_end, 60_000);
+    assert!(
+        hit > 0.9 && quiet > 0.8,
+        "message not left whole after the beep ({hit:.2}/{quiet:.2} at {at} ms)"
+    );
+    at as i64 - beep_end as i64
+}
+
 /// Two distinct sounds no called party makes, for the opt-out and abandon messages.
 fn write_sounds(fs: &TestSwitch) {
     let dir = fs.state.join("sounds");
@@ -275,21 +288,14 @@ async fn machines_get_the_message_right_after_the_beep_or_nothing() {
     let c = cdr(&app, "BUZON", dejar);
     assert_eq!(c["resultado"], "MAQUINA", "{c:?}");
     assert_eq!(c["disposicion"], "MENSAJE_DEJADO", "{c:?}");
-    let (pcm, heard) = heard_by(&fs, dejar);
-    let beep_end = audio::beep_end_ms(&pcm).expect("the machine's beep is in the recording");
-    let (at, hit, quiet) = audio::locate(&heard, &sound(&fs, MESSAGE), beep_end, 60_000);
-    assert!(
-        hit > 0.9 && quiet > 0.8,
-        "message not left whole after the beep ({hit:.2}/{quiet:.2} at {at} ms)"
-    );
-    let after_beep = at as i64 - beep_end as i64;
+    let after_beep = message_after_beep(&fs, dejar);
     eprintln!(
         "message starts {after_beep} ms after the beep's end (tras_beep_ms {})",
         c["tras_beep_ms"]
     );
     assert!(
         (0..=500).contains(&after_beep),
-        "message started {after_beep} ms after the beep ended (recording: beep end {beep_end} ms, message {at} ms)"
+        "message started {after_beep} ms after the beep ended"
     );
     assert_eq!(end["estadisticas"]["mensajes_dejados"], 1, "{end}");
 
@@ -442,5 +448,55 @@ async fn scripts_the_switch_cannot_run_are_refused_naming_the_field() {
     let (s, b) = command(&app, "detener", "BUENA").await;
     assert_eq!(s, 200, "{b}");
     fs.wait_no_channels(Duration::from_secs(20)).await;
+    app.shutdown().await;
+}
+
+/// Issue 15: the service's own detector on a stock switch (neither mod_amd nor mod_avmd loaded):
+/// people are people, the machine is a machine and gets its message right after its beep.
+#[tokio::test]
+async fn the_integrated_detector_works_on_a_stock_switch() {
+    let fs = TestSwitch::start_with(common::freeswitch::SwitchOptions {
+        without: vec!["mod_amd", "mod_avmd"],
+        ..Default::default()
+    });
+    let app = app(&fs, &[]).await;
+    let (person, slow, machine) = ("5550401", "5550409", "5550417");
+    campaign(
+        &app,
+        "INTEGRADO",
+        json!({"amd": "integrado", "mensaje_maquina": MESSAGE, "buzon": "tras_beep",
+               "destino_humano": ""}),
+        &[person.to_owned(), slow.to_owned(), machine.to_owned()],
+    )
+    .await;
+    let (s, b) = command(&app, "iniciar", "INTEGRADO").await;
+    assert_eq!(s, 200, "{b}");
+    finished(&app, &fs, "INTEGRADO", Duration::from_secs(60)).await;
+
+    let amd = |n: &str| {
+        app.db.sql(&format!(
+            "SELECT resultado, amd_resultado, amd_causa FROM llamadas WHERE telefono = '{n}'"
+        ))
+    };
+    assert!(
+        amd(person).starts_with("HUMANO\tHUMAN\t"),
+        "{}",
+        amd(person)
+    );
+    assert!(amd(slow).starts_with("HUMANO\tHUMAN\t"), "{}", amd(slow));
+    assert!(
+        amd(machine).starts_with("MAQUINA\tMACHINE\t"),
+        "{}",
+        amd(machine)
+    );
+    let c = cdr(&app, "INTEGRADO", machine);
+    assert_eq!(c["disposicion"], "MENSAJE_DEJADO", "{c:?}");
+    let after_beep = message_after_beep(&fs, machine);
+    eprintln!("integrado: message starts {after_beep} ms after the beep's end");
+    assert!(
+        (0..=500).contains(&after_beep),
+        "message started {after_beep} ms after the beep ended"
+    );
+    fs.wait_no_channels(Duration::from_secs(5)).await;
     app.shutdown().await;
 }

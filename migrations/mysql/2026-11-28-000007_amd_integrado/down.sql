@@ -1,0 +1,1 @@
+ALTER TABLE bases DROP COLUMN amd_integrado;

@@ -1,0 +1,523 @@
+//! Answering-machine detection (AMD) on the first seconds of an answered call's audio.
+//!
+//! The [`Detector`] decides whether a person or a machine answered, from the rhythm of the
+//! callee's speech: a person says something short ("¿Diga?") and waits; a voicemail greeting
+//! talks on, in many words. It is the state machine of Asterisk's `app_amd` (also behind
+//! FreeSWITCH's `mod_amd`), streaming: 20 ms frames of 8 kHz mono in, one [`Decision`] out, with
+//! no I/O, no async and no allocation, so the call controller can run it on every frame.
+//!
+//! [`AmdParams`] keep the classic defaults, in ms of audio:
+//! - `initial_silence_ms` 2500: nobody spoke by then ⇒ NOTSURE/INITIALSILENCE. Asterisk answers
+//!   MACHINE here; we answer NOTSURE because a person who picks up and stays silent (waiting for
+//!   the caller, or a bad line) is common, and hanging up on a person costs more than playing a
+//!   message to a machine.
+//! - `greeting_ms` 1500: speech since the first word adds up to this ⇒ MACHINE/LONGGREETING.
+//! - `after_greeting_silence_ms` 800: silence after a short greeting ⇒ HUMAN/HUMAN.
+//! - `total_analysis_ms` 5000: no decision by then ⇒ NOTSURE/TOOLONG.
+//! - `min_word_ms` 100: a voiced run shorter than this is a click or noise, not a word.
+//! - `between_words_silence_ms` 50: the silence that separates two words.
+//! - `maximum_words` 3: this many words ⇒ MACHINE/MAXWORDS (people answer in one or two).
+//! - `maximum_word_ms` 5000: one word this long ⇒ MACHINE/LONGWORD (a tone or music).
+//! - `silence_threshold` 256: minimum mean absolute amplitude of voice; the adaptive noise floor
+//!   (`vad.rs`) raises it on noisy lines.
+//!
+//! The rules are checked after every frame in this order: TOOLONG, INITIALSILENCE, MAXWORDS,
+//! LONGWORD, LONGGREETING, HUMAN. A beep is voice for this detector (a beep after a long greeting
+//! is consistent with MACHINE); [`BeepDetector`] finds it separately, to know when to speak.
+
+mod beep;
+mod g711;
+mod vad;
+
+pub use beep::{Beep, BeepDetector};
+pub use g711::{alaw_to_linear, ulaw_to_linear};
+
+use vad::Vad;
+
+/// The `cause` strings of a [`Decision`], spelled as FreeSWITCH's `amd_cause`.
+pub mod cause {
+    pub const HUMAN: &str = "HUMAN";
+    pub const LONGGREETING: &str = "LONGGREETING";
+    pub const MAXWORDS: &str = "MAXWORDS";
+    pub const LONGWORD: &str = "LONGWORD";
+    pub const INITIALSILENCE: &str = "INITIALSILENCE";
+    pub const TOOLONG: &str = "TOOLONG";
+}
+
+const SAMPLES_PER_MS: u64 = 8;
+/// Longer frames are analysed in 20 ms pieces, so decisions keep a 20 ms resolution.
+const FRAME_SAMPLES: usize = 160;
+
+/// Detector settings; see the module doc for their meaning. Defaults are the classic ones.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AmdParams {
+    pub initial_silence_ms: u32,
+    pub greeting_ms: u32,
+    pub after_greeting_silence_ms: u32,
+    pub total_analysis_ms: u32,
+    pub min_word_ms: u32,
+    pub between_words_silence_ms: u32,
+    pub maximum_words: u32,
+    pub maximum_word_ms: u32,
+    pub silence_threshold: u16,
+}
+
+impl Default for AmdParams {
+    fn default() -> Self {
+        Self {
+            initial_silence_ms: 2500,
+            greeting_ms: 1500,
+            after_greeting_silence_ms: 800,
+            total_analysis_ms: 5000,
+            min_word_ms: 100,
+            between_words_silence_ms: 50,
+            maximum_words: 3,
+            maximum_word_ms: 5000,
+            silence_threshold: 256,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Verdict {
+    Human,
+    Machine,
+    NotSure,
+}
+
+impl Verdict {
+    /// FreeSWITCH's `amd_result` spelling.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Verdict::Human => "HUMAN",
+            Verdict::Machine => "MACHINE",
+            Verdict::NotSure => "NOTSURE",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    pub verdict: Verdict,
+    /// One of [`cause`]'s constants.
+    pub cause: &'static str,
+    /// Audio time of the decision, ms since the first frame.
+    pub at_ms: u32,
+}
+
+/// Streaming answering-machine detector for one call.
+#[derive(Debug, Clone)]
+pub struct Detector {
+    params: AmdParams,
+    vad: Vad,
+    /// All counters are in samples (1/8 ms), so frames of any length add up exactly.
+    elapsed: u64,
+    /// Time since the last frame that belonged to a word (voiced runs too short to be words
+    /// count as silence: they are noise).
+    silence: u64,
+    /// Consecutive voiced time not yet long enough to be a word.
+    pending: u64,
+    in_word: bool,
+    words: u32,
+    /// Voiced time of the current word.
+    word: u64,
+    /// Voiced time of all words so far.
+    voiced: u64,
+    decision: Option<Decision>,
+}
+
+fn samples(ms: u32) -> u64 {
+    u64::from(ms) * SAMPLES_PER_MS
+}
+
+impl Detector {
+    pub fn new(params: AmdParams) -> Self {
+        Self {
+            vad: Vad::new(params.silence_threshold),
+            params,
+            elapsed: 0,
+            silence: 0,
+            pending: 0,
+            in_word: false,
+            words: 0,
+            word: 0,
+            voiced: 0,
+            decision: None,
+        }
+    }
+
+    /// Feeds one frame (any length, normally 160 samples); returns the decision once, the first
+    /// time it is reached; later calls return `None`.
+    pub fn feed(&mut self, frame: &[i16]) -> Option<Decision> {
+        let mut reached = None;
+        for chunk in frame.chunks(FRAME_SAMPLES) {
+            self.elapsed += chunk.len() as u64;
+            if self.decision.is_some() {
+                continue;
+            }
+            self.track(chunk);
+            if let Some((verdict, cause)) = self.rule() {
+                let decision = Decision {
+                    verdict,
+                    cause,
+                    at_ms: self.elapsed_ms(),
+                };
+                self.decision = Some(decision);
+                reached = Some(decision);
+            }
+        }
+        reached
+    }
+
+    /// The audio time fed so far, ms.
+    pub fn elapsed_ms(&self) -> u32 {
+        u32::try_from(self.elapsed / SAMPLES_PER_MS).unwrap_or(u32::MAX)
+    }
+
+    /// Called when the audio stops arriving: the decision already reached, or else NOTSURE
+    /// (INITIALSILENCE if nobody spoke, TOOLONG otherwise), so a dead stream never stalls the
+    /// call. After it, `feed` returns `None`.
+    pub fn finish(&mut self) -> Decision {
+        let cause = if self.words == 0 {
+            cause::INITIALSILENCE
+        } else {
+            cause::TOOLONG
+        };
+        let at_ms = self.elapsed_ms();
+        *self.decision.get_or_insert(Decision {
+            verdict: Verdict::NotSure,
+            cause,
+            at_ms,
+        })
+    }
+
+    /// Updates the word/silence counters with one chunk.
+    fn track(&mut self, chunk: &[i16]) {
+        let len = chunk.len() as u64;
+        if !self.vad.classify(chunk) {
+            self.pending = 0;
+            self.silence += len;
+            if self.silence >= samples(self.params.between_words_silence_ms) {
+                self.in_word = false;
+            }
+        } else if self.in_word {
+            self.word += len;
+            self.voiced += len;
+            self.silence = 0;
+        } else {
+            self.pending += len;
+            self.silence += len;
+            if self.pending >= samples(self.params.min_word_ms) {
+                self.words += 1;
+                self.in_word = true;
+                self.word = self.pending;
+                self.voiced += self.pending;
+                self.pending = 0;
+                self.silence = 0;
+            }
+        }
+    }
+
+    fn rule(&self) -> Option<(Verdict, &'static str)> {
+        let p = &self.params;
+        let spoke = self.words > 0;
+        if self.elapsed >= samples(p.total_analysis_ms) {
+            Some((Verdict::NotSure, cause::TOOLONG))
+        } else if !spoke && self.silence >= samples(p.initial_silence_ms) {
+            Some((Verdict::NotSure, cause::INITIALSILENCE))
+        } else if spoke && self.words >= p.maximum_words {
+            Some((Verdict::Machine, cause::MAXWORDS))
+        } else if self.in_word && self.word >= samples(p.maximum_word_ms) {
+            Some((Verdict::Machine, cause::LONGWORD))
+        } else if spoke && self.voiced >= samples(p.greeting_ms) {
+            Some((Verdict::Machine, cause::LONGGREETING))
+        } else if spoke && self.silence >= samples(p.after_greeting_silence_ms) {
+            Some((Verdict::Human, cause::HUMAN))
+        } else {
+            None
+        }
+    }
+}
+
+/// Synthetic audio for the tests of this module and its children.
+#[cfg(test)]
+pub(crate) mod test_signals {
+    use std::f64::consts::{PI, TAU};
+
+    /// Tiny deterministic generator (Numerical Recipes LCG): values in [-1, 1).
+    pub(crate) struct Lcg(u32);
+
+    impl Lcg {
+        pub(crate) fn new(seed: u32) -> Self {
+            Self(seed.wrapping_mul(2_654_435_761).wrapping_add(1))
+        }
+        pub(crate) fn next(&mut self) -> f64 {
+            self.0 = self.0.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            f64::from(self.0 >> 8) / f64::from(1u32 << 23) - 1.0
+        }
+    }
+
+    fn clip(v: f64) -> i16 {
+        v.round().clamp(-32768.0, 32767.0) as i16
+    }
+
+    pub(crate) fn silence(ms: u32) -> Vec<i16> {
+        vec![0; ms as usize * 8]
+    }
+
+    pub(crate) fn tone(ms: u32, hz: f64, amplitude: i16) -> Vec<i16> {
+        let a = f64::from(amplitude);
+        (0..ms as usize * 8)
+            .map(|i| clip(a * (TAU * hz * i as f64 / 8000.0).sin()))
+            .collect()
+    }
+
+    /// White noise, uniform in ±`peak` (mean absolute amplitude `peak / 2`).
+    pub(crate) fn noise(ms: u32, peak: u32, seed: u32) -> Vec<i16> {
+        let mut lcg = Lcg::new(seed);
+        (0..ms as usize * 8)
+            .map(|_| clip(f64::from(peak) * lcg.next()))
+            .collect()
+    }
+
+    /// Continuous speech-like sound: a gliding 110–150 Hz pitch with harmonics up to 3.4 kHz and
+    /// some breath noise, modulated at a syllable rate of 4 Hz between 55 % and 100 % (so every
+    /// 20 ms frame stays voiced), with 10 ms fades at both ends. Mean |x| ≈ amplitude / 6.
+    pub(crate) fn speech(ms: u32, amplitude: f64, seed: u32) -> Vec<i16> {
+        let mut lcg = Lcg::new(seed);
+        let n = ms as usize * 8;
+        let mut phase = 0.0;
+        (0..n)
+            .map(|i| {
+                let t = i as f64 / 8000.0;
+                let pitch = 130.0 + 20.0 * (TAU * 1.3 * t + f64::from(seed)).sin();
+                phase += TAU * pitch / 8000.0;
+                let harmonics: f64 = (1..)
+                    .take_while(|&k| f64::from(k) * pitch < 3400.0)
+                    .map(|k| (f64::from(k) * phase).sin() / f64::from(k))
+                    .sum();
+                let syllable = 0.55 + 0.45 * (PI * 4.0 * t).sin().powi(2);
+                let fade = (i.min(n - 1 - i) as f64 / 80.0).min(1.0);
+                clip(amplitude * syllable * fade * (harmonics / 2.5 + 0.15 * lcg.next()))
+            })
+            .collect()
+    }
+
+    /// A greeting-like sequence: speech bursts of 250–450 ms separated by 100–250 ms silences.
+    pub(crate) fn speech_bursts(ms: u32, seed: u32) -> Vec<i16> {
+        let mut lcg = Lcg::new(seed);
+        let mut out = Vec::new();
+        while out.len() < ms as usize * 8 {
+            let burst = 350.0 + 100.0 * lcg.next();
+            out.extend(speech(burst as u32, 16000.0, seed));
+            out.extend(silence((175.0 + 75.0 * lcg.next()) as u32));
+        }
+        out.truncate(ms as usize * 8);
+        out
+    }
+
+    pub(crate) fn concat(parts: &[Vec<i16>]) -> Vec<i16> {
+        parts.concat()
+    }
+
+    /// Sum of two signals, as long as the longer one.
+    pub(crate) fn mix(a: &[i16], b: &[i16]) -> Vec<i16> {
+        let at = |s: &[i16], i: usize| f64::from(s.get(i).copied().unwrap_or(0));
+        (0..a.len().max(b.len()))
+            .map(|i| clip(at(a, i) + at(b, i)))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_signals::*;
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Feeds 20 ms frames; returns the one decision (asserting no second one comes).
+    fn decide_with(params: AmdParams, audio: &[i16]) -> Option<Decision> {
+        let mut det = Detector::new(params);
+        let mut found = audio.chunks(160).filter_map(|f| det.feed(f));
+        let first = found.next();
+        assert_eq!(found.next(), None, "a second decision");
+        first
+    }
+
+    fn fresh() -> Detector {
+        Detector::new(AmdParams::default())
+    }
+
+    fn decide(audio: &[i16]) -> Decision {
+        decide_with(AmdParams::default(), audio).expect("a decision")
+    }
+
+    fn assert_decision(
+        d: Decision,
+        verdict: Verdict,
+        cause: &str,
+        at: std::ops::RangeInclusive<u32>,
+    ) {
+        assert_eq!((d.verdict, d.cause), (verdict, cause), "{d:?}");
+        assert!(at.contains(&d.at_ms), "{d:?} not at {at:?}");
+    }
+
+    #[test]
+    fn hola_then_silence_is_human() {
+        let d = decide(&concat(&[speech(500, 16000.0, 1), silence(3000)]));
+        assert_decision(d, Verdict::Human, cause::HUMAN, 1260..=1340);
+    }
+
+    #[test]
+    fn three_seconds_of_speech_is_a_long_greeting() {
+        let d = decide(&concat(&[
+            silence(300),
+            speech(3000, 16000.0, 2),
+            silence(1000),
+        ]));
+        assert_decision(d, Verdict::Machine, cause::LONGGREETING, 1760..=1840);
+    }
+
+    #[test]
+    fn four_short_words_are_too_many() {
+        let word_and_gap = concat(&[speech(300, 16000.0, 3), silence(200)]);
+        let d = decide(&concat(&[word_and_gap.repeat(4), silence(2000)]));
+        // The third word is confirmed 100 ms (min_word_ms) after it starts at 1000 ms.
+        assert_decision(d, Verdict::Machine, cause::MAXWORDS, 1080..=1140);
+    }
+
+    #[test]
+    fn one_endless_word_is_a_long_word() {
+        let params = AmdParams {
+            greeting_ms: 10_000,
+            maximum_word_ms: 1000,
+            ..Default::default()
+        };
+        let d = decide_with(params, &speech(3000, 16000.0, 4)).unwrap();
+        assert_decision(d, Verdict::Machine, cause::LONGWORD, 980..=1020);
+    }
+
+    #[test]
+    fn only_silence_is_notsure_initial_silence() {
+        assert_decision(
+            decide(&silence(4000)),
+            Verdict::NotSure,
+            cause::INITIALSILENCE,
+            2500..=2500,
+        );
+    }
+
+    #[test]
+    fn low_noise_is_notsure_initial_silence() {
+        let d = decide(&noise(4000, 400, 5)); // mean |x| ≈ 200 < 256
+        assert_decision(d, Verdict::NotSure, cause::INITIALSILENCE, 2500..=2500);
+    }
+
+    #[test]
+    fn words_that_never_settle_are_notsure_too_long() {
+        let params = AmdParams {
+            maximum_words: 100,
+            greeting_ms: 10_000,
+            ..Default::default()
+        };
+        let word_and_gap = concat(&[speech(200, 16000.0, 6), silence(600)]);
+        let d = decide_with(params, &word_and_gap.repeat(8)).unwrap();
+        assert_decision(d, Verdict::NotSure, cause::TOOLONG, 5000..=5000);
+    }
+
+    /// Noise that builds up to mean |x| ≈ 900 (3.5× `silence_threshold`) is followed by the
+    /// floor, so it stays silence; a short greeting spoken over it is still heard.
+    #[test]
+    fn loud_steady_noise_raises_the_floor_and_speech_is_still_heard() {
+        let noise_up = |tail_ms: u32| {
+            let steps = [(240, 400), (480, 400), (960, 400), (1800, 400 + tail_ms)];
+            concat(&steps.map(|(peak, ms)| noise(ms, peak, peak)))
+        };
+        let d = decide(&noise_up(3000));
+        assert_decision(d, Verdict::NotSure, cause::INITIALSILENCE, 2500..=2500);
+
+        let greeting = concat(&[silence(1600), speech(500, 24000.0, 7)]);
+        let d = decide(&mix(&noise_up(3000), &greeting));
+        assert_decision(d, Verdict::Human, cause::HUMAN, 2860..=2940);
+    }
+
+    #[test]
+    fn a_beep_counts_as_voice() {
+        let d = decide(&concat(&[tone(2000, 1000.0, 8000), silence(1000)]));
+        assert_decision(d, Verdict::Machine, cause::LONGGREETING, 1480..=1520);
+    }
+
+    #[test]
+    fn finish_without_audio_is_notsure() {
+        let mut det = fresh();
+        for frame in silence(300).chunks(160) {
+            assert_eq!(det.feed(frame), None);
+        }
+        let d = det.finish();
+        assert_decision(d, Verdict::NotSure, cause::INITIALSILENCE, 300..=300);
+        assert_eq!(det.feed(&silence(3000)), None, "no decision after finish");
+        assert_eq!(det.finish(), d, "finish repeats the decision");
+        assert_eq!(fresh().finish().verdict, Verdict::NotSure);
+    }
+
+    #[test]
+    fn finish_after_a_word_is_notsure_too_long() {
+        let mut det = fresh();
+        assert_eq!(det.feed(&speech(400, 16000.0, 8)), None);
+        assert_decision(det.finish(), Verdict::NotSure, cause::TOOLONG, 400..=400);
+    }
+
+    #[test]
+    fn verdict_spelling() {
+        let all = [Verdict::Human, Verdict::Machine, Verdict::NotSure];
+        assert_eq!(all.map(|v| v.as_str()), ["HUMAN", "MACHINE", "NOTSURE"]);
+    }
+
+    #[test]
+    fn odd_frames_and_extreme_samples_do_not_panic() {
+        let mut det = fresh();
+        let mut beep = BeepDetector::new();
+        let frames: [&[i16]; 5] = [
+            &[],
+            &[i16::MIN; 161],
+            &[i16::MAX; 7],
+            &[i16::MIN, i16::MAX],
+            &[0; 1001],
+        ];
+        for frame in frames.iter().cycle().take(100) {
+            det.feed(frame);
+            beep.feed(frame);
+        }
+        assert_eq!(det.elapsed_ms(), (161 + 7 + 2 + 1001) * 20 / 8);
+    }
+
+    fn frame_strategy() -> impl Strategy<Value = Vec<i16>> {
+        prop_oneof![
+            prop::collection::vec(any::<i16>(), 0..400),
+            (0..400usize, any::<i16>()).prop_map(|(n, v)| vec![v; n]),
+            (0..400usize).prop_map(|n| vec![0; n]),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn any_frames_never_panic_and_decide_at_most_once(
+            frames in prop::collection::vec(frame_strategy(), 0..120)
+        ) {
+            let mut det = fresh();
+            let mut beep = BeepDetector::new();
+            let mut decisions = 0;
+            for frame in &frames {
+                decisions += usize::from(det.feed(frame).is_some());
+                beep.feed(frame);
+            }
+            prop_assert!(decisions <= 1);
+            let total: usize = frames.iter().map(Vec::len).sum();
+            prop_assert_eq!(det.elapsed_ms() as usize, total / 8);
+            let last = det.finish();
+            prop_assert!(last.at_ms <= det.elapsed_ms());
+            prop_assert_eq!(det.feed(&[1000; 160]), None);
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! The call's own audio, for the service's detector (`amd: integrado`).
+//!
+//! FreeSWITCH streams the called party's audio to a UDP socket of this service (`sendmsg` with
+//! `call-command: unicast`, measured at ~20 ms latency on the test bed): 20 ms packets in the
+//! call's codec (`flags: native`) when it is G.711, 16-bit linear samples otherwise. The socket is
+//! bound on the address the switch reached us at (the controller's TCP connection), so it works on
+//! loopback and across a LAN alike, and only packets from the switch's address are read. The
+//! detector ([`crate::amd`]) runs frame by frame; the stream is stopped (`nounicast`) as soon as
+//! the service has heard what it needs.
+//!
+//! Every wait is bounded: no packet at all, packets nobody can read (wrong size, another sender),
+//! or a stream that stops all end in the detector's decision on what it heard — NOTSURE when that
+//! is nothing — by the end of the analysis time. The hangup ends every wait at once.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::net::UdpSocket;
+use tokio::time::Instant;
+
+use super::ControlError;
+use crate::amd::{alaw_to_linear, ulaw_to_linear, AmdParams, BeepDetector, Decision, Detector};
+use crate::esl::{EslError, OutboundSession};
+
+/// A stream that delivered audio and then went silent this long is over.
+const STALL: Duration = Duration::from_millis(1_000);
+/// Samples per 20 ms frame at 8 kHz: what the detector is fed.
+const FRAME: usize = 160;
+
+/// How the switch's packets carry the samples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    Ulaw,
+    Alaw,
+    /// 16-bit linear, little-endian (FreeSWITCH's host order on x86 and ARM), at `rate` Hz.
+    Linear {
+        rate: u32,
+    },
+}
+
+/// The audio stream of one call.
+pub struct AudioTap {
+    socket: UdpSocket,
+    /// Where the switch sends from (its address on the controller's connection).
+    switch_ip: std::net::IpAddr,
+    encoding: Encoding,
+    started: Instant,
+    /// Decoded samples not yet fed (packets need not be exactly 20 ms).
+    pending: Vec<i16>,
+    /// Packets the stream delivered, for the log.
+    packets: u64,
+}
+
+impl AudioTap {
+    /// Binds a socket on the address the switch reached us at and asks the switch to stream the
+    /// call's audio to it.
+    pub async fn open(session: &mut OutboundSession) -> Result<AudioTap, ControlError> {
+        let ours = SocketAddr::new(session.local_addr().ip(), 0);
+        let socket = UdpSocket::bind(ours).await.map_err(EslError::Io)?;
+        let remote = socket.local_addr().map_err(EslError::Io)?;
+        let switch_ip = session.peer().ip();
+        let data = session.channel_data();
+        let codec = data
+            .get("Channel-Read-Codec-Name")
+            .unwrap_or("")
+            .to_ascii_uppercase();
+        let rate: u32 = data
+            .get("Channel-Read-Codec-Rate")
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(8000);
+        let encoding = match codec.as_str() {
+            "PCMU" => Encoding::Ulaw,
+            "PCMA" => Encoding::Alaw,
+            _ => Encoding::Linear { rate },
+        };
+        let native = !matches!(encoding, Encoding::Linear { .. });
+        // Port 0 on the switch's side: it picks a free one (several calls stream at once).
+        session
+            .unicast(SocketAddr::new(switch_ip, 0), remote, native)
+            .await?;
+        Ok(AudioTap {
+            socket,
+            switch_ip,
+            encoding,
+            started: Instant::now(),
+            pending: Vec::with_capacity(FRAME * 4),
+            packets: 0,
+        })
+    }
+
+    /// Feeds the detector until it decides. Bounded by its analysis time (plus the stall margin):
+    /// a stream that never starts or stops early ends in the detector's decision on what it heard.
+    pub async fn verdict(
+        &mut self,
+        session: &mut OutboundSession,
+        params: &AmdParams,
+    ) -> Result<Decision, ControlError> {
+        let mut detector = Detector::new(params.clone());
+        let deadline = self.started + Duration::from_millis(u64::from(params.total_analysis_ms));
+        let mut last_packet: Option<Instant> = None;
+        loop {
+            let stall_at = last_packet.map(|t| t + STALL);
+            let until = stall_at.map_or(deadline, |s| s.min(deadline));
+            let got = self.next_frames(session, until).await?;
+            if !got {
+                return Ok(detector.finish());
+            }
+            last_packet = Some(Instant::now());
+            while self.pending.len() >= FRAME {
+                let decision = detector.feed(&self.pending[..FRAME]);
+                self.pending.drain(..FRAME);
+                if let Some(d) = decision {
+                    return Ok(d);
+                }
+            }
+        }
+    }
+
+    /// After a machine verdict: listens up to `window` for the end of its beep, the moment to
+    /// leave a message. `None`: no beep heard (or the stream stopped).
+    pub async fn beep_end(
+        &mut self,
+        session: &mut OutboundSession,
+        window: Duration,
+    ) -> Result<Option<Instant>, ControlError> {
+        let mut beeps = BeepDetector::new();
+        let deadline = Instant::now() + window;
+        let mut last_packet = Instant::now();
+        loop {
+            let until = (last_packet + STALL).min(deadline);
+            if !self.next_frames(session, until).await? {
+                return Ok(None);
+            }
+            last_packet = Instant::now();
+            while self.pending.len() >= FRAME {
+                let beep = beeps.feed(&self.pending[..FRAME]);
+                self.pending.drain(..FRAME);
+                if let Some(b) = beep {
+                    tracing::info!(uuid = %session.uuid(), frecuencia_hz = b.frequency_hz,
+                        duracion_ms = b.duration_ms, "pitido del contestador");
+                    return Ok(Some(Instant::now()));
+                }
+            }
+        }
+    }
+
+    /// Stops the stream.
+    pub async fn close(self, session: &mut OutboundSession) -> Result<(), ControlError> {
+        tracing::debug!(uuid = %session.uuid(), paquetes = self.packets, "fin del audio de la llamada");
+        match session.nounicast().await {
+            // The call already ended: the switch stopped the stream itself.
+            Err(EslError::HungUp(_)) => Ok(()),
+            r => r.map_err(ControlError::from),
+        }
+    }
+
+    /// Waits for the next usable packet until `until` and decodes it into `pending`. `false`:
+    /// nothing usable came in time. The hangup is `Err(HungUp)` at once.
+    async fn next_frames(
+        &mut self,
+        session: &mut OutboundSession,
+        until: Instant,
+    ) -> Result<bool, ControlError> {
+        let mut buf = [0u8; 2048];
+        loop {
+            let packet = tokio::select! {
+                r = self.socket.recv_from(&mut buf) => r,
+                ev = session.next_event_until_hangup() => {
+                    // Only the hangup matters here; other events of the call are not waited for.
+                    ev?;
+                    continue;
+                }
+                () = tokio::time::sleep_until(until) => return Ok(false),
+            };
+            let Ok((n, from)) = packet else {
+                continue;
+            };
+            if from.ip() != self.switch_ip {
+                continue;
+            }
+            if self.decode(&buf[..n]) {
+                self.packets += 1;
+                return Ok(true);
+            }
+        }
+    }
+
+    /// Decodes one packet into `pending`; `false` for a packet that cannot be the call's audio
+    /// (empty, over 100 ms, an odd number of bytes of linear audio).
+    fn decode(&mut self, packet: &[u8]) -> bool {
+        match self.encoding {
+            Encoding::Ulaw | Encoding::Alaw if packet.is_empty() || packet.len() > 800 => false,
+            Encoding::Ulaw => {
+                self.pending
+                    .extend(packet.iter().map(|b| ulaw_to_linear(*b)));
+                true
+            }
+            Encoding::Alaw => {
+                self.pending
+                    .extend(packet.iter().map(|b| alaw_to_linear(*b)));
+                true
+            }
+            Encoding::Linear { rate } => {
+                let step = (rate / 8000).max(1) as usize;
+                if packet.is_empty()
+                    || !packet.len().is_multiple_of(2)
+                    || packet.len() > 1600 * step
+                {
+                    return false;
+                }
+                // Higher rates are decimated to 8 kHz: the detector needs energy, not fidelity.
+                self.pending.extend(
+                    packet
+                        .chunks_exact(2)
+                        .step_by(step)
+                        .map(|b| i16::from_le_bytes([b[0], b[1]])),
+                );
+                true
+            }
+        }
+    }
+}
