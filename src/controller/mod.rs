@@ -286,7 +286,7 @@ impl Controller {
                     settings: &self.settings,
                     uuid,
                     disp: disp.clone(),
-                    tap: tap.take(),
+                    tap,
                 };
                 let r = match result {
                     CallResult::Maquina => run.machine(&message, beep).await,
@@ -297,9 +297,6 @@ impl Controller {
             }
         };
 
-        if let Some(tap) = tap {
-            tap.close(session).await?;
-        }
         tracing::info!(campana = %campaign.nombre, %uuid, disposicion = %disp.disposicion,
             teclas = %disp.teclas, fin = ?ending, "llamada entregada");
         tracker.event(CallEvent::Disposition {
@@ -378,9 +375,7 @@ impl Controller {
         tracing::debug!(uuid = %session.uuid(), amd = %raw, causa = d.cause, audio_ms = d.at_ms,
             "detector integrado");
         let machine = verdict(&raw, campaign.amd_incierto) == CallResult::Maquina;
-        let keep = machine
-            && campaign.guion.mensaje_maquina.is_some()
-            && campaign.guion.buzon == crate::domain::Voicemail::TrasBeep;
+        let keep = machine && campaign.guion.message_after_beep();
         if keep {
             Ok((raw, Some(d.cause.to_owned()), Some(tap)))
         } else {

@@ -422,12 +422,15 @@ impl Script {
         .collect()
     }
 
-    /// The script needs `mod_avmd` (a machine's message after the beep), unless the service's
-    /// own detector (`amd: integrado`) hears the beep.
+    /// A machine gets a message after its beep: someone must hear the beep.
+    pub fn message_after_beep(&self) -> bool {
+        self.mensaje_maquina.is_some() && self.buzon == Voicemail::TrasBeep
+    }
+
+    /// The script needs `mod_avmd` to hear the beep, unless the service's own detector
+    /// (`amd: integrado`) does.
     pub fn needs_avmd(&self, amd: super::AmdMode) -> bool {
-        self.mensaje_maquina.is_some()
-            && self.buzon == Voicemail::TrasBeep
-            && amd != super::AmdMode::Integrado
+        self.message_after_beep() && amd != super::AmdMode::Integrado
     }
 }
 

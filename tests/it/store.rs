@@ -22,18 +22,8 @@ async fn loaded<I: IntoIterator<Item = String>>(
     phones: I,
 ) -> (Store, discador::store::Campaign) {
     t.create(nombre).await;
-    let csv: String = std::iter::once("telefono".to_owned())
-        .chain(phones)
-        .collect::<Vec<_>>()
-        .join("\n");
-    let (s, b) = t
-        .post_raw(
-            &format!("/campana/{nombre}/numeros"),
-            "text/csv",
-            csv.into_bytes(),
-        )
+    t.load_numbers(nombre, &phones.into_iter().collect::<Vec<_>>())
         .await;
-    assert_eq!(s, 200, "{b}");
     let store = t.app.store.clone();
     let name = CampaignName::parse(nombre).unwrap();
     let c = store.campaign(&name).await.unwrap().unwrap();

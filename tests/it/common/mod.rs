@@ -280,9 +280,13 @@ impl TestApp {
         }
         let (s, b) = self.post_json("/campanas/", body).await;
         assert_eq!(s, 201, "{b}");
-        if numbers.is_empty() {
-            return;
+        if !numbers.is_empty() {
+            self.load_numbers(nombre, numbers).await;
         }
+    }
+
+    /// Loads `numbers` into campaign `nombre` as CSV; every one of them must be inserted.
+    pub async fn load_numbers(&self, nombre: &str, numbers: &[String]) {
         let csv = format!("telefono\n{}\n", numbers.join("\n"));
         let (s, b) = self
             .post_raw(
