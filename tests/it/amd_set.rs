@@ -72,8 +72,8 @@ fn micros(e: &discador::esl::Event, header: &str) -> Option<u64> {
 
 /// Generates the set into STATE/sounds/set of `fs` (runs scripts/amd-set/generate), creates a
 /// campaign with `settings` (e.g. json!({"amd": "mod_amd"})) over numbers 5556N, runs it to
-/// FINALIZADA, and returns one SetResult per file (one per CDR: a file called twice, which
-/// `reintentos: 0` under `settings` should prevent, gives two).
+/// FINALIZADA, and returns one SetResult per file (one per CDR with a verdict; a call the test bed
+/// failed to connect is dialed again, see below).
 pub(crate) async fn run_set(
     app: &TestApp,
     fs: &TestSwitch,
@@ -114,12 +114,37 @@ pub(crate) async fn run_set(
     for (k, v) in settings.as_object().expect("settings are an object") {
         layered[k] = v.clone();
     }
-    campaign(app, nombre, layered, &numbers).await;
-    let (s, b) = command(app, "iniciar", nombre).await;
-    assert_eq!(s, 200, "{b}");
-    // Every call lasts its file plus 2 s; the set is a few minutes of audio in all.
-    let limit = Duration::from_secs(120 + set.len() as u64 * 20);
-    finished(app, fs, nombre, limit).await;
+    // A call the test bed itself fails to connect (seen once in a loaded CI run: an unallocated
+    // 404 for a number of the set) reaches no detector: it is dialed again, in a campaign of its
+    // own, up to twice; one that never connects is left to fail the assertions below.
+    let mut round = nombre.to_owned();
+    let mut to_dial = numbers;
+    let mut campaigns = Vec::new();
+    for attempt in 0..3 {
+        if attempt > 0 {
+            round = format!("{nombre}_{attempt}");
+        }
+        campaign(app, &round, layered.clone(), &to_dial).await;
+        let (s, b) = command(app, "iniciar", &round).await;
+        assert_eq!(s, 200, "{b}");
+        // Every call lasts its file plus 2 s; the set is a few minutes of audio in all.
+        let limit = Duration::from_secs(120 + to_dial.len() as u64 * 20);
+        finished(app, fs, &round, limit).await;
+        campaigns.push(format!("'{round}'"));
+        let failed = app.db.sql(&format!(
+            "SELECT telefono, resultado FROM llamadas WHERE campana = '{round}' \
+             AND amd_resultado IS NULL ORDER BY id"
+        ));
+        if failed.trim().is_empty() {
+            break;
+        }
+        eprintln!("{round}: calls that reached no detector, dialed again:\n{failed}");
+        to_dial = failed
+            .lines()
+            .filter_map(|l| l.split('\t').next())
+            .map(str::to_owned)
+            .collect();
+    }
 
     // uuid → decision time.
     let mut decided: HashMap<String, u64> = HashMap::new();
@@ -155,9 +180,13 @@ pub(crate) async fn run_set(
         .iter()
         .map(|entry| (format!("5556{}", entry.0), entry))
         .collect();
+    // Every verdict, and the failed attempts of the last round only (the earlier ones were
+    // dialed again).
     let rows = app.db.sql(&format!(
         "SELECT telefono, uuid, COALESCE(amd_resultado, ''), COALESCE(amd_causa, ''), resultado \
-         FROM llamadas WHERE campana = '{nombre}' ORDER BY id"
+         FROM llamadas WHERE campana IN ({}) AND (amd_resultado IS NOT NULL OR campana = '{round}') \
+         ORDER BY id",
+        campaigns.join(", ")
     ));
     let mut results: Vec<SetResult> = rows
         .lines()
