@@ -15,9 +15,13 @@
 //! - `after_greeting_silence_ms` 800: silence after a short greeting ⇒ HUMAN/HUMAN.
 //! - `total_analysis_ms` 5000: no decision by then ⇒ NOTSURE/TOOLONG.
 //! - `min_word_ms` 100: a voiced run shorter than this is a click or noise, not a word.
-//! - `between_words_silence_ms` 100: the silence that separates two words. (Asterisk: 50. A
-//!   packet the switch did not get in time reaches us as 20 ms of silence, and under load a few in
-//!   a row split one word in two: "¿Quién habla?" became a third word, a person called MACHINE.)
+//! - `between_words_silence_ms` 50: the silence that separates two words, as in Asterisk.
+//!   Digital silence (every sample within ±[`DIGITAL_SILENCE`]) is not heard as a pause: it is
+//!   what the switch sends for a packet that did not arrive in time, and under load a few in a row
+//!   would split one word in two ("¿Quién habla?" became a third word, a person called MACHINE).
+//!   A gap ends a word after `between_words_silence_ms` of line silence (a real line always
+//!   carries some noise between words), or after [`DIGITAL_GAP_MS`] (or
+//!   `between_words_silence_ms`, if longer) of silence of any kind, digital silence included.
 //! - `maximum_words` 3: this many words ⇒ MACHINE/MAXWORDS (people answer in one or two).
 //! - `maximum_word_ms` 5000: one word this long ⇒ MACHINE/LONGWORD (a tone or music).
 //! - `silence_threshold` 256: minimum mean absolute amplitude of voice; the adaptive noise floor
@@ -47,6 +51,12 @@ pub mod cause {
 }
 
 const SAMPLES_PER_MS: u64 = 8;
+/// Samples this close to zero are digital silence: µ-law's zero (0xFF/0x7F) decodes to 0 and
+/// A-law's smallest codes (0xD5/0x55) to ±8.
+pub const DIGITAL_SILENCE: u16 = 8;
+/// Digital silence ends a word only after this long: five packets lost in a row are far rarer
+/// than one to three, and a real pause on a line with silence suppression is longer.
+pub const DIGITAL_GAP_MS: u32 = 100;
 /// Longer frames are analysed in 20 ms pieces, so decisions keep a 20 ms resolution.
 const FRAME_SAMPLES: usize = 160;
 
@@ -72,7 +82,7 @@ impl Default for AmdParams {
             after_greeting_silence_ms: 800,
             total_analysis_ms: 5000,
             min_word_ms: 100,
-            between_words_silence_ms: 100,
+            between_words_silence_ms: 50,
             maximum_words: 3,
             maximum_word_ms: 5000,
             silence_threshold: 256,
@@ -117,6 +127,8 @@ pub struct Detector {
     /// Time since the last frame that belonged to a word (voiced runs too short to be words
     /// count as silence: they are noise).
     silence: u64,
+    /// The part of `silence` that was not digital silence: the line's own pause.
+    line_silence: u64,
     /// Consecutive voiced time not yet long enough to be a word.
     pending: u64,
     in_word: bool,
@@ -139,6 +151,7 @@ impl Detector {
             params,
             elapsed: 0,
             silence: 0,
+            line_silence: 0,
             pending: 0,
             in_word: false,
             words: 0,
@@ -199,16 +212,24 @@ impl Detector {
         if !self.vad.classify(chunk) {
             self.pending = 0;
             self.silence += len;
-            if self.silence >= samples(self.params.between_words_silence_ms) {
+            if !is_digital_silence(chunk) {
+                self.line_silence += len;
+            }
+            let between = self.params.between_words_silence_ms;
+            if self.line_silence >= samples(between)
+                || self.silence >= samples(between.max(DIGITAL_GAP_MS))
+            {
                 self.in_word = false;
             }
         } else if self.in_word {
             self.word += len;
             self.voiced += len;
             self.silence = 0;
+            self.line_silence = 0;
         } else {
             self.pending += len;
             self.silence += len;
+            self.line_silence += len;
             if self.pending >= samples(self.params.min_word_ms) {
                 self.words += 1;
                 self.in_word = true;
@@ -216,6 +237,7 @@ impl Detector {
                 self.voiced += self.pending;
                 self.pending = 0;
                 self.silence = 0;
+                self.line_silence = 0;
             }
         }
     }
@@ -239,6 +261,11 @@ impl Detector {
             None
         }
     }
+}
+
+/// True when every sample of the chunk is digital silence (see [`DIGITAL_SILENCE`]).
+fn is_digital_silence(chunk: &[i16]) -> bool {
+    chunk.iter().all(|s| s.unsigned_abs() <= DIGITAL_SILENCE)
 }
 
 /// Synthetic audio for the tests of this module and its children.
@@ -386,6 +413,64 @@ mod tests {
         let d = decide(&concat(&[word_and_gap.repeat(4), silence(2000)]));
         // The third word is confirmed 100 ms (min_word_ms) after it starts at 1000 ms.
         assert_decision(d, Verdict::Machine, cause::MAXWORDS, 1080..=1140);
+    }
+
+    /// Words separated by 60 ms of the line's own quiet noise are separate words (Asterisk's
+    /// 50 ms), so a greeting's words are counted as soon as they are spoken.
+    #[test]
+    fn short_pauses_on_a_live_line_separate_words() {
+        let word_and_gap = concat(&[speech(300, 16000.0, 3), noise(60, 200, 3)]);
+        let d = decide(&concat(&[word_and_gap.repeat(4), silence(2000)]));
+        // The third word starts at 720 ms and is confirmed 100 ms later.
+        assert_decision(d, Verdict::Machine, cause::MAXWORDS, 800..=860);
+    }
+
+    /// "¿Hola? ¿Quién habla?" with packets lost inside "¿Quién habla?": up to 80 ms of digital
+    /// silence (four packets) inside a word does not split it, so the person is still HUMAN.
+    #[test]
+    fn lost_packets_inside_a_word_do_not_split_it() {
+        let quien_habla = speech(900, 16000.0, 9);
+        let mut broken = Vec::new();
+        for (i, piece) in quien_habla.chunks(8 * 150).enumerate() {
+            broken.extend_from_slice(piece);
+            broken.extend(silence(20 * (i as u32 % 4 + 1)));
+        }
+        let d = decide(&concat(&[
+            speech(400, 16000.0, 8),
+            noise(300, 200, 8),
+            broken,
+            silence(2000),
+        ]));
+        assert_eq!(
+            (d.verdict, d.cause),
+            (Verdict::Human, cause::HUMAN),
+            "{d:?}"
+        );
+
+        // The same pauses filled with the line's noise are pauses: many words.
+        let mut paused = Vec::new();
+        for (i, piece) in quien_habla.chunks(8 * 150).enumerate() {
+            paused.extend_from_slice(piece);
+            paused.extend(noise(60 + 20 * (i as u32 % 2), 200, i as u32));
+        }
+        let d = decide(&concat(&[
+            speech(400, 16000.0, 8),
+            noise(300, 200, 8),
+            paused,
+        ]));
+        assert_eq!(
+            (d.verdict, d.cause),
+            (Verdict::Machine, cause::MAXWORDS),
+            "{d:?}"
+        );
+    }
+
+    /// Digital silence still ends a word once it lasts 100 ms.
+    #[test]
+    fn long_digital_silence_ends_a_word() {
+        let word_and_gap = concat(&[speech(300, 16000.0, 3), silence(100)]);
+        let d = decide(&concat(&[word_and_gap.repeat(4), silence(2000)]));
+        assert_decision(d, Verdict::Machine, cause::MAXWORDS, 880..=940);
     }
 
     #[test]

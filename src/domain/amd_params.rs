@@ -28,7 +28,7 @@ pub const AFTER_GREETING_SILENCE_MS: Limit =
 pub const TOTAL_ANALYSIS_MS: Limit = limit("amd_integrado.total_analysis_ms", 1_000, 15_000, 5000);
 pub const MIN_WORD_MS: Limit = limit("amd_integrado.min_word_ms", 20, 1_000, 100);
 pub const BETWEEN_WORDS_SILENCE_MS: Limit =
-    limit("amd_integrado.between_words_silence_ms", 20, 1_000, 100);
+    limit("amd_integrado.between_words_silence_ms", 20, 1_000, 50);
 pub const MAXIMUM_WORDS: Limit = limit("amd_integrado.maximum_words", 1, 20, 3);
 pub const MAXIMUM_WORD_MS: Limit = limit("amd_integrado.maximum_word_ms", 500, 15_000, 5000);
 pub const SILENCE_THRESHOLD: Limit = limit("amd_integrado.silence_threshold", 16, 8_192, 256);
