@@ -174,6 +174,8 @@ pub async fn spawn(cfg: Config) -> anyhow::Result<RunningApp> {
             default_gateway: cfg.gateway.clone(),
             gateway_cps: cfg.cps_por_gateway.0.clone(),
             nodo: esl_addr,
+            max_intentos_dia: cfg.max_intentos_dia,
+            clock: cfg.clock.clone(),
         },
     );
     let mut background: Vec<JoinHandle<()>> = prepare_task.into_iter().collect();

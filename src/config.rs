@@ -103,9 +103,19 @@ pub struct Config {
     #[arg(long, env = "AVMD_VENTANA_MS", default_value_t = 15_000)]
     pub avmd_ventana_ms: u64,
 
+    /// Attempts per number in any rolling 24 hours, every campaign together (TCPA-style caps:
+    /// several US states allow 3). A number over it waits until its oldest attempt of the last
+    /// 24 h is 24 h old. 0: no cap.
+    #[arg(long, env = "MAX_INTENTOS_DIA", default_value_t = 0)]
+    pub max_intentos_dia: u32,
+
     /// `text` or `json` log lines.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// The calendar clock of the calling rules: the system clock, or a manual one in tests.
+    #[arg(skip)]
+    pub clock: crate::clock::Clock,
 }
 
 /// `CPS_POR_GATEWAY`: a carrier's own ceiling on originates per second, per gateway.

@@ -52,6 +52,8 @@ pub struct CopyReport {
     pub campanas_nuevas: u64,
     pub llamadas: u64,
     pub dnc: u64,
+    /// Attempts recorded for the caps per rolling 24 h (`intentos_telefono`).
+    pub intentos: u64,
 }
 
 /// Copies everything from `from` to `to` (both `DATABASE_URL`s).
@@ -63,7 +65,8 @@ pub async fn copy(from: &Secret, to: &Secret) -> Result<CopyReport, CopyError> {
     copy_between(&src, &dst).await
 }
 
-/// Copies everything from `src` to `dst`: campaigns, their numbers, CDRs and the do-not-call list,
+/// Copies everything from `src` to `dst`: campaigns, their numbers, CDRs, the attempts the caps
+/// count and the do-not-call list,
 /// in the order that keeps references valid. Long on purpose: the one place that says what a copy
 /// contains and in which order.
 pub async fn copy_between(src: &Store, dst: &Store) -> Result<CopyReport, CopyError> {
@@ -144,6 +147,30 @@ pub async fn copy_between(src: &Store, dst: &Store) -> Result<CopyReport, CopyEr
         }
         after = last.id;
     }
+    // The attempts the caps count (the last 24 h of them), so a number's cap holds across the move.
+    let mut after = 0;
+    loop {
+        let page = src
+            .attempt_rows(after, CDR_PAGE)
+            .await
+            .map_err(CopyError::Source)?;
+        let Some(last) = page.last() else { break };
+        report.intentos += dst
+            .insert_attempt_rows(&page)
+            .await
+            .map_err(CopyError::Destination)?;
+        let back = dst
+            .attempt_rows(after, CDR_PAGE)
+            .await
+            .map_err(CopyError::Destination)?;
+        if back != page {
+            return Err(CopyError::Differs(
+                "intentos_telefono".into(),
+                "intentos recientes",
+            ));
+        }
+        after = last.id;
+    }
     // The do-not-call list is a set: entries the destination has already are kept (a union).
     let mut after = String::new();
     loop {
@@ -162,6 +189,7 @@ pub async fn copy_between(src: &Store, dst: &Store) -> Result<CopyReport, CopyEr
         campanas_nuevas = report.campanas_nuevas,
         llamadas = report.llamadas,
         dnc = report.dnc,
+        intentos = report.intentos,
         "copia terminada"
     );
     Ok(report)

@@ -6,6 +6,7 @@
 pub mod amd;
 pub mod api;
 pub mod app;
+pub mod clock;
 pub mod config;
 pub mod controller;
 pub mod copy;

@@ -121,8 +121,9 @@ async fn main() -> anyhow::Result<()> {
                 println!("campaña {nombre}: {n} números copiados");
             }
             println!(
-                "{} campañas nuevas, {} llamadas, {} números en la lista de no llamar",
-                report.campanas_nuevas, report.llamadas, report.dnc
+                "{} campañas nuevas, {} llamadas, {} intentos recientes, {} números en la lista de \
+                 no llamar",
+                report.campanas_nuevas, report.llamadas, report.intentos, report.dnc
             );
             Ok(())
         }

@@ -183,6 +183,13 @@ impl Control {
         }
     }
 
+    /// The calendar clock of the calling rules (the dialer's; the system's without a dialer).
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.dialer
+            .as_ref()
+            .map_or_else(chrono::Utc::now, |d| d.now())
+    }
+
     async fn existing(&self, name: &CampaignName) -> Result<Campaign, ApiError> {
         self.store
             .campaign(name)

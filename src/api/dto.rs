@@ -10,10 +10,11 @@ use utoipa::ToSchema;
 use super::error::ApiError;
 use crate::amd::AmdParams;
 use crate::domain::{
-    amd_params, format_time, parse_time, parse_zone, AmdMode, AmdNotSure, AmdParamsJson, AudioPath,
-    CallingWindow, CampaignName, Cps, DaySet, Extension, Gateway, Limit, Menu, MenuJson,
-    PhoneNumber, TableName, Voicemail, ESPERA_AGENTE, INTERVALO_REINTENTO, MAX_CANALES, REINTENTOS,
-    TIMEOUT_LLAMADA,
+    amd_params, format_time, parse_time, parse_zone,
+    rules::{parse_abandon_ceiling, RulesError, MAX_INTENTOS_DIA},
+    AmdMode, AmdNotSure, AmdParamsJson, AudioPath, CallingWindow, CampaignName, Cps, DaySet,
+    ExcludedDates, Extension, Gateway, Limit, Menu, MenuJson, PhoneNumber, TableName, Voicemail,
+    ESPERA_AGENTE, INTERVALO_REINTENTO, MAX_CANALES, REINTENTOS, TIMEOUT_LLAMADA,
 };
 use crate::store::{Campaign, CampaignPatch, DispositionCounts, NewCampaign, NumberStats};
 
@@ -70,6 +71,16 @@ pub struct CampaignView {
     /// Seconds a person sent to agents waits for one to answer.
     #[schema(example = 2)]
     pub espera_agente_s: u32,
+    /// Dates (in `zona_horaria`) on which the campaign never dials.
+    #[schema(example = json!(["2026-12-25"]))]
+    pub fechas_excluidas: Vec<String>,
+    /// The campaign's own cap on attempts per number in any rolling 24 h; `null`: none (the
+    /// service's `MAX_INTENTOS_DIA` still applies).
+    pub max_intentos_dia: Option<u32>,
+    /// Percent of the calls answered by a person (30 days) that may be abandoned: from 80 % of it
+    /// the campaign slows down, at it the campaign pauses.
+    #[schema(example = 3.0)]
+    pub tasa_abandono_maxima: f64,
     pub creada: DateTime<Utc>,
     pub actualizada: DateTime<Utc>,
 }
@@ -103,6 +114,9 @@ impl From<&Campaign> for CampaignView {
             menu: c.guion.menu.as_ref().map(Menu::to_json),
             buzon: c.guion.buzon.as_str().to_owned(),
             espera_agente_s: c.guion.espera_agente_s,
+            fechas_excluidas: c.reglas.fechas_excluidas.names(),
+            max_intentos_dia: c.reglas.max_intentos_dia,
+            tasa_abandono_maxima: c.reglas.tasa_abandono_maxima,
             creada: c.creada,
             actualizada: c.actualizada,
         }
@@ -217,6 +231,20 @@ pub struct SettingsRequest {
     /// answer before the call is abandoned, 1..=60. Default 2.
     #[schema(example = 2)]
     pub espera_agente_s: Option<i64>,
+    /// Dates `AAAA-MM-DD` (in `zona_horaria`) on which the campaign never dials, at most 1000;
+    /// null or `[]` clears them.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<Vec<String>>, example = json!(["2026-12-25", "2027-01-01"]))]
+    pub fechas_excluidas: Option<Option<serde_json::Value>>,
+    /// The campaign's own cap on attempts per number in any rolling 24 h, 1..=50; null (default):
+    /// none. `MAX_INTENTOS_DIA` of the service applies across campaigns besides.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<i64>, example = 3)]
+    pub max_intentos_dia: Option<Option<serde_json::Value>>,
+    /// Abandon-rate ceiling in percent of the calls answered by a person over 30 days, 0 < x ≤
+    /// 100; default 3 (FTC TSR, Ofcom).
+    #[schema(value_type = Option<f64>, example = 3.0)]
+    pub tasa_abandono_maxima: Option<serde_json::Value>,
 }
 
 /// Body of `PATCH /campana/{nombre}`: any subset of the settings.
@@ -374,7 +402,51 @@ impl SettingsRequest {
                 .transpose()
                 .map_err(invalid("buzon"))?,
             espera_agente_s: bounded(ESPERA_AGENTE, self.espera_agente_s)?,
+            fechas_excluidas: excluded_dates(&self.fechas_excluidas)?,
+            max_intentos_dia: match &self.max_intentos_dia {
+                None => None,
+                Some(None) => Some(None),
+                Some(Some(v)) => {
+                    let n = v.as_i64().ok_or_else(|| {
+                        ApiError::invalid("max_intentos_dia: debe ser un número entero")
+                    })?;
+                    Some(Some(
+                        MAX_INTENTOS_DIA
+                            .check(n)
+                            .map_err(invalid("max_intentos_dia"))?,
+                    ))
+                }
+            },
+            tasa_abandono_maxima: self
+                .tasa_abandono_maxima
+                .as_ref()
+                .map(|v| {
+                    v.as_f64()
+                        .ok_or(RulesError::BadRate)
+                        .and_then(parse_abandon_ceiling)
+                        .map_err(invalid("tasa_abandono_maxima"))
+                })
+                .transpose()?,
         })
+    }
+}
+
+/// The excluded dates: absent keeps them, `null` clears them, otherwise an array of `AAAA-MM-DD`
+/// texts (read here, not by serde, so that a bad shape answers 400 naming the field).
+fn excluded_dates(
+    v: &Option<Option<serde_json::Value>>,
+) -> Result<Option<ExcludedDates>, ApiError> {
+    match v {
+        None => Ok(None),
+        Some(None) => Ok(Some(ExcludedDates::default())),
+        Some(Some(raw)) => {
+            let list: Vec<String> = serde_json::from_value(raw.clone()).map_err(|_| {
+                ApiError::invalid("fechas_excluidas: se espera una lista de fechas AAAA-MM-DD")
+            })?;
+            Ok(Some(
+                ExcludedDates::parse(&list).map_err(invalid("fechas_excluidas"))?,
+            ))
+        }
     }
 }
 
@@ -411,7 +483,13 @@ impl CampaignRequest {
         g.menu = p.menu.unwrap_or(g.menu.take());
         g.buzon = p.buzon.unwrap_or(g.buzon);
         g.espera_agente_s = p.espera_agente_s.unwrap_or(g.espera_agente_s);
-        g.check().map_err(|e| ApiError::invalid(e.to_string()))?;
+        let r = &mut c.reglas;
+        r.fechas_excluidas = p.fechas_excluidas.unwrap_or(r.fechas_excluidas.clone());
+        r.max_intentos_dia = p.max_intentos_dia.unwrap_or(r.max_intentos_dia);
+        r.tasa_abandono_maxima = p.tasa_abandono_maxima.unwrap_or(r.tasa_abandono_maxima);
+        c.guion
+            .check()
+            .map_err(|e| ApiError::invalid(e.to_string()))?;
         Ok(c)
     }
 }
@@ -468,6 +546,17 @@ pub struct Estadisticas {
     /// person answered yet. The abandonment rate that FTC TSR / Ofcom limit.
     #[schema(example = 1.25)]
     pub tasa_abandono: f64,
+    /// The campaign's abandon-rate ceiling (`tasa_abandono_maxima`), percent over 30 days.
+    #[schema(example = 3.0)]
+    pub tasa_abandono_maxima: f64,
+    /// Pending numbers that wait for their calling window to open in their own time zone.
+    pub esperan_horario: u64,
+    /// Pending numbers that wait for the attempts cap per rolling 24 h (`MAX_INTENTOS_DIA` or
+    /// `max_intentos_dia`) to let them be called again.
+    pub esperan_tope_diario: u64,
+    /// Pending numbers that wait because today is one of `fechas_excluidas` (all of them, on such a
+    /// day; 0 otherwise).
+    pub esperan_fecha_excluida: u64,
     pub cps_configurado: f64,
     /// Live figures from the dialer (e.g. `cps_real`, `llamadas_activas`) when it is running.
     #[serde(flatten)]
@@ -481,6 +570,7 @@ impl Estadisticas {
         d: &DispositionCounts,
         c: &Campaign,
         live: Option<serde_json::Map<String, serde_json::Value>>,
+        excluded_today: bool,
     ) -> Self {
         Estadisticas {
             total: s.total,
@@ -499,6 +589,10 @@ impl Estadisticas {
             bajas: d.bajas,
             mensajes_dejados: d.mensajes_dejados,
             tasa_abandono: d.tasa_abandono(),
+            tasa_abandono_maxima: c.reglas.tasa_abandono_maxima,
+            esperan_horario: s.esperan_horario,
+            esperan_tope_diario: s.esperan_tope_diario,
+            esperan_fecha_excluida: if excluded_today { s.pendientes } else { 0 },
             cps_configurado: c.cps.get(),
             en_vivo: live.unwrap_or_default(),
         }

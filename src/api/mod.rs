@@ -384,8 +384,11 @@ async fn modificar_campana(
     Ok((StatusCode::OK, CampaignView::from(&c)))
 }
 
-/// Loads numbers: `text/csv` (header row with `telefono`; other columns kept as `datos`), streamed
-/// in batches, or `application/json` `{"numeros": [{"telefono": …}]}` (up to 32 MiB).
+/// Loads numbers: `text/csv` (header row with `telefono`; an optional `zona_horaria` column with
+/// the number's own IANA zone; other columns kept as `datos`), streamed in batches, or
+/// `application/json` `{"numeros": [{"telefono": …, "zona_horaria": …}]}` (up to 32 MiB). A
+/// number without a zone gets the one its digits say, when they say one (see the README's
+/// calling rules), else the campaign's.
 #[utoipa::path(post, path = "/campana/{nombre}/numeros", params(("nombre" = String, Path)),
     request_body(content = String, content_type = "text/csv", description = "telefono,nombre\n+5491112345678,Ana"),
     responses((status = 200, body = CargaReply), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
@@ -505,6 +508,7 @@ async fn estado(nombre: String, st: AppState) -> Response {
                         &counts.disposiciones,
                         &c,
                         st.control.live(&name),
+                        crate::dialer::rules::excluded_until(&c, st.control.now()).is_some(),
                     ),
                 },
             ))

@@ -21,7 +21,7 @@ use tokio_util::io::StreamReader;
 
 use super::dto::{CargaReply, ErrorLinea, NumerosJson};
 use super::error::ApiError;
-use crate::domain::PhoneNumber;
+use crate::domain::{derive_zone, parse_zone, PhoneNumber};
 use crate::store::{Campaign, InsertCounts, NewNumber, Store, StoreError};
 
 /// Rows per INSERT: big enough to amortize the round trip (10,000 rows load 1M numbers in about
@@ -187,9 +187,10 @@ fn read_error(e: &csv_async::Error) -> ApiError {
     ApiError::invalid(format!("error leyendo el CSV: {e}"))
 }
 
-/// Writes batches as they come, with [`WRITERS`] concurrent INSERTs (the database, not this process,
-/// is the bottleneck of a load, and InnoDB takes concurrent inserts into one table well). Stops at the
-/// first failure; the parser then sees a closed channel.
+/// Writes batches as they come, with [`WRITERS`] concurrent workers: each derives its batch's
+/// missing zones (see [`derive_missing`]) and INSERTs it, so two batches are derived or written at
+/// once (InnoDB takes concurrent inserts into one table well). Stops at the first failure; the
+/// parser then sees a closed channel.
 fn spawn_writer(
     store: Store,
     campaign: Campaign,
@@ -207,7 +208,11 @@ fn spawn_writer(
                 loop {
                     let next = rx.lock().await.recv().await;
                     let Some(batch) = next else { return Ok(total) };
-                    match store.insert_numbers(&campaign, &batch).await {
+                    let inserted = match derive_missing(batch, campaign.ventana.zona).await {
+                        Ok(batch) => store.insert_numbers(&campaign, &batch).await,
+                        Err(e) => Err(e),
+                    };
+                    match inserted {
                         Ok(c) => {
                             total.inserted += c.inserted;
                             total.duplicates += c.duplicates;
@@ -285,6 +290,12 @@ where
         ));
     };
 
+    let columns = Columns {
+        telefono: tel_idx,
+        zona: names
+            .iter()
+            .position(|n| n.eq_ignore_ascii_case("zona_horaria")),
+    };
     let names_len: usize = names.iter().map(String::len).sum();
     let (tx, writer) = spawn_writer(store.clone(), campaign.clone());
     let mut tally = Tally::default();
@@ -305,7 +316,7 @@ where
             continue;
         }
         let linea = record.position().map(|p| p.line()).unwrap_or(0);
-        match parse_row(&record, tel_idx, &names) {
+        match parse_row(&record, &columns, &names) {
             Ok(n) => {
                 // Row bytes plus the column names repeated in its `datos` JSON.
                 batch_bytes += record.as_slice().len() + names_len + 8 * names.len();
@@ -345,11 +356,47 @@ where
     Ok(tally.reply)
 }
 
+/// The positions of the CSV columns with a meaning of their own; the others go to `datos`.
+struct Columns {
+    telefono: usize,
+    /// The number's own IANA zone, optional.
+    zona: Option<usize>,
+}
+
+/// The zone given with a number: an IANA name (one chrono-tz does not know is refused, with the
+/// field's name); empty or absent: `None`, to be derived by [`derive_missing`].
+fn parse_given_zone(given: Option<&str>) -> Result<Option<chrono_tz::Tz>, String> {
+    given
+        .map(str::trim)
+        .filter(|z| !z.is_empty())
+        .map(|z| parse_zone(z).map_err(|e| e.to_string()))
+        .transpose()
+}
+
+/// Derives the zone of every number of a batch that came without one, from its own digits
+/// (`derive_zone`: libphonenumber's parse and type, about 10 µs a number); `None` stays where
+/// the digits say nothing (the campaign's zone applies). Run off the async workers, on the
+/// writer's side of a load, so that it overlaps with the inserts.
+async fn derive_missing(
+    mut batch: Vec<NewNumber>,
+    campaign_zone: chrono_tz::Tz,
+) -> Result<Vec<NewNumber>, StoreError> {
+    tokio::task::spawn_blocking(move || {
+        for n in batch.iter_mut().filter(|n| n.zona.is_none()) {
+            n.zona = derive_zone(&n.telefono, campaign_zone);
+        }
+        batch
+    })
+    .await
+    .map_err(|e| StoreError::Database(format!("derivación de zonas interrumpida: {e}")))
+}
+
 fn parse_row(
     record: &csv_async::ByteRecord,
-    tel_idx: usize,
+    columns: &Columns,
     names: &[String],
 ) -> Result<NewNumber, (String, String)> {
+    let tel_idx = columns.telefono;
     let raw = record
         .get(tel_idx)
         .ok_or_else(|| (String::new(), "falta el teléfono".to_owned()))?;
@@ -360,9 +407,19 @@ fn parse_row(
         )
     })?;
     let telefono = PhoneNumber::parse(text).map_err(|e| (text.to_owned(), e.to_string()))?;
+    let mut given_zone = None;
     let mut datos = serde_json::Map::new();
     for (i, field) in record.iter().enumerate() {
         if i == tel_idx {
+            continue;
+        }
+        if Some(i) == columns.zona {
+            given_zone = Some(std::str::from_utf8(field).map_err(|_| {
+                (
+                    text.to_owned(),
+                    "zona_horaria: codificación inválida (se espera UTF-8)".to_owned(),
+                )
+            })?);
             continue;
         }
         let value = std::str::from_utf8(field).map_err(|_| {
@@ -378,9 +435,11 @@ fn parse_row(
             .unwrap_or_else(|| format!("columna_{}", i + 1));
         datos.insert(key, serde_json::Value::String(value.to_owned()));
     }
+    let zona = parse_given_zone(given_zone).map_err(|e| (text.to_owned(), e))?;
     Ok(NewNumber {
         telefono,
         datos: (!datos.is_empty()).then_some(serde_json::Value::Object(datos)),
+        zona,
     })
 }
 
@@ -419,21 +478,37 @@ pub async fn load_json(
                 continue;
             }
         };
-        match PhoneNumber::parse(&raw) {
-            Ok(telefono) => {
+        let given_zone = match obj.remove("zona_horaria") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(serde_json::Value::String(z)) => Some(z),
+            Some(other) => {
+                tally.refuse(linea, &other.to_string(), "zona_horaria debe ser texto");
+                continue;
+            }
+        };
+        let parsed = PhoneNumber::parse(&raw)
+            .map_err(|e| e.to_string())
+            .and_then(|telefono| Ok((telefono, parse_given_zone(given_zone.as_deref())?)));
+        match parsed {
+            Ok((telefono, zona)) => {
                 let datos = (!obj.is_empty()).then_some(serde_json::Value::Object(obj));
                 batch_bytes += raw.len() + datos.as_ref().map_or(0, |d| d.to_string().len());
-                batch.push(NewNumber { telefono, datos });
+                batch.push(NewNumber {
+                    telefono,
+                    datos,
+                    zona,
+                });
             }
-            Err(e) => tally.refuse(linea, &raw, e.to_string()),
+            Err(e) => tally.refuse(linea, &raw, e),
         }
         if batch.len() >= BATCH || batch_bytes >= BATCH_BYTES {
-            tally.add(store.insert_numbers(campaign, &batch).await?);
-            batch.clear();
+            let full = derive_missing(std::mem::take(&mut batch), campaign.ventana.zona).await?;
+            tally.add(store.insert_numbers(campaign, &full).await?);
             batch_bytes = 0;
         }
     }
-    tally.add(store.insert_numbers(campaign, &batch).await?);
+    let last = derive_missing(batch, campaign.ventana.zona).await?;
+    tally.add(store.insert_numbers(campaign, &last).await?);
     log_load(campaign, &tally.reply, started);
     Ok(tally.reply)
 }

@@ -19,6 +19,10 @@ pub struct CampaignMetrics {
     activas: AtomicUsize,
     originadas: AtomicU64,
     recent: Mutex<VecDeque<Instant>>,
+    /// The pace the pacer is set to (`cps` times what the abandon rate allows), f64 bits.
+    cps_efectivo: AtomicU64,
+    /// The abandon rate of the last 30 days as last read, percent, f64 bits.
+    tasa_abandono: AtomicU64,
 }
 
 impl CampaignMetrics {
@@ -55,6 +59,22 @@ impl CampaignMetrics {
 
     pub fn originadas(&self) -> u64 {
         self.originadas.load(Ordering::Relaxed)
+    }
+
+    pub fn set_cps_efectivo(&self, cps: f64) {
+        self.cps_efectivo.store(cps.to_bits(), Ordering::Relaxed);
+    }
+
+    pub fn cps_efectivo(&self) -> f64 {
+        f64::from_bits(self.cps_efectivo.load(Ordering::Relaxed))
+    }
+
+    pub fn set_tasa_abandono(&self, pct: f64) {
+        self.tasa_abandono.store(pct.to_bits(), Ordering::Relaxed);
+    }
+
+    pub fn tasa_abandono(&self) -> f64 {
+        f64::from_bits(self.tasa_abandono.load(Ordering::Relaxed))
     }
 }
 

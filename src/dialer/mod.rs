@@ -11,6 +11,7 @@ pub mod node;
 pub mod originate;
 pub mod pacing;
 pub mod recovery;
+pub mod rules;
 pub mod runner;
 pub mod tracker;
 pub mod writer;
@@ -22,6 +23,7 @@ use std::sync::{Arc, Mutex, Weak};
 use serde::Serialize;
 use tokio::sync::{mpsc, watch, Semaphore};
 
+use crate::clock::Clock;
 use crate::domain::outcome::Refusal;
 use crate::domain::{AmdMode, CampaignName, CampaignState, Cps, Gateway};
 use crate::esl::InboundClient;
@@ -55,6 +57,10 @@ pub(crate) struct Shared {
     /// Start-up recovery is over: the calls the previous process left are accounted for, so a
     /// runner may claim numbers (before that, recovery could take a fresh claim for a lost one).
     pub recovered: AtomicBool,
+    /// The calendar clock of the calling rules (see `crate::clock`).
+    pub clock: Clock,
+    /// `MAX_INTENTOS_DIA` and the check-and-record of attempts against it (see `rules`).
+    pub caps: rules::AttemptCaps,
 }
 
 /// Settings of the dialer that come from the service's configuration.
@@ -67,6 +73,9 @@ pub struct DialerSettings {
     /// Per-gateway CPS ceilings (`CPS_POR_GATEWAY`).
     pub gateway_cps: Vec<(Gateway, Cps)>,
     pub nodo: String,
+    /// `MAX_INTENTOS_DIA` (0: none).
+    pub max_intentos_dia: u32,
+    pub clock: Clock,
 }
 
 /// Parses `CPS_POR_GATEWAY` (`gw_pstn=20,gw_movil=5`; empty for none).
@@ -105,6 +114,12 @@ pub struct LiveStats {
     pub originadas: u64,
     /// Whether the runner is dialing now (not paused, not finished).
     pub en_marcha: bool,
+    /// The pace the campaign dials at: its `cps`, lowered as its abandon rate nears
+    /// `tasa_abandono_maxima`.
+    pub cps_efectivo: f64,
+    /// Abandoned calls per 100 calls answered by a person over the last 30 days, as the runner
+    /// last read it (what the ceiling is judged on).
+    pub tasa_abandono_30d: f64,
 }
 
 /// The dialer; cheap to clone.
@@ -124,7 +139,12 @@ impl Dialer {
     ) -> (Dialer, writer::WriterHandle) {
         let (writer_tx, writer) = writer::start(store.clone());
         let (notices_tx, notices) = mpsc::unbounded_channel();
-        let tracker = Tracker::start(writer_tx.clone(), notices_tx, settings.nodo.clone());
+        let tracker = Tracker::start(
+            writer_tx.clone(),
+            notices_tx,
+            settings.nodo.clone(),
+            settings.clock.clone(),
+        );
         let shared = Arc::new(Shared {
             store,
             esl,
@@ -142,6 +162,8 @@ impl Dialer {
             nodo: settings.nodo,
             node: Node::default(),
             recovered: AtomicBool::new(false),
+            clock: settings.clock,
+            caps: rules::AttemptCaps::new(settings.max_intentos_dia),
         });
         let dialer = Dialer {
             shared,
@@ -192,6 +214,11 @@ impl Dialer {
         if record_self_pause(&self.shared.store, name, motivo).await {
             self.pause(name);
         }
+    }
+
+    /// The calendar clock of the calling rules.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.shared.clock.now()
     }
 
     pub fn tracker(&self) -> &Tracker {
@@ -255,6 +282,7 @@ impl Dialer {
         let (control_tx, control_rx) = watch::channel(RunState::Running);
         let pacer = Arc::new(Pacer::new(campaign.cps.get()));
         let metrics = Arc::new(CampaignMetrics::default());
+        metrics.set_cps_efectivo(campaign.cps.get());
         let (settings_tx, settings_rx) = watch::channel(Arc::new(campaign));
         let join = tokio::spawn(runner::run(
             self.shared.clone(),
@@ -332,6 +360,8 @@ impl Dialer {
             llamadas_activas: r.metrics.activas(),
             originadas: r.metrics.originadas(),
             en_marcha: !r.join.is_finished() && *r.control.borrow() == RunState::Running,
+            cps_efectivo: (r.metrics.cps_efectivo() * 100.0).round() / 100.0,
+            tasa_abandono_30d: r.metrics.tasa_abandono(),
         })
     }
 

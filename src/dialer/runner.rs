@@ -2,13 +2,16 @@
 //!
 //! Each turn of the loop, in order: obey pause/stop; wait for FreeSWITCH if the ESL link is down;
 //! make sure FreeSWITCH has the module the campaign's AMD needs (wait until it said, pause the
-//! campaign with the reason if it does not); wait outside the calling window; claim a small batch of
-//! due numbers (PENDIENTE → MARCANDO, done atomically by the store); drop do-not-call numbers; wait
-//! for a free channel (campaign and global); wait out a refusal back-off of the switch; wait for a
-//! pacing slot (campaign and global CPS); check again — at dial time, not claim time — that the
-//! campaign still runs, the window is still open and the number is valid; register the call with the
-//! tracker; send `bgapi originate` (its Job-UUID is the call's UUID, so that the event pump can hand
-//! its BACKGROUND_JOB to the tracker in the order FreeSWITCH sent it).
+//! campaign with the reason if it does not); keep the abandon rate under its ceiling (slow down,
+//! or pause at it); wait on an excluded date, or while no number's window is open (each number's
+//! window is in its own zone, see `rules`); claim a small batch of due numbers (PENDIENTE →
+//! MARCANDO, done atomically by the store); drop do-not-call numbers; give back those outside
+//! their own window or over an attempts cap, due when they may be dialed; wait for a free channel
+//! (campaign and global); wait out a refusal back-off of the switch; wait for a pacing slot
+//! (campaign and global CPS); check again — at dial time, not claim time — that the campaign still
+//! runs, the number's window is still open and the number is valid; register the call with the
+//! tracker; send `bgapi originate` (its Job-UUID is the call's UUID, so that the event pump can
+//! hand its BACKGROUND_JOB to the tracker in the order FreeSWITCH sent it).
 //!
 //! The claim batch is about one second of dialing, so a number never sits claimed for long: a pause
 //! or a closing window returns the unused claims to PENDIENTE at once (no attempt counted).
@@ -17,12 +20,15 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use crate::domain::{mask, CallResult, CampaignState, NumberState, PhoneNumber};
+use crate::domain::rules::{abandon_action, abandon_rate, AbandonAction};
+use crate::domain::{mask, parse_zone, CallResult, CampaignState, NumberState, PhoneNumber, Wait};
 use crate::esl::{ConnState, EslError};
 use crate::store::{CallRecord, Campaign, ClaimedNumber, NumberUpdate, StoreError};
 
@@ -30,6 +36,7 @@ use super::metrics::{CallSlot, CampaignMetrics};
 use super::node::Modules;
 use super::originate::Originate;
 use super::pacing::{self, Pacer};
+use super::rules;
 use super::tracker::{CallEvent, LiveCall};
 use super::Shared;
 use crate::controller::preflight::ScriptProblem;
@@ -53,6 +60,16 @@ pub(crate) struct RunnerParts {
 /// How often an idle runner looks again for due numbers (retries coming due, numbers loaded
 /// directly into the table).
 const IDLE_POLL: Duration = Duration::from_secs(1);
+/// How long the zones of a campaign's pending numbers are trusted (numbers loaded meanwhile may
+/// bring new ones); also the longest sleep while every zone's window is closed.
+const ZONES_FRESH: Duration = Duration::from_secs(30);
+/// How often the abandon rate of the last 30 days is read.
+const ABANDON_EVERY: Duration = Duration::from_secs(30);
+/// The span of the abandon rate.
+const ABANDON_SPAN: chrono::Duration = chrono::Duration::days(30);
+/// The largest claim while sweeping numbers that all wait (a first claim after a window closed
+/// in many zones): they are given back at once, so a bigger claim only saves round trips.
+const SWEEP_CLAIM: u32 = 500;
 
 /// Runs a campaign until it is stopped, finished or paused by the runner itself. Every log line of
 /// the runner carries the campaign through its span.
@@ -98,6 +115,13 @@ struct Runner {
     /// gateways), for these settings on this connection.
     script_checked: bool,
     db_backoff: Duration,
+    /// The zones of the pending numbers (`None`: the campaign's), and when they were read.
+    zones: Option<(Vec<Option<Tz>>, Instant)>,
+    /// When the abandon rate was last read, and the share of `cps` it allows.
+    abandon_checked: Option<Instant>,
+    abandon_factor: f64,
+    /// The last claim gave back everything it took: claim more at once.
+    sweeping: bool,
 }
 
 impl Runner {
@@ -124,6 +148,10 @@ impl Runner {
             pending: None,
             script_checked: false,
             db_backoff: Duration::from_millis(250),
+            zones: None,
+            abandon_checked: None,
+            abandon_factor: 1.0,
+            sweeping: false,
         }
     }
 
@@ -132,7 +160,8 @@ impl Runner {
         self.obey_control().await?;
         self.wait_for_link().await?;
         self.check_module().await?;
-        self.wait_for_window().await?;
+        self.check_abandon().await?;
+        self.wait_for_calendar().await?;
         self.refill().await?;
         let (own, global) = self.acquire_channel().await?;
         self.wait_for_pacing().await?;
@@ -148,6 +177,10 @@ impl Runner {
             RunState::Stopped => return Err(Next::Stop),
             RunState::Paused => {
                 self.release().await;
+                // Resumed: look at the rules afresh (the abandon history or the numbers' zones
+                // may have changed meanwhile).
+                self.abandon_checked = None;
+                self.zones = None;
                 return match self.control.changed().await {
                     Ok(()) => Err(Next::Again),
                     Err(_) => Err(Next::Stop),
@@ -158,7 +191,9 @@ impl Runner {
         if self.settings.has_changed().unwrap_or(false) {
             self.campaign = self.settings.borrow_and_update().clone();
             self.script_checked = false;
-            self.pacer.set_rate(self.campaign.cps.get());
+            self.zones = None;
+            self.abandon_checked = None;
+            self.set_pace();
             resize(
                 &self.channels,
                 &mut self.capacity,
@@ -244,26 +279,129 @@ impl Runner {
         }
     }
 
-    /// Outside the calling window: give the claims back and sleep until it opens (at most a
-    /// minute, so that a changed window is seen).
-    async fn wait_for_window(&mut self) -> Result<(), Next> {
-        let now = Utc::now();
-        if self.campaign.ventana.is_open(now) {
+    /// The campaign's `cps`, times what the abandon rate allows.
+    fn set_pace(&self) {
+        let cps = self.campaign.cps.get() * self.abandon_factor;
+        self.pacer.set_rate(cps);
+        self.metrics.set_cps_efectivo(cps);
+    }
+
+    /// Every [`ABANDON_EVERY`]: the campaign's abandon rate over 30 days against its ceiling
+    /// (`domain::rules::abandon_action`): slow down near it, pause at it with the reason. A
+    /// database error keeps the current pace (and is tried again next time).
+    async fn check_abandon(&mut self) -> Result<(), Next> {
+        if self
+            .abandon_checked
+            .is_some_and(|at| at.elapsed() < ABANDON_EVERY)
+        {
             return Ok(());
         }
+        self.abandon_checked = Some(Instant::now());
+        let since = self.shared.clock.now() - ABANDON_SPAN;
+        let (abandonadas, atendidas) = match self
+            .shared
+            .store
+            .abandon_counts(&self.campaign.nombre, since)
+            .await
+        {
+            Ok(counts) => counts,
+            Err(e) => {
+                tracing::warn!(error = %e, "no se pudo leer la tasa de abandono");
+                return Ok(());
+            }
+        };
+        let rate = abandon_rate(abandonadas, atendidas);
+        self.metrics.set_tasa_abandono(rate);
+        let ceiling = self.campaign.reglas.tasa_abandono_maxima;
+        let factor = match abandon_action(abandonadas, atendidas, ceiling) {
+            AbandonAction::Normal => 1.0,
+            AbandonAction::Slow(f) => f,
+            AbandonAction::Pause => {
+                self.release().await;
+                let motivo = format!(
+                    "tasa de abandono de {rate} % en 30 días ({abandonadas} de {atendidas} \
+                     llamadas atendidas por una persona): alcanzó el máximo de {ceiling} % \
+                     (tasa_abandono_maxima)"
+                );
+                tracing::warn!(%motivo, "campaña pausada por su tasa de abandono");
+                super::record_self_pause(&self.shared.store, &self.campaign.nombre, &motivo).await;
+                return Err(Next::Stop);
+            }
+        };
+        if factor != self.abandon_factor {
+            tracing::info!(
+                tasa_abandono = rate,
+                maximo = ceiling,
+                cps = self.campaign.cps.get() * factor,
+                "ritmo ajustado por la tasa de abandono"
+            );
+            self.abandon_factor = factor;
+            self.set_pace();
+        }
+        Ok(())
+    }
+
+    /// The zones of the pending numbers, read again every [`ZONES_FRESH`]. An unknown stored
+    /// zone counts as the campaign's (as it does for the number); a database error, as the
+    /// campaign's alone (the claim still judges each number).
+    async fn zones(&mut self) -> Vec<Option<Tz>> {
+        if let Some((zones, at)) = &self.zones {
+            if at.elapsed() < ZONES_FRESH {
+                return zones.clone();
+            }
+        }
+        let zones = match self.shared.store.pending_zones(&self.campaign).await {
+            Ok(raw) => {
+                let mut zones: Vec<Option<Tz>> = raw
+                    .iter()
+                    .map(|z| z.as_deref().and_then(|z| parse_zone(z).ok()))
+                    .collect();
+                zones.sort_by_key(|z| z.map(|z| z.name()));
+                zones.dedup();
+                zones
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "no se pudieron leer las zonas de los números");
+                vec![None]
+            }
+        };
+        self.zones = Some((zones.clone(), Instant::now()));
+        zones
+    }
+
+    /// On an excluded date, or while no pending number's window is open in its own zone: give the
+    /// claims back and sleep until that changes (at most [`ZONES_FRESH`], so that a changed
+    /// window or newly loaded numbers are seen; a manual clock that is set wakes it too).
+    async fn wait_for_calendar(&mut self) -> Result<(), Next> {
+        let now = self.shared.clock.now();
+        let until = match rules::excluded_until(&self.campaign, now) {
+            Some(end) => {
+                tracing::debug!(hasta = %end, "fecha excluida");
+                Some(end)
+            }
+            None => {
+                let zones = self.zones().await;
+                let windows: Vec<_> = zones
+                    .iter()
+                    .map(|z| rules::window_for(&self.campaign, *z))
+                    .collect();
+                if windows.is_empty() || windows.iter().any(|w| w.is_open(now)) {
+                    return Ok(());
+                }
+                windows.iter().filter_map(|w| w.next_open(now)).min()
+            }
+        };
         self.release().await;
-        let wait = self
-            .campaign
-            .ventana
-            .next_open(now)
+        let wait = until
             .and_then(|t| (t - now).to_std().ok())
-            .unwrap_or(Duration::from_secs(60))
-            .clamp(Duration::from_millis(100), Duration::from_secs(60));
+            .unwrap_or(ZONES_FRESH)
+            .clamp(Duration::from_millis(100), ZONES_FRESH);
         tracing::debug!(espera_s = wait.as_secs(), "fuera del horario de llamadas");
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = self.control.changed() => {}
             _ = self.settings.changed() => {}
+            _ = self.shared.clock.changed() => {}
         }
         Err(Next::Again)
     }
@@ -273,7 +411,10 @@ impl Runner {
     /// waits for the claim in flight: a database error backs off, an empty claim with no call up
     /// and no number left finishes the campaign.
     async fn refill(&mut self) -> Result<(), Next> {
-        let want = claim_size(self.campaign.cps.get(), self.channels.available_permits());
+        let mut want = claim_size(self.campaign.cps.get(), self.channels.available_permits());
+        if self.sweeping {
+            want = (want * 10).clamp(1, SWEEP_CLAIM);
+        }
         if self.pending.is_none() && self.queue.len() <= want as usize / 2 {
             self.pending = Some(tokio::spawn(claim_batch(
                 self.shared.clone(),
@@ -301,6 +442,7 @@ impl Runner {
             }
             Ok(claim) if claim.claimed == 0 => {
                 self.db_backoff = Duration::from_millis(250);
+                self.sweeping = false;
                 if self.metrics.activas() == 0 && self.nothing_left().await {
                     finish_campaign(&self.shared, &self.campaign).await;
                     return Err(Next::Stop);
@@ -313,6 +455,7 @@ impl Runner {
             }
             Ok(claim) => {
                 self.db_backoff = Duration::from_millis(250);
+                self.sweeping = claim.numbers.is_empty();
                 self.queue.extend(claim.numbers);
             }
         }
@@ -376,15 +519,28 @@ impl Runner {
         }
     }
 
-    /// Dial time: decide again (still running, window still open), then dial the next number. A
-    /// number put back keeps its place; the channels of `slot` are freed when it is dropped.
+    /// Dial time: decide again (still running, not an excluded date, the number's own window
+    /// still open), then dial the next number. A number put back keeps its place; one whose window
+    /// closed since the claim waits for it to open again; the channels of `slot` are freed when it
+    /// is dropped.
     fn dial_next(&mut self, slot: CallSlot) {
         let Some(number) = self.queue.pop_front() else {
             return;
         };
-        if *self.control.borrow() != RunState::Running || !self.campaign.ventana.is_open(Utc::now())
+        let now = self.shared.clock.now();
+        if *self.control.borrow() != RunState::Running
+            || rules::excluded_until(&self.campaign, now).is_some()
         {
             self.queue.push_front(number);
+            return;
+        }
+        let window = rules::window_for(&self.campaign, number.zona);
+        if !window.is_open(now) {
+            let until = window.next_open(now).unwrap_or(now + rules::DAY);
+            let (shared, campaign) = (self.shared.clone(), self.campaign.clone());
+            tokio::spawn(async move {
+                defer(&shared, &campaign, vec![(number.id, until, Wait::Horario)]).await;
+            });
             return;
         }
         dial(&self.shared, &self.campaign, number, slot, &self.metrics);
@@ -417,12 +573,45 @@ async fn claim_batch(
     campaign: Arc<Campaign>,
     want: u32,
 ) -> Result<Claim, StoreError> {
-    let claimed = shared.store.claim_due(&campaign, Utc::now(), want).await?;
+    let now = shared.clock.now();
+    let claimed = shared.store.claim_due(&campaign, now, want).await?;
     let count = claimed.len();
+    let numbers = drop_do_not_call(&shared, &campaign, claimed).await;
+    let by_window = rules::sort_by_window(&campaign, numbers.into(), now);
+    let mut later = by_window.later;
+    let ids: Vec<i64> = by_window.now.iter().map(|n| n.id).collect();
+    let by_cap = match shared
+        .caps
+        .admit(&shared.store, &campaign, by_window.now, now)
+        .await
+    {
+        Ok(sorted) => sorted,
+        Err(e) => {
+            // Without the caps' record a number could be dialed over its cap: give the claim back.
+            unclaim(&shared, &campaign, &ids).await;
+            defer(&shared, &campaign, later).await;
+            return Err(e);
+        }
+    };
+    later.extend(by_cap.later);
+    defer(&shared, &campaign, later).await;
     Ok(Claim {
         claimed: count,
-        numbers: drop_do_not_call(&shared, &campaign, claimed).await,
+        numbers: by_cap.now.into(),
     })
+}
+
+/// Gives back claimed numbers that must wait (see `rules`), due when they may be dialed; if the
+/// database refuses, gives them back as they are (due now: the next claim judges them again).
+async fn defer(shared: &Shared, campaign: &Campaign, rows: Vec<(i64, DateTime<Utc>, Wait)>) {
+    if rows.is_empty() {
+        return;
+    }
+    if let Err(e) = shared.store.defer(campaign, &rows).await {
+        tracing::warn!(campana = %campaign.nombre, error = %e, "no se pudieron aplazar números; se liberan");
+        let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+        unclaim(shared, campaign, &ids).await;
+    }
 }
 
 /// About one second of dialing, never more than the free channels (at least 1, at most 500).
@@ -554,7 +743,7 @@ fn dial(
         &number.telefono,
         intento,
         uuid,
-        Utc::now(),
+        shared.clock.now(),
     );
     call.slot = Some(slot);
     shared.tracker.register(call);

@@ -27,6 +27,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
+use crate::clock::Clock;
 use crate::domain::outcome::{is_retryable, refusal, result_for_cause, Refusal};
 use crate::domain::{
     mask, AmdNotSure, CallDisposition, CallResult, CampaignName, NumberState, TableName,
@@ -259,6 +260,7 @@ impl Tracker {
         writer: WriterTx,
         notices: mpsc::UnboundedSender<Notice>,
         nodo: String,
+        clock: Clock,
     ) -> Tracker {
         let (tx, rx) = mpsc::unbounded_channel();
         let task = Task {
@@ -266,6 +268,7 @@ impl Tracker {
             writer,
             notices,
             nodo,
+            clock,
             timers: tx.downgrade(),
         };
         tokio::spawn(task.run(rx));
@@ -305,6 +308,8 @@ struct Task {
     writer: WriterTx,
     notices: mpsc::UnboundedSender<Notice>,
     nodo: String,
+    /// Times of answers, ends and retries (see `crate::clock`).
+    clock: Clock,
     /// For the grace timers; weak, so that the task still ends when every `Tracker` is dropped.
     timers: mpsc::WeakUnboundedSender<Msg>,
 }
@@ -361,7 +366,7 @@ impl Task {
             tracing::trace!(%uuid, "event for a call that is not live");
             return;
         };
-        match apply(call, event, Utc::now()) {
+        match apply(call, event, self.clock.now()) {
             Step::Keep(update) => {
                 if let Some(u) = update {
                     let _ = self.writer.send(u);
@@ -388,7 +393,7 @@ impl Task {
         let Some(call) = self.calls.remove(&uuid) else {
             return;
         };
-        let record = finish(&call, &hangup, Utc::now(), &self.nodo);
+        let record = finish(&call, &hangup, self.clock.now(), &self.nodo);
         tracing::info!(
             campana = %call.campana,
             uuid = %call.uuid,
@@ -414,7 +419,7 @@ impl Task {
             causa = %cause,
             "FreeSWITCH rechazó el originate sin crear el canal; el número vuelve a la cola sin contar intento"
         );
-        let due = Utc::now()
+        let due = self.clock.now()
             + chrono::Duration::from_std(REFUSED_RETRY).unwrap_or(chrono::Duration::zero());
         let _ = self.writer.send(NumberUpdate::Requeued {
             tabla: call.tabla.clone(),
@@ -958,7 +963,7 @@ mod tests {
     async fn a_call_finishes_exactly_once() {
         let (wtx, mut wrx) = WriterTx::channel();
         let (ntx, _nrx) = mpsc::unbounded_channel();
-        let t = Tracker::start(wtx, ntx, "fs1".into());
+        let t = Tracker::start(wtx, ntx, "fs1".into(), Clock::system());
         let c = call(1, 3);
         let uuid = c.uuid;
         t.register(c);
@@ -985,7 +990,7 @@ mod tests {
     async fn silent_controller(mark: Option<CallResult>) -> CallRecord {
         let (wtx, mut wrx) = WriterTx::channel();
         let (ntx, _nrx) = mpsc::unbounded_channel();
-        let t = Tracker::start(wtx, ntx, "fs1".into());
+        let t = Tracker::start(wtx, ntx, "fs1".into(), Clock::system());
         let c = call(1, 3);
         let uuid = c.uuid;
         t.register(c);
@@ -1026,7 +1031,7 @@ mod tests {
     async fn refusals_are_requeued_and_reported() {
         let (wtx, mut wrx) = WriterTx::channel();
         let (ntx, mut nrx) = mpsc::unbounded_channel();
-        let t = Tracker::start(wtx, ntx, "fs1".into());
+        let t = Tracker::start(wtx, ntx, "fs1".into(), Clock::system());
         let c = call(1, 3);
         let uuid = c.uuid;
         t.register(c);

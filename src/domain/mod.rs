@@ -9,9 +9,11 @@
 
 pub mod amd_params;
 mod names;
+pub mod number_zone;
 pub mod outcome;
 mod phone;
 mod rate;
+pub mod rules;
 mod script;
 mod settings;
 pub mod states;
@@ -19,8 +21,10 @@ mod window;
 
 pub use amd_params::AmdParamsJson;
 pub use names::{CampaignName, NameError, TableName};
+pub use number_zone::derive_zone;
 pub use phone::{mask, PhoneError, PhoneNumber};
 pub use rate::{Cps, CpsError};
+pub use rules::{CallingRules, ExcludedDates, Wait};
 pub use script::{
     AudioPath, CallDisposition, DialTarget, Disposition, Menu, MenuAction, MenuJson, MenuKey,
     MenuOptionJson, Script, TransferTarget, Voicemail, ESPERA_AGENTE, MENU_INTENTOS, MENU_TIMEOUT,

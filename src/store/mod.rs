@@ -23,14 +23,14 @@ use chrono::{DateTime, Utc};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_async::pooled_connection::deadpool::PoolError;
 
-use crate::domain::{CampaignName, CampaignState, NumberState, PhoneNumber, TableName};
+use crate::domain::{CampaignName, CampaignState, NumberState, PhoneNumber, TableName, Wait};
 use crate::secret::Secret;
 
-pub use rows::{CdrRow, DncRow, NumberRow};
+pub use rows::{AttemptCopyRow, CdrRow, DncRow, NumberRow};
 
 pub use model::{
-    CallRecord, Campaign, CampaignPatch, ClaimedNumber, DispositionCounts, InFlight, InsertCounts,
-    NewCampaign, NewNumber, NumberStats, NumberUpdate,
+    Attempt, CallRecord, Campaign, CampaignPatch, ClaimedNumber, DispositionCounts, InFlight,
+    InsertCounts, NewCampaign, NewNumber, NumberStats, NumberUpdate,
 };
 
 /// Errors of the store. Messages are Spanish (they reach API clients) and never contain the URL.
@@ -451,6 +451,64 @@ impl Store {
         on_backend!(self.unclaim(&c.tabla, ids))
     }
 
+    /// Gives claimed numbers back that may not be dialed yet (outside their window, over a cap):
+    /// PENDIENTE again, due at `until`, with the reason (`espera`) estado counts; no attempt
+    /// counted, and their recorded attempts (for the caps) deleted.
+    pub async fn defer(
+        &self,
+        c: &Campaign,
+        rows: &[(i64, DateTime<Utc>, Wait)],
+    ) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        on_backend!(self.defer(&c.tabla, rows))
+    }
+
+    /// The distinct zones of the campaign's PENDIENTE numbers (`None`: the campaign's own).
+    pub async fn pending_zones(&self, c: &Campaign) -> Result<Vec<Option<String>>, StoreError> {
+        on_backend!(self.pending_zones(&c.tabla))
+    }
+
+    /// The attempts recorded after `since` (exclusive) for these numbers, any campaign.
+    pub async fn attempts_since(
+        &self,
+        phones: &[&str],
+        since: DateTime<Utc>,
+    ) -> Result<Vec<Attempt>, StoreError> {
+        if phones.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut all = Vec::new();
+        for chunk in phones.chunks(DNC_CHUNK) {
+            all.extend(on_backend!(self.attempts_since(chunk, since))?);
+        }
+        Ok(all)
+    }
+
+    /// Records attempts `(telefono, campana, claim uuid)` handed to FreeSWITCH at `at`; with
+    /// `purge_before`, also deletes those recorded at or before it (no cap looks that far back).
+    pub async fn record_attempts(
+        &self,
+        rows: &[(&str, &str, String)],
+        at: DateTime<Utc>,
+        purge_before: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        on_backend!(self.record_attempts(rows, at, purge_before))
+    }
+
+    /// A campaign's `(abandoned calls, calls answered by a person)` started since `since`.
+    pub async fn abandon_counts(
+        &self,
+        n: &CampaignName,
+        since: DateTime<Utc>,
+    ) -> Result<(u64, u64), StoreError> {
+        on_backend!(self.abandon_counts(n, since))
+    }
+
     /// Numbers in MARCANDO or CONTESTADO: the calls to reconcile after a restart.
     pub async fn in_flight(&self, c: &Campaign) -> Result<Vec<InFlight>, StoreError> {
         on_backend!(self.in_flight(&c.tabla))
@@ -549,6 +607,23 @@ impl Store {
             return Ok(0);
         }
         on_backend!(self.insert_cdr_rows(rows))
+    }
+
+    /// Up to `limit` attempts recorded for the caps with `id > after`, by id.
+    pub async fn attempt_rows(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<AttemptCopyRow>, StoreError> {
+        on_backend!(self.attempt_rows(after, limit))
+    }
+
+    /// Inserts recorded attempts as they are, ids included; returns how many were new.
+    pub async fn insert_attempt_rows(&self, rows: &[AttemptCopyRow]) -> Result<u64, StoreError> {
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        on_backend!(self.insert_attempt_rows(rows))
     }
 
     /// Up to `limit` do-not-call entries after `after`, by number.

@@ -5,9 +5,10 @@ use chrono::{DateTime, Utc};
 use crate::amd::AmdParams;
 
 use crate::domain::{
-    AmdMode, AmdNotSure, AudioPath, CallDisposition, CallResult, CallingWindow, CampaignName,
-    CampaignState, Cps, Extension, Gateway, Menu, NumberState, PhoneNumber, Script, TableName,
-    Voicemail, INTERVALO_REINTENTO, MAX_CANALES, REINTENTOS, TIMEOUT_LLAMADA,
+    AmdMode, AmdNotSure, AudioPath, CallDisposition, CallResult, CallingRules, CallingWindow,
+    CampaignName, CampaignState, Cps, ExcludedDates, Extension, Gateway, Menu, NumberState,
+    PhoneNumber, Script, TableName, Voicemail, INTERVALO_REINTENTO, MAX_CANALES, REINTENTOS,
+    TIMEOUT_LLAMADA,
 };
 
 /// A campaign as stored in `bases`.
@@ -43,6 +44,8 @@ pub struct Campaign {
     pub motivo: Option<String>,
     /// What is played and done on an answered call (messages, menu, voicemail).
     pub guion: Script,
+    /// Excluded dates, attempts per day, abandon ceiling.
+    pub reglas: CallingRules,
 }
 
 /// What `create_campaign` needs; [`NewCampaign::new`] fills the documented defaults.
@@ -65,6 +68,7 @@ pub struct NewCampaign {
     pub timeout_llamada: u32,
     pub ventana: CallingWindow,
     pub guion: Script,
+    pub reglas: CallingRules,
 }
 
 impl NewCampaign {
@@ -89,6 +93,7 @@ impl NewCampaign {
             timeout_llamada: TIMEOUT_LLAMADA.default,
             ventana: CallingWindow::default(),
             guion: Script::default(),
+            reglas: CallingRules::default(),
         }
     }
 }
@@ -118,6 +123,9 @@ pub struct CampaignPatch {
     pub menu: Option<Option<Menu>>,
     pub buzon: Option<Voicemail>,
     pub espera_agente_s: Option<u32>,
+    pub fechas_excluidas: Option<ExcludedDates>,
+    pub max_intentos_dia: Option<Option<u32>>,
+    pub tasa_abandono_maxima: Option<f64>,
 }
 
 impl CampaignPatch {
@@ -148,6 +156,10 @@ impl CampaignPatch {
         set(&mut g.menu, &self.menu);
         set(&mut g.buzon, &self.buzon);
         set(&mut g.espera_agente_s, &self.espera_agente_s);
+        let r = &mut c.reglas;
+        set(&mut r.fechas_excluidas, &self.fechas_excluidas);
+        set(&mut r.max_intentos_dia, &self.max_intentos_dia);
+        set(&mut r.tasa_abandono_maxima, &self.tasa_abandono_maxima);
     }
 }
 
@@ -156,6 +168,8 @@ impl CampaignPatch {
 pub struct NewNumber {
     pub telefono: PhoneNumber,
     pub datos: Option<serde_json::Value>,
+    /// The number's own zone (given, or derived from the number); `None`: the campaign's.
+    pub zona: Option<chrono_tz::Tz>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -170,6 +184,10 @@ pub struct InsertCounts {
 pub struct NumberStats {
     pub total: u64,
     pub pendientes: u64,
+    /// PENDIENTE numbers waiting for their calling window (in their own zone).
+    pub esperan_horario: u64,
+    /// PENDIENTE numbers waiting for the attempts cap per rolling 24 h.
+    pub esperan_tope_diario: u64,
     pub marcando: u64,
     pub contestados: u64,
     pub completados: u64,
@@ -217,6 +235,14 @@ impl DispositionCounts {
     }
 }
 
+/// An attempt recorded for the caps per rolling 24 h (`intentos_telefono`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attempt {
+    pub telefono: String,
+    pub campana: String,
+    pub momento: DateTime<Utc>,
+}
+
 /// A number claimed for dialing (now MARCANDO).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClaimedNumber {
@@ -229,6 +255,8 @@ pub struct ClaimedNumber {
     /// hand between the claim and its reading (the dialer then records the number without a call).
     pub uuid: Option<uuid::Uuid>,
     pub datos: Option<serde_json::Value>,
+    /// The number's own zone; `None`: the campaign's.
+    pub zona: Option<chrono_tz::Tz>,
 }
 
 /// A number in MARCANDO or CONTESTADO: a call the dialer must know about after a restart.

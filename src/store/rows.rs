@@ -7,15 +7,15 @@ use chrono::{DateTime, NaiveDateTime, NaiveTime, SubsecRound, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Integer, Nullable, Text, Timestamp};
 
-use super::schema::{bases, llamadas};
+use super::schema::{bases, intentos_telefono, llamadas};
 use super::{
     CallRecord, Campaign, ClaimedNumber, DispositionCounts, InFlight, NumberStats, StoreError,
     TableName,
 };
 use crate::domain::{
-    amd_params, parse_zone, AmdMode, AmdNotSure, AudioPath, CallResult, CallingWindow,
-    CampaignName, CampaignState, Cps, DaySet, Extension, Gateway, Menu, NumberState, PhoneNumber,
-    Script, Voicemail, ESPERA_AGENTE,
+    amd_params, parse_zone, AmdMode, AmdNotSure, AudioPath, CallResult, CallingRules,
+    CallingWindow, CampaignName, CampaignState, Cps, DaySet, Extension, Gateway, Menu, NumberState,
+    PhoneNumber, Script, Voicemail, ESPERA_AGENTE,
 };
 
 /// Now, at the millisecond precision of `DATETIME(3)`, so a returned campaign equals the stored one.
@@ -79,6 +79,8 @@ pub(super) struct BaseRow {
     espera_agente_s: i32,
     /// JSON (`AmdParamsJson`); NULL: the defaults.
     amd_integrado: Option<String>,
+    /// JSON (`CallingRules`); NULL: the defaults.
+    reglas: Option<String>,
 }
 
 #[derive(Insertable, AsChangeset)]
@@ -114,6 +116,7 @@ pub(super) struct BaseValues<'a> {
     buzon: &'a str,
     espera_agente_s: i32,
     amd_integrado: Option<String>,
+    reglas: Option<String>,
 }
 
 impl<'a> BaseValues<'a> {
@@ -148,6 +151,7 @@ impl<'a> BaseValues<'a> {
             buzon: c.guion.buzon.as_str(),
             espera_agente_s: to_i32(c.guion.espera_agente_s),
             amd_integrado: amd_params::to_db(&c.amd_integrado),
+            reglas: c.reglas.to_db(),
         }
     }
 }
@@ -166,6 +170,8 @@ impl TryFrom<BaseRow> for Campaign {
         let guion = script(&r)?;
         let amd_integrado = amd_params::from_db(r.amd_integrado.as_deref())
             .map_err(|e| invalid_row(&r.nombre, "amd_integrado", e))?;
+        let reglas = CallingRules::from_db(r.reglas.as_deref())
+            .map_err(|e| invalid_row(&r.nombre, "reglas", e))?;
         Ok(Campaign {
             nombre: CampaignName::parse(&r.nombre).map_err(|e| bad("nombre", e.to_string()))?,
             tabla: TableName::parse(&r.tabla).map_err(|e| bad("tabla", e.to_string()))?,
@@ -206,6 +212,7 @@ impl TryFrom<BaseRow> for Campaign {
             actualizada: from_naive(r.actualizada),
             motivo: r.motivo,
             guion,
+            reglas,
         })
     }
 }
@@ -274,6 +281,7 @@ pub(super) fn new_campaign(c: &super::NewCampaign, tabla: TableName) -> Campaign
         actualizada: now,
         motivo: None,
         guion: c.guion.clone(),
+        reglas: c.reglas.clone(),
     }
 }
 
@@ -380,6 +388,10 @@ pub(super) struct StatsRow {
     humanos: i64,
     #[diesel(sql_type = BigInt)]
     maquinas: i64,
+    #[diesel(sql_type = BigInt)]
+    esperan_horario: i64,
+    #[diesel(sql_type = BigInt)]
+    esperan_tope_diario: i64,
 }
 
 fn count(v: i64) -> u64 {
@@ -391,6 +403,8 @@ impl From<StatsRow> for NumberStats {
         NumberStats {
             total: count(r.total),
             pendientes: count(r.pendientes),
+            esperan_horario: count(r.esperan_horario),
+            esperan_tope_diario: count(r.esperan_tope_diario),
             marcando: count(r.marcando),
             contestados: count(r.contestados),
             completados: count(r.completados),
@@ -444,6 +458,8 @@ pub(super) struct ClaimRow {
     uuid: Option<String>,
     #[diesel(sql_type = Nullable<Text>)]
     datos: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    zona_horaria: Option<String>,
 }
 
 /// `datos` is JSON text; a hand-edited value that is not JSON is passed on as a JSON string.
@@ -463,6 +479,9 @@ impl TryFrom<ClaimRow> for ClaimedNumber {
                 .as_deref()
                 .and_then(|u| uuid::Uuid::parse_str(u).ok()),
             datos: parse_datos(r.datos),
+            // A zone edited by hand into something unknown: the campaign's zone applies, as for a
+            // number without one.
+            zona: r.zona_horaria.as_deref().and_then(|z| parse_zone(z).ok()),
         })
     }
 }
@@ -538,6 +557,12 @@ pub struct NumberRow {
     /// The last attempt's disposition (see [`crate::domain::Disposition`]).
     #[diesel(sql_type = Nullable<Text>)]
     pub disposicion: Option<String>,
+    /// The number's own IANA zone (`None`: the campaign's).
+    #[diesel(sql_type = Nullable<Text>)]
+    pub zona_horaria: Option<String>,
+    /// Why a PENDIENTE number waits (HORARIO, TOPE_DIARIO), if it does.
+    #[diesel(sql_type = Nullable<Text>)]
+    pub espera: Option<String>,
 }
 
 /// A `llamadas` (CDR) row exactly as stored, id included, for copying to another database.
@@ -578,4 +603,43 @@ pub struct CdrRow {
 pub struct DncRow {
     pub telefono: String,
     pub creado: NaiveDateTime,
+}
+
+/// One zone of [`super::sql::pending_zones`] (NULL: the campaign's).
+#[derive(QueryableByName)]
+pub(super) struct ZoneRow {
+    #[diesel(sql_type = Nullable<Text>)]
+    pub(super) zona_horaria: Option<String>,
+}
+
+/// One attempt of [`super::sql::attempts_since`].
+#[derive(QueryableByName)]
+pub(super) struct AttemptRow {
+    #[diesel(sql_type = Text)]
+    pub(super) telefono: String,
+    #[diesel(sql_type = Text)]
+    pub(super) campana: String,
+    #[diesel(sql_type = Timestamp)]
+    pub(super) momento: NaiveDateTime,
+}
+
+/// [`super::sql::abandon_counts`].
+#[derive(QueryableByName)]
+pub(super) struct AbandonRow {
+    #[diesel(sql_type = BigInt)]
+    pub(super) abandonados: i64,
+    #[diesel(sql_type = BigInt)]
+    pub(super) atendidas: i64,
+}
+
+/// An `intentos_telefono` row exactly as stored, id included, for copying to another database.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = intentos_telefono)]
+#[diesel(check_for_backend(diesel::mysql::Mysql, diesel::sqlite::Sqlite))]
+pub struct AttemptCopyRow {
+    pub id: i64,
+    pub telefono: String,
+    pub campana: String,
+    pub uuid: String,
+    pub momento: NaiveDateTime,
 }

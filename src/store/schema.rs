@@ -35,6 +35,17 @@ diesel::table! {
         buzon -> Varchar,
         espera_agente_s -> Integer,
         amd_integrado -> Nullable<Text>,
+        reglas -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    intentos_telefono (id) {
+        id -> BigInt,
+        telefono -> Varchar,
+        campana -> Varchar,
+        uuid -> Varchar,
+        momento -> Timestamp,
     }
 }
 

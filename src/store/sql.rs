@@ -94,15 +94,16 @@ fn case_by_id(n: usize) -> String {
 /// affected-row count is the number inserted.
 pub(super) fn insert_numbers<DB: Dialect>(t: &TableName, batch: &[NewNumber]) -> Query<DB> {
     let mut sql = format!(
-        "{} INTO {} (telefono, datos) VALUES ",
+        "{} INTO {} (telefono, datos, zona_horaria) VALUES ",
         DB::INSERT_IGNORE,
         t.quoted()
     );
-    sql.push_str(&vec!["(?, ?)"; batch.len()].join(", "));
+    sql.push_str(&vec!["(?, ?, ?)"; batch.len()].join(", "));
     let mut q = query::<DB>(sql);
     for n in batch {
         q = DB::text(q, n.telefono.as_str().to_owned());
         q = DB::opt_text(q, n.datos.as_ref().map(|d| d.to_string()));
+        q = DB::opt_text(q, n.zona.map(|z| z.name().to_owned()));
     }
     q
 }
@@ -133,8 +134,16 @@ pub(super) fn stats<DB: Dialect>(t: &TableName) -> Query<DB> {
     let sum =
         |cond: &str, name: &str| format!("CAST(COALESCE(SUM({cond}), 0) AS {}) AS {name}", DB::INT);
     query(format!(
-        "SELECT COUNT(*) AS total, {}, {}, {}, {}, {}, {}, {} FROM {}",
+        "SELECT COUNT(*) AS total, {}, {}, {}, {}, {}, {}, {}, {}, {} FROM {}",
         sum("estado = 'PENDIENTE'", "pendientes"),
+        sum(
+            "estado = 'PENDIENTE' AND espera = 'HORARIO'",
+            "esperan_horario"
+        ),
+        sum(
+            "estado = 'PENDIENTE' AND espera = 'TOPE_DIARIO'",
+            "esperan_tope_diario"
+        ),
         sum("estado = 'MARCANDO'", "marcando"),
         sum("estado = 'CONTESTADO'", "contestados"),
         sum("estado = 'COMPLETADO'", "completados"),
@@ -204,7 +213,8 @@ pub(super) fn mark_claimed<DB: Dialect>(
     ids: &[i64],
 ) -> Query<DB> {
     let mut q = query::<DB>(format!(
-        "UPDATE {} SET estado = 'MARCANDO', ultimo_intento = ?, uuid = {} WHERE id IN ({})",
+        "UPDATE {} SET estado = 'MARCANDO', ultimo_intento = ?, espera = NULL, uuid = {} \
+         WHERE id IN ({})",
         t.quoted(),
         case_by_id(ids.len()),
         placeholders(ids.len())
@@ -219,7 +229,7 @@ pub(super) fn mark_claimed<DB: Dialect>(
 /// The claimed rows as [`super::rows::ClaimRow`], in claim order.
 pub(super) fn claimed<DB: Dialect>(t: &TableName, ids: &[i64]) -> Query<DB> {
     let q = query::<DB>(format!(
-        "SELECT id, telefono, intentos, uuid, datos FROM {} WHERE id IN ({}) \
+        "SELECT id, telefono, intentos, uuid, datos, zona_horaria FROM {} WHERE id IN ({}) \
          ORDER BY proximo_intento, id",
         t.quoted(),
         placeholders(ids.len())
@@ -236,6 +246,120 @@ pub(super) fn unclaim<DB: Dialect>(t: &TableName, ids: &[i64]) -> Query<DB> {
         placeholders(ids.len())
     ));
     bind_ids(q, ids)
+}
+
+/// Deletes the attempts recorded for the caps (`intentos_telefono`) of claims about to be given
+/// back: they never reached FreeSWITCH, so they are not attempts. Run before the rows lose their
+/// claim `uuid` ([`unclaim`], [`defer`]).
+pub(super) fn forget_attempts<DB: Dialect>(t: &TableName, ids: &[i64]) -> Query<DB> {
+    let q = query::<DB>(format!(
+        "DELETE FROM intentos_telefono WHERE uuid IN (SELECT uuid FROM {} \
+         WHERE estado = 'MARCANDO' AND uuid IS NOT NULL AND id IN ({}))",
+        t.quoted(),
+        placeholders(ids.len())
+    ));
+    bind_ids(q, ids)
+}
+
+/// Claimed numbers that may not be dialed yet back to PENDIENTE, each due at its own time, with
+/// the reason they wait (`espera`); no attempt counted.
+pub(super) fn defer<DB: Dialect>(
+    t: &TableName,
+    rows: &[(i64, NaiveDateTime, &'static str)],
+) -> Query<DB> {
+    let n = rows.len();
+    let case = case_by_id(n);
+    let mut q = query::<DB>(format!(
+        "UPDATE {t} SET estado = 'PENDIENTE', uuid = NULL, proximo_intento = {case}, \
+         espera = {case} WHERE estado = 'MARCANDO' AND id IN ({ids})",
+        t = t.quoted(),
+        ids = placeholders(n),
+    ));
+    for (id, until, _) in rows {
+        q = DB::time(DB::id(q, *id), *until);
+    }
+    for (id, _, why) in rows {
+        q = DB::text(DB::id(q, *id), (*why).to_owned());
+    }
+    for (id, _, _) in rows {
+        q = DB::id(q, *id);
+    }
+    q
+}
+
+/// The zones of the numbers still to dial (NULL: the campaign's), as
+/// [`super::rows::ZoneRow`]: a loose scan of the `(estado, zona_horaria)` index.
+pub(super) fn pending_zones<DB: Dialect>(t: &TableName) -> Query<DB> {
+    query(format!(
+        "SELECT DISTINCT zona_horaria FROM {} WHERE estado = 'PENDIENTE'",
+        t.quoted()
+    ))
+}
+
+/// The attempts recorded for the caps since `since` (exclusive) of these numbers, as
+/// [`super::rows::AttemptRow`]: one range of `(telefono, momento)` per number.
+pub(super) fn attempts_since<DB: Dialect>(phones: &[&str], since: NaiveDateTime) -> Query<DB> {
+    let mut q = query::<DB>(format!(
+        "SELECT telefono, campana, momento FROM intentos_telefono \
+         WHERE momento > ? AND telefono IN ({})",
+        placeholders(phones.len())
+    ));
+    q = DB::time(q, since);
+    for p in phones {
+        q = DB::text(q, (*p).to_owned());
+    }
+    q
+}
+
+/// Records attempts handed to FreeSWITCH: `(telefono, campana, claim uuid)` at `momento`.
+pub(super) fn record_attempts<DB: Dialect>(
+    rows: &[(&str, &str, String)],
+    momento: NaiveDateTime,
+) -> Query<DB> {
+    let mut q = query::<DB>(format!(
+        "INSERT INTO intentos_telefono (telefono, campana, uuid, momento) VALUES {}",
+        vec!["(?, ?, ?, ?)"; rows.len()].join(", ")
+    ));
+    for (telefono, campana, uuid) in rows {
+        q = DB::text(q, (*telefono).to_owned());
+        q = DB::text(q, (*campana).to_owned());
+        q = DB::text(q, uuid.clone());
+        q = DB::time(q, momento);
+    }
+    q
+}
+
+/// Attempts older than any cap looks at.
+pub(super) fn purge_attempts<DB: Dialect>(before: NaiveDateTime) -> Query<DB> {
+    DB::time(
+        query("DELETE FROM intentos_telefono WHERE momento <= ?".to_owned()),
+        before,
+    )
+}
+
+/// Attempts that never reached FreeSWITCH (refused without a channel), by their claim `uuid`.
+pub(super) fn forget_attempts_by_uuid<DB: Dialect>(uuids: &[&str]) -> Query<DB> {
+    let mut q = query::<DB>(format!(
+        "DELETE FROM intentos_telefono WHERE uuid IN ({})",
+        placeholders(uuids.len())
+    ));
+    for u in uuids {
+        q = DB::text(q, (*u).to_owned());
+    }
+    q
+}
+
+/// A campaign's abandoned calls and calls answered by a person since `since`, as
+/// [`super::rows::AbandonRow`]: a range of the `(campana, inicio)` index.
+pub(super) fn abandon_counts<DB: Dialect>(n: &CampaignName, since: NaiveDateTime) -> Query<DB> {
+    let sum =
+        |cond: &str, name: &str| format!("CAST(COALESCE(SUM({cond}), 0) AS {}) AS {name}", DB::INT);
+    let q = query::<DB>(format!(
+        "SELECT {}, {} FROM llamadas WHERE campana = ? AND inicio >= ?",
+        sum("disposicion = 'ABANDONADA'", "abandonados"),
+        sum("resultado = 'HUMANO'", "atendidas"),
+    ));
+    DB::time(DB::text(q, n.as_str().to_owned()), since)
 }
 
 /// Numbers in MARCANDO or CONTESTADO as [`super::rows::InFlightRow`].
@@ -458,7 +582,8 @@ pub(super) fn calls(updates: &[NumberUpdate]) -> Vec<&CallRecord> {
 
 /// The columns of a numbers table that a copy carries, in [`super::rows::NumberRow`]'s order.
 const NUMBER_ROW: &str = "id, telefono, estado, intentos, proximo_intento, ultimo_intento, \
-                          resultado, causa, uuid, duracion, datos, disposicion";
+                          resultado, causa, uuid, duracion, datos, disposicion, zona_horaria, \
+                          espera";
 
 /// Up to `limit` rows with `id > after`, by id: one page of a copy.
 pub(super) fn number_rows<DB: Dialect>(t: &TableName, after: i64, limit: u32) -> Query<DB> {
@@ -479,7 +604,7 @@ pub(super) fn insert_number_rows<DB: Dialect>(
         "{} INTO {} ({NUMBER_ROW}) VALUES {}",
         DB::INSERT_IGNORE,
         t.quoted(),
-        vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; rows.len()].join(", ")
+        vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; rows.len()].join(", ")
     ));
     for r in rows {
         q = DB::text(DB::id(q, r.id), r.telefono.clone());
@@ -488,6 +613,7 @@ pub(super) fn insert_number_rows<DB: Dialect>(
         q = DB::opt_text(DB::opt_text(q, r.resultado.clone()), r.causa.clone());
         q = DB::int(DB::opt_text(q, r.uuid.clone()), r.duracion);
         q = DB::opt_text(DB::opt_text(q, r.datos.clone()), r.disposicion.clone());
+        q = DB::opt_text(DB::opt_text(q, r.zona_horaria.clone()), r.espera.clone());
     }
     q
 }

@@ -577,7 +577,10 @@ async fn hostile_names_are_refused_and_change_nothing(backend: Backend) {
     // Everything is still there and nothing else was created.
     let (s, list) = t.get("/campanas/").await;
     assert_eq!((s, list.as_array().map(Vec::len)), (200, Some(1)));
-    assert_eq!(t.db.tables(), ["SANA", "bases", "dnc", "llamadas"]);
+    assert_eq!(
+        t.db.tables(),
+        ["SANA", "bases", "dnc", "intentos_telefono", "llamadas"]
+    );
     t.shutdown().await;
 }
 
@@ -1236,7 +1239,15 @@ async fn names_that_differ_only_in_case(backend: Backend) {
             assert_eq!(s_adopt, 201, "a new table `prueba`: {adopt}");
             assert_eq!(
                 t.db.tables(),
-                ["PRUEBA", "Prueba", "bases", "dnc", "llamadas", "prueba"]
+                [
+                    "PRUEBA",
+                    "Prueba",
+                    "bases",
+                    "dnc",
+                    "intentos_telefono",
+                    "llamadas",
+                    "prueba"
+                ]
             );
             let (s, c) = t.get("/campana/PRUEBA").await;
             assert_eq!((s, c["tabla"].as_str()), (200, Some("PRUEBA")), "{c}");
@@ -1256,7 +1267,10 @@ async fn names_that_differ_only_in_case(backend: Backend) {
                     "the message names the clashing table: {e}"
                 );
             }
-            assert_eq!(t.db.tables(), ["Prueba", "bases", "dnc", "llamadas"]);
+            assert_eq!(
+                t.db.tables(),
+                ["Prueba", "bases", "dnc", "intentos_telefono", "llamadas"]
+            );
             // Lookups stay exact, as on MySQL: `PRUEBA` is not another spelling of `Prueba`.
             let (s, e) = t.get("/campana/PRUEBA").await;
             assert_error(s, &e, 404, "no_encontrado");
@@ -1293,7 +1307,10 @@ async fn table_names_that_sqlite_reserves(backend: Backend) {
     }
     let (_, list) = t.get("/campanas/").await;
     assert_eq!(list, json!([]));
-    assert_eq!(t.db.tables(), ["bases", "dnc", "llamadas"]);
+    assert_eq!(
+        t.db.tables(),
+        ["bases", "dnc", "intentos_telefono", "llamadas"]
+    );
     // The store is still fine for ordinary names.
     t.create("NORMAL").await;
     t.shutdown().await;

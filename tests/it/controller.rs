@@ -345,6 +345,8 @@ async fn controller(amd: AmdMode) -> Rig {
             default_gateway: Gateway::parse("gw_pstn").unwrap(),
             gateway_cps: vec![],
             nodo: "test".into(),
+            max_intentos_dia: 0,
+            clock: discador::clock::Clock::system(),
         },
     );
     let (server, addr) = OutboundServer::bind(

@@ -51,6 +51,7 @@ async fn copies_everything_and_a_rerun_adds_nothing(from: Backend) {
         .map(|i| NewNumber {
             telefono: PhoneNumber::parse(&format!("+54911{:08}", i)).unwrap(),
             datos: Some(serde_json::json!({ "cliente": format!("c{i}"), "n": i })),
+            zona: None,
         })
         .collect();
     src.insert_numbers(&c, &numbers).await.unwrap();
@@ -115,12 +116,26 @@ async fn copies_everything_and_a_rerun_adds_nothing(from: Backend) {
         .map(|t| PhoneNumber::parse(t).unwrap())
         .collect();
     src.add_dnc(&dnc).await.unwrap();
+    // Two attempts the caps per rolling 24 h count.
+    let attempts: Vec<(&str, &str, String)> = claimed[..2]
+        .iter()
+        .map(|n| {
+            let uuid = n.uuid.expect("claimed").hyphenated().to_string();
+            (n.telefono.as_str(), "COPIA", uuid)
+        })
+        .collect();
+    src.record_attempts(&attempts, now, None).await.unwrap();
 
     let report = copy(&src_url, &dst_url).await.expect("copy succeeds");
     // The ACTIVA campaign keeps its state once all its numbers are in (it was PAUSADA meanwhile).
     assert_eq!(report.campanas_nuevas, 1);
     assert_eq!(report.numeros.get("COPIA"), Some(&2_500));
-    assert_eq!((report.llamadas, report.dnc), (3, 3));
+    assert_eq!((report.llamadas, report.dnc, report.intentos), (3, 3, 2));
+    assert_eq!(
+        dst_attempts(&dst_url).await,
+        src.attempt_rows(0, 10).await.unwrap(),
+        "the attempts exactly"
+    );
 
     let dst = Store::connect(&dst_url).await.expect("destination opens");
     let c_dst = dst.campaign(&name).await.unwrap().expect("campaign copied");
@@ -174,7 +189,7 @@ async fn copies_everything_and_a_rerun_adds_nothing(from: Backend) {
         .expect("second copy succeeds");
     assert_eq!(again.campanas_nuevas, 0);
     assert_eq!(again.numeros.get("COPIA"), Some(&0));
-    assert_eq!((again.llamadas, again.dnc), (0, 0));
+    assert_eq!((again.llamadas, again.dnc, again.intentos), (0, 0, 0));
 
     // The destination carries on where the source stopped: the next claim takes new numbers only,
     // and a numbers upload still sees the copied ones as duplicates.
@@ -225,6 +240,7 @@ async fn a_destination_with_other_rows_is_refused(from: Backend) {
                 .map(|i| NewNumber {
                     telefono: PhoneNumber::parse(&format!("{prefix}{i:04}")).unwrap(),
                     datos: None,
+                    zona: None,
                 })
                 .collect();
             store.insert_numbers(&c, &numbers).await.unwrap();
@@ -253,4 +269,10 @@ async fn a_missing_source_is_an_error_not_a_new_database(backend: Backend) {
     if let Some(path) = src_db.path() {
         assert!(!path.exists(), "the copy created the source file");
     }
+}
+
+/// The recorded attempts of the database at `url`.
+async fn dst_attempts(url: &Secret) -> Vec<discador::store::AttemptCopyRow> {
+    let store = Store::connect(url).await.expect("opens");
+    store.attempt_rows(0, 10).await.unwrap()
 }

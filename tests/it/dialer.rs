@@ -15,9 +15,9 @@ use common::{free_port, on_both_backends, Backend, TestApp};
 use discador::sim::{SimConfig, SimHandle, Simulator, Timings};
 use serde_json::{json, Value};
 
-struct Rig {
-    sim: SimHandle,
-    app: TestApp,
+pub(crate) struct Rig {
+    pub(crate) sim: SimHandle,
+    pub(crate) app: TestApp,
 }
 
 async fn rig(backend: Backend, flags: &[&str]) -> Rig {
@@ -26,6 +26,16 @@ async fn rig(backend: Backend, flags: &[&str]) -> Rig {
 
 /// The rig with `sim`'s settings, apart from its addresses, limits and time scale.
 async fn rig_on(backend: Backend, flags: &[&str], sim: SimConfig) -> Rig {
+    rig_clocked(backend, flags, sim, discador::clock::Clock::system()).await
+}
+
+/// [`rig_on`] with the calling rules on `clock`.
+pub(crate) async fn rig_clocked(
+    backend: Backend,
+    flags: &[&str],
+    sim: SimConfig,
+    clock: discador::clock::Clock,
+) -> Rig {
     let socket = format!("127.0.0.1:{}", free_port());
     let sim = Simulator::start(SimConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
@@ -55,7 +65,7 @@ async fn rig_on(backend: Backend, flags: &[&str], sim: SimConfig) -> Rig {
         }
     }
     args.extend_from_slice(flags);
-    let app = TestApp::spawn_with(backend, &args).await;
+    let app = TestApp::spawn_clocked(common::TestDb::new(backend), &args, clock).await;
     Rig { sim, app }
 }
 
@@ -104,13 +114,13 @@ impl Rig {
         assert_eq!(attempts, cdrs);
     }
 
-    async fn campaign(&self, nombre: &str, settings: Value, numbers: &[String]) {
+    pub(crate) async fn campaign(&self, nombre: &str, settings: Value, numbers: &[String]) {
         self.app
             .campaign(nombre, &[&json!({"max_canales": 500}), &settings], numbers)
             .await;
     }
 
-    async fn command(&self, op: &str, nombre: &str) {
+    pub(crate) async fn command(&self, op: &str, nombre: &str) {
         let (s, b) = self
             .app
             .post_json(
@@ -121,7 +131,7 @@ impl Rig {
         assert_eq!(s, 200, "{op}: {b}");
     }
 
-    async fn estado(&self, nombre: &str) -> Value {
+    pub(crate) async fn estado(&self, nombre: &str) -> Value {
         let (s, b) = self.app.get(&format!("/discador/estado/{nombre}")).await;
         assert_eq!(s, 200, "{b}");
         let e = &b["estadisticas"];
@@ -136,7 +146,7 @@ impl Rig {
 
     /// Polls until the campaign is FINALIZADA and its figures show nothing pending or in flight
     /// (the API's counts may lag the database by up to a second: they are cached).
-    async fn finished(&self, nombre: &str, limit: Duration) -> Value {
+    pub(crate) async fn finished(&self, nombre: &str, limit: Duration) -> Value {
         let t0 = Instant::now();
         loop {
             let b = self.estado(nombre).await;

@@ -23,6 +23,7 @@ mod esl;
 mod freeswitch_conf;
 mod real_switch;
 mod recovery;
+mod rules;
 mod script;
 mod sim;
 mod store;

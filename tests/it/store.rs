@@ -509,12 +509,13 @@ async fn dispositions_are_recorded_and_counted(backend: Backend) {
 }
 
 on_both_backends!(
-    older_numbers_tables_get_disposicion_when_the_store_opens,
+    older_numbers_tables_get_their_new_columns_when_the_store_opens,
     worker_threads = 2
 );
-/// A campaign created before `disposicion` existed gets the column when the store opens; a
+/// A campaign created before `disposicion`, `zona_horaria` and `espera` existed gets them when the
+/// store opens; a
 /// campaign whose table was dropped by hand does not stop the store from opening.
-async fn older_numbers_tables_get_disposicion_when_the_store_opens(backend: Backend) {
+async fn older_numbers_tables_get_their_new_columns_when_the_store_opens(backend: Backend) {
     let db = common::TestDb::new(backend);
     let url = Secret::new(db.url());
     let store = Store::connect(&url).await.expect("connect");
@@ -532,6 +533,7 @@ async fn older_numbers_tables_get_disposicion_when_the_store_opens(backend: Back
             &[NewNumber {
                 telefono: PhoneNumber::parse("5554001").unwrap(),
                 datos: None,
+                zona: None,
             }],
         )
         .await
@@ -540,15 +542,24 @@ async fn older_numbers_tables_get_disposicion_when_the_store_opens(backend: Back
         db.sql(match backend {
             Backend::Mysql => {
                 "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() \
-                 AND TABLE_NAME = 'VIEJA' AND COLUMN_NAME = 'disposicion'"
+                 AND TABLE_NAME = 'VIEJA' \
+                 AND COLUMN_NAME IN ('disposicion', 'zona_horaria', 'espera')"
             }
             Backend::Sqlite => {
-                "SELECT COUNT(*) FROM pragma_table_info('VIEJA') WHERE name = 'disposicion'"
+                "SELECT COUNT(*) FROM pragma_table_info('VIEJA') \
+                 WHERE name IN ('disposicion', 'zona_horaria', 'espera')"
             }
         })
     };
-    assert_eq!(has_column(), "1", "a new numbers table has it");
+    assert_eq!(has_column(), "3", "a new numbers table has them");
+    if backend == Backend::Mysql {
+        db.sql("ALTER TABLE VIEJA DROP INDEX idx_zona");
+    } else {
+        db.sql("DROP INDEX `VIEJA#zona`");
+    }
     db.sql("ALTER TABLE VIEJA DROP COLUMN disposicion");
+    db.sql("ALTER TABLE VIEJA DROP COLUMN zona_horaria");
+    db.sql("ALTER TABLE VIEJA DROP COLUMN espera");
     db.sql("DROP TABLE PERDIDA");
     assert_eq!(has_column(), "0");
     drop(store);
@@ -556,7 +567,7 @@ async fn older_numbers_tables_get_disposicion_when_the_store_opens(backend: Back
     let store = Store::connect(&url)
         .await
         .expect("opens, even with a campaign's table missing");
-    assert_eq!(has_column(), "1", "added back when the store opened");
+    assert_eq!(has_column(), "3", "added back when the store opened");
     assert_eq!(store.campaigns().await.unwrap().len(), 2);
     // And the writer can record a disposition there.
     let n = store.claim_due(&vieja, Utc::now(), 1).await.unwrap();
@@ -572,5 +583,5 @@ async fn older_numbers_tables_get_disposicion_when_the_store_opens(backend: Back
     assert_eq!(db.sql("SELECT disposicion FROM VIEJA"), "ESCUCHO");
     // Opening again changes nothing.
     Store::connect(&url).await.expect("reopen");
-    assert_eq!(has_column(), "1");
+    assert_eq!(has_column(), "3");
 }

@@ -28,6 +28,11 @@ impl MysqlStore {
                     sql::requeue::<Mysql>(w.tabla, &w.requeued)
                         .execute(conn)
                         .await?;
+                    // Refused without a channel: not an attempt for the caps either.
+                    let uuids: Vec<&str> = w.requeued.iter().map(|r| r.1).collect();
+                    sql::forget_attempts_by_uuid::<Mysql>(&uuids)
+                        .execute(conn)
+                        .await?;
                 }
                 if !w.delivered.is_empty() {
                     sql::delivered::<Mysql>(w.tabla, &w.delivered)

@@ -41,7 +41,10 @@ const NUMBER_COLUMNS: &str = "\
     ADD COLUMN IF NOT EXISTS duracion INT NOT NULL DEFAULT 0, \
     ADD COLUMN IF NOT EXISTS datos LONGTEXT NULL, \
     ADD COLUMN IF NOT EXISTS disposicion VARCHAR(24) NULL, \
+    ADD COLUMN IF NOT EXISTS zona_horaria VARCHAR(64) NULL, \
+    ADD COLUMN IF NOT EXISTS espera VARCHAR(16) NULL, \
     ADD UNIQUE INDEX IF NOT EXISTS uq_telefono (telefono), \
+    ADD INDEX IF NOT EXISTS idx_zona (estado, zona_horaria), \
     ADD INDEX IF NOT EXISTS idx_due (estado, proximo_intento, id), \
     ADD INDEX IF NOT EXISTS idx_uuid (uuid)";
 
@@ -60,7 +63,10 @@ fn create_table_sql(t: &TableName) -> String {
             duracion INT NOT NULL DEFAULT 0, \
             datos LONGTEXT NULL, \
             disposicion VARCHAR(24) NULL, \
+            zona_horaria VARCHAR(64) NULL, \
+            espera VARCHAR(16) NULL, \
             UNIQUE KEY uq_telefono (telefono), \
+            KEY idx_zona (estado, zona_horaria), \
             KEY idx_due (estado, proximo_intento, id), \
             KEY idx_uuid (uuid)\
         ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
@@ -312,9 +318,10 @@ impl MysqlStore {
 }
 
 impl MysqlStore {
-    /// Adds `disposicion` to the numbers tables of campaigns created before it existed (migration
-    /// `guion`), after the migrations ran. A campaign whose table is missing (dropped by hand) is
-    /// logged and skipped: the service starts all the same.
+    /// Adds the columns later versions added to numbers tables (`disposicion`, migration `guion`;
+    /// `zona_horaria`, `espera` and their index, migration `reglas`) to the tables of campaigns
+    /// created before, after the migrations ran. A campaign whose table is missing (dropped by
+    /// hand) is logged and skipped: the service starts all the same.
     pub(super) async fn add_disposition_columns(&self) -> Result<(), StoreError> {
         let mut conn = self.conn().await?;
         let tablas: Vec<String> = bases::table.select(bases::tabla).load(&mut conn).await?;
@@ -337,7 +344,9 @@ impl MysqlStore {
         let done = names(
             diesel::sql_query(
                 "SELECT TABLE_NAME AS nombre FROM information_schema.COLUMNS \
-                 WHERE TABLE_SCHEMA = DATABASE() AND COLUMN_NAME = 'disposicion'",
+                 WHERE TABLE_SCHEMA = DATABASE() \
+                 AND COLUMN_NAME IN ('disposicion', 'zona_horaria', 'espera') \
+                 GROUP BY TABLE_NAME HAVING COUNT(*) = 3",
             )
             .load(&mut conn)
             .await?,
@@ -358,13 +367,18 @@ impl MysqlStore {
                 continue;
             }
             let added = diesel::sql_query(format!(
-                "ALTER TABLE {} ADD COLUMN IF NOT EXISTS disposicion VARCHAR(24) NULL",
+                "ALTER TABLE {} ADD COLUMN IF NOT EXISTS disposicion VARCHAR(24) NULL, \
+                 ADD COLUMN IF NOT EXISTS zona_horaria VARCHAR(64) NULL, \
+                 ADD COLUMN IF NOT EXISTS espera VARCHAR(16) NULL, \
+                 ADD INDEX IF NOT EXISTS idx_zona (estado, zona_horaria)",
                 t.quoted()
             ))
             .execute(&mut conn)
             .await;
             match added.map_err(StoreError::from) {
-                Ok(_) => tracing::info!(tabla = %t, "columna disposicion agregada"),
+                Ok(_) => {
+                    tracing::info!(tabla = %t, "columnas disposicion, zona_horaria y espera agregadas")
+                }
                 Err(e) if e.is_transient() => return Err(e),
                 Err(e) => warn_numbers_table(&raw, &e.to_string()),
             }

@@ -6,8 +6,8 @@ use diesel_async::RunQueryDsl;
 
 use super::MysqlStore;
 use crate::domain::TableName;
-use crate::store::rows::{CdrRow, DncRow, NumberRow};
-use crate::store::schema::{dnc, llamadas};
+use crate::store::rows::{AttemptCopyRow, CdrRow, DncRow, NumberRow};
+use crate::store::schema::{dnc, intentos_telefono, llamadas};
 use crate::store::{sql, StoreError};
 
 impl MysqlStore {
@@ -81,6 +81,32 @@ impl MysqlStore {
     ) -> Result<u64, StoreError> {
         let mut conn = self.conn().await?;
         Ok(diesel::insert_or_ignore_into(dnc::table)
+            .values(rows)
+            .execute(&mut conn)
+            .await? as u64)
+    }
+
+    pub(in crate::store) async fn attempt_rows(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<AttemptCopyRow>, StoreError> {
+        let mut conn = self.conn().await?;
+        Ok(intentos_telefono::table
+            .filter(intentos_telefono::id.gt(after))
+            .order(intentos_telefono::id.asc())
+            .limit(i64::from(limit))
+            .select(AttemptCopyRow::as_select())
+            .load(&mut conn)
+            .await?)
+    }
+
+    pub(in crate::store) async fn insert_attempt_rows(
+        &self,
+        rows: &[AttemptCopyRow],
+    ) -> Result<u64, StoreError> {
+        let mut conn = self.conn().await?;
+        Ok(diesel::insert_or_ignore_into(intentos_telefono::table)
             .values(rows)
             .execute(&mut conn)
             .await? as u64)

@@ -1,12 +1,14 @@
 //! The per-campaign numbers tables on MySQL: loading, counting, claiming.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::mysql::Mysql;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
 use super::MysqlStore;
-use crate::domain::{CampaignName, NumberState, TableName};
-use crate::store::rows::{to_naive, ClaimRow, DispositionRow, IdRow, InFlightRow, StatsRow};
+use crate::domain::{CampaignName, NumberState, TableName, Wait};
+use crate::store::rows::{
+    to_naive, ClaimRow, DispositionRow, IdRow, InFlightRow, StatsRow, ZoneRow,
+};
 use crate::store::{
     sql, ClaimedNumber, DispositionCounts, InFlight, NewNumber, NumberStats, StoreError,
 };
@@ -95,9 +97,48 @@ impl MysqlStore {
         t: &TableName,
         ids: &[i64],
     ) -> Result<(), StoreError> {
+        let (t, ids) = (t.clone(), ids.to_vec());
         let mut conn = self.conn().await?;
-        sql::unclaim::<Mysql>(t, ids).execute(&mut conn).await?;
-        Ok(())
+        conn.transaction::<(), StoreError, _>(async move |conn| {
+            sql::forget_attempts::<Mysql>(&t, &ids)
+                .execute(conn)
+                .await?;
+            sql::unclaim::<Mysql>(&t, &ids).execute(conn).await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Claimed numbers that may not be dialed yet back to PENDIENTE, due at their own times.
+    pub(in crate::store) async fn defer(
+        &self,
+        t: &TableName,
+        rows: &[(i64, DateTime<Utc>, Wait)],
+    ) -> Result<(), StoreError> {
+        let t = t.clone();
+        let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+        let rows: Vec<(i64, NaiveDateTime, &'static str)> = rows
+            .iter()
+            .map(|(id, until, why)| (*id, to_naive(*until), why.as_str()))
+            .collect();
+        let mut conn = self.conn().await?;
+        conn.transaction::<(), StoreError, _>(async move |conn| {
+            sql::forget_attempts::<Mysql>(&t, &ids)
+                .execute(conn)
+                .await?;
+            sql::defer::<Mysql>(&t, &rows).execute(conn).await?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub(in crate::store) async fn pending_zones(
+        &self,
+        t: &TableName,
+    ) -> Result<Vec<Option<String>>, StoreError> {
+        let mut conn = self.conn().await?;
+        let rows: Vec<ZoneRow> = sql::pending_zones::<Mysql>(t).load(&mut conn).await?;
+        Ok(rows.into_iter().map(|r| r.zona_horaria).collect())
     }
 
     pub(in crate::store) async fn in_flight(

@@ -22,6 +22,8 @@ impl SqliteStore {
                     }
                     if !w.requeued.is_empty() {
                         sql::requeue::<Sqlite>(w.tabla, &w.requeued).execute(c)?;
+                        let uuids: Vec<&str> = w.requeued.iter().map(|r| r.1).collect();
+                        sql::forget_attempts_by_uuid::<Sqlite>(&uuids).execute(c)?;
                     }
                     if !w.delivered.is_empty() {
                         sql::delivered::<Sqlite>(w.tabla, &w.delivered).execute(c)?;

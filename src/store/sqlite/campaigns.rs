@@ -23,7 +23,7 @@ use crate::store::{
 
 /// The columns discador needs in a numbers table besides `id` and `telefono`. All nullable or
 /// defaulted, so an adopted table gets the missing ones and its rows become PENDIENTE.
-const NUMBER_COLUMNS: [(&str, &str); 10] = [
+const NUMBER_COLUMNS: [(&str, &str); 12] = [
     ("estado", "TEXT NOT NULL DEFAULT 'PENDIENTE'"),
     ("intentos", "INTEGER NOT NULL DEFAULT 0"),
     ("proximo_intento", "TEXT NULL"),
@@ -34,7 +34,12 @@ const NUMBER_COLUMNS: [(&str, &str); 10] = [
     ("duracion", "INTEGER NOT NULL DEFAULT 0"),
     ("datos", "TEXT NULL"),
     ("disposicion", "TEXT NULL"),
+    ("zona_horaria", "TEXT NULL"),
+    ("espera", "TEXT NULL"),
 ];
+
+/// The columns later versions added (migrations `guion`, `reglas`), added to older tables.
+const LATE_COLUMNS: [&str; 3] = ["disposicion", "zona_horaria", "espera"];
 
 fn create_table_sql(t: &TableName) -> String {
     let columns: Vec<String> = NUMBER_COLUMNS
@@ -48,7 +53,7 @@ fn create_table_sql(t: &TableName) -> String {
     )
 }
 
-/// The indexes of a numbers table (the same three as on MySQL), created if missing.
+/// The indexes of a numbers table (the same four as on MySQL), created if missing.
 fn create_indexes(conn: &mut SqliteConnection, t: &TableName) -> Result<(), StoreError> {
     let name = t.as_str();
     let q = t.quoted();
@@ -68,6 +73,10 @@ fn create_indexes(conn: &mut SqliteConnection, t: &TableName) -> Result<(), Stor
     .execute(conn)?;
     diesel::sql_query(format!(
         "CREATE INDEX IF NOT EXISTS `{name}#uuid` ON {q} (uuid)"
+    ))
+    .execute(conn)?;
+    diesel::sql_query(format!(
+        "CREATE INDEX IF NOT EXISTS `{name}#zona` ON {q} (estado, zona_horaria)"
     ))
     .execute(conn)?;
     Ok(())
@@ -101,8 +110,8 @@ fn columns(conn: &mut SqliteConnection, t: &TableName) -> Result<Vec<ColumnInfo>
     )
 }
 
-/// Adds `disposicion` to the numbers tables of campaigns created before it existed (migration
-/// `guion`), right after the migrations ran. A campaign whose table is missing (dropped by hand) is
+/// Adds the [`LATE_COLUMNS`] (and the zone index) to the numbers tables of campaigns created
+/// before them, right after the migrations ran. A campaign whose table is missing (dropped by hand) is
 /// logged and skipped: the service starts all the same.
 pub(super) fn add_disposition_columns(conn: &mut SqliteConnection) -> Result<(), StoreError> {
     let tablas: Vec<String> = bases::table.select(bases::tabla).load(conn)?;
@@ -119,19 +128,27 @@ pub(super) fn add_disposition_columns(conn: &mut SqliteConnection) -> Result<(),
             warn_numbers_table(&raw, "la tabla no existe");
             continue;
         }
-        if cols
-            .iter()
-            .any(|c| c.nombre.eq_ignore_ascii_case("disposicion"))
-        {
+        let missing: Vec<&str> = LATE_COLUMNS
+            .into_iter()
+            .filter(|name| !cols.iter().any(|c| c.nombre.eq_ignore_ascii_case(name)))
+            .collect();
+        if missing.is_empty() {
             continue;
         }
-        let added = diesel::sql_query(format!(
-            "ALTER TABLE {} ADD COLUMN disposicion TEXT NULL",
-            t.quoted()
-        ))
-        .execute(conn);
-        match added.map_err(StoreError::from) {
-            Ok(_) => tracing::info!(tabla = %t, "columna disposicion agregada"),
+        let added = missing
+            .iter()
+            .try_for_each(|name| {
+                diesel::sql_query(format!(
+                    "ALTER TABLE {} ADD COLUMN {name} TEXT NULL",
+                    t.quoted()
+                ))
+                .execute(conn)
+                .map(drop)
+            })
+            .map_err(StoreError::from)
+            .and_then(|()| create_indexes(conn, &t));
+        match added {
+            Ok(()) => tracing::info!(tabla = %t, columnas = ?missing, "columnas agregadas"),
             Err(e) if e.is_transient() => return Err(e),
             Err(e) => warn_numbers_table(&raw, &e.to_string()),
         }

@@ -5,8 +5,8 @@ use diesel::sqlite::Sqlite;
 
 use super::SqliteStore;
 use crate::domain::TableName;
-use crate::store::rows::{CdrRow, DncRow, NumberRow};
-use crate::store::schema::{dnc, llamadas};
+use crate::store::rows::{AttemptCopyRow, CdrRow, DncRow, NumberRow};
+use crate::store::schema::{dnc, intentos_telefono, llamadas};
 use crate::store::{sql, StoreError};
 
 impl SqliteStore {
@@ -82,6 +82,35 @@ impl SqliteStore {
         let rows = rows.to_vec();
         self.write(move |c| {
             Ok(diesel::insert_or_ignore_into(dnc::table)
+                .values(&rows)
+                .execute(c)? as u64)
+        })
+        .await
+    }
+
+    pub(in crate::store) async fn attempt_rows(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<AttemptCopyRow>, StoreError> {
+        self.run(move |c| {
+            Ok(intentos_telefono::table
+                .filter(intentos_telefono::id.gt(after))
+                .order(intentos_telefono::id.asc())
+                .limit(i64::from(limit))
+                .select(AttemptCopyRow::as_select())
+                .load(c)?)
+        })
+        .await
+    }
+
+    pub(in crate::store) async fn insert_attempt_rows(
+        &self,
+        rows: &[AttemptCopyRow],
+    ) -> Result<u64, StoreError> {
+        let rows = rows.to_vec();
+        self.write(move |c| {
+            Ok(diesel::insert_or_ignore_into(intentos_telefono::table)
                 .values(&rows)
                 .execute(c)? as u64)
         })

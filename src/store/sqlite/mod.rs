@@ -19,6 +19,7 @@ mod campaigns;
 mod copy;
 mod dnc;
 mod numbers;
+mod rules;
 
 use std::time::Duration;
 

@@ -1,12 +1,14 @@
 //! The per-campaign numbers tables on SQLite: loading, counting, claiming.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::sqlite::Sqlite;
 use diesel::RunQueryDsl;
 
 use super::SqliteStore;
-use crate::domain::{CampaignName, NumberState, TableName};
-use crate::store::rows::{to_naive, ClaimRow, DispositionRow, IdRow, InFlightRow, StatsRow};
+use crate::domain::{CampaignName, NumberState, TableName, Wait};
+use crate::store::rows::{
+    to_naive, ClaimRow, DispositionRow, IdRow, InFlightRow, StatsRow, ZoneRow,
+};
 use crate::store::{
     sql, ClaimedNumber, DispositionCounts, InFlight, NewNumber, NumberStats, StoreError,
 };
@@ -86,8 +88,48 @@ impl SqliteStore {
         t: &TableName,
         ids: &[i64],
     ) -> Result<(), StoreError> {
+        let forget = sql::forget_attempts::<Sqlite>(t, ids);
         let q = sql::unclaim::<Sqlite>(t, ids);
-        self.write(move |c| Ok(q.execute(c).map(drop)?)).await
+        self.write(move |c| {
+            c.immediate_transaction(|c| {
+                forget.execute(c)?;
+                q.execute(c).map(drop)
+            })
+            .map_err(StoreError::from)
+        })
+        .await
+    }
+
+    /// Claimed numbers that may not be dialed yet back to PENDIENTE, due at their own times.
+    pub(in crate::store) async fn defer(
+        &self,
+        t: &TableName,
+        rows: &[(i64, DateTime<Utc>, Wait)],
+    ) -> Result<(), StoreError> {
+        let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+        let rows: Vec<(i64, NaiveDateTime, &'static str)> = rows
+            .iter()
+            .map(|(id, until, why)| (*id, to_naive(*until), why.as_str()))
+            .collect();
+        let forget = sql::forget_attempts::<Sqlite>(t, &ids);
+        let q = sql::defer::<Sqlite>(t, &rows);
+        self.write(move |c| {
+            c.immediate_transaction(|c| {
+                forget.execute(c)?;
+                q.execute(c).map(drop)
+            })
+            .map_err(StoreError::from)
+        })
+        .await
+    }
+
+    pub(in crate::store) async fn pending_zones(
+        &self,
+        t: &TableName,
+    ) -> Result<Vec<Option<String>>, StoreError> {
+        let q = sql::pending_zones::<Sqlite>(t);
+        let rows: Vec<ZoneRow> = self.run(move |c| Ok(q.load(c)?)).await?;
+        Ok(rows.into_iter().map(|r| r.zona_horaria).collect())
     }
 
     pub(in crate::store) async fn in_flight(

@@ -248,6 +248,12 @@ impl TestApp {
 
     /// The app on an existing database, e.g. the one a previous app left (see [`TestApp::shutdown`]).
     pub async fn spawn_on(db: TestDb, extra: &[&str]) -> Self {
+        Self::spawn_clocked(db, extra, discador::clock::Clock::system()).await
+    }
+
+    /// The app on `db` with the calling rules on `clock` (a manual one sets "now" for the
+    /// windows, the excluded dates and the attempt caps).
+    pub async fn spawn_clocked(db: TestDb, extra: &[&str], clock: discador::clock::Clock) -> Self {
         let url = db.url();
         let mut args = vec!["--database-url", url.as_str()];
         args.extend_from_slice(extra);
@@ -255,7 +261,9 @@ impl TestApp {
             .windows(2)
             .find(|w| w[0] == "--api-token")
             .map(|w| w[1].to_owned());
-        let app = app::spawn(config(&args)).await.expect("app starts");
+        let mut cfg = config(&args);
+        cfg.clock = clock;
+        let app = app::spawn(cfg).await.expect("app starts");
         let t = TestApp {
             app,
             db,

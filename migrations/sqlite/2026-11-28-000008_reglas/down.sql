@@ -1,0 +1,2 @@
+DROP TABLE intentos_telefono;
+ALTER TABLE bases DROP COLUMN reglas;
