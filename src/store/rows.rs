@@ -623,13 +623,30 @@ pub(super) struct AttemptRow {
     pub(super) momento: NaiveDateTime,
 }
 
+impl From<AttemptRow> for super::Attempt {
+    fn from(r: AttemptRow) -> Self {
+        super::Attempt {
+            telefono: r.telefono,
+            campana: r.campana,
+            momento: from_naive(r.momento),
+        }
+    }
+}
+
 /// [`super::sql::abandon_counts`].
 #[derive(QueryableByName)]
 pub(super) struct AbandonRow {
     #[diesel(sql_type = BigInt)]
-    pub(super) abandonados: i64,
+    abandonados: i64,
     #[diesel(sql_type = BigInt)]
-    pub(super) atendidas: i64,
+    atendidas: i64,
+}
+
+impl AbandonRow {
+    /// `(abandoned, answered by a person)`.
+    pub(super) fn counts(&self) -> (u64, u64) {
+        (count(self.abandonados), count(self.atendidas))
+    }
 }
 
 /// An `intentos_telefono` row exactly as stored, id included, for copying to another database.

@@ -4,7 +4,7 @@
 //! the only thing spliced (a validated [`TableName`], quoted), every value is bound. The little that
 //! differs between MySQL and SQLite in them is in [`Dialect`].
 
-use chrono::NaiveDateTime;
+use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::mysql::Mysql;
 use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
 use diesel::sql_types::{BigInt, Integer, Nullable, Text, Timestamp};
@@ -12,7 +12,7 @@ use diesel::sqlite::Sqlite;
 
 use super::rows::{to_i32, to_naive};
 use super::{CallRecord, NewNumber, NumberUpdate};
-use crate::domain::{CallResult, CampaignName, NumberState, TableName};
+use crate::domain::{CallResult, CampaignName, NumberState, TableName, Wait};
 
 /// A statement with its bound values, ready to run on a connection of backend `DB`.
 pub(super) type Query<DB> = BoxedSqlQuery<'static, DB, SqlQuery>;
@@ -263,10 +263,7 @@ pub(super) fn forget_attempts<DB: Dialect>(t: &TableName, ids: &[i64]) -> Query<
 
 /// Claimed numbers that may not be dialed yet back to PENDIENTE, each due at its own time, with
 /// the reason they wait (`espera`); no attempt counted.
-pub(super) fn defer<DB: Dialect>(
-    t: &TableName,
-    rows: &[(i64, NaiveDateTime, &'static str)],
-) -> Query<DB> {
+pub(super) fn defer<DB: Dialect>(t: &TableName, rows: &[(i64, DateTime<Utc>, Wait)]) -> Query<DB> {
     let n = rows.len();
     let case = case_by_id(n);
     let mut q = query::<DB>(format!(
@@ -276,10 +273,10 @@ pub(super) fn defer<DB: Dialect>(
         ids = placeholders(n),
     ));
     for (id, until, _) in rows {
-        q = DB::time(DB::id(q, *id), *until);
+        q = DB::time(DB::id(q, *id), to_naive(*until));
     }
     for (id, _, why) in rows {
-        q = DB::text(DB::id(q, *id), (*why).to_owned());
+        q = DB::text(DB::id(q, *id), why.as_str().to_owned());
     }
     for (id, _, _) in rows {
         q = DB::id(q, *id);

@@ -1,6 +1,6 @@
 //! The per-campaign numbers tables on MySQL: loading, counting, claiming.
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Utc};
 use diesel::mysql::Mysql;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
@@ -97,16 +97,7 @@ impl MysqlStore {
         t: &TableName,
         ids: &[i64],
     ) -> Result<(), StoreError> {
-        let (t, ids) = (t.clone(), ids.to_vec());
-        let mut conn = self.conn().await?;
-        conn.transaction::<(), StoreError, _>(async move |conn| {
-            sql::forget_attempts::<Mysql>(&t, &ids)
-                .execute(conn)
-                .await?;
-            sql::unclaim::<Mysql>(&t, &ids).execute(conn).await?;
-            Ok(())
-        })
-        .await
+        self.give_back(t, ids, sql::unclaim::<Mysql>(t, ids)).await
     }
 
     /// Claimed numbers that may not be dialed yet back to PENDIENTE, due at their own times.
@@ -115,18 +106,23 @@ impl MysqlStore {
         t: &TableName,
         rows: &[(i64, DateTime<Utc>, Wait)],
     ) -> Result<(), StoreError> {
-        let t = t.clone();
         let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
-        let rows: Vec<(i64, NaiveDateTime, &'static str)> = rows
-            .iter()
-            .map(|(id, until, why)| (*id, to_naive(*until), why.as_str()))
-            .collect();
+        self.give_back(t, &ids, sql::defer::<Mysql>(t, rows)).await
+    }
+
+    /// Claims given back by `update`, in one transaction with the deletion of their recorded
+    /// attempts (they never reached FreeSWITCH).
+    async fn give_back(
+        &self,
+        t: &TableName,
+        ids: &[i64],
+        update: sql::Query<Mysql>,
+    ) -> Result<(), StoreError> {
+        let forget = sql::forget_attempts::<Mysql>(t, ids);
         let mut conn = self.conn().await?;
         conn.transaction::<(), StoreError, _>(async move |conn| {
-            sql::forget_attempts::<Mysql>(&t, &ids)
-                .execute(conn)
-                .await?;
-            sql::defer::<Mysql>(&t, &rows).execute(conn).await?;
+            forget.execute(conn).await?;
+            update.execute(conn).await?;
             Ok(())
         })
         .await

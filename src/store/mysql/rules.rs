@@ -6,7 +6,7 @@ use diesel_async::{AsyncConnection, RunQueryDsl};
 
 use super::MysqlStore;
 use crate::domain::CampaignName;
-use crate::store::rows::{from_naive, to_naive, AbandonRow, AttemptRow};
+use crate::store::rows::{to_naive, AbandonRow, AttemptRow};
 use crate::store::{sql, Attempt, StoreError};
 
 impl MysqlStore {
@@ -19,14 +19,7 @@ impl MysqlStore {
         let rows: Vec<AttemptRow> = sql::attempts_since::<Mysql>(phones, to_naive(since))
             .load(&mut conn)
             .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| Attempt {
-                telefono: r.telefono,
-                campana: r.campana,
-                momento: from_naive(r.momento),
-            })
-            .collect())
+        Ok(rows.into_iter().map(Attempt::from).collect())
     }
 
     pub(in crate::store) async fn record_attempts(
@@ -57,9 +50,6 @@ impl MysqlStore {
         let r: AbandonRow = sql::abandon_counts::<Mysql>(n, to_naive(since))
             .get_result(&mut conn)
             .await?;
-        Ok((
-            u64::try_from(r.abandonados).unwrap_or(0),
-            u64::try_from(r.atendidas).unwrap_or(0),
-        ))
+        Ok(r.counts())
     }
 }

@@ -1,6 +1,6 @@
 //! The per-campaign numbers tables on SQLite: loading, counting, claiming.
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Utc};
 use diesel::sqlite::Sqlite;
 use diesel::RunQueryDsl;
 
@@ -88,16 +88,7 @@ impl SqliteStore {
         t: &TableName,
         ids: &[i64],
     ) -> Result<(), StoreError> {
-        let forget = sql::forget_attempts::<Sqlite>(t, ids);
-        let q = sql::unclaim::<Sqlite>(t, ids);
-        self.write(move |c| {
-            c.immediate_transaction(|c| {
-                forget.execute(c)?;
-                q.execute(c).map(drop)
-            })
-            .map_err(StoreError::from)
-        })
-        .await
+        self.give_back(t, ids, sql::unclaim::<Sqlite>(t, ids)).await
     }
 
     /// Claimed numbers that may not be dialed yet back to PENDIENTE, due at their own times.
@@ -107,16 +98,22 @@ impl SqliteStore {
         rows: &[(i64, DateTime<Utc>, Wait)],
     ) -> Result<(), StoreError> {
         let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
-        let rows: Vec<(i64, NaiveDateTime, &'static str)> = rows
-            .iter()
-            .map(|(id, until, why)| (*id, to_naive(*until), why.as_str()))
-            .collect();
-        let forget = sql::forget_attempts::<Sqlite>(t, &ids);
-        let q = sql::defer::<Sqlite>(t, &rows);
+        self.give_back(t, &ids, sql::defer::<Sqlite>(t, rows)).await
+    }
+
+    /// Claims given back by `update`, in one transaction with the deletion of their recorded
+    /// attempts (they never reached FreeSWITCH).
+    async fn give_back(
+        &self,
+        t: &TableName,
+        ids: &[i64],
+        update: sql::Query<Sqlite>,
+    ) -> Result<(), StoreError> {
+        let forget = sql::forget_attempts::<Sqlite>(t, ids);
         self.write(move |c| {
             c.immediate_transaction(|c| {
                 forget.execute(c)?;
-                q.execute(c).map(drop)
+                update.execute(c).map(drop)
             })
             .map_err(StoreError::from)
         })

@@ -6,7 +6,7 @@ use diesel::RunQueryDsl;
 
 use super::SqliteStore;
 use crate::domain::CampaignName;
-use crate::store::rows::{from_naive, to_naive, AbandonRow, AttemptRow};
+use crate::store::rows::{to_naive, AbandonRow, AttemptRow};
 use crate::store::{sql, Attempt, StoreError};
 
 impl SqliteStore {
@@ -17,14 +17,7 @@ impl SqliteStore {
     ) -> Result<Vec<Attempt>, StoreError> {
         let q = sql::attempts_since::<Sqlite>(phones, to_naive(since));
         let rows: Vec<AttemptRow> = self.run(move |c| Ok(q.load(c)?)).await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| Attempt {
-                telefono: r.telefono,
-                campana: r.campana,
-                momento: from_naive(r.momento),
-            })
-            .collect())
+        Ok(rows.into_iter().map(Attempt::from).collect())
     }
 
     pub(in crate::store) async fn record_attempts(
@@ -55,9 +48,6 @@ impl SqliteStore {
     ) -> Result<(u64, u64), StoreError> {
         let q = sql::abandon_counts::<Sqlite>(n, to_naive(since));
         let r: AbandonRow = self.run(move |c| Ok(q.get_result(c)?)).await?;
-        Ok((
-            u64::try_from(r.abandonados).unwrap_or(0),
-            u64::try_from(r.atendidas).unwrap_or(0),
-        ))
+        Ok(r.counts())
     }
 }
