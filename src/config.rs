@@ -82,7 +82,7 @@ pub struct Config {
     /// Ceiling on the sum of all campaigns' originates per second. FreeSWITCH's `sessions-per-second`
     /// defaults to 30 and admits at most 29 in any of its one-second windows, so the default stays
     /// below it; raise both together.
-    #[arg(long, env = "CPS_MAXIMO", default_value = "25", value_parser = parse_cps)]
+    #[arg(long, env = "CPS_MAXIMO", default_value = "25", value_parser = parse_total_cps)]
     pub cps_maximo: Cps,
 
     /// Per-gateway ceilings on originates per second, shared by every campaign that dials through
@@ -133,12 +133,12 @@ fn parse_template(raw: &str) -> Result<DialTemplate, String> {
     DialTemplate::parse(raw).map_err(|e| e.to_string())
 }
 
-fn parse_cps(raw: &str) -> Result<Cps, String> {
+fn parse_total_cps(raw: &str) -> Result<Cps, String> {
     let v: f64 = raw
         .trim()
         .parse()
         .map_err(|_| format!("{raw:?} no es un número"))?;
-    Cps::parse(v).map_err(|e| e.to_string())
+    Cps::parse_total(v).map_err(|e| e.to_string())
 }
 
 fn parse_ceilings(raw: &str) -> Result<GatewayCeilings, String> {
@@ -177,6 +177,7 @@ mod tests {
             ),
             (&["--cps-maximo", "0"][..], "--cps-maximo"),
             (&["--cps-maximo", "abc"][..], "--cps-maximo"),
+            (&["--cps-maximo", "10001"][..], "--cps-maximo"),
             (&["--cps-por-gateway", "gw_a"][..], "--cps-por-gateway"),
             (&["--canales-maximos", "0"][..], "--canales-maximos"),
         ] {

@@ -4,11 +4,16 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Highest accepted rate. Far above any carrier's cap (3–50 CPS); it only rejects typos.
 const MAX_CPS: f64 = 1000.0;
+/// Highest accepted ceiling on the sum of all campaigns (`CPS_MAXIMO`): several campaigns of up to
+/// [`MAX_CPS`] each may share it.
+const MAX_TOTAL_CPS: f64 = 10_000.0;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum CpsError {
     #[error("cps debe ser un número finito mayor que 0 y como máximo {MAX_CPS}")]
     OutOfRange,
+    #[error("debe ser un número finito mayor que 0 y como máximo {MAX_TOTAL_CPS}")]
+    TotalOutOfRange,
 }
 
 /// Originates per second of one campaign; fractional rates (0.5 = one call every 2 s) are allowed.
@@ -21,6 +26,15 @@ impl Cps {
             Ok(Cps(v))
         } else {
             Err(CpsError::OutOfRange)
+        }
+    }
+
+    /// A ceiling on the sum of all campaigns' rates (`CPS_MAXIMO`): up to 10,000.
+    pub fn parse_total(v: f64) -> Result<Self, CpsError> {
+        if v.is_finite() && v > 0.0 && v <= MAX_TOTAL_CPS {
+            Ok(Cps(v))
+        } else {
+            Err(CpsError::TotalOutOfRange)
         }
     }
 
