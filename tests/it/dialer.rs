@@ -29,44 +29,56 @@ async fn rig_on(backend: Backend, flags: &[&str], sim: SimConfig) -> Rig {
     rig_clocked(backend, flags, sim, discador::clock::Clock::system()).await
 }
 
-/// [`rig_on`] with the calling rules on `clock`.
+/// [`rig_on`] with the calling rules on `clock`. The socket port is picked before the app binds
+/// it (the simulator must know it first), so another test may take it meanwhile: then the rig is
+/// set up again on another port.
 pub(crate) async fn rig_clocked(
     backend: Backend,
     flags: &[&str],
     sim: SimConfig,
     clock: discador::clock::Clock,
 ) -> Rig {
-    let socket = format!("127.0.0.1:{}", free_port());
-    let sim = Simulator::start(SimConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        socket_addr: socket.parse().unwrap(),
-        sps: 2000,
-        max_sessions: 20_000,
-        time_scale: 0.01,
-        ..sim
-    })
-    .await
-    .expect("simulator starts");
-    let port = sim.addr.port().to_string();
-    let mut args = vec![
-        "--freeswitch-port",
-        port.as_str(),
-        "--socket-listen",
-        socket.as_str(),
-    ];
-    for (flag, default) in [
-        ("--cps-maximo", "1000"),
-        ("--canales-maximos", "5000"),
-        ("--amd-timeout-ms", "2000"),
-        ("--avmd-ventana-ms", "500"),
-    ] {
-        if !flags.contains(&flag) {
-            args.extend([flag, default]);
+    let mut db = common::TestDb::new(backend);
+    for _ in 0..5 {
+        let socket = format!("127.0.0.1:{}", free_port());
+        let started = Simulator::start(SimConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            socket_addr: socket.parse().unwrap(),
+            sps: 2000,
+            max_sessions: 20_000,
+            time_scale: 0.01,
+            ..sim.clone()
+        })
+        .await
+        .expect("simulator starts");
+        let port = started.addr.port().to_string();
+        let mut args = vec![
+            "--freeswitch-port",
+            port.as_str(),
+            "--socket-listen",
+            socket.as_str(),
+        ];
+        for (flag, default) in [
+            ("--cps-maximo", "1000"),
+            ("--canales-maximos", "5000"),
+            ("--amd-timeout-ms", "2000"),
+            ("--avmd-ventana-ms", "500"),
+        ] {
+            if !flags.contains(&flag) {
+                args.extend([flag, default]);
+            }
+        }
+        args.extend_from_slice(flags);
+        match TestApp::try_spawn_clocked(db, &args, clock.clone()).await {
+            Ok(app) => return Rig { sim: started, app },
+            Err((back, e)) => {
+                eprintln!("rig: the app did not start ({e:#}); again on another port");
+                db = back;
+                started.shutdown().await;
+            }
         }
     }
-    args.extend_from_slice(flags);
-    let app = TestApp::spawn_clocked(common::TestDb::new(backend), &args, clock).await;
-    Rig { sim, app }
+    panic!("the rig did not start in 5 attempts");
 }
 
 impl Rig {

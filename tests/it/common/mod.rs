@@ -200,12 +200,23 @@ struct Args {
     config: Config,
 }
 
-/// A TCP port nobody listens on right now.
+/// A TCP port nobody listens on right now, for an app or a simulator to bind a moment later.
+/// Taken from 10000–19999, below the kernel's ephemeral range (32768–60999 here): a port the
+/// kernel handed out (`bind 0`) is also what it hands to the next outgoing connection of any test,
+/// which then holds it when the app binds (seen: `Address already in use` under `make test`).
+/// The test switches use 21000–24199 and RTP from 30000 (`freeswitch.rs`).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    // A process-dependent start, so that two test runs at once rarely try the same ports.
+    let start = std::process::id() % 10_000;
+    (0..10_000)
+        .map(|_| {
+            let step = NEXT.fetch_add(7, Ordering::Relaxed) % 10_000;
+            10_000 + ((start + step) % 10_000) as u16
+        })
+        .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
+        .expect("a free port in 10000-19999")
 }
 
 /// A configuration from flags (defaults for everything else), so new settings need no test change.
@@ -254,6 +265,19 @@ impl TestApp {
     /// The app on `db` with the calling rules on `clock` (a manual one sets "now" for the
     /// windows, the excluded dates and the attempt caps).
     pub async fn spawn_clocked(db: TestDb, extra: &[&str], clock: discador::clock::Clock) -> Self {
+        match Self::try_spawn_clocked(db, extra, clock).await {
+            Ok(t) => t,
+            Err((_, e)) => panic!("app starts: {e:?}"),
+        }
+    }
+
+    /// [`TestApp::spawn_clocked`] that gives the database back when the app does not start
+    /// (e.g. a port another test took between `free_port` and the bind), so a caller can retry.
+    pub async fn try_spawn_clocked(
+        db: TestDb,
+        extra: &[&str],
+        clock: discador::clock::Clock,
+    ) -> Result<Self, (TestDb, anyhow::Error)> {
         let url = db.url();
         let mut args = vec!["--database-url", url.as_str()];
         args.extend_from_slice(extra);
@@ -263,7 +287,10 @@ impl TestApp {
             .map(|w| w[1].to_owned());
         let mut cfg = config(&args);
         cfg.clock = clock;
-        let app = app::spawn(cfg).await.expect("app starts");
+        let app = match app::spawn(cfg).await {
+            Ok(app) => app,
+            Err(e) => return Err((db, e)),
+        };
         let t = TestApp {
             app,
             db,
@@ -271,7 +298,7 @@ impl TestApp {
             token,
         };
         t.wait_recovered(std::time::Duration::from_secs(10)).await;
-        t
+        Ok(t)
     }
 
     /// Creates campaign `nombre`, open all day (UTC), with `layers` of settings (a later one wins
