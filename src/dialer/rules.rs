@@ -16,11 +16,11 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Duration, NaiveTime, TimeZone, Utc};
+use chrono::{DateTime, Duration, NaiveTime, Utc};
 use chrono_tz::Tz;
 use tokio::sync::Mutex;
 
-use crate::domain::{CallingWindow, Wait};
+use crate::domain::{first_instant, CallingWindow, Wait};
 use crate::store::{Campaign, ClaimedNumber, Store, StoreError};
 
 /// The span of the caps.
@@ -50,11 +50,7 @@ pub fn excluded_until(campaign: &Campaign, now: DateTime<Utc>) -> Option<DateTim
         day = day.succ_opt()?;
     }
     // Midnight may not exist on a DST night: the first instant of that date.
-    (0..=240).find_map(|m| {
-        zone.from_local_datetime(&(day.and_time(NaiveTime::MIN) + Duration::minutes(m)))
-            .earliest()
-            .map(|t| t.with_timezone(&Utc))
-    })
+    first_instant(zone, day.and_time(NaiveTime::MIN))
 }
 
 /// A claim split by the rules: what may be dialed now, and what waits until when and why.
@@ -198,30 +194,8 @@ mod tests {
     }
 
     fn campaign() -> Campaign {
-        let n = NewCampaign::new(CampaignName::parse("C").unwrap());
-        Campaign {
-            nombre: n.nombre.clone(),
-            tabla: crate::domain::TableName::parse("C").unwrap(),
-            cps: n.cps,
-            max_canales: n.max_canales,
-            reintentos: n.reintentos,
-            intervalo_reintento: n.intervalo_reintento,
-            amd: n.amd,
-            amd_incierto: n.amd_incierto,
-            amd_integrado: n.amd_integrado,
-            destino_humano: n.destino_humano,
-            destino_maquina: n.destino_maquina,
-            caller_id: None,
-            gateway: None,
-            timeout_llamada: n.timeout_llamada,
-            ventana: n.ventana,
-            estado: crate::domain::CampaignState::Activa,
-            creada: Utc::now(),
-            actualizada: Utc::now(),
-            motivo: None,
-            guion: n.guion,
-            reglas: n.reglas,
-        }
+        NewCampaign::new(CampaignName::parse("C").unwrap())
+            .created(crate::domain::TableName::parse("C").unwrap(), Utc::now())
     }
 
     fn number(id: i64, zona: Option<&str>) -> ClaimedNumber {

@@ -116,7 +116,8 @@ struct Runner {
     script_checked: bool,
     db_backoff: Duration,
     /// The zones of the pending numbers (`None`: the campaign's), and when they were read.
-    zones: Option<(Vec<Option<Tz>>, Instant)>,
+    zones: Vec<Option<Tz>>,
+    zones_read: Option<Instant>,
     /// When the abandon rate was last read, and the share of `cps` it allows.
     abandon_checked: Option<Instant>,
     abandon_factor: f64,
@@ -148,7 +149,8 @@ impl Runner {
             pending: None,
             script_checked: false,
             db_backoff: Duration::from_millis(250),
-            zones: None,
+            zones: Vec::new(),
+            zones_read: None,
             abandon_checked: None,
             abandon_factor: 1.0,
             sweeping: false,
@@ -180,7 +182,7 @@ impl Runner {
                 // Resumed: look at the rules afresh (the abandon history or the numbers' zones
                 // may have changed meanwhile).
                 self.abandon_checked = None;
-                self.zones = None;
+                self.zones_read = None;
                 return match self.control.changed().await {
                     Ok(()) => Err(Next::Again),
                     Err(_) => Err(Next::Stop),
@@ -191,7 +193,7 @@ impl Runner {
         if self.settings.has_changed().unwrap_or(false) {
             self.campaign = self.settings.borrow_and_update().clone();
             self.script_checked = false;
-            self.zones = None;
+            self.zones_read = None;
             self.abandon_checked = None;
             self.set_pace();
             resize(
@@ -344,13 +346,11 @@ impl Runner {
     /// The zones of the pending numbers, read again every [`ZONES_FRESH`]. An unknown stored
     /// zone counts as the campaign's (as it does for the number); a database error, as the
     /// campaign's alone (the claim still judges each number).
-    async fn zones(&mut self) -> Vec<Option<Tz>> {
-        if let Some((zones, at)) = &self.zones {
-            if at.elapsed() < ZONES_FRESH {
-                return zones.clone();
-            }
+    async fn refresh_zones(&mut self) {
+        if self.zones_read.is_some_and(|at| at.elapsed() < ZONES_FRESH) {
+            return;
         }
-        let zones = match self.shared.store.pending_zones(&self.campaign).await {
+        self.zones = match self.shared.store.pending_zones(&self.campaign).await {
             Ok(raw) => {
                 let mut zones: Vec<Option<Tz>> = raw
                     .iter()
@@ -365,8 +365,7 @@ impl Runner {
                 vec![None]
             }
         };
-        self.zones = Some((zones.clone(), Instant::now()));
-        zones
+        self.zones_read = Some(Instant::now());
     }
 
     /// On an excluded date, or while no pending number's window is open in its own zone: give the
@@ -380,15 +379,15 @@ impl Runner {
                 Some(end)
             }
             None => {
-                let zones = self.zones().await;
-                let windows: Vec<_> = zones
+                self.refresh_zones().await;
+                let windows = self
+                    .zones
                     .iter()
-                    .map(|z| rules::window_for(&self.campaign, *z))
-                    .collect();
-                if windows.is_empty() || windows.iter().any(|w| w.is_open(now)) {
+                    .map(|z| rules::window_for(&self.campaign, *z));
+                if self.zones.is_empty() || windows.clone().any(|w| w.is_open(now)) {
                     return Ok(());
                 }
-                windows.iter().filter_map(|w| w.next_open(now)).min()
+                windows.filter_map(|w| w.next_open(now)).min()
             }
         };
         self.release().await;

@@ -35,5 +35,5 @@ pub use settings::{
 };
 pub use states::{CallResult, CampaignState, NumberState, UnknownState};
 pub use window::{
-    format_time, parse_time, parse_zone, CallingWindow, DaySet, Weekday, WindowError,
+    first_instant, format_time, parse_time, parse_zone, CallingWindow, DaySet, Weekday, WindowError,
 };

@@ -158,20 +158,22 @@ impl CallingWindow {
         (0..=8)
             .filter_map(|offset| today.checked_add_signed(Duration::days(offset)))
             .filter(|d| self.dias.contains(d.weekday()))
-            .filter_map(|d| self.resolve(d.and_time(start)))
+            .filter_map(|d| first_instant(self.zona, d.and_time(start)))
             // A window that lies entirely inside a DST gap does not happen that day.
             .find(|s| *s > now && self.is_open(*s))
     }
+}
 
-    fn resolve(&self, local: chrono::NaiveDateTime) -> Option<DateTime<Utc>> {
-        // A DST gap is at most a few hours; step minute by minute to its end.
-        (0..=240).find_map(|m| {
-            self.zona
-                .from_local_datetime(&(local + Duration::minutes(m)))
-                .earliest()
-                .map(|t| t.with_timezone(&Utc))
-        })
-    }
+/// The first instant at or after the wall-clock time `local` in `zone`: `local` itself, or, inside
+/// a DST gap (02:30 on a spring-forward night), the end of the gap; of an ambiguous time
+/// (autumn), the earlier instant.
+pub fn first_instant(zone: Tz, local: chrono::NaiveDateTime) -> Option<DateTime<Utc>> {
+    // A DST gap is at most a few hours; step minute by minute to its end.
+    (0..=240).find_map(|m| {
+        zone.from_local_datetime(&(local + Duration::minutes(m)))
+            .earliest()
+            .map(|t| t.with_timezone(&Utc))
+    })
 }
 
 impl Weekday {

@@ -309,7 +309,7 @@ impl Store {
             .tabla
             .clone()
             .unwrap_or_else(|| TableName::from(&c.nombre));
-        let campaign = rows::new_campaign(c, tabla);
+        let campaign = c.created(tabla, rows::now_ms());
         let adopt = c.tabla.is_some();
         on_backend!(self.create_campaign(&campaign, adopt))?;
         tracing::info!(campana = %campaign.nombre, tabla = %campaign.tabla, adoptada = adopt, "campaña creada");
@@ -448,7 +448,7 @@ impl Store {
         if ids.is_empty() {
             return Ok(());
         }
-        on_backend!(self.unclaim(&c.tabla, ids))
+        on_backend!(self.give_back(&c.tabla, &sql::GiveBack::Unclaim(ids)))
     }
 
     /// Gives claimed numbers back that may not be dialed yet (outside their window, over a cap):
@@ -462,7 +462,7 @@ impl Store {
         if rows.is_empty() {
             return Ok(());
         }
-        on_backend!(self.defer(&c.tabla, rows))
+        on_backend!(self.give_back(&c.tabla, &sql::GiveBack::Defer(rows)))
     }
 
     /// The distinct zones of the campaign's PENDIENTE numbers (`None`: the campaign's own).

@@ -98,6 +98,36 @@ impl NewCampaign {
     }
 }
 
+impl NewCampaign {
+    /// The campaign as [`Store::create_campaign`](super::Store::create_campaign) stores it: these
+    /// settings in table `tabla`, state CREADA, created at `now`.
+    pub fn created(&self, tabla: TableName, now: DateTime<Utc>) -> Campaign {
+        Campaign {
+            nombre: self.nombre.clone(),
+            tabla,
+            cps: self.cps,
+            max_canales: self.max_canales,
+            reintentos: self.reintentos,
+            intervalo_reintento: self.intervalo_reintento,
+            amd: self.amd,
+            amd_incierto: self.amd_incierto,
+            amd_integrado: self.amd_integrado.clone(),
+            destino_humano: self.destino_humano.clone(),
+            destino_maquina: self.destino_maquina.clone(),
+            caller_id: self.caller_id.clone(),
+            gateway: self.gateway.clone(),
+            timeout_llamada: self.timeout_llamada,
+            ventana: self.ventana.clone(),
+            estado: CampaignState::Creada,
+            creada: now,
+            actualizada: now,
+            motivo: None,
+            guion: self.guion.clone(),
+            reglas: self.reglas.clone(),
+        }
+    }
+}
+
 /// A change of settings; `None` leaves a field as it is. For the optional settings, `Some(None)`
 /// clears them.
 #[derive(Debug, Clone, Default, PartialEq)]

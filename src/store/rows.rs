@@ -256,35 +256,6 @@ fn script(r: &BaseRow) -> Result<Script, StoreError> {
     })
 }
 
-/// A campaign as [`Store::create_campaign`](super::Store::create_campaign) stores it: the request's
-/// settings, state CREADA, created now.
-pub(super) fn new_campaign(c: &super::NewCampaign, tabla: TableName) -> Campaign {
-    let now = now_ms();
-    Campaign {
-        nombre: c.nombre.clone(),
-        tabla,
-        cps: c.cps,
-        max_canales: c.max_canales,
-        reintentos: c.reintentos,
-        intervalo_reintento: c.intervalo_reintento,
-        amd: c.amd,
-        amd_incierto: c.amd_incierto,
-        amd_integrado: c.amd_integrado.clone(),
-        destino_humano: c.destino_humano.clone(),
-        destino_maquina: c.destino_maquina.clone(),
-        caller_id: c.caller_id.clone(),
-        gateway: c.gateway.clone(),
-        timeout_llamada: c.timeout_llamada,
-        ventana: c.ventana.clone(),
-        estado: CampaignState::Creada,
-        creada: now,
-        actualizada: now,
-        motivo: None,
-        guion: c.guion.clone(),
-        reglas: c.reglas.clone(),
-    }
-}
-
 /// One CDR row of `llamadas`.
 #[derive(Insertable)]
 #[diesel(table_name = llamadas)]

@@ -237,6 +237,30 @@ pub(super) fn claimed<DB: Dialect>(t: &TableName, ids: &[i64]) -> Query<DB> {
     bind_ids(q, ids)
 }
 
+/// Claims given back without an attempt counted: as they are ([`unclaim`]), or due later with the
+/// reason they wait ([`defer`]). Either way their recorded attempts go too ([`forget_attempts`]).
+pub(super) enum GiveBack<'a> {
+    Unclaim(&'a [i64]),
+    Defer(&'a [(i64, DateTime<Utc>, Wait)]),
+}
+
+impl GiveBack<'_> {
+    pub(super) fn ids(&self) -> Vec<i64> {
+        match self {
+            GiveBack::Unclaim(ids) => ids.to_vec(),
+            GiveBack::Defer(rows) => rows.iter().map(|r| r.0).collect(),
+        }
+    }
+
+    /// The update of the numbers table.
+    pub(super) fn update<DB: Dialect>(&self, t: &TableName) -> Query<DB> {
+        match self {
+            GiveBack::Unclaim(ids) => unclaim(t, ids),
+            GiveBack::Defer(rows) => defer(t, rows),
+        }
+    }
+}
+
 /// MARCANDO → PENDIENTE without counting an attempt.
 pub(super) fn unclaim<DB: Dialect>(t: &TableName, ids: &[i64]) -> Query<DB> {
     let q = query::<DB>(format!(

@@ -5,12 +5,13 @@ use diesel::mysql::Mysql;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
 use super::MysqlStore;
-use crate::domain::{CampaignName, NumberState, TableName, Wait};
+use crate::domain::{CampaignName, NumberState, TableName};
 use crate::store::rows::{
     to_naive, ClaimRow, DispositionRow, IdRow, InFlightRow, StatsRow, ZoneRow,
 };
 use crate::store::{
-    sql, ClaimedNumber, DispositionCounts, InFlight, NewNumber, NumberStats, StoreError,
+    sql, sql::GiveBack, ClaimedNumber, DispositionCounts, InFlight, NewNumber, NumberStats,
+    StoreError,
 };
 
 impl MysqlStore {
@@ -92,33 +93,15 @@ impl MysqlStore {
         rows.into_iter().map(ClaimedNumber::try_from).collect()
     }
 
-    pub(in crate::store) async fn unclaim(
+    /// Gives claims back, in one transaction with the deletion of their recorded attempts (they
+    /// never reached FreeSWITCH).
+    pub(in crate::store) async fn give_back(
         &self,
         t: &TableName,
-        ids: &[i64],
+        back: &GiveBack<'_>,
     ) -> Result<(), StoreError> {
-        self.give_back(t, ids, sql::unclaim::<Mysql>(t, ids)).await
-    }
-
-    /// Claimed numbers that may not be dialed yet back to PENDIENTE, due at their own times.
-    pub(in crate::store) async fn defer(
-        &self,
-        t: &TableName,
-        rows: &[(i64, DateTime<Utc>, Wait)],
-    ) -> Result<(), StoreError> {
-        let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
-        self.give_back(t, &ids, sql::defer::<Mysql>(t, rows)).await
-    }
-
-    /// Claims given back by `update`, in one transaction with the deletion of their recorded
-    /// attempts (they never reached FreeSWITCH).
-    async fn give_back(
-        &self,
-        t: &TableName,
-        ids: &[i64],
-        update: sql::Query<Mysql>,
-    ) -> Result<(), StoreError> {
-        let forget = sql::forget_attempts::<Mysql>(t, ids);
+        let forget = sql::forget_attempts::<Mysql>(t, &back.ids());
+        let update = back.update::<Mysql>(t);
         let mut conn = self.conn().await?;
         conn.transaction::<(), StoreError, _>(async move |conn| {
             forget.execute(conn).await?;
