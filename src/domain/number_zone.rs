@@ -46,8 +46,8 @@
 //! 5. **Without libphonenumber where the map alone decides.** Parsing and typing a number costs
 //!    about 10 µs, most of a load's time. Where the answer cannot depend on the number's type —
 //!    a country whose map entries all name the same zone (Argentina, the United Kingdom, most
-//!    single-zone countries), or the NANP (`+1` and ten digits: its entries are geographic area
-//!    codes, where every number is fixed line or mobile) — the longest prefix is the answer
+//!    single-zone countries), or a US or Canadian area code (where every number is fixed line or
+//!    mobile) — the longest prefix is the answer
 //!    without parsing, and validity is not checked: a valid number gets the same answer (a
 //!    proptest compares both paths), an invalid one its prefix's zone (it fails when dialed
 //!    anyway).
@@ -315,10 +315,11 @@ fn slow_path(tables: &Tables, raw: &str, campaign_zone: Tz) -> Option<Tz> {
 /// time), where the map alone decides it for every valid number:
 /// - a country whose entries all agree ([`Tables::uniform`]: Argentina, most single-zone
 ///   countries): its answer, whatever the number's type;
-/// - the NANP (`+1` and ten digits): the map's entries under `1` are its geographic area codes
-///   (and their splits), where every number is "fixed line or mobile", a geographic type; the
-///   non-geographic codes (8XX toll-free, 900, 5XX) have no entry and fall to `1`, which names
-///   several zones. So the longest prefix is the answer whatever the type.
+/// - the United States and Canada (`+1` and ten digits, an area code whose entry names one of
+///   their zones): every number of such an area code is "fixed line or mobile", a geographic
+///   type, so the longest prefix is the answer whatever the type. The non-geographic codes (8XX
+///   toll-free, 900, 5XX) have no entry, and the NANP's other countries type their mobiles apart:
+///   both take the slow path.
 ///
 /// On this path the number's validity is not checked: a valid number gets the same answer as on
 /// the slow path, and an invalid one (which fails when dialed anyway) the zone of its prefix.
@@ -346,7 +347,20 @@ fn fast_path(tables: &Tables, raw: &str, campaign_zone: Tz) -> Option<Option<Tz>
         None if raw.len() == 11 && raw.starts_with('1') => raw.to_owned(),
         _ => return None,
     };
-    Some(tables.longest_prefix(&digits).flatten())
+    // Only in the United States and Canada is every number of an area code "fixed line or
+    // mobile": the NANP's other countries (the Caribbean's +1 809, 829, …) type their mobiles
+    // apart, so their numbers take the slow path, as do area codes that name several zones.
+    match tables.longest_prefix(&digits) {
+        Some(Some(zone))
+            if matches!(
+                tables.countries.get(&zone).map(|c| c.as_ref()),
+                Some("US" | "CA")
+            ) =>
+        {
+            Some(Some(zone))
+        }
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -485,7 +499,7 @@ mod tests {
         assert_eq!(zone(&format!("+{}", "9".repeat(20)), Tz::UTC), None);
     }
 
-    /// Where the map alone decides (one zone for the whole country, or the NANP), validity is
+    /// Where the map alone decides (one zone for the whole country, or a US or Canadian area code), validity is
     /// not checked: an invalid number gets its prefix's zone (it fails when dialed anyway).
     #[test]
     fn the_fast_path_skips_validity_only_where_the_answer_cannot_depend_on_it() {
@@ -505,6 +519,9 @@ mod tests {
             fast_path(&TABLES, "12125550100", LOS_ANGELES),
             Some(Some(NEW_YORK))
         );
+        // A Dominican number (+1 829, NANP but not US/CA) takes the slow path (found by the
+        // proptest below: the map says Santo Domingo, libphonenumber's rule says nothing).
+        assert_eq!(fast_path(&TABLES, "+18290000000", Tz::UTC), None);
         // Australia's mobiles must not be placed by the map's 614 (Sydney): the slow path.
         assert_eq!(fast_path(&TABLES, "+61412345678", Tz::UTC), None);
     }
@@ -516,7 +533,8 @@ mod tests {
         #[test]
         fn the_fast_path_agrees_with_libphonenumber_on_valid_numbers(
             raw in prop::sample::select(vec![
-                "+1", "+1212", "+1208", "+1800", "+1416", "+1787", "+54", "+549", "+5411",
+                "+1", "+1212", "+1208", "+1800", "+1416", "+1787", "+1809", "+1829", "+54",
+                "+549", "+5411",
                 "+34", "+3491", "+44", "+4420", "+447", "+33", "+49", "+39", "+81", "+55",
             ]).prop_flat_map(|p| (Just(p), "[0-9]{4,12}"))
         ) {
