@@ -18,6 +18,7 @@ use crate::controller::{Controller, ControllerSettings};
 use crate::dialer::writer::WriterHandle;
 use crate::dialer::{recovery, Dialer, DialerSettings};
 use crate::esl::{EventFormat, InboundClient, InboundConfig, OutboundConfig, OutboundServer};
+use crate::events::Eventos;
 use crate::store::{Location, Store, StoreError};
 
 /// The events the tracker needs (BACKGROUND_JOB is always added by the client). CHANNEL_CREATE
@@ -176,10 +177,12 @@ pub async fn spawn(cfg: Config) -> anyhow::Result<RunningApp> {
             nodo: esl_addr,
             max_intentos_dia: cfg.max_intentos_dia,
             clock: cfg.clock.clone(),
+            eventos: Eventos::default(),
         },
     );
     let mut background: Vec<JoinHandle<()>> = prepare_task.into_iter().collect();
     background.push(recovery::spawn_event_pump(&dialer));
+    background.push(api::events::spawn_pace(dialer.clone()));
     let recovering = dialer.clone();
     background.push(tokio::spawn(async move {
         recovery::recover_at_startup(&recovering).await;
@@ -189,7 +192,7 @@ pub async fn spawn(cfg: Config) -> anyhow::Result<RunningApp> {
     let stop = CancellationToken::new();
     let (outbound, socket_addr) = start_controller(&cfg, &dialer, stop.clone()).await?;
 
-    let state = AppState::new(store.clone(), token, Some(dialer.clone()));
+    let state = AppState::new(store.clone(), token, Some(dialer.clone()), stop.clone());
     let listener = tokio::net::TcpListener::bind(cfg.api_listen)
         .await
         .with_context(|| format!("no se pudo escuchar en {}", cfg.api_listen))?;

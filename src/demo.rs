@@ -77,6 +77,7 @@ pub async fn run(
         "\nsimulador: {} originates recibidos",
         sim.originates().len()
     );
+    println!("panel:        {base}/panel");
     println!("Swagger UI:   {base}/docs");
     println!("estado:       curl {base}/discador/estado/{nombre}");
     println!("campañas:     curl {base}/campanas/");

@@ -7,6 +7,7 @@
 use crate::controller::preflight::ScriptProblem;
 use crate::dialer::{missing_module_reason, Dialer};
 use crate::domain::{AmdMode, CampaignName, CampaignState, Cps};
+use crate::events::{Evento, Eventos};
 use crate::store::{Campaign, CampaignPatch, Store};
 
 use super::error::ApiError;
@@ -17,15 +18,26 @@ pub struct Control {
     store: Store,
     stats: StatsCache,
     dialer: Option<Dialer>,
+    /// The live event stream (the dialer's, or one of its own without a dialer).
+    eventos: Eventos,
 }
 
 impl Control {
     pub fn new(store: Store, stats: StatsCache, dialer: Option<Dialer>) -> Self {
+        let eventos = dialer
+            .as_ref()
+            .map_or_else(Eventos::default, |d| d.eventos().clone());
         Control {
             store,
             stats,
             dialer,
+            eventos,
         }
+    }
+
+    /// The live event stream.
+    pub fn eventos(&self) -> &Eventos {
+        &self.eventos
     }
 
     /// The dialer, when this process dials.
@@ -118,6 +130,8 @@ impl Control {
             .await?;
         self.stats.invalidate(&c.tabla);
         tracing::info!(campana = %name, cps = c.cps.get(), "campaña iniciada");
+        self.eventos
+            .publish(Evento::state_changed(name, CampaignState::Activa, None));
         if let Some(d) = &self.dialer {
             d.start(c.clone(), None);
         }
@@ -208,6 +222,7 @@ impl Control {
             .transition_campaign_state(name, from, to, None)
             .await?;
         tracing::info!(campana = %name, estado = %to, "estado de campaña cambiado");
+        self.eventos.publish(Evento::state_changed(name, to, None));
         Ok(c)
     }
 }

@@ -10,12 +10,15 @@
 pub mod control;
 pub mod dto;
 pub mod error;
+pub mod events;
 pub mod numbers;
+pub mod panel;
 pub mod stats;
 
 use std::convert::Infallible;
 use std::sync::Arc;
 
+use tokio_util::sync::CancellationToken;
 use warp::http::{StatusCode, Uri};
 use warp::reply::Response;
 use warp::{Filter, Reply};
@@ -40,11 +43,19 @@ pub struct AppState {
     pub stats: StatsCache,
     /// `API_TOKEN`; `None` leaves the API open (only allowed on loopback, see `app`).
     pub token: Option<Secret>,
+    /// Cancelled when the service stops: ends the event streams, which would otherwise hold the
+    /// server's graceful shutdown open for ever.
+    pub closing: CancellationToken,
 }
 
 impl AppState {
     /// `dialer`: `None` serves the API alone (campaign states are recorded, nothing is dialed).
-    pub fn new(store: Store, token: Option<Secret>, dialer: Option<crate::dialer::Dialer>) -> Self {
+    pub fn new(
+        store: Store,
+        token: Option<Secret>,
+        dialer: Option<crate::dialer::Dialer>,
+        closing: CancellationToken,
+    ) -> Self {
         let stats = StatsCache::new(store.clone());
         let control = Control::new(store.clone(), stats.clone(), dialer);
         AppState {
@@ -52,6 +63,7 @@ impl AppState {
             control,
             stats,
             token,
+            closing,
         }
     }
 }
@@ -61,7 +73,7 @@ impl AppState {
     info(title = "discador", description = "Discador de campañas sobre FreeSWITCH"),
     paths(
         listar_campanas, obtener_campana, crear_campana, modificar_campana, cargar_numeros,
-        iniciar, pausar, reanudar, detener, estado, agregar_dnc, health
+        iniciar, pausar, reanudar, detener, estado, agregar_dnc, health, eventos
     ),
     components(schemas(
         CampaignView, CampaignRequest, PatchRequest, SettingsRequest, DialerRequest, DialerReply,
@@ -100,7 +112,13 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
     let openapi = warp::path!("openapi.json")
         .and(warp::get())
         .map(|| warp::reply::json(&<ApiDoc as utoipa::OpenApi>::openapi()).into_response());
-    let public = health.or(openapi).unify().or(docs()).unify();
+    let public = health
+        .or(openapi)
+        .unify()
+        .or(docs())
+        .unify()
+        .or(panel::routes())
+        .unify();
 
     let listar = warp::path!("campanas")
         .and(warp::get())
@@ -142,6 +160,11 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         .and(s.clone())
         .and(warp::body::stream())
         .then(|st, body| async move { respond(agregar_dnc(st, small_body(body).await).await) });
+    let eventos = warp::path!("discador" / "eventos")
+        .and(warp::get())
+        .and(s.clone())
+        .and(warp::query::<std::collections::HashMap<String, String>>())
+        .map(eventos);
     let estado_r = warp::path!("discador" / "estado" / String)
         .and(warp::get())
         .and(s.clone())
@@ -167,6 +190,8 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         .or(estado_r)
         .unify()
         .or(dnc)
+        .unify()
+        .or(eventos)
         .unify();
     let auth = warp::header::optional::<String>("authorization")
         .and(token)
@@ -267,6 +292,27 @@ async fn existing(st: &AppState, name: &CampaignName) -> Result<crate::store::Ca
         .campaign(name)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no existe la campaña {name}")))
+}
+
+/// The live event stream (server-sent events), see [`events`].
+#[utoipa::path(get, path = "/discador/eventos",
+    summary = "Flujo de eventos en vivo (SSE)",
+    description = "Eventos enviados por el servidor (text/event-stream), uno por hecho: cambios de \
+        estado de las campañas (`campana`), y por llamada `originada`, `contestada`, `veredicto` \
+        (AMD), `terminada` (una vez por intento, con su resultado y disposición) y `devuelta` (el \
+        originate no llegó a ser un intento); cada pocos segundos, `ritmo` de cada campaña activa. \
+        Cada evento lleva `id:` creciente, `event:` con su tipo y `data:` en JSON. Los teléfonos van \
+        enmascarados. Un cliente que deja de leer se desconecta al llenarse su búfer: nunca frena \
+        al discador.",
+    params(("campana" = Option<String>, Query, description = "Solo los eventos de esta campaña")),
+    responses(
+        (status = 200, description = "El flujo de eventos", content_type = "text/event-stream", body = String),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+fn eventos(st: AppState, query: std::collections::HashMap<String, String>) -> Response {
+    match events::Filter::from_query(&query) {
+        Ok(f) => events::stream(st.control.eventos(), f, st.closing.clone()),
+        Err(e) => e.into_response(),
+    }
 }
 
 /// Lists all campaigns.

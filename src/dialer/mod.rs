@@ -27,6 +27,7 @@ use crate::clock::Clock;
 use crate::domain::outcome::Refusal;
 use crate::domain::{AmdMode, CampaignName, CampaignState, Cps, Gateway};
 use crate::esl::InboundClient;
+use crate::events::{Evento, Eventos};
 use crate::store::{Campaign, Store, StoreError};
 
 use metrics::CampaignMetrics;
@@ -61,6 +62,8 @@ pub(crate) struct Shared {
     pub clock: Clock,
     /// `MAX_INTENTOS_DIA` and the check-and-record of attempts against it (see `rules`).
     pub caps: rules::AttemptCaps,
+    /// The live event stream (campaign states the service changes itself).
+    pub eventos: Eventos,
 }
 
 /// Settings of the dialer that come from the service's configuration.
@@ -76,6 +79,8 @@ pub struct DialerSettings {
     /// `MAX_INTENTOS_DIA` (0: none).
     pub max_intentos_dia: u32,
     pub clock: Clock,
+    /// The live event stream the tracker and runners publish to.
+    pub eventos: Eventos,
 }
 
 /// Parses `CPS_POR_GATEWAY` (`gw_pstn=20,gw_movil=5`; empty for none).
@@ -144,6 +149,7 @@ impl Dialer {
             notices_tx,
             settings.nodo.clone(),
             settings.clock.clone(),
+            settings.eventos.clone(),
         );
         let shared = Arc::new(Shared {
             store,
@@ -164,6 +170,7 @@ impl Dialer {
             recovered: AtomicBool::new(false),
             clock: settings.clock,
             caps: rules::AttemptCaps::new(settings.max_intentos_dia),
+            eventos: settings.eventos,
         });
         let dialer = Dialer {
             shared,
@@ -211,7 +218,7 @@ impl Dialer {
     /// estado. The runner is paused even if the database cannot record it (a campaign that cannot
     /// be dialed must not keep trying); a campaign that is no longer ACTIVA is left as it is.
     pub async fn pause_for(&self, name: &CampaignName, motivo: &str) {
-        if record_self_pause(&self.shared.store, name, motivo).await {
+        if record_self_pause(&self.shared, name, motivo).await {
             self.pause(name);
         }
     }
@@ -355,14 +362,33 @@ impl Dialer {
     pub fn live(&self, name: &CampaignName) -> Option<LiveStats> {
         let runners = self.runners();
         let r = runners.get(&Self::key(name))?;
-        Some(LiveStats {
+        Some(Self::live_of(r))
+    }
+
+    /// The live figures of every campaign with a runner that dials now, with its configured `cps`
+    /// (the stream's periodic `ritmo` events).
+    pub fn running(&self) -> Vec<(Arc<Campaign>, LiveStats)> {
+        self.runners()
+            .values()
+            .filter(|r| !r.join.is_finished() && *r.control.borrow() == RunState::Running)
+            .map(|r| (r.settings.borrow().clone(), Self::live_of(r)))
+            .collect()
+    }
+
+    /// The live event stream.
+    pub fn eventos(&self) -> &Eventos {
+        &self.shared.eventos
+    }
+
+    fn live_of(r: &Runner) -> LiveStats {
+        LiveStats {
             cps_real: (r.metrics.cps_real() * 100.0).round() / 100.0,
             llamadas_activas: r.metrics.activas(),
             originadas: r.metrics.originadas(),
             en_marcha: !r.join.is_finished() && *r.control.borrow() == RunState::Running,
             cps_efectivo: (r.metrics.cps_efectivo() * 100.0).round() / 100.0,
             tasa_abandono_30d: r.metrics.tasa_abandono(),
-        })
+        }
     }
 
     /// Stops every runner (graceful shutdown): no new originates; calls in flight are left to
@@ -382,8 +408,9 @@ impl Dialer {
 /// no reason). `false` when the campaign is no longer ACTIVA: an operator's pause or stop at the
 /// same moment wins. A database that cannot record it is logged and counts as paused: a campaign
 /// that cannot be dialed must not keep trying.
-async fn record_self_pause(store: &Store, name: &CampaignName, motivo: &str) -> bool {
-    match store
+async fn record_self_pause(shared: &Shared, name: &CampaignName, motivo: &str) -> bool {
+    match shared
+        .store
         .transition_campaign_state(
             name,
             &[CampaignState::Activa],
@@ -399,6 +426,11 @@ async fn record_self_pause(store: &Store, name: &CampaignName, motivo: &str) -> 
         }
     }
     tracing::warn!(campana = %name, %motivo, "campaña pausada por el servicio");
+    shared.eventos.publish(Evento::state_changed(
+        name,
+        CampaignState::Pausada,
+        Some(motivo),
+    ));
     true
 }
 

@@ -30,6 +30,7 @@ use uuid::Uuid;
 use crate::domain::rules::{abandon_action, abandon_rate, AbandonAction};
 use crate::domain::{mask, parse_zone, CallResult, CampaignState, NumberState, PhoneNumber, Wait};
 use crate::esl::{ConnState, EslError};
+use crate::events::Evento;
 use crate::store::{CallRecord, Campaign, ClaimedNumber, NumberUpdate, StoreError};
 
 use super::metrics::{CallSlot, CampaignMetrics};
@@ -235,7 +236,7 @@ impl Runner {
             self.release().await;
             let motivo = super::missing_module_reason(self.campaign.amd, missing);
             // The runner ends itself; a later `reanudar` starts a new one.
-            super::record_self_pause(&self.shared.store, &self.campaign.nombre, &motivo).await;
+            super::record_self_pause(&self.shared, &self.campaign.nombre, &motivo).await;
             return Err(Next::Stop);
         }
         if known.known_for(self.campaign.amd) {
@@ -266,7 +267,7 @@ impl Runner {
             Err(ScriptProblem::Missing(motivo)) => {
                 self.release().await;
                 tracing::warn!(%motivo, "el guion de la campaña no puede ejecutarse en FreeSWITCH");
-                super::record_self_pause(&self.shared.store, &self.campaign.nombre, &motivo).await;
+                super::record_self_pause(&self.shared, &self.campaign.nombre, &motivo).await;
                 Err(Next::Stop)
             }
             Err(e @ ScriptProblem::Unknown(_)) => {
@@ -326,7 +327,7 @@ impl Runner {
                      (tasa_abandono_maxima)"
                 );
                 tracing::warn!(%motivo, "campaña pausada por su tasa de abandono");
-                super::record_self_pause(&self.shared.store, &self.campaign.nombre, &motivo).await;
+                super::record_self_pause(&self.shared, &self.campaign.nombre, &motivo).await;
                 return Err(Next::Stop);
             }
         };
@@ -877,7 +878,12 @@ async fn finish_campaign(shared: &Shared, campaign: &Campaign) {
         .await
     {
         Ok(_) => {
-            tracing::info!(campana = %campaign.nombre, "campaña finalizada: no quedan números por marcar")
+            tracing::info!(campana = %campaign.nombre, "campaña finalizada: no quedan números por marcar");
+            shared.eventos.publish(Evento::state_changed(
+                &campaign.nombre,
+                CampaignState::Finalizada,
+                None,
+            ));
         }
         Err(StoreError::Conflict(why)) => {
             tracing::info!(campana = %campaign.nombre, %why, "campaña sin números, no se finaliza")

@@ -32,6 +32,7 @@ use crate::domain::outcome::{is_retryable, refusal, result_for_cause, Refusal};
 use crate::domain::{
     mask, AmdNotSure, CallDisposition, CallResult, CampaignName, NumberState, TableName,
 };
+use crate::events::{Evento, Eventos};
 use crate::store::{CallRecord, NumberUpdate};
 
 use super::metrics::CallSlot;
@@ -261,6 +262,7 @@ impl Tracker {
         notices: mpsc::UnboundedSender<Notice>,
         nodo: String,
         clock: Clock,
+        eventos: Eventos,
     ) -> Tracker {
         let (tx, rx) = mpsc::unbounded_channel();
         let task = Task {
@@ -269,6 +271,7 @@ impl Tracker {
             notices,
             nodo,
             clock,
+            eventos,
             timers: tx.downgrade(),
         };
         tokio::spawn(task.run(rx));
@@ -310,6 +313,8 @@ struct Task {
     nodo: String,
     /// Times of answers, ends and retries (see `crate::clock`).
     clock: Clock,
+    /// Where supervisors watch each call's milestones.
+    eventos: Eventos,
     /// For the grace timers; weak, so that the task still ends when every `Tracker` is dropped.
     timers: mpsc::WeakUnboundedSender<Msg>,
 }
@@ -319,6 +324,9 @@ impl Task {
         while let Some(msg) = rx.recv().await {
             match msg {
                 Msg::Register(call) => {
+                    self.eventos.publish_with(|| {
+                        Evento::originated(&call.campana, &call.uuid, &call.telefono, call.intento)
+                    });
                     self.calls.insert(call.uuid, *call);
                 }
                 Msg::Live(reply) => {
@@ -366,14 +374,36 @@ impl Task {
             tracing::trace!(%uuid, "event for a call that is not live");
             return;
         };
-        match apply(call, event, self.clock.now()) {
+        let verdict = matches!(event, CallEvent::Amd { .. });
+        let was_answered = call.contestada.is_some();
+        let step = apply(call, event, self.clock.now());
+        if self.eventos.listening() {
+            if !was_answered && call.contestada.is_some() {
+                self.eventos.publish(Evento::Contestada {
+                    campana: call.campana.to_string(),
+                    uuid: uuid.hyphenated().to_string(),
+                });
+            }
+            if let (true, Some(v)) = (verdict, &call.amd) {
+                self.eventos.publish(Evento::verdict(
+                    &call.campana,
+                    &uuid,
+                    v.result,
+                    &v.raw,
+                    v.cause.as_deref(),
+                ));
+            }
+        }
+        match step {
             Step::Keep(update) => {
                 if let Some(u) = update {
                     let _ = self.writer.send(u);
                 }
             }
             Step::Forget => {
-                self.calls.remove(&uuid);
+                if let Some(call) = self.calls.remove(&uuid) {
+                    self.returned(&call);
+                }
             }
             Step::Wait => {
                 if let Some(tx) = self.timers.upgrade() {
@@ -403,7 +433,16 @@ impl Task {
             causa = %hangup.cause,
             "llamada terminada"
         );
+        self.eventos.publish_with(|| Evento::finished(&record));
         let _ = self.writer.send(NumberUpdate::Finished(record));
+    }
+
+    /// Tells the stream that an originate did not become an attempt.
+    fn returned(&self, call: &LiveCall) {
+        self.eventos.publish_with(|| Evento::Devuelta {
+            campana: call.campana.to_string(),
+            uuid: call.uuid.hyphenated().to_string(),
+        });
     }
 
     /// An originate the switch refused without a channel: back to the queue, not an attempt.
@@ -427,6 +466,7 @@ impl Task {
             uuid: call.uuid.hyphenated().to_string(),
             proximo: due,
         });
+        self.returned(&call);
         let _ = self.notices.send(Notice::Refused {
             campana: call.campana.clone(),
             cause,
@@ -963,7 +1003,7 @@ mod tests {
     async fn a_call_finishes_exactly_once() {
         let (wtx, mut wrx) = WriterTx::channel();
         let (ntx, _nrx) = mpsc::unbounded_channel();
-        let t = Tracker::start(wtx, ntx, "fs1".into(), Clock::system());
+        let t = Tracker::start(wtx, ntx, "fs1".into(), Clock::system(), Eventos::default());
         let c = call(1, 3);
         let uuid = c.uuid;
         t.register(c);
@@ -990,7 +1030,7 @@ mod tests {
     async fn silent_controller(mark: Option<CallResult>) -> CallRecord {
         let (wtx, mut wrx) = WriterTx::channel();
         let (ntx, _nrx) = mpsc::unbounded_channel();
-        let t = Tracker::start(wtx, ntx, "fs1".into(), Clock::system());
+        let t = Tracker::start(wtx, ntx, "fs1".into(), Clock::system(), Eventos::default());
         let c = call(1, 3);
         let uuid = c.uuid;
         t.register(c);
@@ -1031,7 +1071,7 @@ mod tests {
     async fn refusals_are_requeued_and_reported() {
         let (wtx, mut wrx) = WriterTx::channel();
         let (ntx, mut nrx) = mpsc::unbounded_channel();
-        let t = Tracker::start(wtx, ntx, "fs1".into(), Clock::system());
+        let t = Tracker::start(wtx, ntx, "fs1".into(), Clock::system(), Eventos::default());
         let c = call(1, 3);
         let uuid = c.uuid;
         t.register(c);

@@ -199,7 +199,7 @@ impl Rig {
     }
 }
 
-fn numbers(prefix: &str, n: usize, last_digits: &[u8]) -> Vec<String> {
+pub(crate) fn numbers(prefix: &str, n: usize, last_digits: &[u8]) -> Vec<String> {
     (0..n)
         .map(|i| format!("{prefix}{i:06}{}", last_digits[i % last_digits.len()]))
         .collect()
@@ -218,7 +218,7 @@ fn max_in(times: &[Instant], window: Duration) -> usize {
     best
 }
 
-fn count(b: &Value, k: &str) -> u64 {
+pub(crate) fn count(b: &Value, k: &str) -> u64 {
     b["estadisticas"][k].as_u64().unwrap()
 }
 

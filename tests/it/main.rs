@@ -21,6 +21,7 @@ mod copy;
 mod dialer;
 mod esl;
 mod freeswitch_conf;
+mod panel;
 mod real_switch;
 mod recovery;
 mod rules;
