@@ -28,10 +28,12 @@ pub enum LogFormat {
 pub struct Config {
     /// FreeSWITCH event socket host (inbound ESL).
     #[arg(long, env = "FREESWITCH_HOST", default_value = "127.0.0.1")]
+    #[arg(help = "Host del event socket de FreeSWITCH (ESL entrante).")]
     pub freeswitch_host: String,
 
     /// FreeSWITCH event socket port.
     #[arg(long, env = "FREESWITCH_PORT", default_value_t = 8021)]
+    #[arg(help = "Puerto del event socket de FreeSWITCH.")]
     pub freeswitch_port: u16,
 
     /// Event socket password (FreeSWITCH's default is ClueCon). Never logged.
@@ -42,10 +44,14 @@ pub struct Config {
         hide_default_value = true,
         hide_env_values = true
     )]
+    #[arg(
+        help = "Clave del event socket (la predeterminada de FreeSWITCH es ClueCon). Nunca se escribe en los logs."
+    )]
     pub freeswitch_password: Secret,
 
     /// Default SIP gateway for campaigns that do not name their own.
     #[arg(long, env = "GATEWAY", default_value = "gw_pstn", value_parser = parse_gateway)]
+    #[arg(help = "Gateway SIP predeterminado de las campañas que no indican uno propio.")]
     pub gateway: Gateway,
 
     /// Dial-string template; `{gateway}` and `{telefono}` are replaced by validated values.
@@ -54,6 +60,9 @@ pub struct Config {
         env = "DIAL_TEMPLATE",
         default_value = "sofia/gateway/{gateway}/{telefono}",
         value_parser = parse_template
+    )]
+    #[arg(
+        help = "Plantilla de la cadena de marcación; `{gateway}` y `{telefono}` se reemplazan por valores validados."
     )]
     pub dial_template: DialTemplate,
 
@@ -65,52 +74,85 @@ pub struct Config {
         default_value = DEFAULT_DATABASE_URL,
         hide_env_values = true
     )]
+    #[arg(
+        help = "Base de datos: `sqlite://discador.db` (archivo embebido) o `mysql://usuario:clave@host:puerto/base`.",
+        long_help = "Base de datos: `sqlite://discador.db` (un archivo embebido, que se crea si falta; la predeterminada) o `mysql://usuario:clave@host:puerto/base` (MySQL/MariaDB; la base se crea si falta)."
+    )]
     pub database_url: Secret,
 
     /// Address of the REST API. Loopback by default; a public address requires `API_TOKEN`.
     #[arg(long, env = "API_LISTEN", default_value = "127.0.0.1:8000")]
+    #[arg(
+        help = "Dirección de la API REST. Local por defecto; una dirección pública requiere `API_TOKEN`."
+    )]
     pub api_listen: SocketAddr,
 
     /// Address FreeSWITCH's `socket` dialplan application connects to (outbound ESL).
     #[arg(long, env = "SOCKET_LISTEN", default_value = "127.0.0.1:8084")]
+    #[arg(
+        help = "Dirección a la que se conecta la aplicación `socket` del dialplan de FreeSWITCH (ESL saliente)."
+    )]
     pub socket_listen: SocketAddr,
 
     /// Bearer token required by every endpoint but `/health` and `/docs`. Never logged.
     #[arg(long, env = "API_TOKEN", hide_env_values = true)]
+    #[arg(
+        help = "Token Bearer que exigen todos los endpoints salvo `/health` y `/docs`. Nunca se escribe en los logs."
+    )]
     pub api_token: Option<Secret>,
 
     /// Ceiling on the sum of all campaigns' originates per second. FreeSWITCH's `sessions-per-second`
     /// defaults to 30 and admits at most 29 in any of its one-second windows, so the default stays
     /// below it; raise both together.
     #[arg(long, env = "CPS_MAXIMO", default_value = "25", value_parser = parse_total_cps)]
+    #[arg(
+        help = "Tope de la suma de originates por segundo de todas las campañas.",
+        long_help = "Tope de la suma de originates por segundo de todas las campañas. El `sessions-per-second` de FreeSWITCH vale 30 por defecto y admite como máximo 29 en cualquiera de sus ventanas de un segundo, así que el valor por defecto queda por debajo; suba ambos a la vez."
+    )]
     pub cps_maximo: Cps,
 
     /// Per-gateway ceilings on originates per second, shared by every campaign that dials through
     /// the gateway: `gw_pstn=20,gw_movil=5` (a carrier's own CPS limit). Empty: none.
     #[arg(long, env = "CPS_POR_GATEWAY", default_value = "", value_parser = parse_ceilings)]
+    #[arg(
+        help = "Topes de originates por segundo por gateway: `gw_pstn=20,gw_movil=5`. Vacío: ninguno.",
+        long_help = "Topes de originates por segundo por gateway, compartidos por todas las campañas que marcan por ese gateway: `gw_pstn=20,gw_movil=5` (el límite de CPS del propio proveedor). Vacío: ninguno."
+    )]
     pub cps_por_gateway: GatewayCeilings,
 
     /// Ceiling on live calls across all campaigns (at least 1).
     #[arg(long, env = "CANALES_MAXIMOS", default_value_t = 500,
           value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(help = "Tope de llamadas en curso entre todas las campañas (al menos 1).")]
     pub canales_maximos: u32,
 
     /// Longest wait for `mod_amd`'s verdict, in milliseconds (then NOTSURE: the campaign's rule).
     #[arg(long, env = "AMD_TIMEOUT_MS", default_value_t = 10_000)]
+    #[arg(
+        help = "Espera máxima del veredicto de `mod_amd`, en milisegundos (después, NOTSURE: la regla de la campaña)."
+    )]
     pub amd_timeout_ms: u64,
 
     /// How long `avmd` listens for a voicemail beep, in milliseconds (no beep: a person).
     #[arg(long, env = "AVMD_VENTANA_MS", default_value_t = 15_000)]
+    #[arg(
+        help = "Cuánto escucha `avmd` el beep de un contestador, en milisegundos (sin beep: una persona)."
+    )]
     pub avmd_ventana_ms: u64,
 
     /// Attempts per number in any rolling 24 hours, every campaign together (TCPA-style caps:
     /// several US states allow 3). A number over it waits until its oldest attempt of the last
     /// 24 h is 24 h old. 0: no cap.
     #[arg(long, env = "MAX_INTENTOS_DIA", default_value_t = 0)]
+    #[arg(
+        help = "Intentos por número en cualquier ventana móvil de 24 horas, entre todas las campañas. 0: sin tope.",
+        long_help = "Intentos por número en cualquier ventana móvil de 24 horas, sumando todas las campañas (topes al estilo TCPA: varios estados de EE. UU. permiten 3). Un número que lo supera espera hasta que su intento más antiguo de las últimas 24 h cumpla 24 h. 0: sin tope."
+    )]
     pub max_intentos_dia: u32,
 
     /// `text` or `json` log lines.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    #[arg(help = "Líneas de log `text` o `json`.")]
     pub log_format: LogFormat,
 
     /// The calendar clock of the calling rules: the system clock, or a manual one in tests.

@@ -25,12 +25,15 @@ use crate::sim::{SimConfig, SimHandle, Simulator};
 pub struct DemoArgs {
     /// How many numbers the demo campaign dials.
     #[arg(long, default_value_t = 300)]
+    #[arg(help = "Cuántos números marca la campaña de demostración.")]
     pub numeros: u32,
     /// The demo campaign's calls per second.
     #[arg(long, default_value_t = 25.0)]
+    #[arg(help = "Llamadas por segundo de la campaña de demostración.")]
     pub cps: f64,
     /// Exit when the campaign finishes instead of serving until Ctrl-C.
     #[arg(long)]
+    #[arg(help = "Termina cuando la campaña finaliza, en lugar de seguir sirviendo hasta Ctrl-C.")]
     pub salir: bool,
     /// The service's settings (only DATABASE_URL and API_LISTEN matter for the demo; FreeSWITCH is
     /// the simulator, started on a free port).
@@ -97,7 +100,7 @@ const MESSAGE: &str = "bienvenida.wav";
 /// WAV file, as the switch would need (the simulator checks that it exists, as `file_exists` does).
 fn sounds_dir() -> anyhow::Result<std::path::PathBuf> {
     let dir = std::env::temp_dir().join("discador-demo-sonidos");
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::create_dir_all(&dir).with_context(|| format!("no se pudo crear {}", dir.display()))?;
     let samples = 8000u32;
     let mut wav = Vec::with_capacity(44 + 2 * samples as usize);
     wav.extend_from_slice(b"RIFF");
@@ -109,7 +112,8 @@ fn sounds_dir() -> anyhow::Result<std::path::PathBuf> {
     wav.extend_from_slice(b"data");
     wav.extend_from_slice(&(2 * samples).to_le_bytes());
     wav.resize(44 + 2 * samples as usize, 0);
-    std::fs::write(dir.join(MESSAGE), wav).context("writing the demo's message")?;
+    std::fs::write(dir.join(MESSAGE), wav)
+        .context("no se pudo escribir el mensaje de la demostración")?;
     Ok(dir)
 }
 
@@ -127,7 +131,7 @@ async fn start(args: &DemoArgs) -> anyhow::Result<(SimHandle, RunningApp)> {
         ..SimConfig::default()
     })
     .await
-    .context("starting the simulator")?;
+    .context("no se pudo iniciar el simulador")?;
     let mut cfg = args.config.clone();
     cfg.freeswitch_host = "127.0.0.1".into();
     cfg.freeswitch_port = sim.addr.port();
@@ -138,7 +142,7 @@ async fn start(args: &DemoArgs) -> anyhow::Result<(SimHandle, RunningApp)> {
     }
     let app = crate::app::spawn(cfg)
         .await
-        .context("starting the service")?;
+        .context("no se pudo iniciar el servicio")?;
     Ok((sim, app))
 }
 
@@ -157,7 +161,7 @@ async fn wait_ready(http: &reqwest::Client, base: &str) -> anyhow::Result<()> {
             return Ok(());
         }
         if t0.elapsed() > Duration::from_secs(60) {
-            bail!("the service did not finish its start-up recovery in a minute: {h}");
+            bail!("el servicio no terminó su recuperación de arranque en un minuto: {h}");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -257,7 +261,7 @@ async fn follow(http: &reqwest::Client, base: &str, nombre: &str) -> anyhow::Res
         }
         if started.elapsed() > Duration::from_secs(600) {
             bar.abandon();
-            bail!("the demo campaign did not finish in 10 minutes: {e}");
+            bail!("la campaña de demostración no terminó en 10 minutos: {e}");
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }

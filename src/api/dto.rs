@@ -20,6 +20,7 @@ use crate::store::{Campaign, CampaignPatch, DispositionCounts, NewCampaign, Numb
 
 /// A campaign as the API shows it.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(description = "Una campaña tal como la muestra la API.")]
 pub struct CampaignView {
     #[schema(example = "PRUEBA")]
     pub nombre: String,
@@ -135,6 +136,7 @@ where
 /// Body of `POST /campanas/`. Only `nombre` is required.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(description = "Cuerpo de `POST /campanas/`. Solo `nombre` es obligatorio.")]
 pub struct CampaignRequest {
     #[schema(example = "PRUEBA")]
     pub nombre: String,
@@ -147,6 +149,9 @@ pub struct CampaignRequest {
 
 /// Settings of a campaign, as `POST /campanas/` and `PATCH /campana/{nombre}` accept them.
 #[derive(Debug, Default, Deserialize, ToSchema)]
+#[schema(
+    description = "Ajustes de una campaña, tal como los aceptan `POST /campanas/` y `PATCH /campana/{nombre}`."
+)]
 pub struct SettingsRequest {
     /// Calls per second, > 0 and ≤ 1000, fractional allowed. Default 1.
     #[schema(example = 5.0)]
@@ -250,6 +255,9 @@ pub struct SettingsRequest {
 /// Body of `PATCH /campana/{nombre}`: any subset of the settings.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(
+    description = "Cuerpo de `PATCH /campana/{nombre}`: cualquier subconjunto de los ajustes."
+)]
 pub struct PatchRequest {
     #[serde(flatten)]
     pub ajustes: SettingsRequest,
@@ -497,6 +505,7 @@ impl CampaignRequest {
 /// Body of `/discador/iniciar/`, `/pausar/`, `/reanudar/`, `/detener/`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(description = "Cuerpo de `/discador/iniciar/`, `/pausar/`, `/reanudar/`, `/detener/`.")]
 pub struct DialerRequest {
     #[schema(example = "PRUEBA")]
     pub nombre_campana: String,
@@ -507,6 +516,7 @@ pub struct DialerRequest {
 
 /// Answer of the dialer commands.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(description = "Respuesta de los comandos del discador.")]
 pub struct DialerReply {
     pub campana: String,
     pub estado: String,
@@ -517,6 +527,9 @@ pub struct DialerReply {
 /// errores) are kept; total = completados + pendientes + errores + en_curso (+ otros, only non-zero
 /// for a hand-edited adopted table).
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(
+    description = "Contadores de `GET /discador/estado/{nombre}`. Se conservan las claves del sistema original (total, completados, pendientes, errores); total = completados + pendientes + errores + en_curso (+ otros, distinto de cero solo en una tabla adoptada editada a mano)."
+)]
 pub struct Estadisticas {
     pub total: u64,
     pub completados: u64,
@@ -600,6 +613,7 @@ impl Estadisticas {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(description = "Respuesta de `GET /discador/estado/{nombre}`.")]
 pub struct EstadoReply {
     #[schema(example = "PRUEBA")]
     pub campana: String,
@@ -614,6 +628,7 @@ pub struct EstadoReply {
 
 /// One refused line of an import.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(description = "Una línea rechazada de una carga.")]
 pub struct ErrorLinea {
     /// Line of the CSV (1 = header) or position in the JSON array (1-based).
     pub linea: u64,
@@ -624,6 +639,7 @@ pub struct ErrorLinea {
 
 /// Answer of `POST /campana/{nombre}/numeros`.
 #[derive(Debug, Default, Serialize, ToSchema)]
+#[schema(description = "Respuesta de `POST /campana/{nombre}/numeros`.")]
 pub struct CargaReply {
     pub insertados: u64,
     /// Already in the campaign (or repeated in the file).
@@ -635,12 +651,16 @@ pub struct CargaReply {
 
 /// JSON form of a number import: `{"numeros": [{"telefono": "…", …}]}`.
 #[derive(Debug, Deserialize, ToSchema)]
+#[schema(
+    description = "Forma JSON de una carga de números: `{\"numeros\": [{\"telefono\": \"…\", …}]}`."
+)]
 pub struct NumerosJson {
     #[schema(value_type = Vec<Object>)]
     pub numeros: Vec<serde_json::Value>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(description = "Respuesta de `GET /health`.")]
 pub struct HealthReply {
     /// `ok`, or `degradado` when a dependency is down.
     pub estado: &'static str,
@@ -666,6 +686,9 @@ pub struct HealthReply {
 /// Body of `POST /dnc/`: numbers never to be called (any campaign).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(
+    description = "Cuerpo de `POST /dnc/`: números que no se deben llamar nunca (en ninguna campaña)."
+)]
 pub struct DncRequest {
     #[schema(example = json!(["+5491144445555", "011 4444-5556"]))]
     pub telefonos: Vec<String>,
@@ -673,6 +696,7 @@ pub struct DncRequest {
 
 /// Answer of `POST /dnc/`.
 #[derive(Debug, Default, Serialize, ToSchema)]
+#[schema(description = "Respuesta de `POST /dnc/`.")]
 pub struct DncReply {
     /// Numbers added to the list.
     pub agregados: u64,

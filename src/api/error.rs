@@ -12,6 +12,7 @@ use crate::store::StoreError;
 
 /// Body of every error response.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(description = "Cuerpo de toda respuesta de error.")]
 pub struct ErrorBody {
     /// Stable machine-readable code: `invalido`, `json_invalido`, `no_autorizado`, `no_encontrado`,
     /// `conflicto`, `demasiado_grande`, `tipo_contenido`, `metodo_no_permitido`, `no_disponible`,

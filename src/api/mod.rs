@@ -12,6 +12,7 @@ pub mod dto;
 pub mod error;
 pub mod events;
 pub mod numbers;
+pub mod openapi_es;
 pub mod panel;
 pub mod stats;
 
@@ -30,6 +31,7 @@ use crate::store::Store;
 pub use control::Control;
 use dto::*;
 pub use error::{ApiError, ErrorBody};
+use openapi_es::SpanishProperties;
 pub use stats::StatsCache;
 
 /// Largest JSON body of the small endpoints (campaigns, dialer commands).
@@ -81,7 +83,7 @@ impl AppState {
         DncRequest, DncReply, crate::domain::MenuJson, crate::domain::MenuOptionJson,
         crate::domain::AmdParamsJson
     )),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &SpanishProperties),
     security(("bearer" = []))
 )]
 pub struct ApiDoc;
@@ -316,7 +318,8 @@ fn eventos(st: AppState, query: std::collections::HashMap<String, String>) -> Re
 }
 
 /// Lists all campaigns.
-#[utoipa::path(get, path = "/campanas/", responses(
+#[utoipa::path(get, path = "/campanas/", summary = "Lista las campañas",
+    description = "Lista todas las campañas.", responses(
     (status = 200, body = Vec<CampaignView>), (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
 async fn listar_campanas(st: AppState) -> Response {
     respond(
@@ -332,7 +335,8 @@ async fn listar_campanas(st: AppState) -> Response {
 }
 
 /// One campaign's settings and state.
-#[utoipa::path(get, path = "/campana/{nombre}", params(("nombre" = String, Path)), responses(
+#[utoipa::path(get, path = "/campana/{nombre}", summary = "Muestra una campaña",
+    description = "Los ajustes y el estado de una campaña.", params(("nombre" = String, Path, description = "Nombre de la campaña")), responses(
     (status = 200, body = CampaignView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn obtener_campana(nombre: String, st: AppState) -> Response {
     respond(
@@ -348,7 +352,9 @@ async fn obtener_campana(nombre: String, st: AppState) -> Response {
 }
 
 /// Creates a campaign and its numbers table (or adopts `tabla`). Only `nombre` is required.
-#[utoipa::path(post, path = "/campanas/", request_body = CampaignRequest, responses(
+#[utoipa::path(post, path = "/campanas/", summary = "Crea una campaña",
+    description = "Crea una campaña y su tabla de números (o adopta `tabla`). Solo `nombre` es obligatorio.",
+    request_body = CampaignRequest, responses(
     (status = 201, body = CampaignView), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody),
     (status = 413, body = ErrorBody)))]
 async fn crear_campana(
@@ -364,7 +370,10 @@ async fn crear_campana(
 
 /// Adds numbers to the do-not-call list. The dialer checks it just before every originate, so a
 /// number added now is not dialed again by any campaign (result NO_LLAMAR).
-#[utoipa::path(post, path = "/dnc/", request_body = DncRequest, responses(
+#[utoipa::path(post, path = "/dnc/", summary = "Agrega números a la lista de no llamar",
+    description = "Agrega números a la lista de no llamar. El discador la consulta justo antes de cada \
+    originate, así que un número agregado ahora ya no lo marca ninguna campaña (resultado NO_LLAMAR).",
+    request_body = DncRequest, responses(
     (status = 200, body = DncReply), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody),
     (status = 503, body = ErrorBody)))]
 async fn agregar_dnc(
@@ -401,7 +410,9 @@ async fn agregar_dnc(
 }
 
 /// Changes settings of a campaign; takes effect at once, also while it runs.
-#[utoipa::path(patch, path = "/campana/{nombre}", params(("nombre" = String, Path)), request_body = PatchRequest,
+#[utoipa::path(patch, path = "/campana/{nombre}", summary = "Modifica una campaña",
+    description = "Cambia ajustes de una campaña; rigen de inmediato, también mientras está en marcha.",
+    params(("nombre" = String, Path, description = "Nombre de la campaña")), request_body = PatchRequest,
     responses((status = 200, body = CampaignView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
     (status = 409, body = ErrorBody, description = "FreeSWITCH no tiene un archivo o destino del guion")))]
 async fn modificar_campana(
@@ -435,7 +446,14 @@ async fn modificar_campana(
 /// `application/json` `{"numeros": [{"telefono": …, "zona_horaria": …}]}` (up to 32 MiB). A
 /// number without a zone gets the one its digits say, when they say one (see the README's
 /// calling rules), else the campaign's.
-#[utoipa::path(post, path = "/campana/{nombre}/numeros", params(("nombre" = String, Path)),
+#[utoipa::path(post, path = "/campana/{nombre}/numeros", summary = "Carga números",
+    description = "Carga números: `text/csv` (fila de encabezado con `telefono`; una columna opcional \
+    `zona_horaria` con la zona IANA propia del número; las demás columnas se guardan como `datos`), \
+    procesado por lotes a medida que llega, o `application/json` \
+    `{\"numeros\": [{\"telefono\": …, \"zona_horaria\": …}]}` (hasta 32 MiB). Un número sin zona \
+    recibe la que indican sus dígitos, cuando indican una (ver las reglas de llamada del README); si \
+    no, la de la campaña.",
+    params(("nombre" = String, Path, description = "Nombre de la campaña")),
     request_body(content = String, content_type = "text/csv", description = "telefono,nombre\n+5491112345678,Ana"),
     responses((status = 200, body = CargaReply), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
     (status = 413, body = ErrorBody), (status = 415, body = ErrorBody)))]
@@ -509,32 +527,42 @@ async fn comando(
 }
 
 /// Starts dialing a campaign (needs pending numbers); `cps` overrides and saves the campaign's rate.
-#[utoipa::path(post, path = "/discador/iniciar/", request_body = DialerRequest, responses(
+#[utoipa::path(post, path = "/discador/iniciar/", summary = "Inicia una campaña",
+    description = "Empieza a marcar una campaña (necesita números pendientes); `cps` reemplaza y guarda \
+    el ritmo de la campaña.",
+    request_body = DialerRequest, responses(
     (status = 200, body = DialerReply), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
     (status = 409, body = ErrorBody)))]
 #[allow(dead_code)] // documentation anchor; the route is built by `comando`
 fn iniciar() {}
 
 /// Pauses an active campaign (calls in progress finish).
-#[utoipa::path(post, path = "/discador/pausar/", request_body = DialerRequest, responses(
+#[utoipa::path(post, path = "/discador/pausar/", summary = "Pausa una campaña",
+    description = "Pausa una campaña activa (las llamadas en curso terminan).",
+    request_body = DialerRequest, responses(
     (status = 200, body = DialerReply), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 #[allow(dead_code)]
 fn pausar() {}
 
 /// Resumes a paused campaign.
-#[utoipa::path(post, path = "/discador/reanudar/", request_body = DialerRequest, responses(
+#[utoipa::path(post, path = "/discador/reanudar/", summary = "Reanuda una campaña",
+    description = "Reanuda una campaña pausada.", request_body = DialerRequest, responses(
     (status = 200, body = DialerReply), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 #[allow(dead_code)]
 fn reanudar() {}
 
 /// Stops a campaign (active or paused).
-#[utoipa::path(post, path = "/discador/detener/", request_body = DialerRequest, responses(
+#[utoipa::path(post, path = "/discador/detener/", summary = "Detiene una campaña",
+    description = "Detiene una campaña (activa o pausada).", request_body = DialerRequest, responses(
     (status = 200, body = DialerReply), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 #[allow(dead_code)]
 fn detener() {}
 
 /// Counters of a campaign, at most about one second old (served from an in-memory cache).
-#[utoipa::path(get, path = "/discador/estado/{nombre}", params(("nombre" = String, Path)), responses(
+#[utoipa::path(get, path = "/discador/estado/{nombre}", summary = "Estado de una campaña",
+    description = "Contadores de una campaña, con un segundo de antigüedad como máximo (se sirven \
+    desde una caché en memoria).",
+    params(("nombre" = String, Path, description = "Nombre de la campaña")), responses(
     (status = 200, body = EstadoReply), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
     (status = 503, body = ErrorBody)))]
 async fn estado(nombre: String, st: AppState) -> Response {
@@ -565,7 +593,10 @@ async fn estado(nombre: String, st: AppState) -> Response {
 
 /// Liveness and the state of the database. Always 200 (the process is up); `estado` says whether a
 /// dependency is down.
-#[utoipa::path(get, path = "/health", security(()), responses((status = 200, body = HealthReply)))]
+#[utoipa::path(get, path = "/health", summary = "Estado del servicio",
+    description = "Indica que el proceso está vivo y el estado de la base de datos. Responde siempre \
+    200 (el proceso está en pie); `estado` dice si alguna dependencia está caída.",
+    security(()), responses((status = 200, body = HealthReply)))]
 async fn health(st: AppState) -> Response {
     let db_ok = st.store.ping().await.is_ok();
     let freeswitch = st.control.dialer().map(|d| d.esl_state());
@@ -609,5 +640,150 @@ mod tests {
         assert!(path_name("x%60%3B%20DROP%20TABLE%20bases").is_err());
         assert!(path_name("%FF").is_err());
         assert!(path_name("bases").is_err());
+    }
+
+    /// Common English words that no Spanish description contains as a whole word.
+    const ENGLISH: &[&str] = &[
+        "the", "and", "of", "is", "are", "when", "with", "for", "to", "by", "from", "this", "that",
+        "which", "or", "an", "be", "it", "its", "not", "only", "if", "on", "at", "in", "as",
+        "into", "than", "until", "default", "none", "each", "every", "one", "after", "before",
+        "whether",
+    ];
+
+    /// The whole words of `text` that are English. An identifier (`after_greeting_silence_ms`) is
+    /// one word: field names stay as they are.
+    fn english_words(text: &str) -> Vec<String> {
+        text.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .map(str::to_lowercase)
+            .filter(|w| ENGLISH.contains(&w.as_str()))
+            .collect()
+    }
+
+    /// Every `description` and `summary` in the document, wherever it is: English ones (a doc
+    /// comment that won over a missing Spanish `description`) are collected.
+    fn check_texts(v: &serde_json::Value, at: &str, bad: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(map) => {
+                for (k, child) in map {
+                    let here = format!("{at}/{k}");
+                    if let ("description" | "summary", serde_json::Value::String(text)) =
+                        (k.as_str(), child)
+                    {
+                        let words = english_words(text);
+                        if !words.is_empty() {
+                            bad.push(format!("{here}: {words:?} in {text:?}"));
+                        }
+                    }
+                    check_texts(child, &here, bad);
+                }
+            }
+            serde_json::Value::Array(items) => {
+                for (i, child) in items.iter().enumerate() {
+                    check_texts(child, &format!("{at}/{i}"), bad);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Every schema object (with `properties`) in the document must describe itself and each of
+    /// its properties.
+    fn check_described(v: &serde_json::Value, at: &str, missing: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(map) => {
+                if let Some(serde_json::Value::Object(props)) = map.get("properties") {
+                    for (name, prop) in props {
+                        if !non_empty(prop.get("description")) {
+                            missing.push(format!("{at}/properties/{name}"));
+                        }
+                    }
+                }
+                for (k, child) in map {
+                    check_described(child, &format!("{at}/{k}"), missing);
+                }
+            }
+            serde_json::Value::Array(items) => {
+                for (i, child) in items.iter().enumerate() {
+                    check_described(child, &format!("{at}/{i}"), missing);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn non_empty(v: Option<&serde_json::Value>) -> bool {
+        v.and_then(serde_json::Value::as_str)
+            .is_some_and(|s| !s.trim().is_empty())
+    }
+
+    #[test]
+    fn the_english_check_catches_english_and_passes_spanish() {
+        assert_eq!(
+            english_words("Numbers table of the campaign."),
+            ["of", "the"]
+        );
+        assert_eq!(english_words("When nobody spoke: NOTSURE"), ["when"]);
+        assert!(english_words("Tabla de números de la campaña (tras_beep, `ok`).").is_empty());
+        assert!(english_words("Theory, Andes, isla, forma, within").is_empty());
+        assert!(english_words("`after_greeting_silence_ms` ⇒ HUMAN").is_empty());
+    }
+
+    /// The OpenAPI document is in Spanish: every operation has a summary and a description, every
+    /// schema and property a description, and no text of it reads as English.
+    #[test]
+    fn openapi_texts_are_spanish() {
+        let doc = serde_json::to_value(<ApiDoc as utoipa::OpenApi>::openapi()).unwrap();
+        if std::env::var_os("DUMP_OPENAPI").is_some() {
+            println!("{}", serde_json::to_string_pretty(&doc).unwrap());
+        }
+        assert!(non_empty(doc.pointer("/info/description")));
+
+        let paths = doc["paths"].as_object().expect("paths");
+        // Every path the router serves is documented (the walk below then checks each one).
+        assert!(paths.len() >= 11, "{:?}", paths.keys());
+        let mut operations = 0;
+        for (path, item) in paths {
+            for (method, op) in item.as_object().unwrap() {
+                if !matches!(method.as_str(), "get" | "post" | "patch" | "put" | "delete") {
+                    continue;
+                }
+                operations += 1;
+                assert!(non_empty(op.get("summary")), "{method} {path}: no summary");
+                assert!(
+                    non_empty(op.get("description")),
+                    "{method} {path}: no description"
+                );
+                for (status, response) in op["responses"].as_object().expect("responses") {
+                    assert!(
+                        non_empty(response.get("description")),
+                        "{method} {path}: response {status} undescribed"
+                    );
+                }
+                for param in op["parameters"].as_array().into_iter().flatten() {
+                    assert!(
+                        non_empty(param.get("description")),
+                        "{method} {path}: parameter {} undescribed",
+                        param["name"]
+                    );
+                }
+            }
+        }
+        assert!(operations > paths.len(), "{operations} operations");
+
+        let schemas = doc["components"]["schemas"].as_object().expect("schemas");
+        assert!(schemas.len() >= 18, "{:?}", schemas.keys());
+        for (name, schema) in schemas {
+            assert!(
+                non_empty(schema.get("description")),
+                "schema {name} has no description"
+            );
+        }
+        let mut missing = Vec::new();
+        check_described(&doc, "", &mut missing);
+        assert!(missing.is_empty(), "undescribed properties: {missing:#?}");
+
+        let mut bad = Vec::new();
+        check_texts(&doc, "", &mut bad);
+        assert!(bad.is_empty(), "English texts: {bad:#?}");
     }
 }

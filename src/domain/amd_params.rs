@@ -37,6 +37,9 @@ pub const SILENCE_THRESHOLD: Limit = limit("amd_integrado.silence_threshold", 16
 /// call's audio. Any subset may be given; the others keep their value. Shown always whole.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(
+    description = "Parámetros del detector de contestadores integrado (`amd: integrado`), en ms del audio de la llamada. Se puede indicar cualquier subconjunto; los demás conservan su valor. Se muestran siempre completos."
+)]
 pub struct AmdParamsJson {
     /// Nobody spoke by then ⇒ NOTSURE / INITIALSILENCE. 500..=10000, default 2500.
     #[schema(example = 2500)]
@@ -55,7 +58,7 @@ pub struct AmdParamsJson {
     /// A voiced run shorter than this is noise, not a word. 20..=1000, default 100.
     #[schema(example = 100)]
     pub min_word_ms: Option<i64>,
-    /// The silence that separates two words. 20..=1000, default 100.
+    /// The silence that separates two words. 20..=1000, default 50.
     #[schema(example = 100)]
     pub between_words_silence_ms: Option<i64>,
     /// This many words ⇒ MACHINE / MAXWORDS. 1..=20, default 3.

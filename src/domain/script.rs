@@ -217,6 +217,9 @@ pub struct Menu {
 /// The JSON form of one option: `{"accion": "transferir", "destino": "…"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(
+    description = "La forma JSON de una opción: `{\"accion\": \"transferir\", \"destino\": \"…\"}`."
+)]
 pub struct MenuOptionJson {
     /// transferir | no_llamar | repetir.
     pub accion: String,
@@ -229,6 +232,9 @@ pub struct MenuOptionJson {
 /// The JSON form of the menu, as the API and the `bases.menu` column hold it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(
+    description = "La forma JSON del menú, tal como la guardan la API y la columna `bases.menu`."
+)]
 pub struct MenuJson {
     /// Key (`0`–`9`, `*`, `#`) → action.
     #[schema(example = json!({"1": {"accion": "transferir", "destino": "sofia/gateway/gw_pstn/agente1"}, "9": {"accion": "no_llamar"}, "0": {"accion": "repetir"}}))]

@@ -19,24 +19,35 @@ use super::outcome::{Mix, OutcomeRule};
 pub struct Timings {
     /// Ringing before a human or a machine answers.
     #[arg(long = "ring-ms", default_value_t = 4_000)]
+    #[arg(help = "Timbrado antes de que atienda una persona o una máquina.")]
     pub ring_ms: u64,
     /// Delay before a busy / rejected / failed destination gives up (unallocated is immediate).
     #[arg(long = "reject-ms", default_value_t = 800)]
+    #[arg(
+        help = "Demora hasta que un destino ocupado / rechazado / fallido se da por vencido (uno inexistente es inmediato)."
+    )]
     pub reject_ms: u64,
     /// Talk time of a call transferred to the human extension.
     #[arg(long = "talk-ms", default_value_t = 20_000)]
+    #[arg(help = "Tiempo de conversación de una llamada transferida a la extensión de personas.")]
     pub talk_ms: u64,
     /// Time the `amd` application listens before it decides.
     #[arg(long = "amd-ms", default_value_t = 2_500)]
+    #[arg(help = "Tiempo que escucha la aplicación `amd` antes de decidir.")]
     pub amd_ms: u64,
     /// Length of one `playback` (and of the machine extension's message).
     #[arg(long = "playback-ms", default_value_t = 3_000)]
+    #[arg(help = "Duración de un `playback` (y del mensaje de la extensión de máquinas).")]
     pub playback_ms: u64,
     /// Time from `avmd_start` to the answering machine's beep.
     #[arg(long = "beep-ms", default_value_t = 4_000)]
+    #[arg(help = "Tiempo desde `avmd_start` hasta el beep del contestador.")]
     pub beep_ms: u64,
     /// A call that nobody drives (no transfer, no hangup) is cut after this long (ALLOTTED_TIMEOUT).
     #[arg(long = "max-call-ms", default_value_t = 600_000)]
+    #[arg(
+        help = "Una llamada que nadie maneja (sin transferencia ni corte) se corta tras este tiempo (ALLOTTED_TIMEOUT)."
+    )]
     pub max_call_ms: u64,
 }
 
@@ -59,15 +70,23 @@ impl Default for Timings {
 pub struct Faults {
     /// Close each inbound connection after it has been sent this many events.
     #[arg(long = "fault-drop-after")]
+    #[arg(help = "Cierra cada conexión entrante después de enviarle esta cantidad de eventos.")]
     pub drop_after_events: Option<u64>,
     /// Delay every reply (command/reply and api/response) by this many milliseconds (not scaled).
     #[arg(long = "fault-delay-ms")]
+    #[arg(
+        help = "Demora cada respuesta (command/reply y api/response) esta cantidad de milisegundos (sin escalar)."
+    )]
     pub reply_delay_ms: Option<u64>,
     /// Send a garbage (unparseable) frame every this many events.
     #[arg(long = "fault-garbage-every")]
+    #[arg(
+        help = "Envía una trama basura (imposible de interpretar) cada esta cantidad de eventos."
+    )]
     pub garbage_every_events: Option<u64>,
     /// Answer every `auth` with `-ERR invalid`, whatever the password.
     #[arg(long = "fault-refuse-auth")]
+    #[arg(help = "Responde `-ERR invalid` a todo `auth`, sea cual sea la clave.")]
     pub refuse_auth: bool,
 }
 
@@ -76,36 +95,58 @@ pub struct Faults {
 pub struct SimConfig {
     /// Address of the inbound event socket (FreeSWITCH's `event_socket.conf.xml` listen-ip:port).
     #[arg(long, default_value = "127.0.0.1:8021")]
+    #[arg(
+        help = "Dirección del event socket entrante (el listen-ip:port de `event_socket.conf.xml` de FreeSWITCH)."
+    )]
     pub listen: SocketAddr,
 
     /// Event socket password. Never logged.
     #[arg(long, default_value = "ClueCon", hide_default_value = true)]
+    #[arg(help = "Clave del event socket. Nunca se escribe en los logs.")]
     pub password: Secret,
 
     /// Address the `socket` dialplan application connects to (the controller's outbound socket).
     #[arg(long = "socket", default_value = "127.0.0.1:8084")]
+    #[arg(
+        help = "Dirección a la que se conecta la aplicación `socket` del dialplan (el socket saliente del controlador)."
+    )]
     pub socket_addr: SocketAddr,
 
     /// FreeSWITCH's `sessions-per-second` (switch.conf.xml). See `limits` for the exact rule.
     #[arg(long = "sessions-per-second", default_value_t = 30)]
+    #[arg(
+        help = "El `sessions-per-second` de FreeSWITCH (switch.conf.xml): originates admitidos por segundo."
+    )]
     pub sps: u32,
 
     /// FreeSWITCH's `max-sessions`: live channels allowed at once.
     #[arg(long = "max-sessions", default_value_t = 1000)]
+    #[arg(help = "El `max-sessions` de FreeSWITCH: canales en curso admitidos a la vez.")]
     pub max_sessions: u32,
 
     /// Factor applied to every simulated duration (0.01 runs a 20 s call in 200 ms). Pacing limits
     /// (sessions per second) are real time and are NOT scaled.
     #[arg(long = "time-scale", default_value_t = 1.0)]
+    #[arg(
+        help = "Factor que se aplica a toda duración simulada (0.01 hace una llamada de 20 s en 200 ms).",
+        long_help = "Factor que se aplica a toda duración simulada (0.01 hace una llamada de 20 s en 200 ms). Los límites de ritmo (sesiones por segundo) son en tiempo real y NO se escalan."
+    )]
     pub time_scale: f64,
 
     /// Outcome mix, e.g. `humano=60,maquina=15,ocupado=10,no_contesta=10,invalido=3,falla=2`.
     /// Without it, the destination's last digit decides (see the module docs).
     #[arg(long)]
+    #[arg(
+        help = "Mezcla de resultados, p. ej. `humano=60,maquina=15,ocupado=10,no_contesta=10,invalido=3,falla=2`.",
+        long_help = "Mezcla de resultados, p. ej. `humano=60,maquina=15,ocupado=10,no_contesta=10,invalido=3,falla=2`. Sin ella, decide el último dígito del destino."
+    )]
     pub mix: Option<Mix>,
 
     /// Seed of the mix: the same seed and number always give the same outcome.
     #[arg(long, default_value_t = 0)]
+    #[arg(
+        help = "Semilla de la mezcla: la misma semilla y el mismo número dan siempre el mismo resultado."
+    )]
     pub seed: u64,
 
     /// Phase durations.
@@ -118,31 +159,50 @@ pub struct SimConfig {
 
     /// Append every originate received to this CSV file (`timestamp_us,uuid,destination,job_uuid`).
     #[arg(long = "originate-log")]
+    #[arg(
+        help = "Agrega cada originate recibido a este archivo CSV (`timestamp_us,uuid,destination,job_uuid`)."
+    )]
     pub originate_log: Option<PathBuf>,
 
     /// Value of `FreeSWITCH-Hostname` / `FreeSWITCH-Switchname` in events.
     #[arg(long, default_value = "discador-sim")]
+    #[arg(help = "Valor de `FreeSWITCH-Hostname` / `FreeSWITCH-Switchname` en los eventos.")]
     pub hostname: String,
 
     /// Seconds between HEARTBEAT events (FreeSWITCH fires one every 20 s; 0 disables). Real time,
     /// not scaled.
     #[arg(long = "heartbeat-secs", default_value_t = 20)]
+    #[arg(
+        help = "Segundos entre eventos HEARTBEAT (FreeSWITCH emite uno cada 20 s; 0 los desactiva). Tiempo real, sin escalar."
+    )]
     pub heartbeat_secs: u64,
 
     /// A module this switch lacks (repeatable): `mod_amd` (third-party, often absent) or
     /// `mod_avmd` (not built by default). Its applications then hang the call up with
     /// DESTINATION_OUT_OF_ORDER, as FreeSWITCH does, and `module_exists` answers `false`.
-    #[arg(long = "no-module", value_name = "MODULE")]
+    #[arg(long = "no-module", value_name = "MODULO")]
+    #[arg(
+        help = "Un módulo que este switch no tiene (repetible): `mod_amd` o `mod_avmd`.",
+        long_help = "Un módulo que este switch no tiene (repetible): `mod_amd` (de terceros, a menudo ausente) o `mod_avmd` (no se compila por defecto). Sus aplicaciones cortan entonces la llamada con DESTINATION_OUT_OF_ORDER, como hace FreeSWITCH, y `module_exists` responde `false`."
+    )]
     pub missing_modules: Vec<String>,
 
     /// The gateways this switch has (repeatable). An originate through any other gets
     /// `-ERR INVALID_GATEWAY` and no channel. Empty (the default): every gateway name exists.
-    #[arg(long = "gateway-name", value_name = "NAME")]
+    #[arg(long = "gateway-name", value_name = "NOMBRE")]
+    #[arg(
+        help = "Los gateways que tiene este switch (repetible). Vacío (el valor por defecto): existe cualquiera.",
+        long_help = "Los gateways que tiene este switch (repetible). Un originate por cualquier otro recibe `-ERR INVALID_GATEWAY` y ningún canal. Vacío (el valor por defecto): existe cualquier nombre de gateway."
+    )]
     pub gateways: Vec<String>,
 
     /// FreeSWITCH's sounds directory (`global_getvar sounds_dir`): relative files are played from
     /// here, and `file_exists` and `playback` look at the real files, as the switch does.
     #[arg(long = "sounds-dir", default_value = "/usr/share/freeswitch/sounds")]
+    #[arg(
+        help = "Directorio de sonidos de FreeSWITCH (`global_getvar sounds_dir`).",
+        long_help = "Directorio de sonidos de FreeSWITCH (`global_getvar sounds_dir`): los archivos relativos se reproducen desde aquí, y `file_exists` y `playback` miran los archivos reales, como el switch."
+    )]
     pub sounds_dir: PathBuf,
 }
 
@@ -186,11 +246,11 @@ impl SimConfig {
 /// Why a configuration cannot run.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum SimConfigError {
-    #[error("time-scale must be a finite number > 0 (got {0})")]
+    #[error("time-scale debe ser un número finito > 0 (se recibió {0})")]
     TimeScale(f64),
-    #[error("sessions-per-second must be at least 1")]
+    #[error("sessions-per-second debe ser al menos 1")]
     Sps,
-    #[error("max-sessions must be at least 1")]
+    #[error("max-sessions debe ser al menos 1")]
     MaxSessions,
 }
 

@@ -104,7 +104,7 @@ impl Simulator {
         cfg.validate()?;
         let listener = TcpListener::bind(cfg.listen)
             .await
-            .with_context(|| format!("cannot listen on {}", cfg.listen))?;
+            .with_context(|| format!("no se pudo escuchar en {}", cfg.listen))?;
         let addr = listener.local_addr()?;
         let log = originate_log::OriginateLog::open(cfg.originate_log.as_deref())?;
         let shared = Arc::new(Shared::new(cfg, log, api::RUNNER));
