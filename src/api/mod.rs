@@ -7,9 +7,11 @@
 //! by [`error::recover`]. With `API_TOKEN`, everything but `/health`, `/docs` and `/openapi.json`
 //! requires `Authorization: Bearer <token>`, compared in constant time.
 
+pub mod charts;
 pub mod control;
 pub mod dto;
 pub mod error;
+pub mod export;
 pub mod numbers;
 pub mod stats;
 
@@ -61,12 +63,14 @@ impl AppState {
     info(title = "discador", description = "Discador de campañas sobre FreeSWITCH"),
     paths(
         listar_campanas, obtener_campana, crear_campana, modificar_campana, cargar_numeros,
-        iniciar, pausar, reanudar, detener, estado, agregar_dnc, health
+        iniciar, pausar, reanudar, detener, estado, agregar_dnc, health,
+        export::exportar_llamadas, charts::grafico_llamadas, charts::grafico_resultados,
+        charts::serie
     ),
     components(schemas(
         CampaignView, CampaignRequest, PatchRequest, SettingsRequest, DialerRequest, DialerReply,
         EstadoReply, Estadisticas, CargaReply, ErrorLinea, NumerosJson, HealthReply, ErrorBody,
-        DncRequest, DncReply, crate::domain::MenuJson, crate::domain::MenuOptionJson,
+        DncRequest, DncReply, charts::SerieReply, charts::PuntoSerie, crate::domain::MenuJson, crate::domain::MenuOptionJson,
         crate::domain::AmdParamsJson
     )),
     modifiers(&BearerAuth),
@@ -167,6 +171,8 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         .or(estado_r)
         .unify()
         .or(dnc)
+        .unify()
+        .or(export::routes(s.clone()))
         .unify();
     let auth = warp::header::optional::<String>("authorization")
         .and(token)

@@ -20,6 +20,7 @@ mod controller;
 mod copy;
 mod dialer;
 mod esl;
+mod export;
 mod freeswitch_conf;
 mod real_switch;
 mod recovery;
