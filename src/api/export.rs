@@ -84,7 +84,12 @@ pub fn parse_instant(field: &str, raw: &str) -> Result<DateTime<Utc>, ApiError> 
         let t = d.and_hms_opt(0, 0, 0).ok_or_else(bad)?;
         return Ok(t.and_utc());
     }
-    let fixed = raw.replace(' ', "+");
+    // Only the space where an offset's sign goes (`… 03:00`): a space between date and time is
+    // RFC 3339's own alternative to `T`.
+    let fixed = match raw.rfind(' ') {
+        Some(i) if raw.len() - i == 6 => format!("{}+{}", &raw[..i], &raw[i + 1..]),
+        _ => raw.to_owned(),
+    };
     let t = DateTime::parse_from_rfc3339(&fixed).map_err(|_| bad())?;
     use chrono::SubsecRound;
     Ok(t.with_timezone(&Utc).trunc_subsecs(3))
@@ -518,6 +523,14 @@ mod tests {
         // `+03:00` sent unencoded in a query string arrives as ` 03:00`.
         assert_eq!(
             at("2026-11-28T17:00:00 03:00").unwrap(),
+            "2026-11-28T14:00:00+00:00"
+        );
+        assert_eq!(
+            at("2026-11-28 14:00:00Z").unwrap(),
+            "2026-11-28T14:00:00+00:00"
+        );
+        assert_eq!(
+            at("2026-11-28 17:00:00 03:00").unwrap(),
             "2026-11-28T14:00:00+00:00"
         );
         for bad in [

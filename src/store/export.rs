@@ -91,11 +91,16 @@ impl Store {
         after: Option<&CdrRow>,
         limit: u32,
     ) -> Result<Vec<CdrRow>, StoreError> {
+        // Bounds outside the stored range are clamped to it: MySQL's `DATETIME` starts at year
+        // 1000, RFC 3339 at year 0.
         let (lo, hi) = open_bounds();
-        let hasta = range.hasta.map(to_naive).unwrap_or(hi);
+        let hasta = range.hasta.map(to_naive).unwrap_or(hi).clamp(lo, hi);
         let cursor = match after {
             Some(r) => (r.inicio, r.id),
-            None => (range.desde.map(to_naive).unwrap_or(lo), i64::MIN),
+            None => (
+                range.desde.map(to_naive).unwrap_or(lo).clamp(lo, hi),
+                i64::MIN,
+            ),
         };
         on_backend!(self.cdr_page(n, hasta, cursor, limit))
     }

@@ -366,6 +366,15 @@ async fn the_date_range_cuts_at_exact_boundaries(backend: Backend) {
         export("?desde=2026-11-29T00:00:00.001Z").await,
         Vec::<i64>::new()
     );
+    // Instants beyond what the databases store are clamped, not errors.
+    assert_eq!(
+        export("?desde=0001-01-01T00:00:00Z&hasta=0500-01-01").await,
+        Vec::<i64>::new()
+    );
+    assert_eq!(
+        export("?desde=0001-01-01&hasta=9999-12-31T23:59:59.999Z").await,
+        all
+    );
     // Ties: exactly the rows at `tie`, none of its neighbours.
     let at_tie = format!(
         "?desde={}&hasta={}&formato=csv",
@@ -599,6 +608,34 @@ async fn the_export_needs_the_token_like_every_campaign_endpoint() {
         assert_eq!(r.status(), 401, "{path}");
         let g = get_raw(&t, path).await;
         assert_eq!(g.status, 200, "{path}");
+    }
+    // Documented in the OpenAPI spec (public), with its parameters.
+    let spec: Value = t
+        .http
+        .get(t.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let export = &spec["paths"]["/campana/{nombre}/llamadas"]["get"];
+    let params: Vec<&str> = export["parameters"]
+        .as_array()
+        .expect("parameters")
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert_eq!(params, ["nombre", "desde", "hasta", "formato"], "{export}");
+    for path in [
+        "/campana/{nombre}/grafico/llamadas.svg",
+        "/campana/{nombre}/grafico/resultados.svg",
+        "/campana/{nombre}/serie",
+    ] {
+        assert!(
+            spec["paths"][path]["get"].is_object(),
+            "{path} not in the spec"
+        );
     }
     t.shutdown().await;
 }
