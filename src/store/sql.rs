@@ -28,6 +28,12 @@ pub(super) trait Dialect: diesel::backend::Backend + Sized + 'static {
     /// origin, then the width). Whole seconds, counted in SQL: no session time zone is involved
     /// (MySQL's `TIMESTAMPDIFF` on two `DATETIME`s, SQLite's `strftime('%s')` on UTC text).
     const BUCKET: &'static str;
+    /// `llamadas` as the export's pages read it: on MariaDB with `FORCE INDEX`, because for
+    /// `campana = ? AND inicio >= ? … ORDER BY inicio, id LIMIT ?` its optimizer prefers `ref` on the
+    /// campaign alone over the range on `(campana, inicio)` of the same index, and then scans the
+    /// campaign's entries from its first CDR on every page (measured on 1,000,000 CDRs: 207 ms for
+    /// a page in the middle instead of 24 ms; the whole export O(n²)). SQLite takes the range.
+    const CDR_PAGES_FROM: &'static str;
 
     fn id(q: Query<Self>, v: i64) -> Query<Self>;
     fn int(q: Query<Self>, v: i32) -> Query<Self>;
@@ -38,11 +44,13 @@ pub(super) trait Dialect: diesel::backend::Backend + Sized + 'static {
 }
 
 macro_rules! dialect {
-    ($db:ty, insert_ignore = $ii:literal, int = $int:literal, bucket = $bucket:literal) => {
+    ($db:ty, insert_ignore = $ii:literal, int = $int:literal, bucket = $bucket:literal,
+     cdr_pages_from = $from:literal) => {
         impl Dialect for $db {
             const INSERT_IGNORE: &'static str = $ii;
             const INT: &'static str = $int;
             const BUCKET: &'static str = $bucket;
+            const CDR_PAGES_FROM: &'static str = $from;
             fn id(q: Query<Self>, v: i64) -> Query<Self> {
                 q.bind::<BigInt, _>(v)
             }
@@ -69,13 +77,15 @@ dialect!(
     Mysql,
     insert_ignore = "INSERT IGNORE",
     int = "SIGNED",
-    bucket = "TIMESTAMPDIFF(SECOND, ?, inicio) DIV ?"
+    bucket = "TIMESTAMPDIFF(SECOND, ?, inicio) DIV ?",
+    cdr_pages_from = "llamadas FORCE INDEX (idx_llamadas_campana_inicio)"
 );
 dialect!(
     Sqlite,
     insert_ignore = "INSERT OR IGNORE",
     int = "INTEGER",
-    bucket = "(CAST(strftime('%s', inicio) AS INTEGER) - CAST(strftime('%s', ?) AS INTEGER)) / ?"
+    bucket = "(CAST(strftime('%s', inicio) AS INTEGER) - CAST(strftime('%s', ?) AS INTEGER)) / ?",
+    cdr_pages_from = "llamadas"
 );
 
 fn query<DB: Dialect>(sql: String) -> Query<DB> {
@@ -636,8 +646,9 @@ pub(super) fn cdr_page<DB: Dialect>(
     limit: u32,
 ) -> Query<DB> {
     let q = query::<DB>(format!(
-        "SELECT {CDR_ROW} FROM llamadas WHERE campana = ? AND inicio >= ? AND inicio < ? \
-         AND (inicio > ? OR id > ?) ORDER BY inicio, id LIMIT ?"
+        "SELECT {CDR_ROW} FROM {} WHERE campana = ? AND inicio >= ? AND inicio < ? \
+         AND (inicio > ? OR id > ?) ORDER BY inicio, id LIMIT ?",
+        DB::CDR_PAGES_FROM
     ));
     let q = DB::time(DB::text(q, n.as_str().to_owned()), after.0);
     let q = DB::time(DB::time(q, hasta), after.0);
