@@ -7,10 +7,12 @@
 //! by [`error::recover`]. With `API_TOKEN`, everything but `/health`, `/docs` and `/openapi.json`
 //! requires `Authorization: Bearer <token>`, compared in constant time.
 
+pub mod charts;
 pub mod control;
 pub mod dto;
 pub mod error;
 pub mod events;
+pub mod export;
 pub mod numbers;
 pub mod openapi_es;
 pub mod panel;
@@ -75,12 +77,14 @@ impl AppState {
     info(title = "discador", description = "Discador de campañas sobre FreeSWITCH"),
     paths(
         listar_campanas, obtener_campana, crear_campana, modificar_campana, cargar_numeros,
-        iniciar, pausar, reanudar, detener, estado, agregar_dnc, health, eventos
+        iniciar, pausar, reanudar, detener, estado, agregar_dnc, health, eventos,
+        export::exportar_llamadas, charts::grafico_llamadas, charts::grafico_resultados,
+        charts::serie
     ),
     components(schemas(
         CampaignView, CampaignRequest, PatchRequest, SettingsRequest, DialerRequest, DialerReply,
         EstadoReply, Estadisticas, CargaReply, ErrorLinea, NumerosJson, HealthReply, ErrorBody,
-        DncRequest, DncReply, crate::domain::MenuJson, crate::domain::MenuOptionJson,
+        DncRequest, DncReply, charts::SerieReply, charts::PuntoSerie, crate::domain::MenuJson, crate::domain::MenuOptionJson,
         crate::domain::AmdParamsJson
     )),
     modifiers(&BearerAuth, &SpanishProperties),
@@ -194,6 +198,8 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         .or(dnc)
         .unify()
         .or(eventos)
+        .unify()
+        .or(export::routes(s.clone()))
         .unify();
     let auth = warp::header::optional::<String>("authorization")
         .and(token)

@@ -13,6 +13,23 @@ type Texts = &'static [(&'static str, &'static [(&'static str, &'static str)])];
 
 const PROPERTIES: Texts = &[
     (
+        "PuntoSerie",
+        &[
+            ("minuto", "Comienzo del intervalo (UTC)."),
+            ("intentos", "Intentos que empezaron en el intervalo."),
+            ("contestadas", "Intentos contestados (por una persona o una máquina)."),
+        ],
+    ),
+    (
+        "SerieReply",
+        &[
+            ("campana", "Nombre de la campaña."),
+            ("minutos_por_punto", "Ancho de cada punto en minutos: 1 salvo que la campaña dure más de 1440 minutos."),
+            ("minutos", "Cada intervalo desde el del primer CDR hasta el del último; los vacíos, en cero."),
+            ("resultados", "Intentos (CDR) por resultado."),
+        ],
+    ),
+    (
         "CampaignView",
         &[
             ("nombre", "Nombre de la campaña."),

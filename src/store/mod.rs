@@ -240,6 +240,9 @@ macro_rules! on_backend {
     };
 }
 
+mod export;
+pub use export::{CallSeries, CdrRange, SeriesPoint, MAX_POINTS};
+
 impl Store {
     /// Creates the database if missing, runs the embedded migrations and opens the pool.
     pub async fn connect(url: &Secret) -> Result<Store, StoreError> {

@@ -536,8 +536,9 @@ pub struct NumberRow {
     pub espera: Option<String>,
 }
 
-/// A `llamadas` (CDR) row exactly as stored, id included, for copying to another database.
-#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+/// A `llamadas` (CDR) row exactly as stored, id included, for copying to another database and
+/// for the CDR export (read by name there: [`super::sql::cdr_page`]).
+#[derive(Debug, Clone, PartialEq, Queryable, QueryableByName, Selectable, Insertable)]
 #[diesel(table_name = llamadas)]
 #[diesel(check_for_backend(diesel::mysql::Mysql, diesel::sqlite::Sqlite))]
 pub struct CdrRow {
@@ -565,6 +566,35 @@ pub struct CdrRow {
     pub transferida_a: Option<String>,
     pub agente_contesto: Option<bool>,
     pub tras_beep_ms: Option<i32>,
+}
+
+/// The result of [`super::sql::cdr_span`].
+#[derive(QueryableByName)]
+pub(super) struct SpanRow {
+    #[diesel(sql_type = Nullable<Timestamp>)]
+    pub(super) desde: Option<NaiveDateTime>,
+    #[diesel(sql_type = Nullable<Timestamp>)]
+    pub(super) hasta: Option<NaiveDateTime>,
+}
+
+/// One point of [`super::sql::cdr_buckets`].
+#[derive(QueryableByName)]
+pub(super) struct BucketRow {
+    #[diesel(sql_type = BigInt)]
+    pub(super) punto: i64,
+    #[diesel(sql_type = BigInt)]
+    pub(super) intentos: i64,
+    #[diesel(sql_type = BigInt)]
+    pub(super) contestadas: i64,
+}
+
+/// One line of [`super::sql::result_counts`].
+#[derive(QueryableByName)]
+pub(super) struct ResultCountRow {
+    #[diesel(sql_type = Text)]
+    pub(super) resultado: String,
+    #[diesel(sql_type = BigInt)]
+    pub(super) n: i64,
 }
 
 /// A do-not-call entry as stored.

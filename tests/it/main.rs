@@ -1,8 +1,9 @@
 //! discador's integration tests, one module per area, in one test binary: one link of the
 //! library instead of one per area (on a 2-core machine each extra binary cost minutes).
 //!
-//! - `api`, `copy`, `recovery`, `dialer`: the real app against MariaDB and SQLite, calls through
-//!   the FreeSWITCH simulator; `store`: the store itself on both backends;
+//! - `api`, `copy`, `recovery`, `dialer`, `export` (CDR export and charts): the real app against
+//!   MariaDB and SQLite, calls through the FreeSWITCH simulator; `store`: the store itself on both
+//!   backends;
 //! - `esl`, `sim`, `controller`: the protocol layer, the simulator, and the controller against
 //!   frames captured from FreeSWITCH 1.10.12;
 //! - `real_switch`: whole campaigns against a real FreeSWITCH 1.10.12 (`../shared/freeswitch/`);
@@ -20,6 +21,7 @@ mod controller;
 mod copy;
 mod dialer;
 mod esl;
+mod export;
 mod freeswitch_conf;
 mod panel;
 mod real_switch;

@@ -7,6 +7,7 @@ mod calls;
 mod campaigns;
 mod copy;
 mod dnc;
+mod export;
 mod numbers;
 mod rules;
 
