@@ -295,6 +295,8 @@ async fn picture(g: Grafico, nombre: String, st: AppState) -> Result<Response, A
 /// time axis in UTC). A campaign longer than 1440 minutes gets wider buckets (2, 5, 10, 15, 30,
 /// 60… minutes, then whole days), named in the title and the axis.
 #[utoipa::path(get, path = "/campana/{nombre}/grafico/llamadas.svg",
+    summary = "Gráfico de intentos y contestadas por minuto",
+    description = "Imagen SVG con dos series (Intentos, Contestadas) por minuto a lo largo de la campaña, en UTC. Una campaña de más de 1440 minutos se agrupa en intervalos más anchos (2, 5, 10, 15, 30, 60… minutos o días), que el título indica.",
     params(("nombre" = String, Path, description = "Nombre de la campaña")),
     responses(
         (status = 200, description = "Gráfico SVG de intentos y contestadas por minuto; sin llamadas dice «Sin llamadas todavía»", content_type = "image/svg+xml", body = String),
@@ -308,6 +310,8 @@ pub async fn grafico_llamadas(nombre: String, st: AppState) -> Response {
 
 /// The campaign's CDRs per result, as an SVG bar chart.
 #[utoipa::path(get, path = "/campana/{nombre}/grafico/resultados.svg",
+    summary = "Gráfico de llamadas por resultado",
+    description = "Imagen SVG de barras: cantidad de llamadas (intentos) por `resultado`.",
     params(("nombre" = String, Path, description = "Nombre de la campaña")),
     responses(
         (status = 200, description = "Gráfico SVG de barras: llamadas por resultado", content_type = "image/svg+xml", body = String),
@@ -321,6 +325,8 @@ pub async fn grafico_resultados(nombre: String, st: AppState) -> Response {
 
 /// The data of both charts as JSON, for a page that draws them itself.
 #[utoipa::path(get, path = "/campana/{nombre}/serie",
+    summary = "Datos de los gráficos en JSON",
+    description = "Intentos y contestadas por minuto (o por `minutos_por_punto`) y llamadas por resultado, para una página que dibuja sus propios gráficos.",
     params(("nombre" = String, Path, description = "Nombre de la campaña")),
     responses(
         (status = 200, description = "Intentos y contestadas por minuto (o por `minutos_por_punto`) y llamadas por resultado", body = SerieReply),

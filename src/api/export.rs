@@ -392,6 +392,10 @@ pub fn spawn_producer<P: PageSource>(
 /// is streamed: an error of the database in the middle of it breaks the transfer instead of ending
 /// the file early.
 #[utoipa::path(get, path = "/campana/{nombre}/llamadas",
+    summary = "Exporta las llamadas (CDR) de una campaña",
+    description = "Todas las columnas de `llamadas`, una fila por intento, ordenadas por `inicio` y `id`, \
+        con `inicio` en [`desde`, `hasta`). Se transmite a medida que se lee: un error de la base de datos \
+        a mitad de camino corta la transferencia en lugar de terminar el archivo antes de tiempo.",
     params(
         ("nombre" = String, Path, description = "Nombre de la campaña"),
         ("desde" = Option<String>, Query, description = "Instante inicial, incluido, sobre `inicio`: RFC 3339 (`2026-11-28T14:00:00Z`) o fecha `AAAA-MM-DD` (00:00:00 UTC de ese día)"),
