@@ -106,6 +106,8 @@ pub fn calls_svg(campana: &str, s: &CallSeries) -> Result<String, ChartError> {
     let y_max = top + top.div_ceil(10);
     // One point alone still gets an axis of width one.
     let x_max = (pts.len() - 1).max(1);
+    // Few points (a short campaign: one minute alone draws no line) are marked as dots too.
+    let dots = if pts.len() <= 60 { 4 } else { 0 };
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
@@ -126,20 +128,26 @@ pub fn calls_svg(campana: &str, s: &CallSeries) -> Result<String, ChartError> {
             .draw()
             .map_err(chart_err)?;
         chart
-            .draw_series(LineSeries::new(
-                pts.iter().enumerate().map(|(i, p)| (i, p.intentos)),
-                ATTEMPTS_COLOR.stroke_width(2),
-            ))
+            .draw_series(
+                LineSeries::new(
+                    pts.iter().enumerate().map(|(i, p)| (i, p.intentos)),
+                    ATTEMPTS_COLOR.stroke_width(2),
+                )
+                .point_size(dots),
+            )
             .map_err(chart_err)?
             .label("Intentos")
             .legend(|(x, y)| {
                 PathElement::new(vec![(x, y), (x + 20, y)], ATTEMPTS_COLOR.stroke_width(2))
             });
         chart
-            .draw_series(LineSeries::new(
-                pts.iter().enumerate().map(|(i, p)| (i, p.contestadas)),
-                ANSWERED_COLOR.stroke_width(2),
-            ))
+            .draw_series(
+                LineSeries::new(
+                    pts.iter().enumerate().map(|(i, p)| (i, p.contestadas)),
+                    ANSWERED_COLOR.stroke_width(2),
+                )
+                .point_size(dots),
+            )
             .map_err(chart_err)?
             .label("Contestadas")
             .legend(|(x, y)| {
@@ -297,8 +305,8 @@ async fn picture(g: Grafico, nombre: String, st: AppState) -> Result<Response, A
 /// time axis in UTC). A campaign longer than 1440 minutes gets wider buckets (2, 5, 10, 15, 30,
 /// 60… minutes, then whole days), named in the title and the axis.
 #[utoipa::path(get, path = "/campana/{nombre}/grafico/llamadas.svg",
-    summary = "Gráfico de intentos y contestadas por minuto (SVG)",
-    description = "Dos líneas sobre un eje de tiempo en UTC, por toda la vida de la campaña. Una campaña de más de 1440 minutos se agrupa en intervalos más anchos (2, 5, 10, 15, 30, 60… minutos, luego días), indicados en el título y en el eje.",
+    summary = "Gráfico de intentos y contestadas por minuto",
+    description = "Imagen SVG con dos series (Intentos, Contestadas) por minuto a lo largo de la campaña, en UTC. Una campaña de más de 1440 minutos se agrupa en intervalos más anchos (2, 5, 10, 15, 30, 60… minutos o días), que el título indica.",
     params(("nombre" = String, Path, description = "Nombre de la campaña")),
     responses(
         (status = 200, description = "Gráfico SVG de intentos y contestadas por minuto; sin llamadas dice «Sin llamadas todavía»", content_type = "image/svg+xml", body = String),
@@ -312,8 +320,8 @@ pub async fn grafico_llamadas(nombre: String, st: AppState) -> Response {
 
 /// The campaign's CDRs per result, as an SVG bar chart.
 #[utoipa::path(get, path = "/campana/{nombre}/grafico/resultados.svg",
-    summary = "Gráfico de llamadas por resultado (SVG)",
-    description = "Barras con la cantidad de intentos (CDR) de cada resultado: HUMANO, MAQUINA, OCUPADO, NO_CONTESTA…",
+    summary = "Gráfico de llamadas por resultado",
+    description = "Imagen SVG de barras: cantidad de llamadas (intentos) por `resultado`.",
     params(("nombre" = String, Path, description = "Nombre de la campaña")),
     responses(
         (status = 200, description = "Gráfico SVG de barras: llamadas por resultado", content_type = "image/svg+xml", body = String),
@@ -328,7 +336,7 @@ pub async fn grafico_resultados(nombre: String, st: AppState) -> Response {
 /// The data of both charts as JSON, for a page that draws them itself.
 #[utoipa::path(get, path = "/campana/{nombre}/serie",
     summary = "Datos de los gráficos en JSON",
-    description = "Intentos y contestadas por minuto (o por `minutos_por_punto`) y llamadas por resultado, para una página que dibuje los gráficos por su cuenta.",
+    description = "Intentos y contestadas por minuto (o por `minutos_por_punto`) y llamadas por resultado, para una página que dibuja sus propios gráficos.",
     params(("nombre" = String, Path, description = "Nombre de la campaña")),
     responses(
         (status = 200, description = "Intentos y contestadas por minuto (o por `minutos_por_punto`) y llamadas por resultado", body = SerieReply),

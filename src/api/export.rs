@@ -393,11 +393,9 @@ pub fn spawn_producer<P: PageSource>(
 /// the file early.
 #[utoipa::path(get, path = "/campana/{nombre}/llamadas",
     summary = "Exporta las llamadas (CDR) de una campaña",
-    description = "Todas las columnas de `llamadas`, una fila por intento, con `inicio` en \
-        [`desde`, `hasta`), ordenadas por `inicio` y luego `id`, en CSV con encabezado o como \
-        arreglo JSON. Se transmite a medida que se lee (un millón de filas en memoria constante); \
-        un error de la base de datos a mitad de camino corta la transferencia en lugar de dejar un \
-        archivo que parece completo.",
+    description = "Todas las columnas de `llamadas`, una fila por intento, ordenadas por `inicio` y `id`, \
+        con `inicio` en [`desde`, `hasta`). Se transmite a medida que se lee: un error de la base de datos \
+        a mitad de camino corta la transferencia en lugar de terminar el archivo antes de tiempo.",
     params(
         ("nombre" = String, Path, description = "Nombre de la campaña"),
         ("desde" = Option<String>, Query, description = "Instante inicial, incluido, sobre `inicio`: RFC 3339 (`2026-11-28T14:00:00Z`) o fecha `AAAA-MM-DD` (00:00:00 UTC de ese día)"),

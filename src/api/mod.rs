@@ -84,8 +84,8 @@ impl AppState {
     components(schemas(
         CampaignView, CampaignRequest, PatchRequest, SettingsRequest, DialerRequest, DialerReply,
         EstadoReply, Estadisticas, CargaReply, ErrorLinea, NumerosJson, HealthReply, ErrorBody,
-        DncRequest, DncReply, charts::SerieReply, charts::PuntoSerie, crate::domain::MenuJson, crate::domain::MenuOptionJson,
-        crate::domain::AmdParamsJson
+        DncRequest, DncReply, crate::domain::MenuJson, crate::domain::MenuOptionJson,
+        crate::domain::AmdParamsJson, charts::SerieReply, charts::PuntoSerie
     )),
     modifiers(&BearerAuth, &SpanishProperties),
     security(("bearer" = []))

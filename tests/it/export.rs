@@ -627,6 +627,10 @@ async fn the_export_needs_the_token_like_every_campaign_endpoint() {
         .filter_map(|p| p["name"].as_str())
         .collect();
     assert_eq!(params, ["nombre", "desde", "hasta", "formato"], "{export}");
+    assert_eq!(
+        export["summary"], "Exporta las llamadas (CDR) de una campaña",
+        "described in Spanish"
+    );
     for path in [
         "/campana/{nombre}/grafico/llamadas.svg",
         "/campana/{nombre}/grafico/resultados.svg",
