@@ -14,6 +14,7 @@ pub mod demo;
 pub mod dialer;
 pub mod domain;
 pub mod esl;
+pub mod metrics;
 pub mod secret;
 pub mod sim;
 pub mod store;

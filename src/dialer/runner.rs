@@ -30,6 +30,7 @@ use uuid::Uuid;
 use crate::domain::rules::{abandon_action, abandon_rate, AbandonAction};
 use crate::domain::{mask, parse_zone, CallResult, CampaignState, NumberState, PhoneNumber, Wait};
 use crate::esl::{ConnState, EslError};
+use crate::metrics::DbOp;
 use crate::store::{CallRecord, Campaign, ClaimedNumber, NumberUpdate, StoreError};
 
 use super::metrics::{CallSlot, CampaignMetrics};
@@ -432,6 +433,7 @@ impl Runner {
             .unwrap_or_else(|e| Err(StoreError::Database(format!("claim task: {e}"))));
         match result {
             Err(e) => {
+                self.shared.metrics.db_error(DbOp::Reservar);
                 tracing::warn!(error = %e, "no se pudieron reservar números; reintento");
                 tokio::select! {
                     _ = tokio::time::sleep(self.db_backoff) => {}

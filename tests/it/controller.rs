@@ -347,6 +347,7 @@ async fn controller(amd: AmdMode) -> Rig {
             nodo: "test".into(),
             max_intentos_dia: 0,
             clock: discador::clock::Clock::system(),
+            metrics: Default::default(),
         },
     );
     let (server, addr) = OutboundServer::bind(

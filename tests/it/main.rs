@@ -9,7 +9,8 @@
 //!   `script`: the campaign's message, menu, voicemail drop and abandon rule there, checked on
 //!   the carrier's recordings of what each called party heard;
 //! - `amd_set`: the labeled AMD set (`scripts/amd-set/`) through the real switch, with its report;
-//! - `freeswitch_conf`, `cli`: the shipped configuration and the command line.
+//! - `freeswitch_conf`, `cli`: the shipped configuration and the command line;
+//! - `metrics`: `/metrics` against the estado and CDR counts, and the API's rate limit.
 
 mod common;
 
@@ -21,6 +22,7 @@ mod copy;
 mod dialer;
 mod esl;
 mod freeswitch_conf;
+mod metrics;
 mod real_switch;
 mod recovery;
 mod rules;
