@@ -127,6 +127,11 @@ fn main() -> anyhow::Result<()> {
         "127.0.0.1:0",
         "--log-format",
         "text",
+        // One client measuring latency, not the per-client rate limit.
+        "--api-limite-rps",
+        "1000000",
+        "--api-limite-rafaga",
+        "1000000",
     ])?
     .config;
     let result = tokio::runtime::Runtime::new()?.block_on(run(cfg, rows, backend));

@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -12,13 +13,14 @@ use tokio::task::JoinHandle;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{self, AppState};
+use crate::api::{self, ApiLimiter, AppState};
 use crate::config::{Config, Secret};
 use crate::controller::{Controller, ControllerSettings};
 use crate::dialer::writer::WriterHandle;
 use crate::dialer::{recovery, Dialer, DialerSettings};
 use crate::esl::{EventFormat, InboundClient, InboundConfig, OutboundConfig, OutboundServer};
 use crate::events::Eventos;
+use crate::metrics::Metrics;
 use crate::store::{Location, Store, StoreError};
 
 /// The events the tracker needs (BACKGROUND_JOB is always added by the client). CHANNEL_CREATE
@@ -151,6 +153,8 @@ async fn open_store(url: &Secret) -> anyhow::Result<(Store, Option<JoinHandle<()
 pub async fn spawn(cfg: Config) -> anyhow::Result<RunningApp> {
     let token = check_exposure(&cfg)?;
     let (store, prepare_task) = open_store(&cfg.database_url).await?;
+    // One registry per running service (tests run many in one process): see `crate::metrics`.
+    let metrics = Arc::new(Metrics::new());
 
     // FreeSWITCH: one persistent, authenticated connection that reconnects by itself.
     let esl_addr = format!("{}:{}", cfg.freeswitch_host, cfg.freeswitch_port);
@@ -178,9 +182,11 @@ pub async fn spawn(cfg: Config) -> anyhow::Result<RunningApp> {
             max_intentos_dia: cfg.max_intentos_dia,
             clock: cfg.clock.clone(),
             eventos: Eventos::default(),
+            metrics: metrics.clone(),
         },
     );
     let mut background: Vec<JoinHandle<()>> = prepare_task.into_iter().collect();
+    background.push(metrics.watch_esl(dialer.esl().state()));
     background.push(recovery::spawn_event_pump(&dialer));
     background.push(api::events::spawn_pace(dialer.clone()));
     let recovering = dialer.clone();
@@ -192,7 +198,14 @@ pub async fn spawn(cfg: Config) -> anyhow::Result<RunningApp> {
     let stop = CancellationToken::new();
     let (outbound, socket_addr) = start_controller(&cfg, &dialer, stop.clone()).await?;
 
-    let state = AppState::new(store.clone(), token, Some(dialer.clone()), stop.clone());
+    let state = AppState::new(
+        store.clone(),
+        token,
+        Some(dialer.clone()),
+        metrics,
+        ApiLimiter::new(cfg.api_limite_rps, cfg.api_limite_rafaga),
+        stop.clone(),
+    );
     let listener = tokio::net::TcpListener::bind(cfg.api_listen)
         .await
         .with_context(|| format!("no se pudo escuchar en {}", cfg.api_listen))?;

@@ -7,6 +7,7 @@
 //! built from the configuration cannot leak them.
 
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 
 use crate::dialer::originate::DialTemplate;
 use crate::domain::{Cps, Gateway};
@@ -94,12 +95,22 @@ pub struct Config {
     )]
     pub socket_listen: SocketAddr,
 
-    /// Bearer token required by every endpoint but `/health` and `/docs`. Never logged.
+    /// Bearer token required by every endpoint but `/health` and `/docs` (`/metrics` included).
+    /// Never logged.
     #[arg(long, env = "API_TOKEN", hide_env_values = true)]
     #[arg(
         help = "Token Bearer que exigen todos los endpoints salvo `/health` y `/docs`. Nunca se escribe en los logs."
     )]
     pub api_token: Option<Secret>,
+
+    /// API requests per second allowed to each client address (every endpoint but `/health`);
+    /// over it, 429 with `Retry-After`.
+    #[arg(long, env = "API_LIMITE_RPS", default_value = "50", value_parser = parse_nonzero)]
+    pub api_limite_rps: NonZeroU32,
+
+    /// Requests a client may send at once before the per-second limit applies (its burst).
+    #[arg(long, env = "API_LIMITE_RAFAGA", default_value = "100", value_parser = parse_nonzero)]
+    pub api_limite_rafaga: NonZeroU32,
 
     /// Ceiling on the sum of all campaigns' originates per second. FreeSWITCH's `sessions-per-second`
     /// defaults to 30 and admits at most 29 in any of its one-second windows, so the default stays
@@ -183,6 +194,12 @@ fn parse_total_cps(raw: &str) -> Result<Cps, String> {
     Cps::parse_total(v).map_err(|e| e.to_string())
 }
 
+fn parse_nonzero(raw: &str) -> Result<NonZeroU32, String> {
+    raw.trim()
+        .parse::<NonZeroU32>()
+        .map_err(|_| format!("{raw:?} no es un entero mayor que 0"))
+}
+
 fn parse_ceilings(raw: &str) -> Result<GatewayCeilings, String> {
     crate::dialer::parse_gateway_cps(raw).map(GatewayCeilings)
 }
@@ -211,6 +228,10 @@ mod tests {
         assert_eq!(cfg.gateway.as_str(), "gw_pstn");
         assert_eq!(cfg.cps_maximo.get(), 25.0);
         assert_eq!(cfg.cps_por_gateway.0.len(), 2);
+        assert_eq!(
+            (cfg.api_limite_rps.get(), cfg.api_limite_rafaga.get()),
+            (50, 100)
+        );
         for (args, flag) in [
             (&["--gateway", "gw/../x"][..], "--gateway"),
             (
@@ -222,6 +243,8 @@ mod tests {
             (&["--cps-maximo", "10001"][..], "--cps-maximo"),
             (&["--cps-por-gateway", "gw_a"][..], "--cps-por-gateway"),
             (&["--canales-maximos", "0"][..], "--canales-maximos"),
+            (&["--api-limite-rps", "0"][..], "--api-limite-rps"),
+            (&["--api-limite-rafaga", "x"][..], "--api-limite-rafaga"),
         ] {
             let err = parse(args).expect_err(flag);
             assert!(err.contains(flag), "{err}");

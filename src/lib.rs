@@ -15,6 +15,7 @@ pub mod dialer;
 pub mod domain;
 pub mod esl;
 pub mod events;
+pub mod metrics;
 pub mod secret;
 pub mod sim;
 pub mod store;

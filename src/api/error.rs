@@ -15,8 +15,8 @@ use crate::store::StoreError;
 #[schema(description = "Cuerpo de toda respuesta de error.")]
 pub struct ErrorBody {
     /// Stable machine-readable code: `invalido`, `json_invalido`, `no_autorizado`, `no_encontrado`,
-    /// `conflicto`, `demasiado_grande`, `tipo_contenido`, `metodo_no_permitido`, `no_disponible`,
-    /// `interno`.
+    /// `conflicto`, `demasiado_grande`, `tipo_contenido`, `metodo_no_permitido`,
+    /// `demasiadas_peticiones`, `no_disponible`, `interno`.
     #[schema(example = "no_encontrado")]
     pub error: &'static str,
     /// Human-readable reason (Spanish), naming the field when one is at fault.
@@ -72,6 +72,13 @@ impl ApiError {
     pub fn unavailable(mensaje: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "no_disponible", mensaje)
     }
+    pub fn too_many_requests(mensaje: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "demasiadas_peticiones",
+            mensaje,
+        )
+    }
     pub fn internal(mensaje: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "interno", mensaje)
     }
@@ -117,6 +124,18 @@ impl From<StoreError> for ApiError {
 /// Turns any rejection into the JSON error shape.
 pub async fn recover(r: Rejection) -> Result<Response, Infallible> {
     use warp::reject::*;
+    if let Some(l) = r.find::<super::limit::Limited>() {
+        let mut response = ApiError::too_many_requests(format!(
+            "demasiadas peticiones de este cliente; reintente en {} s",
+            l.retry_after_s
+        ))
+        .into_response();
+        response.headers_mut().insert(
+            warp::http::header::RETRY_AFTER,
+            warp::http::HeaderValue::from(l.retry_after_s),
+        );
+        return Ok(response);
+    }
     let e = if let Some(e) = r.find::<ApiError>() {
         e.clone()
     } else if r.is_not_found() {

@@ -5,7 +5,13 @@
 //! Every handler returns a response, never a rejection: errors become `{"error", "mensaje"}` with the
 //! right status, and warp's own rejections (unknown path, wrong method…) are mapped to the same shape
 //! by [`error::recover`]. With `API_TOKEN`, everything but `/health`, `/docs` and `/openapi.json`
-//! requires `Authorization: Bearer <token>`, compared in constant time.
+//! requires `Authorization: Bearer <token>`, compared in constant time — `/metrics` included:
+//! Prometheus sends a bearer token (`authorization` in its scrape config), and the figures (campaign
+//! names, rates) are the operator's business.
+//!
+//! Every request but `/health` first passes the per-client rate limit ([`limit`]); every answer,
+//! 429s included, is counted in `discador_api_peticiones_total` by method, route template and
+//! status.
 
 pub mod charts;
 pub mod control;
@@ -13,6 +19,7 @@ pub mod dto;
 pub mod error;
 pub mod events;
 pub mod export;
+pub mod limit;
 pub mod numbers;
 pub mod openapi_es;
 pub mod panel;
@@ -27,12 +34,14 @@ use warp::reply::Response;
 use warp::{Filter, Reply};
 
 use crate::domain::{CampaignName, Cps};
+use crate::metrics::Metrics;
 use crate::secret::Secret;
 use crate::store::Store;
 
 pub use control::Control;
 use dto::*;
 pub use error::{ApiError, ErrorBody};
+pub use limit::ApiLimiter;
 use openapi_es::SpanishProperties;
 pub use stats::StatsCache;
 
@@ -50,6 +59,10 @@ pub struct AppState {
     /// Cancelled when the service stops: ends the event streams, which would otherwise hold the
     /// server's graceful shutdown open for ever.
     pub closing: CancellationToken,
+    /// The service's Prometheus metrics (served at `/metrics`; requests are counted in them).
+    pub metrics: Arc<Metrics>,
+    /// `API_LIMITE_RPS` / `API_LIMITE_RAFAGA`, per client address.
+    pub limiter: Arc<ApiLimiter>,
 }
 
 impl AppState {
@@ -58,6 +71,8 @@ impl AppState {
         store: Store,
         token: Option<Secret>,
         dialer: Option<crate::dialer::Dialer>,
+        metrics: Arc<Metrics>,
+        limiter: ApiLimiter,
         closing: CancellationToken,
     ) -> Self {
         let stats = StatsCache::new(store.clone());
@@ -68,6 +83,8 @@ impl AppState {
             stats,
             token,
             closing,
+            metrics,
+            limiter: Arc::new(limiter),
         }
     }
 }
@@ -77,7 +94,7 @@ impl AppState {
     info(title = "discador", description = "Discador de campañas sobre FreeSWITCH"),
     paths(
         listar_campanas, obtener_campana, crear_campana, modificar_campana, cargar_numeros,
-        iniciar, pausar, reanudar, detener, estado, agregar_dnc, health, eventos,
+        iniciar, pausar, reanudar, detener, estado, agregar_dnc, health, eventos, metricas,
         export::exportar_llamadas, charts::grafico_llamadas, charts::grafico_resultados,
         charts::serie
     ),
@@ -108,6 +125,7 @@ impl utoipa::Modify for BearerAuth {
 /// All routes, with authentication, error mapping and one log line per request. Long on purpose:
 /// the API's whole surface, one filter per endpoint, in one place.
 pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
+    let metrics = state.metrics.clone();
     let s = warp::any().map(move || state.clone());
     let token = s.clone().map(|st: AppState| st.token.clone());
 
@@ -118,13 +136,12 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
     let openapi = warp::path!("openapi.json")
         .and(warp::get())
         .map(|| warp::reply::json(&<ApiDoc as utoipa::OpenApi>::openapi()).into_response());
-    let public = health
-        .or(openapi)
-        .unify()
+    let public = openapi
         .or(docs())
         .unify()
         .or(panel::routes())
-        .unify();
+        .unify()
+        .boxed();
 
     let listar = warp::path!("campanas")
         .and(warp::get())
@@ -175,6 +192,10 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         .and(warp::get())
         .and(s.clone())
         .then(estado);
+    let metricas_r = warp::path!("metrics")
+        .and(warp::get())
+        .and(s.clone())
+        .map(metricas);
 
     let protected = listar
         .or(crear)
@@ -200,7 +221,12 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         .or(eventos)
         .unify()
         .or(export::routes(s.clone()))
-        .unify();
+        .unify()
+        .or(metricas_r)
+        .unify()
+        // Boxed: warp's filter types nest with every `or`, and unboxed the whole API's type made
+        // the compiler take minutes over this one function.
+        .boxed();
     let auth = warp::header::optional::<String>("authorization")
         .and(token)
         .and_then(|header: Option<String>, token: Option<Secret>| async move {
@@ -212,12 +238,24 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         })
         .untuple_one();
 
-    public
-        .or(auth.and(protected))
+    let limited = warp::addr::remote()
+        .and(s.clone())
+        .and_then(
+            |client: Option<std::net::SocketAddr>, st: AppState| async move {
+                st.limiter
+                    .check(client.map(|a| a.ip()))
+                    .map_err(warp::reject::custom)
+            },
+        )
+        .untuple_one();
+
+    health
+        .or(limited.and(public.or(auth.and(protected)).unify()))
         .unify()
         .recover(error::recover)
         .unify()
-        .with(warp::log::custom(|info| {
+        .with(warp::log::custom(move |info| {
+            metrics.api_request(info.method().as_str(), info.path(), info.status().as_u16());
             tracing::info!(
                 metodo = %info.method(),
                 ruta = %info.path(),
@@ -595,6 +633,24 @@ async fn estado(nombre: String, st: AppState) -> Response {
         }
         .await,
     )
+}
+
+/// The service's metrics in the Prometheus text format (0.0.4): calls by campaign and result, live
+/// calls and channels, pacing, the FreeSWITCH link, the result writer, database errors and API
+/// requests (the list is in the README). Needs the bearer token when `API_TOKEN` is set.
+#[utoipa::path(get, path = "/metrics", responses(
+    (status = 200, description = "Formato de texto de Prometheus", content_type = "text/plain", body = String),
+    (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
+fn metricas(st: AppState) -> Response {
+    if let Some(d) = st.control.dialer() {
+        d.refresh_metrics();
+    }
+    let mut r = Response::new(st.metrics.encode().into());
+    r.headers_mut().insert(
+        warp::http::header::CONTENT_TYPE,
+        warp::http::HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
+    );
+    r
 }
 
 /// Liveness and the state of the database. Always 200 (the process is up); `estado` says whether a

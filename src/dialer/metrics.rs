@@ -1,5 +1,7 @@
 //! Live figures of a running campaign that the database cannot give: calls in flight right now and
 //! the achieved originate rate (`llamadas_activas`, `cps_real` in `GET /discador/estado/{nombre}`).
+//! The same facts move the campaign's Prometheus series ([`crate::metrics::CampaignHandles`]) at
+//! the same moment, so estado and `/metrics` never disagree.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -8,6 +10,8 @@ use std::time::Duration;
 
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
+
+use crate::metrics::CampaignHandles;
 
 /// `cps_real` is the originate count over this trailing window.
 const RATE_WINDOW: Duration = Duration::from_secs(10);
@@ -23,12 +27,23 @@ pub struct CampaignMetrics {
     cps_efectivo: AtomicU64,
     /// The abandon rate of the last 30 days as last read, percent, f64 bits.
     tasa_abandono: AtomicU64,
+    /// The campaign's series in the service's Prometheus registry.
+    prometheus: CampaignHandles,
 }
 
 impl CampaignMetrics {
+    /// Live figures that also move the campaign's Prometheus series `prometheus`.
+    pub fn new(prometheus: CampaignHandles) -> Self {
+        CampaignMetrics {
+            prometheus,
+            ..CampaignMetrics::default()
+        }
+    }
+
     /// Records one originate sent now.
     pub fn originated(&self) {
         self.originadas.fetch_add(1, Ordering::Relaxed);
+        self.prometheus.originadas.inc();
         let now = Instant::now();
         let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
         recent.push_back(now);
@@ -63,6 +78,17 @@ impl CampaignMetrics {
 
     pub fn set_cps_efectivo(&self, cps: f64) {
         self.cps_efectivo.store(cps.to_bits(), Ordering::Relaxed);
+        self.prometheus.cps_configurado.set(cps);
+    }
+
+    /// Copies the achieved rate into the Prometheus gauge (a sliding-window figure: it is
+    /// computed when it is read, at every scrape); a runner that is gone reads 0.
+    pub fn export_cps_real(&self, running: bool) {
+        let real = if running { self.cps_real() } else { 0.0 };
+        self.prometheus.cps_real.set(real);
+        if !running {
+            self.prometheus.cps_configurado.set(0.0);
+        }
     }
 
     pub fn cps_efectivo(&self) -> f64 {
@@ -105,6 +131,8 @@ impl CallSlot {
         metrics: Arc<CampaignMetrics>,
     ) -> Self {
         metrics.activas.fetch_add(1, Ordering::Relaxed);
+        metrics.prometheus.activas.inc();
+        metrics.prometheus.canales.inc();
         CallSlot {
             _campaign: campaign,
             _global: global,
@@ -116,5 +144,7 @@ impl CallSlot {
 impl Drop for CallSlot {
     fn drop(&mut self) {
         self.metrics.activas.fetch_sub(1, Ordering::Relaxed);
+        self.metrics.prometheus.activas.dec();
+        self.metrics.prometheus.canales.dec();
     }
 }

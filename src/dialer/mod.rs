@@ -28,6 +28,7 @@ use crate::domain::outcome::Refusal;
 use crate::domain::{AmdMode, CampaignName, CampaignState, Cps, Gateway};
 use crate::esl::InboundClient;
 use crate::events::{Evento, Eventos};
+use crate::metrics::Metrics;
 use crate::store::{Campaign, Store, StoreError};
 
 use metrics::CampaignMetrics;
@@ -64,6 +65,8 @@ pub(crate) struct Shared {
     pub caps: rules::AttemptCaps,
     /// The live event stream (campaign states the service changes itself).
     pub eventos: Eventos,
+    /// The service's Prometheus metrics.
+    pub metrics: Arc<Metrics>,
 }
 
 /// Settings of the dialer that come from the service's configuration.
@@ -81,6 +84,8 @@ pub struct DialerSettings {
     pub clock: Clock,
     /// The live event stream the tracker and runners publish to.
     pub eventos: Eventos,
+    /// The service's Prometheus metrics, which the dialer, its tracker and its writer record into.
+    pub metrics: Arc<Metrics>,
 }
 
 /// Parses `CPS_POR_GATEWAY` (`gw_pstn=20,gw_movil=5`; empty for none).
@@ -142,7 +147,9 @@ impl Dialer {
         esl: InboundClient,
         settings: DialerSettings,
     ) -> (Dialer, writer::WriterHandle) {
-        let (writer_tx, writer) = writer::start(store.clone());
+        let metrics = settings.metrics;
+        metrics.set_canales_maximos(settings.canales_maximos);
+        let (writer_tx, writer) = writer::start(store.clone(), metrics.clone());
         let (notices_tx, notices) = mpsc::unbounded_channel();
         let tracker = Tracker::start(
             writer_tx.clone(),
@@ -150,6 +157,7 @@ impl Dialer {
             settings.nodo.clone(),
             settings.clock.clone(),
             settings.eventos.clone(),
+            metrics.clone(),
         );
         let shared = Arc::new(Shared {
             store,
@@ -171,6 +179,7 @@ impl Dialer {
             clock: settings.clock,
             caps: rules::AttemptCaps::new(settings.max_intentos_dia),
             eventos: settings.eventos,
+            metrics,
         });
         let dialer = Dialer {
             shared,
@@ -240,6 +249,19 @@ impl Dialer {
         &self.shared.store
     }
 
+    /// The service's Prometheus metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.shared.metrics
+    }
+
+    /// Brings the figures computed on read (the achieved rate of each campaign over its sliding
+    /// window) into the Prometheus gauges; called at every scrape of `/metrics`.
+    pub fn refresh_metrics(&self) {
+        for r in self.runners().values() {
+            r.metrics.export_cps_real(!r.join.is_finished());
+        }
+    }
+
     /// The ESL link's state, as `/health` shows it.
     pub fn esl_state(&self) -> &'static str {
         match *self.shared.esl.state().borrow() {
@@ -288,7 +310,9 @@ impl Dialer {
         }
         let (control_tx, control_rx) = watch::channel(RunState::Running);
         let pacer = Arc::new(Pacer::new(campaign.cps.get()));
-        let metrics = Arc::new(CampaignMetrics::default());
+        let metrics = Arc::new(CampaignMetrics::new(
+            self.shared.metrics.campaign(&campaign.nombre),
+        ));
         metrics.set_cps_efectivo(campaign.cps.get());
         let (settings_tx, settings_rx) = watch::channel(Arc::new(campaign));
         let join = tokio::spawn(runner::run(
@@ -339,7 +363,10 @@ impl Dialer {
     /// Ends the runner. Calls in flight go on to their end and are recorded.
     pub fn stop(&self, name: &CampaignName) -> bool {
         let stopped = self.set_state(name, RunState::Stopped);
-        self.runners().remove(&Self::key(name));
+        if let Some(r) = self.runners().remove(&Self::key(name)) {
+            // Its gauges would otherwise keep their last value: the campaign no longer dials.
+            r.metrics.export_cps_real(false);
+        }
         stopped
     }
 
@@ -397,6 +424,7 @@ impl Dialer {
         let runners: Vec<Runner> = self.runners().drain().map(|(_, r)| r).collect();
         for r in &runners {
             let _ = r.control.send(RunState::Stopped);
+            r.metrics.export_cps_real(false);
         }
         for r in runners {
             let _ = r.join.await;

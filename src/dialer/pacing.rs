@@ -7,13 +7,32 @@
 //! goes out when its campaign *and* the global ceiling both allow it.
 //!
 //! Why not governor's GCRA limiter with burst 1 (the design's first idea): `until_ready` restarts the
-//! schedule from the moment the waiter actually woke up, and tokio's timer wakes up to ~1 ms late, so
-//! every call loses that lateness. Measured here with nothing else in the loop (governor 0.10,
-//! release build, `until_ready` 10 × cps times): −0.2 % at 10 CPS, −1.8 % at 100 CPS, −5.7 % at
-//! 500 CPS — outside the 1 % target. Here the schedule is a lattice (`next += period`) that keeps its
-//! phase when a wake-up is a little late, plus a sliding one-second log of actual grants that caps
-//! every window at `ceil(cps)`. Lateness beyond a small tolerance (an idle campaign, a paused one) is
-//! forgiven rather than repaid in a burst. Figures against the simulator are in BENCHMARKS.md.
+//! schedule from the moment the waiter actually woke up, and a timer wakes up a little late, so
+//! every call loses that lateness; with a burst of `ceil(cps)` it keeps the rate but sends a whole
+//! burst at once, twice `ceil(cps)` in the first second. Here the schedule is a lattice
+//! (`next += period`) that keeps its phase when a wake-up is a little late, plus a sliding
+//! one-second log of actual grants that caps every window at `ceil(cps)`. Lateness beyond a small
+//! tolerance (an idle campaign, a paused one) is forgiven rather than repaid in a burst. Figures
+//! against the simulator are in BENCHMARKS.md.
+//!
+//! Measured again side by side with governor 0.10.4 in one run (`cargo bench --bench pacing`,
+//! release, BENCHMARKS.md "governor vs the pacer"), scope by scope; target: rate within 1 % and
+//! never more than `ceil(cps)` in any second:
+//! - a campaign: governor (burst 1) holds at 10 CPS (−0.39 %) but not at 100 (−1.25 %) or 500
+//!   (−4.69 %); the pacer holds at all three (−0.53, −0.54, −0.59 %). Campaigns dial up to
+//!   1,000 CPS: **the pacer stays**.
+//! - a gateway ceiling shared by two campaigns: governor holds at 30 CPS (−0.63 %) and, at the
+//!   edge, 50 (−0.93 %), not at 100 (−1.65 %); the pacer holds at all three (−0.51, −0.52,
+//!   −0.75 %). `CPS_POR_GATEWAY` accepts up to 1,000 CPS, and a call must take its campaign's,
+//!   its gateway's and the global slot at once (governor has no atomic wait on several
+//!   limiters: a campaign slot is spent while the call waits on the gateway): **the pacer stays**.
+//! - the global `CPS_MAXIMO` shared by several campaigns: governor −11.11 % at 1,000 CPS and
+//!   −31.11 % at 5,000; the pacer −0.96 % and −0.77 %: **the pacer stays**.
+//! - with a burst of `ceil(cps)`, governor keeps the long-run rate but puts up to twice
+//!   `ceil(cps)` in the first second at every scope: never usable for carriers.
+//!
+//! governor is used where bursts are what is wanted: the API's per-client rate limit
+//! (`crate::api::limit`).
 
 use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard};

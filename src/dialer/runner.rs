@@ -31,6 +31,7 @@ use crate::domain::rules::{abandon_action, abandon_rate, AbandonAction};
 use crate::domain::{mask, parse_zone, CallResult, CampaignState, NumberState, PhoneNumber, Wait};
 use crate::esl::{ConnState, EslError};
 use crate::events::Evento;
+use crate::metrics::DbOp;
 use crate::store::{CallRecord, Campaign, ClaimedNumber, NumberUpdate, StoreError};
 
 use super::metrics::{CallSlot, CampaignMetrics};
@@ -433,6 +434,7 @@ impl Runner {
             .unwrap_or_else(|e| Err(StoreError::Database(format!("claim task: {e}"))));
         match result {
             Err(e) => {
+                self.shared.metrics.db_error(DbOp::Reservar);
                 tracing::warn!(error = %e, "no se pudieron reservar números; reintento");
                 tokio::select! {
                     _ = tokio::time::sleep(self.db_backoff) => {}

@@ -10,6 +10,10 @@
 //! the batched store writer as one [`NumberUpdate::Finished`] (or, for an originate the switch
 //! refused without creating a channel, one [`NumberUpdate::Requeued`]: not an attempt).
 //!
+//! Its metrics are counted here, where each fact is decided once: an answer when a call is first
+//! marked answered, a finished attempt (by `resultado`, and its disposition) when its record is
+//! handed to the writer. A requeued originate is not an attempt and is not counted as finished.
+//!
 //! What the real switch taught, as rules here:
 //! - `-ERR <CAUSE>` with no channel (no CHANNEL_CREATE before the BACKGROUND_JOB, which the switch
 //!   always sends first when a channel exists) means the call never left the switch.
@@ -21,6 +25,7 @@
 //!   report before the call is judged.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -33,6 +38,7 @@ use crate::domain::{
     mask, AmdNotSure, CallDisposition, CallResult, CampaignName, NumberState, TableName,
 };
 use crate::events::{Evento, Eventos};
+use crate::metrics::Metrics;
 use crate::store::{CallRecord, NumberUpdate};
 
 use super::metrics::CallSlot;
@@ -256,13 +262,15 @@ pub struct Tracker {
 
 impl Tracker {
     /// Starts the tracker task. Final states go to `writer`, things the dialer must act on to
-    /// `notices`; the task ends when every `Tracker` clone is dropped.
+    /// `notices`, answers and finished attempts to `metrics`; the task ends when every `Tracker`
+    /// clone is dropped.
     pub fn start(
         writer: WriterTx,
         notices: mpsc::UnboundedSender<Notice>,
         nodo: String,
         clock: Clock,
         eventos: Eventos,
+        metrics: Arc<Metrics>,
     ) -> Tracker {
         let (tx, rx) = mpsc::unbounded_channel();
         let task = Task {
@@ -273,6 +281,7 @@ impl Tracker {
             clock,
             eventos,
             timers: tx.downgrade(),
+            metrics,
         };
         tokio::spawn(task.run(rx));
         Tracker { tx }
@@ -317,6 +326,7 @@ struct Task {
     eventos: Eventos,
     /// For the grace timers; weak, so that the task still ends when every `Tracker` is dropped.
     timers: mpsc::WeakUnboundedSender<Msg>,
+    metrics: Arc<Metrics>,
 }
 
 impl Task {
@@ -394,6 +404,9 @@ impl Task {
                 ));
             }
         }
+        if !was_answered && call.contestada.is_some() {
+            self.metrics.answered(&call.campana);
+        }
         match step {
             Step::Keep(update) => {
                 if let Some(u) = update {
@@ -434,6 +447,8 @@ impl Task {
             "llamada terminada"
         );
         self.eventos.publish_with(|| Evento::finished(&record));
+        self.metrics
+            .finished(&call.campana, record.resultado, record.disposicion.as_ref());
         let _ = self.writer.send(NumberUpdate::Finished(record));
     }
 
@@ -1003,7 +1018,15 @@ mod tests {
     async fn a_call_finishes_exactly_once() {
         let (wtx, mut wrx) = WriterTx::channel();
         let (ntx, _nrx) = mpsc::unbounded_channel();
-        let t = Tracker::start(wtx, ntx, "fs1".into(), Clock::system(), Eventos::default());
+        let metrics = Arc::new(Metrics::new());
+        let t = Tracker::start(
+            wtx,
+            ntx,
+            "fs1".into(),
+            Clock::system(),
+            Eventos::default(),
+            metrics.clone(),
+        );
         let c = call(1, 3);
         let uuid = c.uuid;
         t.register(c);
@@ -1023,6 +1046,14 @@ mod tests {
         };
         assert_eq!(r.resultado, CallResult::Ocupado);
         assert!(wrx.try_recv().is_err(), "finished twice");
+        let text = metrics.encode();
+        assert!(
+            text.contains(
+                "discador_llamadas_terminadas_total{campana=\"PRUEBA\",resultado=\"OCUPADO\"} 1\n"
+            ),
+            "counted once: {text}"
+        );
+        assert!(!text.contains("discador_contestadas_total{"), "{text}");
     }
 
     /// A hangup whose controller never reports (`mark`: `discador_resultado` on the channel): the
@@ -1030,7 +1061,14 @@ mod tests {
     async fn silent_controller(mark: Option<CallResult>) -> CallRecord {
         let (wtx, mut wrx) = WriterTx::channel();
         let (ntx, _nrx) = mpsc::unbounded_channel();
-        let t = Tracker::start(wtx, ntx, "fs1".into(), Clock::system(), Eventos::default());
+        let t = Tracker::start(
+            wtx,
+            ntx,
+            "fs1".into(),
+            Clock::system(),
+            Eventos::default(),
+            Arc::new(Metrics::new()),
+        );
         let c = call(1, 3);
         let uuid = c.uuid;
         t.register(c);
@@ -1071,7 +1109,14 @@ mod tests {
     async fn refusals_are_requeued_and_reported() {
         let (wtx, mut wrx) = WriterTx::channel();
         let (ntx, mut nrx) = mpsc::unbounded_channel();
-        let t = Tracker::start(wtx, ntx, "fs1".into(), Clock::system(), Eventos::default());
+        let t = Tracker::start(
+            wtx,
+            ntx,
+            "fs1".into(),
+            Clock::system(),
+            Eventos::default(),
+            Arc::new(Metrics::new()),
+        );
         let c = call(1, 3);
         let uuid = c.uuid;
         t.register(c);

@@ -7,13 +7,20 @@
 //! time, because the runners cannot claim either, so the queue is bounded by the calls in flight.)
 //! A batch that fails for another reason (a row the database refuses) is retried row by row so one
 //! bad row cannot block every other result; the refused row is logged and skipped.
+//!
+//! Its metrics: `discador_escritor_cola` moves with the count of unwritten updates (up when one is
+//! sent, down when its batch is written), `discador_escritor_lote_segundos` times each batch from
+//! the first attempt to the last (retries included: what a result waited for), and every failed
+//! attempt counts in `discador_bd_errores_total{operacion="escribir_resultados"}`.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::{mpsc, watch};
 
+use crate::metrics::{DbOp, Metrics};
 use crate::store::{NumberUpdate, Store};
 
 const MAX_BATCH: usize = 1_000;
@@ -27,6 +34,8 @@ const LINGER: Duration = Duration::from_millis(20);
 pub struct WriterTx {
     tx: mpsc::UnboundedSender<NumberUpdate>,
     unwritten: Arc<AtomicUsize>,
+    /// `discador_escritor_cola`, moved with `unwritten`.
+    queue: Gauge,
 }
 
 impl WriterTx {
@@ -34,8 +43,10 @@ impl WriterTx {
     /// recovery at the next start accounts for the call).
     pub fn send(&self, update: NumberUpdate) -> bool {
         self.unwritten.fetch_add(1, Ordering::SeqCst);
+        self.queue.inc();
         if self.tx.send(update).is_err() {
             self.unwritten.fetch_sub(1, Ordering::SeqCst);
+            self.queue.dec();
             return false;
         }
         true
@@ -48,7 +59,14 @@ impl WriterTx {
     pub(crate) fn channel() -> (WriterTx, mpsc::UnboundedReceiver<NumberUpdate>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let unwritten = Arc::new(AtomicUsize::new(0));
-        (WriterTx { tx, unwritten }, rx)
+        (
+            WriterTx {
+                tx,
+                unwritten,
+                queue: Gauge::default(),
+            },
+            rx,
+        )
     }
 }
 
@@ -75,15 +93,17 @@ impl WriterHandle {
 }
 
 /// Starts the writer.
-pub fn start(store: Store) -> (WriterTx, WriterHandle) {
+pub fn start(store: Store, metrics: Arc<Metrics>) -> (WriterTx, WriterHandle) {
     let (tx, rx) = mpsc::unbounded_channel();
     let unwritten = Arc::new(AtomicUsize::new(0));
     let (written_tx, written_rx) = watch::channel(0usize);
-    let join = tokio::spawn(run(store, rx, written_tx, Arc::clone(&unwritten)));
+    let queue = metrics.writer_queue();
+    let join = tokio::spawn(run(store, rx, written_tx, Arc::clone(&unwritten), metrics));
     (
         WriterTx {
             tx,
             unwritten: Arc::clone(&unwritten),
+            queue,
         },
         WriterHandle {
             written: written_rx,
@@ -98,7 +118,9 @@ async fn run(
     mut rx: mpsc::UnboundedReceiver<NumberUpdate>,
     written: watch::Sender<usize>,
     unwritten: Arc<AtomicUsize>,
+    metrics: Arc<Metrics>,
 ) {
+    let queue = metrics.writer_queue();
     let mut batch: Vec<NumberUpdate> = Vec::with_capacity(MAX_BATCH);
     loop {
         if batch.is_empty() {
@@ -115,17 +137,24 @@ async fn run(
             }
         }
         let n = batch.len();
-        write(&store, &mut batch).await;
+        let started = tokio::time::Instant::now();
+        write(&store, &mut batch, &metrics).await;
+        metrics.writer_batch(started.elapsed().as_secs_f64());
+        queue.dec_by(n as i64);
         let left = unwritten.fetch_sub(n, Ordering::SeqCst) - n;
         let _ = written.send(left);
     }
 }
 
 /// Writes `batch` (emptying it), retrying while the database is unavailable.
-async fn write(store: &Store, batch: &mut Vec<NumberUpdate>) {
+async fn write(store: &Store, batch: &mut Vec<NumberUpdate>, metrics: &Metrics) {
     let mut backoff = Duration::from_millis(100);
     loop {
-        match store.apply(batch).await {
+        let result = store.apply(batch).await;
+        if result.is_err() {
+            metrics.db_error(DbOp::EscribirResultados);
+        }
+        match result {
             Ok(()) => {
                 batch.clear();
                 return;
@@ -141,7 +170,11 @@ async fn write(store: &Store, batch: &mut Vec<NumberUpdate>) {
                     let one = [u];
                     let mut backoff = Duration::from_millis(100);
                     loop {
-                        match store.apply(&one).await {
+                        let result = store.apply(&one).await;
+                        if result.is_err() {
+                            metrics.db_error(DbOp::EscribirResultados);
+                        }
+                        match result {
                             Ok(()) => break,
                             Err(e) if e.is_transient() => {
                                 tokio::time::sleep(backoff).await;

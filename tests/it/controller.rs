@@ -348,6 +348,7 @@ async fn controller(amd: AmdMode) -> Rig {
             max_intentos_dia: 0,
             clock: discador::clock::Clock::system(),
             eventos: discador::events::Eventos::default(),
+            metrics: Default::default(),
         },
     );
     let (server, addr) = OutboundServer::bind(

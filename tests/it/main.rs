@@ -10,7 +10,8 @@
 //!   `script`: the campaign's message, menu, voicemail drop and abandon rule there, checked on
 //!   the carrier's recordings of what each called party heard;
 //! - `amd_set`: the labeled AMD set (`scripts/amd-set/`) through the real switch, with its report;
-//! - `freeswitch_conf`, `cli`: the shipped configuration and the command line.
+//! - `freeswitch_conf`, `cli`: the shipped configuration and the command line;
+//! - `metrics`: `/metrics` against the estado and CDR counts, and the API's rate limit.
 
 mod common;
 
@@ -23,6 +24,7 @@ mod dialer;
 mod esl;
 mod export;
 mod freeswitch_conf;
+mod metrics;
 mod panel;
 mod real_switch;
 mod recovery;

@@ -225,10 +225,14 @@ pub fn config(extra: &[&str]) -> Config {
     // switch left running on 8021 must never receive a test's originates.
     let closed_port = free_port().to_string();
     let mut args = vec!["discador"];
+    // The API's rate limit is per client address, and every test client is 127.0.0.1: tests that
+    // poll or load in a loop get a roomy one (`metrics::rate_limit` sets its own low one).
     for (flag, default) in [
         ("--api-listen", "127.0.0.1:0"),
         ("--socket-listen", "127.0.0.1:0"),
         ("--freeswitch-port", closed_port.as_str()),
+        ("--api-limite-rps", "1000"),
+        ("--api-limite-rafaga", "1000"),
     ] {
         if !extra.contains(&flag) {
             args.extend([flag, default]);
