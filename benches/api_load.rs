@@ -11,7 +11,6 @@
 mod common;
 
 use std::io::Write as _;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -91,28 +90,8 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 }
 
 fn main() -> anyhow::Result<()> {
-    // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this binary without it, and a
-    // 1,000,000-row debug-build load has no place in the test suite.
-    if !std::env::args().any(|a| a == "--bench") {
-        println!("api_load: skipped (run it with `cargo bench --bench api_load`)");
+    let Some(backend) = common::backend_of_this_process("api_load")? else {
         return Ok(());
-    }
-    let backend = match Backend::selected()?.as_slice() {
-        [one] => *one,
-        several => {
-            // One child process per backend, this same binary with one backend selected.
-            let exe = std::env::current_exe()?;
-            for backend in several {
-                let status = Command::new(&exe)
-                    .args(std::env::args_os().skip(1))
-                    .env("BENCH_BACKEND", backend.name())
-                    .status()?;
-                if !status.success() {
-                    bail!("api_load on {}: {status}", backend.name());
-                }
-            }
-            return Ok(());
-        }
     };
     let rows: u64 = std::env::var("BENCH_ROWS")
         .ok()

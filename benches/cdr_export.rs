@@ -143,28 +143,8 @@ fn double(db: &BenchDb, times: u32) -> anyhow::Result<()> {
 }
 
 fn main() -> anyhow::Result<()> {
-    // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this binary without it, and a
-    // 1,000,000-row debug-build export has no place in the test suite.
-    if !std::env::args().any(|a| a == "--bench") {
-        println!("cdr_export: skipped (run it with `cargo bench --bench cdr_export`)");
+    let Some(backend) = common::backend_of_this_process("cdr_export")? else {
         return Ok(());
-    }
-    let backend = match Backend::selected()?.as_slice() {
-        [one] => *one,
-        several => {
-            // One child process per backend, so that neither sees the other's memory.
-            let exe = std::env::current_exe()?;
-            for backend in several {
-                let status = Command::new(&exe)
-                    .args(std::env::args_os().skip(1))
-                    .env("BENCH_BACKEND", backend.name())
-                    .status()?;
-                if !status.success() {
-                    bail!("cdr_export on {}: {status}", backend.name());
-                }
-            }
-            return Ok(());
-        }
     };
     let wanted: u64 = std::env::var("BENCH_ROWS")
         .ok()

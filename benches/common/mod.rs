@@ -36,6 +36,35 @@ impl Backend {
     }
 }
 
+/// The backend this process measures, for a benchmark that runs each backend in a process of its
+/// own (so that neither sees the other's memory): with several selected, this same binary is run
+/// once per backend, with one selected, and `None` is returned (so is it when the binary runs
+/// under `cargo test --all-targets`, without `--bench`: a debug-build measurement has no place in
+/// the test suite).
+#[allow(dead_code)] // the dialer bench runs both backends in one process
+pub fn backend_of_this_process(bench: &str) -> Result<Option<Backend>> {
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("{bench}: skipped (run it with `cargo bench --bench {bench}`)");
+        return Ok(None);
+    }
+    match Backend::selected()?.as_slice() {
+        [one] => Ok(Some(*one)),
+        several => {
+            let exe = std::env::current_exe()?;
+            for backend in several {
+                let status = Command::new(&exe)
+                    .args(std::env::args_os().skip(1))
+                    .env("BENCH_BACKEND", backend.name())
+                    .status()?;
+                if !status.success() {
+                    bail!("{bench} on {}: {status}", backend.name());
+                }
+            }
+            Ok(None)
+        }
+    }
+}
+
 /// One run's database and temporary directory; both are removed on drop.
 pub struct BenchDb {
     pub backend: Backend,

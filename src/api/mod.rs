@@ -638,7 +638,13 @@ async fn estado(nombre: String, st: AppState) -> Response {
 /// The service's metrics in the Prometheus text format (0.0.4): calls by campaign and result, live
 /// calls and channels, pacing, the FreeSWITCH link, the result writer, database errors and API
 /// requests (the list is in the README). Needs the bearer token when `API_TOKEN` is set.
-#[utoipa::path(get, path = "/metrics", responses(
+#[utoipa::path(get, path = "/metrics",
+    summary = "Métricas en formato Prometheus",
+    description = "Las métricas del servicio en el formato de texto de Prometheus (0.0.4): \
+        llamadas por campaña y resultado, llamadas en curso y canales, ritmo configurado y real, \
+        la conexión con FreeSWITCH, el escritor de resultados, errores de la base de datos y \
+        peticiones a la API por ruta y estado HTTP. Con `API_TOKEN` requiere el token.",
+    responses(
     (status = 200, description = "Formato de texto de Prometheus", content_type = "text/plain", body = String),
     (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
 fn metricas(st: AppState) -> Response {

@@ -262,6 +262,10 @@ const RESPONSES: &[(&str, &str)] = &[
         "La campaña no admite la operación en su estado actual, o ya existe.",
     ),
     ("413", "El cuerpo es demasiado grande."),
+    (
+        "429",
+        "Demasiadas peticiones de esta dirección (`API_LIMITE_RPS`): reintente tras los segundos que indica la respuesta.",
+    ),
     ("415", "Tipo de contenido no admitido."),
     ("503", "La base de datos no está disponible."),
 ];
