@@ -95,21 +95,27 @@ pub struct Config {
     )]
     pub socket_listen: SocketAddr,
 
-    /// Bearer token required by every endpoint but `/health` and `/docs` (`/metrics` included).
-    /// Never logged.
+    /// Bearer token required by every endpoint but `/health`, `/docs` and the page's files
+    /// (`/metrics` and the event stream included). Never logged.
     #[arg(long, env = "API_TOKEN", hide_env_values = true)]
     #[arg(
-        help = "Token Bearer que exigen todos los endpoints salvo `/health` y `/docs`. Nunca se escribe en los logs."
+        help = "Token Bearer que exigen todos los endpoints salvo `/health`, `/docs` y los archivos del panel (`/metrics` y el flujo de eventos incluidos). Nunca se escribe en los logs."
     )]
     pub api_token: Option<Secret>,
 
     /// API requests per second allowed to each client address (every endpoint but `/health`);
     /// over it, 429 with `Retry-After`.
     #[arg(long, env = "API_LIMITE_RPS", default_value = "50", value_parser = parse_nonzero)]
+    #[arg(
+        help = "Peticiones por segundo permitidas a cada dirección cliente de la API (todo salvo `/health`); por encima, 429 con `Retry-After`."
+    )]
     pub api_limite_rps: NonZeroU32,
 
     /// Requests a client may send at once before the per-second limit applies (its burst).
     #[arg(long, env = "API_LIMITE_RAFAGA", default_value = "100", value_parser = parse_nonzero)]
+    #[arg(
+        help = "Peticiones que un cliente puede enviar de una vez antes de que rija el límite por segundo (su ráfaga)."
+    )]
     pub api_limite_rafaga: NonZeroU32,
 
     /// Ceiling on the sum of all campaigns' originates per second. FreeSWITCH's `sessions-per-second`
