@@ -375,14 +375,17 @@ impl Browser {
         serde_json::from_value(v).unwrap()
     }
 
+    /// Clicks a campaign's action button. The row is redrawn when the campaign changes state, so
+    /// a button found just before may be gone: then it is looked up again.
     async fn click_action(&self, nombre: &str, accion: &str) {
-        self.css(&format!(
-            "tr[data-campana=\"{nombre}\"] button[data-accion=\"{accion}\"]"
-        ))
-        .await
-        .click()
-        .await
-        .unwrap();
+        let css = format!("tr[data-campana=\"{nombre}\"] button[data-accion=\"{accion}\"]");
+        for attempt in 1.. {
+            match self.css(&css).await.click().await {
+                Ok(()) => return,
+                Err(e) if attempt < 5 => eprintln!("{css}: {e}; again"),
+                Err(e) => panic!("{css}: {e}"),
+            }
+        }
     }
 
     async fn alert(&self) -> Option<String> {

@@ -101,6 +101,9 @@ function fmt(n, digits) {
 function renderCampaigns() {
   const body = $("campanas-filas");
   const names = [...campaigns.keys()].sort();
+  // Rows already drawn are kept (with what is being typed in them), only reordered.
+  const rows = new Map();
+  for (const tr of body.querySelectorAll("tr[data-campana]")) rows.set(tr.dataset.campana, tr);
   body.replaceChildren();
   if (names.length === 0) {
     const tr = document.createElement("tr");
@@ -113,8 +116,11 @@ function renderCampaigns() {
     return;
   }
   for (const n of names) {
-    const tr = document.createElement("tr");
-    tr.dataset.campana = n;
+    let tr = rows.get(n);
+    if (!tr) {
+      tr = document.createElement("tr");
+      tr.dataset.campana = n;
+    }
     body.appendChild(tr);
     renderRow(n);
   }
@@ -142,8 +148,14 @@ function renderRow(nombre) {
   cell(tr, "maquinas", fmt(e.maquinas));
   const abandono = e.tasa_abandono_30d !== undefined ? e.tasa_abandono_30d : e.tasa_abandono;
   cell(tr, "abandono", fmt(abandono, 2) + " % / " + fmt(e.tasa_abandono_maxima, 1) + " %");
-  const acciones = cell(tr, "acciones", "");
-  acciones.replaceChildren(...actionsFor(nombre, estado, c.view.cps));
+  // The actions are rebuilt only when the state changes: a supervisor typing a new rate must not
+  // lose it to the next event's refresh.
+  let acciones = tr.querySelector('td[data-campo="acciones"]');
+  if (!acciones || acciones.dataset.estado !== estado) {
+    acciones = cell(tr, "acciones", "");
+    acciones.dataset.estado = estado;
+    acciones.replaceChildren(...actionsFor(nombre, estado, c.view.cps));
+  }
 }
 
 function button(text, accion, onclick) {
