@@ -41,7 +41,7 @@ fn parse(text: &str) -> Vec<Sample> {
 
 /// The value of the one sample of `metric` whose labels include `labels`; 0 when there is none
 /// (a counter that never moved has no labelled series yet).
-fn value(samples: &[Sample], metric: &str, labels: &[(&str, &str)]) -> f64 {
+pub(crate) fn value(samples: &[Sample], metric: &str, labels: &[(&str, &str)]) -> f64 {
     let found: Vec<f64> = samples
         .iter()
         .filter(|s| s.metric == metric && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
@@ -54,7 +54,7 @@ fn value(samples: &[Sample], metric: &str, labels: &[(&str, &str)]) -> f64 {
     found.first().copied().unwrap_or(0.0)
 }
 
-async fn scrape(t: &TestApp) -> Vec<Sample> {
+pub(crate) async fn scrape(t: &TestApp) -> Vec<Sample> {
     let r = t
         .http
         .get(t.url("/metrics"))

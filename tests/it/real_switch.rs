@@ -499,10 +499,22 @@ async fn an_event_socket_drop_mid_campaign_loses_nothing() {
     .await;
     assert_eq!(command(&app, "iniciar", "CORTE").await.0, 200);
     tokio::time::sleep(Duration::from_secs(4)).await;
+    let before = crate::metrics::scrape(&app).await;
+    assert_eq!(
+        crate::metrics::value(&before, "discador_esl_reconexiones_total", &[]),
+        0.0
+    );
     proxy.cut().await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     proxy.restore().await;
     let b = finished(&app, &fs, "CORTE", Duration::from_secs(120)).await;
+    // The drop and the reconnection are in /metrics.
+    let after = crate::metrics::scrape(&app).await;
+    assert!(crate::metrics::value(&after, "discador_esl_reconexiones_total", &[]) >= 1.0);
+    assert_eq!(
+        crate::metrics::value(&after, "discador_esl_conectado", &[]),
+        1.0
+    );
     assert_eq!(count(&b, "completados"), numbers.len() as u64, "{b}");
     let got = numbers_of(&app, "CORTE");
     assert!(
