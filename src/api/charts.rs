@@ -23,6 +23,7 @@ use warp::reply::Response;
 use warp::Reply;
 
 use super::{existing, path_name, respond, ApiError, AppState};
+use crate::domain::CampaignName;
 use crate::store::{CallSeries, SeriesPoint};
 
 const WIDTH: u32 = 960;
@@ -166,9 +167,8 @@ pub fn calls_svg(campana: &str, s: &CallSeries) -> Result<String, ChartError> {
 }
 
 /// CDRs per result: one bar per `resultado` (as the API writes them), its count above it.
-pub fn results_svg(campana: &str, s: &CallSeries) -> Result<String, ChartError> {
+pub fn results_svg(campana: &str, res: &[(String, u64)]) -> Result<String, ChartError> {
     let title = format!("Resultados de {campana}");
-    let res = &s.resultados;
     if res.is_empty() {
         return empty_picture(&title);
     }
@@ -251,7 +251,7 @@ pub struct SerieReply {
 }
 
 impl SerieReply {
-    pub fn new(campana: &str, s: &CallSeries) -> Self {
+    pub fn new(campana: &str, s: &CallSeries, resultados: &[(String, u64)]) -> Self {
         SerieReply {
             campana: campana.to_owned(),
             minutos_por_punto: s.minutos_por_punto,
@@ -264,7 +264,7 @@ impl SerieReply {
                     contestadas: p.contestadas,
                 })
                 .collect(),
-            resultados: s.resultados.iter().cloned().collect(),
+            resultados: resultados.iter().cloned().collect(),
         }
     }
 }
@@ -276,17 +276,20 @@ pub enum Grafico {
     Resultados,
 }
 
-async fn series(nombre: &str, st: &AppState) -> Result<(String, CallSeries), ApiError> {
+/// The campaign named in the path, validated and existing.
+async fn campaign_of(nombre: &str, st: &AppState) -> Result<CampaignName, ApiError> {
     let name = path_name(nombre)?;
     existing(st, &name).await?;
-    Ok((name.to_string(), st.store.call_series(&name).await?))
+    Ok(name)
 }
 
+/// Each picture reads only its own data: the results chart does not scan the CDRs by minute.
 async fn picture(g: Grafico, nombre: String, st: AppState) -> Result<Response, ApiError> {
-    let (campana, s) = series(&nombre, &st).await?;
+    let name = campaign_of(&nombre, &st).await?;
+    let campana = name.to_string();
     let svg = match g {
-        Grafico::Llamadas => calls_svg(&campana, &s),
-        Grafico::Resultados => results_svg(&campana, &s),
+        Grafico::Llamadas => calls_svg(&campana, &st.store.call_series(&name).await?),
+        Grafico::Resultados => results_svg(&campana, &st.store.result_counts(&name).await?),
     }
     .map_err(|e| {
         tracing::error!(campana, error = %e, "gráfico");
@@ -345,8 +348,13 @@ pub async fn grafico_resultados(nombre: String, st: AppState) -> Response {
 pub async fn serie(nombre: String, st: AppState) -> Response {
     respond(
         async {
-            let (campana, s) = series(&nombre, &st).await?;
-            Ok((StatusCode::OK, SerieReply::new(&campana, &s)))
+            let name = campaign_of(&nombre, &st).await?;
+            let s = st.store.call_series(&name).await?;
+            let resultados = st.store.result_counts(&name).await?;
+            Ok((
+                StatusCode::OK,
+                SerieReply::new(name.as_str(), &s, &resultados),
+            ))
         }
         .await,
     )
@@ -357,7 +365,7 @@ mod tests {
     use super::*;
     use chrono::{DateTime, Utc};
 
-    fn series(points: &[(u64, u64)], results: &[(&str, u64)]) -> CallSeries {
+    fn series(points: &[(u64, u64)]) -> CallSeries {
         let t0: DateTime<Utc> = "2026-11-28T14:00:00Z".parse().unwrap();
         CallSeries {
             minutos_por_punto: 1,
@@ -370,8 +378,11 @@ mod tests {
                     contestadas: *c,
                 })
                 .collect(),
-            resultados: results.iter().map(|(r, n)| ((*r).to_owned(), *n)).collect(),
         }
+    }
+
+    fn results(counts: &[(&str, u64)]) -> Vec<(String, u64)> {
+        counts.iter().map(|(r, n)| ((*r).to_owned(), *n)).collect()
     }
 
     fn texts(doc: &roxmltree::Document) -> Vec<String> {
@@ -383,7 +394,7 @@ mod tests {
 
     #[test]
     fn the_calls_chart_has_two_series_a_time_axis_and_spanish_labels() {
-        let svg = calls_svg("PRUEBA", &series(&[(10, 4), (0, 0), (7, 7)], &[])).unwrap();
+        let svg = calls_svg("PRUEBA", &series(&[(10, 4), (0, 0), (7, 7)])).unwrap();
         let doc = roxmltree::Document::parse(&svg).expect("well-formed SVG");
         let t = texts(&doc);
         for label in [
@@ -410,7 +421,7 @@ mod tests {
 
     #[test]
     fn the_results_chart_has_a_bar_and_count_per_result() {
-        let s = series(&[(1, 1)], &[("HUMANO", 12), ("OCUPADO", 3), ("MAQUINA", 0)]);
+        let s = results(&[("HUMANO", 12), ("OCUPADO", 3), ("MAQUINA", 0)]);
         let svg = results_svg("PRUEBA", &s).unwrap();
         let doc = roxmltree::Document::parse(&svg).expect("well-formed SVG");
         let t = texts(&doc);
@@ -429,8 +440,8 @@ mod tests {
     #[test]
     fn an_empty_campaign_says_so_in_valid_svg() {
         for svg in [
-            calls_svg("PRUEBA", &series(&[], &[])).unwrap(),
-            results_svg("PRUEBA", &series(&[], &[])).unwrap(),
+            calls_svg("PRUEBA", &series(&[])).unwrap(),
+            results_svg("PRUEBA", &[]).unwrap(),
         ] {
             let doc = roxmltree::Document::parse(&svg).expect("well-formed SVG");
             assert!(texts(&doc).iter().any(|x| x == EMPTY), "{svg}");
@@ -440,7 +451,7 @@ mod tests {
     #[test]
     fn text_is_escaped() {
         // Names are validated `[A-Za-z0-9_]`; this checks plotters' escaping all the same.
-        let svg = results_svg("A<&>\"B", &series(&[], &[("<x&y>", 1)])).unwrap();
+        let svg = results_svg("A<&>\"B", &results(&[("<x&y>", 1)])).unwrap();
         let doc = roxmltree::Document::parse(&svg).expect("well-formed SVG");
         let t = texts(&doc);
         assert!(t.iter().any(|x| x == "Resultados de A<&>\"B"), "{t:?}");

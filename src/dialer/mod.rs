@@ -116,6 +116,13 @@ struct Runner {
     join: tokio::task::JoinHandle<()>,
 }
 
+impl Runner {
+    /// Whether it dials now: its task runs and it is not paused or stopped.
+    fn dialing(&self) -> bool {
+        !self.join.is_finished() && *self.control.borrow() == RunState::Running
+    }
+}
+
 /// Live figures of a campaign for `GET /discador/estado/{nombre}`.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct LiveStats {
@@ -340,7 +347,7 @@ impl Dialer {
     pub fn is_running(&self, name: &CampaignName) -> bool {
         self.runners()
             .get(&Self::key(name))
-            .is_some_and(|r| !r.join.is_finished() && *r.control.borrow() == RunState::Running)
+            .is_some_and(Runner::dialing)
     }
 
     fn set_state(&self, name: &CampaignName, state: RunState) -> bool {
@@ -397,7 +404,7 @@ impl Dialer {
     pub fn running(&self) -> Vec<(Arc<Campaign>, LiveStats)> {
         self.runners()
             .values()
-            .filter(|r| !r.join.is_finished() && *r.control.borrow() == RunState::Running)
+            .filter(|r| r.dialing())
             .map(|r| (r.settings.borrow().clone(), Self::live_of(r)))
             .collect()
     }
@@ -412,7 +419,7 @@ impl Dialer {
             cps_real: (r.metrics.cps_real() * 100.0).round() / 100.0,
             llamadas_activas: r.metrics.activas(),
             originadas: r.metrics.originadas(),
-            en_marcha: !r.join.is_finished() && *r.control.borrow() == RunState::Running,
+            en_marcha: r.dialing(),
             cps_efectivo: (r.metrics.cps_efectivo() * 100.0).round() / 100.0,
             tasa_abandono_30d: r.metrics.tasa_abandono(),
         }

@@ -1014,19 +1014,27 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn a_call_finishes_exactly_once() {
-        let (wtx, mut wrx) = WriterTx::channel();
-        let (ntx, _nrx) = mpsc::unbounded_channel();
-        let metrics = Arc::new(Metrics::new());
-        let t = Tracker::start(
+    /// A tracker of node `fs1` on the system clock, recording into `metrics`.
+    fn tracker(
+        wtx: WriterTx,
+        ntx: mpsc::UnboundedSender<Notice>,
+        metrics: Arc<Metrics>,
+    ) -> Tracker {
+        Tracker::start(
             wtx,
             ntx,
             "fs1".into(),
             Clock::system(),
             Eventos::default(),
-            metrics.clone(),
-        );
+            metrics,
+        )
+    }
+    #[tokio::test]
+    async fn a_call_finishes_exactly_once() {
+        let (wtx, mut wrx) = WriterTx::channel();
+        let (ntx, _nrx) = mpsc::unbounded_channel();
+        let metrics = Arc::new(Metrics::new());
+        let t = tracker(wtx, ntx, metrics.clone());
         let c = call(1, 3);
         let uuid = c.uuid;
         t.register(c);
@@ -1061,14 +1069,7 @@ mod tests {
     async fn silent_controller(mark: Option<CallResult>) -> CallRecord {
         let (wtx, mut wrx) = WriterTx::channel();
         let (ntx, _nrx) = mpsc::unbounded_channel();
-        let t = Tracker::start(
-            wtx,
-            ntx,
-            "fs1".into(),
-            Clock::system(),
-            Eventos::default(),
-            Arc::new(Metrics::new()),
-        );
+        let t = tracker(wtx, ntx, Arc::new(Metrics::new()));
         let c = call(1, 3);
         let uuid = c.uuid;
         t.register(c);
@@ -1109,14 +1110,7 @@ mod tests {
     async fn refusals_are_requeued_and_reported() {
         let (wtx, mut wrx) = WriterTx::channel();
         let (ntx, mut nrx) = mpsc::unbounded_channel();
-        let t = Tracker::start(
-            wtx,
-            ntx,
-            "fs1".into(),
-            Clock::system(),
-            Eventos::default(),
-            Arc::new(Metrics::new()),
-        );
+        let t = tracker(wtx, ntx, Arc::new(Metrics::new()));
         let c = call(1, 3);
         let uuid = c.uuid;
         t.register(c);

@@ -32,7 +32,7 @@ pub struct SeriesPoint {
     pub contestadas: u64,
 }
 
-/// What the campaign's charts show.
+/// What the campaign's calls chart shows (the results chart reads [`Store::result_counts`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallSeries {
     /// Width of each point, in minutes (1 unless the campaign spans more than [`MAX_POINTS`]
@@ -41,8 +41,6 @@ pub struct CallSeries {
     /// Every bucket from the first CDR's to the last one's, empty ones included (0, 0); empty
     /// without CDRs.
     pub puntos: Vec<SeriesPoint>,
-    /// CDRs per `resultado`, by name.
-    pub resultados: Vec<(String, u64)>,
 }
 
 /// The bucket width (minutes) and the aligned origin (minutes since the epoch) for CDRs whose
@@ -105,20 +103,22 @@ impl Store {
         on_backend!(self.cdr_page(n, hasta, cursor, limit))
     }
 
-    /// The campaign's attempts and answers over time and its CDRs per result, counted by the
-    /// database (three statements: the span, the buckets, the results; CDRs written between them
-    /// may be missing from the points or counted only in the results).
-    pub async fn call_series(&self, n: &CampaignName) -> Result<CallSeries, StoreError> {
-        let span = on_backend!(self.cdr_span(n))?;
-        let resultados = on_backend!(self.result_counts(n))?
+    /// The campaign's CDRs per `resultado`, by name, counted by the database.
+    pub async fn result_counts(&self, n: &CampaignName) -> Result<Vec<(String, u64)>, StoreError> {
+        Ok(on_backend!(self.result_counts(n))?
             .into_iter()
             .map(|r| (r.resultado, u64::try_from(r.n).unwrap_or(0)))
-            .collect();
+            .collect())
+    }
+
+    /// The campaign's attempts and answers over time, counted by the database (two statements:
+    /// the span, then the buckets; a CDR written between them may be missing from the points).
+    pub async fn call_series(&self, n: &CampaignName) -> Result<CallSeries, StoreError> {
+        let span = on_backend!(self.cdr_span(n))?;
         let (Some(desde), Some(hasta)) = (span.desde, span.hasta) else {
             return Ok(CallSeries {
                 minutos_por_punto: 1,
                 puntos: Vec::new(),
-                resultados,
             });
         };
         let minute = |t: NaiveDateTime| t.and_utc().timestamp().div_euclid(60);
@@ -147,7 +147,6 @@ impl Store {
         Ok(CallSeries {
             minutos_por_punto: u32::try_from(width).unwrap_or(u32::MAX),
             puntos,
-            resultados,
         })
     }
 }
