@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::{self, ApiLimiter, AppState};
 use crate::config::{Config, Secret};
 use crate::controller::{Controller, ControllerSettings};
+use crate::dialer::pool::{NodeSetup, Pool};
 use crate::dialer::writer::WriterHandle;
 use crate::dialer::{recovery, Dialer, DialerSettings};
 use crate::esl::{EventFormat, InboundClient, InboundConfig, OutboundConfig, OutboundServer};
@@ -79,7 +80,9 @@ impl RunningApp {
         }
         // 4. No more news from FreeSWITCH (the event pump, recovery and sweeps stop): what the
         //    tracker has not heard of by now is for the next start's recovery.
-        self.dialer.esl().shutdown().await;
+        for node in self.dialer.pool().nodes() {
+            node.esl.shutdown().await;
+        }
         for t in &self.background {
             t.abort();
         }
@@ -101,6 +104,47 @@ impl RunningApp {
             .context("el servidor HTTP terminó con error")?;
         Ok(())
     }
+}
+
+/// The nodes of `FREESWITCH_NODOS`, or the single node of `FREESWITCH_HOST`/`FREESWITCH_PORT`
+/// (named `host:port`, as CDRs have always named it).
+fn node_setups(cfg: &Config) -> Vec<NodeSetup> {
+    let client = |addr: &str, password: &Secret| {
+        InboundClient::start(InboundConfig {
+            addr: addr.to_owned(),
+            password: password.clone(),
+            events: EVENTS.iter().map(|e| e.to_string()).collect(),
+            format: EventFormat::Plain,
+            backoff_min: Duration::from_millis(200),
+            backoff_max: Duration::from_secs(10),
+            command_timeout: Duration::from_secs(10),
+        })
+    };
+    if cfg.freeswitch_nodos.0.is_empty() {
+        let addr = format!("{}:{}", cfg.freeswitch_host, cfg.freeswitch_port);
+        return vec![NodeSetup {
+            nombre: addr.clone(),
+            esl: client(&addr, &cfg.freeswitch_password),
+            direccion: addr,
+            cps: None,
+            canales: cfg.canales_maximos,
+        }];
+    }
+    cfg.freeswitch_nodos
+        .0
+        .iter()
+        .map(|spec| {
+            let addr = format!("{}:{}", spec.host, spec.puerto);
+            let password = spec.clave.as_ref().unwrap_or(&cfg.freeswitch_password);
+            NodeSetup {
+                nombre: spec.nombre.clone(),
+                esl: client(&addr, password),
+                direccion: addr,
+                cps: spec.cps.map(|c| c.get()),
+                canales: spec.canales.map_or(cfg.canales_maximos, |c| c.get()),
+            }
+        })
+        .collect()
 }
 
 /// Refuses a public API without a token: the API starts and stops dialing.
@@ -156,29 +200,22 @@ pub async fn spawn(cfg: Config) -> anyhow::Result<RunningApp> {
     // One registry per running service (tests run many in one process): see `crate::metrics`.
     let metrics = Arc::new(Metrics::new());
 
-    // FreeSWITCH: one persistent, authenticated connection that reconnects by itself.
-    let esl_addr = format!("{}:{}", cfg.freeswitch_host, cfg.freeswitch_port);
-    let esl = InboundClient::start(InboundConfig {
-        addr: esl_addr.clone(),
-        password: cfg.freeswitch_password.clone(),
-        events: EVENTS.iter().map(|e| e.to_string()).collect(),
-        format: EventFormat::Plain,
-        backoff_min: Duration::from_millis(200),
-        backoff_max: Duration::from_secs(10),
-        command_timeout: Duration::from_secs(10),
-    });
+    // FreeSWITCH: per node one persistent, authenticated connection that reconnects by itself.
+    let pool = Pool::new(
+        node_setups(&cfg),
+        Duration::from_secs(u64::from(cfg.nodo_perdido_s.get())),
+    );
 
     // The dialer and what keeps it honest: the event pump feeding the tracker, and recovery.
     let (dialer, writer) = Dialer::new(
         store.clone(),
-        esl,
+        pool,
         DialerSettings {
             cps_maximo: cfg.cps_maximo.get(),
             canales_maximos: cfg.canales_maximos,
             template: cfg.dial_template.clone(),
             default_gateway: cfg.gateway.clone(),
             gateway_cps: cfg.cps_por_gateway.0.clone(),
-            nodo: esl_addr,
             max_intentos_dia: cfg.max_intentos_dia,
             clock: cfg.clock.clone(),
             eventos: Eventos::default(),
@@ -186,7 +223,7 @@ pub async fn spawn(cfg: Config) -> anyhow::Result<RunningApp> {
         },
     );
     let mut background: Vec<JoinHandle<()>> = prepare_task.into_iter().collect();
-    background.push(metrics.watch_esl(dialer.esl().state()));
+    background.push(metrics.watch_esl(dialer.pool().first().esl.state()));
     background.push(recovery::spawn_event_pump(&dialer));
     background.push(api::events::spawn_pace(dialer.clone()));
     let recovering = dialer.clone();

@@ -50,6 +50,22 @@ pub struct Config {
     )]
     pub freeswitch_password: Secret,
 
+    /// A pool of FreeSWITCH nodes: `nombre=host:puerto[;clave=X][;cps=N][;canales=N]`, comma
+    /// separated. Empty: the single node of `FREESWITCH_HOST`/`FREESWITCH_PORT`.
+    #[arg(long, env = "FREESWITCH_NODOS", default_value = "", hide_env_values = true, value_parser = parse_nodes)]
+    #[arg(
+        help = "Varios nodos FreeSWITCH: `nombre=host:puerto[;clave=X][;cps=N][;canales=N]`, separados por comas. Vacío: el único nodo de FREESWITCH_HOST/FREESWITCH_PORT.",
+        long_help = "Varios nodos FreeSWITCH en un solo proceso: `nombre=host:puerto[;clave=X][;cps=N][;canales=N]`, separados por comas. `nombre`: de 1 a 32 letras, dígitos, '_' o '-', único (va en el CDR de cada llamada). `clave`: la del event socket de ese nodo (por defecto FREESWITCH_PASSWORD; nunca se escribe en los logs). `cps`: sesiones por segundo que ese nodo admite para nuestros originates (por defecto sin límite propio). `canales`: su capacidad de canales (por defecto CANALES_MAXIMOS). Cada llamada va al nodo conectado, no drenado, con el módulo y el gateway que necesita, que tenga más capacidad libre. Vacío: el único nodo de FREESWITCH_HOST/FREESWITCH_PORT."
+    )]
+    pub freeswitch_nodos: crate::dialer::pool::NodeSpecs,
+
+    /// Seconds a node's link may stay down before its calls are declared cut by the switch.
+    #[arg(long, env = "NODO_PERDIDO_S", default_value = "15", value_parser = parse_nonzero)]
+    #[arg(
+        help = "Segundos que la conexión con un nodo puede estar caída antes de dar por cortadas sus llamadas (contestadas: INTERRUMPIDA, con la regla de reintentos)."
+    )]
+    pub nodo_perdido_s: NonZeroU32,
+
     /// Default SIP gateway for campaigns that do not name their own.
     #[arg(long, env = "GATEWAY", default_value = "gw_pstn", value_parser = parse_gateway)]
     #[arg(help = "Gateway SIP predeterminado de las campañas que no indican uno propio.")]
@@ -206,6 +222,10 @@ fn parse_nonzero(raw: &str) -> Result<NonZeroU32, String> {
         .map_err(|_| format!("{raw:?} no es un entero mayor que 0"))
 }
 
+fn parse_nodes(raw: &str) -> Result<crate::dialer::pool::NodeSpecs, String> {
+    crate::dialer::pool::parse_nodes(raw)
+}
+
 fn parse_ceilings(raw: &str) -> Result<GatewayCeilings, String> {
     crate::dialer::parse_gateway_cps(raw).map(GatewayCeilings)
 }
@@ -234,6 +254,10 @@ mod tests {
         assert_eq!(cfg.gateway.as_str(), "gw_pstn");
         assert_eq!(cfg.cps_maximo.get(), 25.0);
         assert_eq!(cfg.cps_por_gateway.0.len(), 2);
+        assert!(cfg.freeswitch_nodos.0.is_empty());
+        assert_eq!(cfg.nodo_perdido_s.get(), 15);
+        let cfg = parse(&["--freeswitch-nodos", "a=h:1,b=g:2;canales=5"]).unwrap();
+        assert_eq!(cfg.freeswitch_nodos.0.len(), 2);
         assert_eq!(
             (cfg.api_limite_rps.get(), cfg.api_limite_rafaga.get()),
             (50, 100)
@@ -251,6 +275,8 @@ mod tests {
             (&["--canales-maximos", "0"][..], "--canales-maximos"),
             (&["--api-limite-rps", "0"][..], "--api-limite-rps"),
             (&["--api-limite-rafaga", "x"][..], "--api-limite-rafaga"),
+            (&["--freeswitch-nodos", "fs1=h"][..], "--freeswitch-nodos"),
+            (&["--nodo-perdido-s", "0"][..], "--nodo-perdido-s"),
         ] {
             let err = parse(args).expect_err(flag);
             assert!(err.contains(flag), "{err}");

@@ -48,6 +48,11 @@ pub struct CampanaLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NodoLabel {
+    nodo: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultadoLabels {
     campana: String,
     resultado: &'static str,
@@ -106,6 +111,10 @@ pub struct Metrics {
     cps_real: Family<CampanaLabel, FloatGauge>,
     esl_conectado: Gauge,
     esl_reconexiones: Counter,
+    nodo_conectado: Family<NodoLabel, Gauge>,
+    nodo_llamadas_activas: Family<NodoLabel, Gauge>,
+    nodo_drenado: Family<NodoLabel, Gauge>,
+    nodo_originadas: Family<NodoLabel, Counter>,
     escritor_cola: Gauge,
     escritor_lote: Histogram,
     bd_errores: Family<OperacionLabel, Counter>,
@@ -140,6 +149,10 @@ impl Metrics {
             cps_real: Family::default(),
             esl_conectado: Gauge::default(),
             esl_reconexiones: Counter::default(),
+            nodo_conectado: Family::default(),
+            nodo_llamadas_activas: Family::default(),
+            nodo_drenado: Family::default(),
+            nodo_originadas: Family::default(),
             escritor_cola: Gauge::default(),
             // 1 ms to ~16 s: a healthy batch takes milliseconds; seconds mean a struggling database.
             escritor_lote: Histogram::new(exponential_buckets(0.001, 2.0, 15)),
@@ -202,6 +215,26 @@ impl Metrics {
             "esl_reconexiones",
             "Connections to FreeSWITCH's event socket after the first one",
             m.esl_reconexiones.clone(),
+        );
+        r.register(
+            "nodo_conectado",
+            "1 while the event socket to a FreeSWITCH node is connected, by nodo",
+            m.nodo_conectado.clone(),
+        );
+        r.register(
+            "nodo_llamadas_activas",
+            "Calls in flight on a FreeSWITCH node, by nodo",
+            m.nodo_llamadas_activas.clone(),
+        );
+        r.register(
+            "nodo_drenado",
+            "1 while a FreeSWITCH node is drained (no new calls), by nodo",
+            m.nodo_drenado.clone(),
+        );
+        r.register(
+            "nodo_originadas",
+            "Originates sent to a FreeSWITCH node, by nodo",
+            m.nodo_originadas.clone(),
         );
         r.register(
             "escritor_cola",
@@ -298,6 +331,29 @@ impl Metrics {
 
     pub fn writer_batch(&self, seconds: f64) {
         self.escritor_lote.observe(seconds);
+    }
+
+    /// A node's state at a scrape: connected, its live calls, drained.
+    pub fn set_node(&self, nodo: &str, connected: bool, live: usize, drained: bool) {
+        let l = NodoLabel {
+            nodo: nodo.to_owned(),
+        };
+        self.nodo_conectado
+            .get_or_create(&l)
+            .set(i64::from(connected));
+        self.nodo_llamadas_activas
+            .get_or_create(&l)
+            .set(i64::try_from(live).unwrap_or(i64::MAX));
+        self.nodo_drenado.get_or_create(&l).set(i64::from(drained));
+    }
+
+    /// An originate went to node `nodo`.
+    pub fn node_originated(&self, nodo: &str) {
+        self.nodo_originadas
+            .get_or_create(&NodoLabel {
+                nodo: nodo.to_owned(),
+            })
+            .inc();
     }
 
     /// One API request answered with `status`; `method` and `path` as received.
@@ -427,6 +483,9 @@ pub fn route_template(path: &str) -> &'static str {
         ["discador", "reanudar"] => "/discador/reanudar/",
         ["discador", "detener"] => "/discador/detener/",
         ["discador", "estado", _] => "/discador/estado/:nombre",
+        ["discador", "nodos"] => "/discador/nodos",
+        ["discador", "nodos", _, "drenar"] => "/discador/nodos/:nombre/drenar",
+        ["discador", "nodos", _, "activar"] => "/discador/nodos/:nombre/activar",
         ["dnc"] => "/dnc/",
         _ => UNKNOWN_ROUTE,
     }

@@ -624,6 +624,9 @@ pub struct EstadoReply {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub motivo: Option<String>,
     pub estadisticas: Estadisticas,
+    /// The campaign's live calls per FreeSWITCH node (in this process).
+    #[schema(value_type = Object, example = json!({"fs1": 3, "fs2": 2}))]
+    pub llamadas_por_nodo: std::collections::BTreeMap<String, usize>,
 }
 
 /// One refused line of an import.
@@ -677,6 +680,9 @@ pub struct HealthReply {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>, example = json!({"mod_amd": true, "mod_avmd": false}))]
     pub modulos: Option<crate::dialer::node::Modules>,
+    /// Each FreeSWITCH node (absent when this process does not dial).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nodos: Option<Vec<super::nodes::NodoView>>,
     /// `recuperando` until the calls of the previous run are accounted for (campaigns cannot be
     /// started or resumed meanwhile: 503), then `listo` (absent when this process does not dial).
     #[serde(skip_serializing_if = "Option::is_none")]

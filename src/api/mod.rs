@@ -20,6 +20,7 @@ pub mod error;
 pub mod events;
 pub mod export;
 pub mod limit;
+pub mod nodes;
 pub mod numbers;
 pub mod openapi_es;
 pub mod panel;
@@ -96,13 +97,13 @@ impl AppState {
         listar_campanas, obtener_campana, crear_campana, modificar_campana, cargar_numeros,
         iniciar, pausar, reanudar, detener, estado, agregar_dnc, health, eventos, metricas,
         export::exportar_llamadas, charts::grafico_llamadas, charts::grafico_resultados,
-        charts::serie
+        charts::serie, nodes::listar_nodos, nodes::drenar_nodo, nodes::activar_nodo
     ),
     components(schemas(
         CampaignView, CampaignRequest, PatchRequest, SettingsRequest, DialerRequest, DialerReply,
         EstadoReply, Estadisticas, CargaReply, ErrorLinea, NumerosJson, HealthReply, ErrorBody,
         DncRequest, DncReply, crate::domain::MenuJson, crate::domain::MenuOptionJson,
-        crate::domain::AmdParamsJson, charts::SerieReply, charts::PuntoSerie
+        crate::domain::AmdParamsJson, charts::SerieReply, charts::PuntoSerie, nodes::NodoView
     )),
     modifiers(&BearerAuth, &SpanishProperties),
     security(("bearer" = []))
@@ -223,6 +224,8 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         .or(export::routes(s.clone()))
         .unify()
         .or(metricas_r)
+        .unify()
+        .or(nodes::routes(s.clone()))
         .unify()
         // Boxed: warp's filter types nest with every `or`, and unboxed the whole API's type made
         // the compiler take minutes over this one function.
@@ -615,6 +618,10 @@ async fn estado(nombre: String, st: AppState) -> Response {
             let name = path_name(&nombre)?;
             let c = existing(&st, &name).await?;
             let counts = st.stats.get(&c).await?;
+            let llamadas_por_nodo = match st.control.dialer() {
+                Some(d) => d.live_per_node(&name).await,
+                None => Default::default(),
+            };
             Ok((
                 StatusCode::OK,
                 EstadoReply {
@@ -628,6 +635,7 @@ async fn estado(nombre: String, st: AppState) -> Response {
                         st.control.live(&name),
                         crate::dialer::rules::excluded_until(&c, st.control.now()).is_some(),
                     ),
+                    llamadas_por_nodo,
                 },
             ))
         }
@@ -676,6 +684,7 @@ async fn health(st: AppState) -> Response {
         motor_base_de_datos: st.store.backend(),
         freeswitch,
         modulos,
+        nodos: st.control.dialer().map(nodes::list),
         arranque: st.control.dialer().map(|d| {
             if d.recovered() {
                 "listo"

@@ -13,6 +13,20 @@ type Texts = &'static [(&'static str, &'static [(&'static str, &'static str)])];
 
 const PROPERTIES: Texts = &[
     (
+        "NodoView",
+        &[
+            ("nombre", "Nombre del nodo (`FREESWITCH_NODOS`), el que llevan los CDR de sus llamadas."),
+            ("direccion", "`host:puerto` de su event socket."),
+            ("estado", "`conectado`, `conectando`, `desconectado`, `clave_incorrecta` o `perdido` (caído más de `NODO_PERDIDO_S`)."),
+            ("drenado", "Drenado: no recibe llamadas nuevas; las que tiene terminan."),
+            ("llamadas_activas", "Llamadas en curso en el nodo."),
+            ("canales", "Capacidad de canales del nodo."),
+            ("cps", "Sesiones por segundo que el nodo admite para nuestros originates (ausente: sin límite propio)."),
+            ("modulos", "Módulos de AMD del nodo (`module_exists`), `null` mientras no hay conexión."),
+            ("gateways", "Gateways que listó `sofia status` en la última conexión (`null`: no se sabe)."),
+        ],
+    ),
+    (
         "PuntoSerie",
         &[
             ("minuto", "Comienzo del intervalo (UTC)."),
@@ -151,6 +165,7 @@ const PROPERTIES: Texts = &[
             ("estado", "Estado de la campaña."),
             ("motivo", "Por qué el propio servicio pausó la campaña (p. ej. FreeSWITCH no tiene su módulo de AMD, o rechaza su gateway); ausente en otro caso."),
             ("estadisticas", "Contadores de la campaña."),
+            ("llamadas_por_nodo", "Llamadas en curso de la campaña en cada nodo FreeSWITCH (en este proceso)."),
         ],
     ),
     (
@@ -184,6 +199,7 @@ const PROPERTIES: Texts = &[
             ("motor_base_de_datos", "La base de datos en uso: `sqlite` o `mysql`."),
             ("freeswitch", "La conexión ESL con FreeSWITCH: `conectado`, `conectando`, `desconectado` o `clave_incorrecta` (ausente cuando este proceso no marca)."),
             ("modulos", "La respuesta de FreeSWITCH a `module_exists` para los módulos de AMD, consultada en cada conexión: `true` / `false`, `null` mientras no hay conexión (ausente cuando este proceso no marca)."),
+            ("nodos", "Cada nodo FreeSWITCH: nombre, dirección, estado, si está drenado, llamadas en curso, canales, cps, módulos y gateways (ausente cuando este proceso no marca)."),
             ("arranque", "`recuperando` hasta que quedan registradas las llamadas de la ejecución anterior (mientras tanto no se pueden iniciar ni reanudar campañas: 503), después `listo` (ausente cuando este proceso no marca)."),
         ],
     ),

@@ -121,6 +121,8 @@ fn trim(recent: &mut VecDeque<Instant>, now: Instant) {
 pub struct CallSlot {
     _campaign: OwnedSemaphorePermit,
     _global: OwnedSemaphorePermit,
+    /// The channel of the node carrying the call.
+    node: Option<super::pool::NodePermit>,
     metrics: Arc<CampaignMetrics>,
 }
 
@@ -136,8 +138,15 @@ impl CallSlot {
         CallSlot {
             _campaign: campaign,
             _global: global,
+            node: None,
             metrics,
         }
+    }
+
+    /// The call also holds one channel of its node.
+    pub fn with_node(mut self, permit: super::pool::NodePermit) -> Self {
+        self.node = Some(permit);
+        self
     }
 }
 

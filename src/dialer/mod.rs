@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod node;
 pub mod originate;
 pub mod pacing;
+pub mod pool;
 pub mod recovery;
 pub mod rules;
 pub mod runner;
@@ -26,22 +27,24 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use crate::clock::Clock;
 use crate::domain::outcome::Refusal;
 use crate::domain::{AmdMode, CampaignName, CampaignState, Cps, Gateway};
-use crate::esl::InboundClient;
 use crate::events::{Evento, Eventos};
 use crate::metrics::Metrics;
 use crate::store::{Campaign, Store, StoreError};
 
 use metrics::CampaignMetrics;
-use node::{Modules, Node};
+use node::Modules;
 use originate::DialTemplate;
 use pacing::Pacer;
+use pool::Pool;
 use runner::{RunState, RunnerParts};
 use tracker::{Notice, Tracker};
 
 /// Process-wide parts every runner uses.
 pub(crate) struct Shared {
     pub store: Store,
-    pub esl: InboundClient,
+    /// The FreeSWITCH nodes calls go through (each with its link, modules, refusal back-off,
+    /// channels and pacer); every CDR names the node that carried the call.
+    pub pool: Pool,
     pub tracker: Tracker,
     pub writer: writer::WriterTx,
     /// `CPS_MAXIMO`: the sum of all campaigns' originates per second.
@@ -52,10 +55,6 @@ pub(crate) struct Shared {
     pub channels: Arc<Semaphore>,
     pub template: DialTemplate,
     pub default_gateway: Gateway,
-    /// The FreeSWITCH node these calls go through, recorded in every CDR.
-    pub nodo: String,
-    /// Its loaded modules and its refusal back-off.
-    pub node: Node,
     /// Start-up recovery is over: the calls the previous process left are accounted for, so a
     /// runner may claim numbers (before that, recovery could take a fresh claim for a lost one).
     pub recovered: AtomicBool,
@@ -78,7 +77,6 @@ pub struct DialerSettings {
     pub default_gateway: Gateway,
     /// Per-gateway CPS ceilings (`CPS_POR_GATEWAY`).
     pub gateway_cps: Vec<(Gateway, Cps)>,
-    pub nodo: String,
     /// `MAX_INTENTOS_DIA` (0: none).
     pub max_intentos_dia: u32,
     pub clock: Clock,
@@ -151,7 +149,7 @@ impl Dialer {
     /// start-up recovery for the campaigns that were ACTIVA).
     pub fn new(
         store: Store,
-        esl: InboundClient,
+        pool: Pool,
         settings: DialerSettings,
     ) -> (Dialer, writer::WriterHandle) {
         let metrics = settings.metrics;
@@ -161,14 +159,14 @@ impl Dialer {
         let tracker = Tracker::start(
             writer_tx.clone(),
             notices_tx,
-            settings.nodo.clone(),
+            pool.first().nombre.clone(),
             settings.clock.clone(),
             settings.eventos.clone(),
             metrics.clone(),
         );
         let shared = Arc::new(Shared {
             store,
-            esl,
+            pool,
             tracker,
             writer: writer_tx,
             pacer: Pacer::new(settings.cps_maximo),
@@ -180,8 +178,6 @@ impl Dialer {
             channels: Arc::new(Semaphore::new(settings.canales_maximos as usize)),
             template: settings.template,
             default_gateway: settings.default_gateway,
-            nodo: settings.nodo,
-            node: Node::default(),
             recovered: AtomicBool::new(false),
             clock: settings.clock,
             caps: rules::AttemptCaps::new(settings.max_intentos_dia),
@@ -203,31 +199,19 @@ impl Dialer {
         }
     }
 
-    /// The optional modules FreeSWITCH said it has (at the last connection).
+    /// The optional modules the connected FreeSWITCH nodes have together (see [`Pool::modules`]).
     pub fn modules(&self) -> Modules {
-        *self.shared.node.modules.borrow()
+        self.shared.pool.modules()
     }
 
-    /// The module a campaign with AMD mode `amd` needs and FreeSWITCH does not have.
+    /// The module a campaign with AMD mode `amd` needs and no connected node has.
     pub fn missing_module(&self, amd: AmdMode) -> Option<&'static str> {
         self.modules().missing_for(amd)
     }
 
-    /// Asks FreeSWITCH which modules it has, at every connection (a switch restarted with another
-    /// configuration may have lost one). A runner whose campaign needs a missing one pauses it.
-    pub async fn refresh_modules(&self) {
-        let modules = Modules::ask(&self.shared.esl).await;
-        self.shared.node.modules.send_replace(modules);
-        tracing::info!(
-            mod_amd = ?modules.mod_amd,
-            mod_avmd = ?modules.mod_avmd,
-            "módulos de detección de FreeSWITCH"
-        );
-    }
-
-    /// The link is down: what FreeSWITCH said about its modules may no longer hold.
-    pub fn forget_modules(&self) {
-        self.shared.node.modules.send_replace(Modules::default());
+    /// The FreeSWITCH nodes.
+    pub fn pool(&self) -> &Pool {
+        &self.shared.pool
     }
 
     /// The service itself pauses a running campaign (ACTIVA → PAUSADA) and records why, for
@@ -248,8 +232,16 @@ impl Dialer {
         &self.shared.tracker
     }
 
-    pub fn esl(&self) -> &InboundClient {
-        &self.shared.esl
+    /// The link of a connected node (the first one if none is connected), for checks that any
+    /// switch of the pool can answer.
+    pub fn esl(&self) -> &crate::esl::InboundClient {
+        let pool = &self.shared.pool;
+        &pool
+            .nodes()
+            .iter()
+            .find(|n| n.connected())
+            .unwrap_or(pool.first())
+            .esl
     }
 
     pub fn store(&self) -> &Store {
@@ -267,16 +259,60 @@ impl Dialer {
         for r in self.runners().values() {
             r.metrics.export_cps_real(!r.join.is_finished());
         }
+        for n in self.shared.pool.nodes() {
+            self.shared
+                .metrics
+                .set_node(&n.nombre, n.connected(), n.live_calls(), n.drained());
+        }
     }
 
-    /// The ESL link's state, as `/health` shows it.
+    /// The ESL link's state, as `/health` shows it: `conectado` while any node is connected,
+    /// otherwise the first node's state.
     pub fn esl_state(&self) -> &'static str {
-        match *self.shared.esl.state().borrow() {
-            crate::esl::ConnState::Connected { .. } => "conectado",
-            crate::esl::ConnState::Connecting => "conectando",
-            crate::esl::ConnState::AuthFailed => "clave_incorrecta",
-            crate::esl::ConnState::Disconnected { .. } => "desconectado",
+        let pool = &self.shared.pool;
+        if pool.any_connected() {
+            return "conectado";
         }
+        match pool.first().estado() {
+            "perdido" => "desconectado",
+            other => other,
+        }
+    }
+
+    /// Live calls of campaign `name` per node (for estado).
+    pub async fn live_per_node(
+        &self,
+        name: &CampaignName,
+    ) -> std::collections::BTreeMap<String, usize> {
+        let mut out = std::collections::BTreeMap::new();
+        for c in self.shared.tracker.live().await {
+            if c.campana.as_str().eq_ignore_ascii_case(name.as_str()) {
+                let nodo = c.nodo.unwrap_or_else(|| "desconocido".to_owned());
+                *out.entry(nodo).or_insert(0) += 1;
+            }
+        }
+        out
+    }
+
+    /// Drains node `nombre` (no new calls) or activates it again, recording it in the database
+    /// for every process sharing it. `Ok(false)`: there is no such node.
+    pub async fn set_node_drained(&self, nombre: &str, drenado: bool) -> Result<bool, StoreError> {
+        let Some(node) = self.shared.pool.get(nombre) else {
+            return Ok(false);
+        };
+        self.shared.store.set_node_drained(nombre, drenado).await?;
+        node.set_drained(drenado);
+        Ok(true)
+    }
+
+    /// Reads the drained flags other processes (or this one) recorded.
+    pub async fn reload_drains(&self) -> Result<(), StoreError> {
+        let rows = self.shared.store.drained_nodes().await?;
+        for node in self.shared.pool.nodes() {
+            let drained = rows.iter().any(|(n, d)| *n == node.nombre && *d);
+            node.set_drained(drained);
+        }
+        Ok(())
     }
 
     fn runners(&self) -> std::sync::MutexGuard<'_, HashMap<String, Runner>> {
@@ -492,7 +528,7 @@ impl WeakDialer {
     }
 }
 
-/// Acts on what the tracker reports: a switch refusing for capacity holds every runner for a
+/// Acts on what the tracker reports: a node refusing for capacity holds new calls to it for a
 /// moment; a refusal of the campaign's configuration (a gateway or profile the switch does not
 /// have) pauses that campaign with the cause.
 async fn act_on_notices(dialer: WeakDialer, mut notices: mpsc::UnboundedReceiver<Notice>) {
@@ -503,12 +539,21 @@ async fn act_on_notices(dialer: WeakDialer, mut notices: mpsc::UnboundedReceiver
         match notice {
             Notice::Refused {
                 kind: Refusal::Capacity,
+                nodo,
                 ..
-            } => dialer.shared.node.hold.refused(),
+            } => {
+                // Only the node that refused holds: the others still have room.
+                let pool = &dialer.shared.pool;
+                match nodo.as_deref().and_then(|n| pool.get(n)) {
+                    Some(node) => node.node.hold.refused(),
+                    None => pool.nodes().iter().for_each(|n| n.node.hold.refused()),
+                }
+            }
             Notice::Refused {
                 campana,
                 cause,
                 kind: Refusal::Configuration,
+                ..
             } => {
                 if dialer.is_running(&campana) {
                     let motivo = format!(

@@ -47,6 +47,11 @@ impl DialTemplate {
         Ok(DialTemplate(template.to_owned()))
     }
 
+    /// Whether calls go through the named gateway (so a node without it cannot carry them).
+    pub fn uses_gateway(&self) -> bool {
+        self.0.contains("{gateway}")
+    }
+
     fn render(&self, gateway: &str, telefono: &str) -> String {
         self.0
             .replace("{gateway}", gateway)

@@ -14,7 +14,12 @@
 //!   FreeSWITCH still does not have it when asked again a moment later (see [`GONE_CONFIRM`]). If
 //!   FreeSWITCH itself restarted meanwhile (its `core_uuid` changed), every such call was cut by the
 //!   switch: answered ones are INTERRUMPIDA even if they had reached their destination.
-//! - **At every connection** the switch is asked which AMD modules it has (see `node.rs`).
+//! - **At every connection** the switch is asked which AMD modules and gateways it has (see
+//!   `node.rs`, `pool.rs`).
+//! - **Per node**: each FreeSWITCH node of the pool has its own event pump; reconnect, lag, sweep
+//!   and restart reconciliation touch only that node's calls and ask only it. A node down longer
+//!   than `NODO_PERDIDO_S` is lost: its calls are declared cut by the switch. Calls whose node is
+//!   unknown (start-up recovery: the database does not store it) ask every node (`Pool::exists`).
 //! - **Periodically**, calls older than the longest ring time plus a margin, or answered calls older
 //!   than a long talk, are checked too: a lost event can't leave a call "in progress" forever.
 //! - When the event stream lags (the tracker fell behind and events were dropped), a reconciliation
@@ -27,9 +32,12 @@ use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
 
 use crate::domain::{CallResult, NumberState};
-use crate::esl::{ConnState, Event, InboundClient, JobResult};
+use std::sync::Arc;
+
+use crate::esl::{ConnState, Event, JobResult};
 use crate::store::{Campaign, InFlight};
 
+use super::pool::{Pool, PoolNode};
 use super::tracker::{AmdVerdict, CallEvent, Control, ControlOutcome, Hangup, LiveCall, Tracker};
 use super::{node, Dialer};
 
@@ -60,14 +68,12 @@ enum Scope {
     Old,
 }
 
-/// Asks FreeSWITCH whether a channel exists. `None` when it could not be asked.
-async fn exists(esl: &InboundClient, uuid: &Uuid) -> Option<bool> {
-    match node::ask_true_false(esl, &format!("uuid_exists {}", uuid.hyphenated())).await {
-        Ok(exists) => Some(exists),
-        Err(why) => {
-            tracing::warn!(%uuid, error = %why, "uuid_exists sin respuesta clara");
-            None
-        }
+/// Asks the node a call belongs to whether it still has the channel, or every node for a call
+/// whose node is unknown (see `Pool::exists`). `None` when it could not be told.
+async fn exists(pool: &Pool, nodo: Option<&str>, uuid: &Uuid) -> Option<bool> {
+    match nodo.and_then(|n| pool.get(n)) {
+        Some(node) => node.exists(uuid).await,
+        None => pool.exists(uuid).await.0,
     }
 }
 
@@ -100,12 +106,16 @@ pub async fn recover_at_startup(dialer: &Dialer) {
         }
     }
     if !left.is_empty() {
-        let mut state = dialer.esl().state();
+        // Some node must be up to ask (a node down for good is lost after NODO_PERDIDO_S, and
+        // then counts as "does not have it").
+        let mut changes = dialer.pool().subscribe();
         loop {
-            if matches!(*state.borrow_and_update(), ConnState::Connected { .. }) {
+            changes.borrow_and_update();
+            let pool = dialer.pool();
+            if pool.any_connected() || pool.nodes().iter().all(|n| n.lost()) {
                 break;
             }
-            if state.changed().await.is_err() {
+            if changes.changed().await.is_err() {
                 return;
             }
         }
@@ -129,9 +139,9 @@ async fn recover_campaign(dialer: &Dialer, campaign: &Campaign, in_flight: Vec<I
     let (mut live, mut gone) = (0usize, 0usize);
     for n in in_flight {
         let uuid = n.uuid.as_deref().and_then(|u| Uuid::parse_str(u).ok());
-        let alive = match uuid {
-            Some(u) => exists(dialer.esl(), &u).await,
-            None => Some(false),
+        let (alive, holder) = match uuid {
+            Some(u) => dialer.pool().exists(&u).await,
+            None => (Some(false), None),
         };
         let uuid = uuid.unwrap_or_else(Uuid::new_v4);
         let inicio = n.ultimo_intento.unwrap_or_else(Utc::now);
@@ -145,6 +155,8 @@ async fn recover_campaign(dialer: &Dialer, campaign: &Campaign, in_flight: Vec<I
             inicio,
         );
         call.contestada = answered.then_some(inicio);
+        // Found alive: the node that has it carries it (its CDR names it).
+        call.nodo = holder.map(|n| n.nombre.clone());
         if let Some(result) = n.entregada {
             // The controller had handed it on before this process stopped.
             call.control = Control::Ended(ControlOutcome::Delivered);
@@ -171,10 +183,27 @@ async fn recover_campaign(dialer: &Dialer, campaign: &Campaign, in_flight: Vec<I
 /// Checks the live calls in `scope` against FreeSWITCH and finishes those it no longer has: asked
 /// once, then again after [`GONE_CONFIRM`] for those still unfinished (see there why). `cut`: the
 /// switch restarted since these calls began.
-async fn reconcile(esl: &InboundClient, tracker: &Tracker, scope: Scope, cut: bool) {
+///
+/// `node`: only that node's calls, asked of it; `None`: the calls whose node is unknown, asked of
+/// every node.
+async fn reconcile(
+    pool: &Pool,
+    node: Option<&PoolNode>,
+    tracker: &Tracker,
+    scope: Scope,
+    cut: bool,
+) {
     let now = Utc::now();
     let mut suspects = Vec::new();
+    let mine = |nodo: &Option<String>| match node {
+        Some(n) => nodo.as_deref() == Some(n.nombre.as_str()),
+        None => nodo.as_deref().is_none_or(|x| pool.get(x).is_none()),
+    };
+    let nodo = node.map(|n| n.nombre.as_str());
     for call in tracker.live().await {
+        if !mine(&call.nodo) {
+            continue;
+        }
         let in_scope = match scope {
             Scope::StartedBefore(cutoff) => call.since < cutoff,
             Scope::Old => {
@@ -187,7 +216,7 @@ async fn reconcile(esl: &InboundClient, tracker: &Tracker, scope: Scope, cut: bo
                 age >= limit
             }
         };
-        if in_scope && exists(esl, &call.uuid).await == Some(false) {
+        if in_scope && exists(pool, nodo, &call.uuid).await == Some(false) {
             suspects.push(call.uuid);
         }
     }
@@ -199,7 +228,7 @@ async fn reconcile(esl: &InboundClient, tracker: &Tracker, scope: Scope, cut: bo
         tracker.live().await.into_iter().map(|c| c.uuid).collect();
     let mut gone = 0usize;
     for uuid in suspects {
-        if still_live.contains(&uuid) && exists(esl, &uuid).await == Some(false) {
+        if still_live.contains(&uuid) && exists(pool, nodo, &uuid).await == Some(false) {
             gone += 1;
             tracker.event(CallEvent::Gone { uuid, cut });
         }
@@ -207,100 +236,175 @@ async fn reconcile(esl: &InboundClient, tracker: &Tracker, scope: Scope, cut: bo
     if gone > 0 {
         tracing::warn!(
             llamadas = gone,
+            nodo = nodo.unwrap_or("desconocido"),
             "reconciliación: llamadas que FreeSWITCH ya no tiene"
         );
     }
 }
 
-/// Feeds the tracker from the ESL event stream; at every connection asks the switch which modules
-/// it has and which run of FreeSWITCH it is; reconciles after reconnects, after lagging and
-/// periodically. Runs until the ESL client shuts down.
+/// One event pump per node (see [`node_pump`]), the sweep of calls whose node is unknown, and
+/// the re-reading of the drained flags every [`DRAINS_EVERY`]. Runs until the ESL clients shut
+/// down; aborting the returned task stops them all.
 pub fn spawn_event_pump(dialer: &Dialer) -> tokio::task::JoinHandle<()> {
     let dialer = dialer.clone();
     tokio::spawn(async move {
-        let esl = dialer.esl().clone();
-        let tracker = dialer.tracker().clone();
-        let mut events = esl.events();
-        let mut state = esl.state();
-        // The generation already handled. The first connection has nothing to reconcile (the
-        // calls left by a previous run are start-up recovery's): only a change of generation after
-        // one was seen is a reconnect.
-        let mut generation: Option<u64> = None;
-        // The `core_uuid` of the switch at the last connection: shared with the connection tasks.
-        let core = std::sync::Arc::new(tokio::sync::Mutex::new(None::<String>));
-        let mut sweep = tokio::time::interval(SWEEP_EVERY);
-        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut first = true;
-        loop {
-            let changed = if first {
-                // The link may have come up before this task started.
-                first = false;
-                true
-            } else {
-                tokio::select! {
-                    ev = events.recv() => {
-                        match ev {
-                            Ok(ev) => {
-                                if let Some(call_event) = call_event(&ev) {
-                                    tracker.event(call_event);
-                                }
-                            }
-                            Err(RecvError::Lagged(n)) => {
-                                tracing::warn!(perdidos = n, "eventos perdidos; reconciliando");
-                                spawn_reconcile(&esl, &tracker, Scope::StartedBefore(Utc::now()), false);
-                            }
-                            Err(RecvError::Closed) => return,
-                        }
-                        false
-                    }
-                    changed = state.changed() => {
-                        if changed.is_err() {
-                            return;
-                        }
-                        true
-                    }
-                    _ = sweep.tick() => {
-                        spawn_reconcile(&esl, &tracker, Scope::Old, false);
-                        false
-                    }
-                }
-            };
-            if !changed {
-                continue;
-            }
-            let now = match &*state.borrow_and_update() {
-                ConnState::Connected { generation } => Some(*generation),
-                _ => None,
-            };
-            match now {
-                None => dialer.forget_modules(),
-                Some(g) if generation != Some(g) => {
-                    let reconnect = generation.is_some();
-                    generation = Some(g);
-                    let cutoff = Utc::now();
-                    let (dialer, core) = (dialer.clone(), core.clone());
-                    tokio::spawn(async move {
-                        on_connect(&dialer, &core, reconnect, cutoff).await;
-                    });
-                }
-                Some(_) => {}
-            }
+        let mut pumps = tokio::task::JoinSet::new();
+        for node in dialer.pool().nodes() {
+            pumps.spawn(node_pump(dialer.clone(), node.clone()));
         }
+        // Dropped (so aborted) when every pump has ended.
+        let mut others = tokio::task::JoinSet::new();
+        let pool = dialer.pool().clone();
+        let tracker = dialer.tracker().clone();
+        others.spawn(async move {
+            let mut sweep = tokio::time::interval(SWEEP_EVERY);
+            sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                sweep.tick().await;
+                reconcile(
+                    &pool,
+                    None,
+                    &tracker,
+                    Scope::StartedBefore(Utc::now()),
+                    false,
+                )
+                .await;
+            }
+        });
+        let drains = dialer.clone();
+        others.spawn(async move {
+            loop {
+                if let Err(e) = drains.reload_drains().await {
+                    tracing::debug!(error = %e, "no se pudieron leer los nodos drenados");
+                }
+                tokio::time::sleep(DRAINS_EVERY).await;
+            }
+        });
+        while pumps.join_next().await.is_some() {}
+        others.abort_all();
     })
 }
 
-/// What every new connection needs: the modules, which run of FreeSWITCH this is, and (on a
-/// reconnect) a reconciliation of the calls that were in flight while events could be lost.
+/// How often the drained flags are read again from the database (other processes set them too).
+const DRAINS_EVERY: Duration = Duration::from_secs(2);
+
+/// Feeds the tracker from one node's event stream; at every connection asks the switch which
+/// modules and gateways it has and which run of FreeSWITCH it is; reconciles that node's calls
+/// after reconnects, after lagging and periodically; declares its calls cut when it stays down
+/// longer than `NODO_PERDIDO_S`. Runs until the node's ESL client shuts down.
+async fn node_pump(dialer: Dialer, node: Arc<PoolNode>) {
+    let pool = dialer.pool().clone();
+    let tracker = dialer.tracker().clone();
+    let mut events = node.esl.events();
+    let mut state = node.esl.state();
+    // The generation already handled. The first connection has nothing to reconcile (the calls
+    // left by a previous run are start-up recovery's): only a change of generation after one was
+    // seen is a reconnect.
+    let mut generation: Option<u64> = None;
+    let mut sweep = tokio::time::interval(SWEEP_EVERY);
+    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut first = true;
+    loop {
+        let changed = if first {
+            // The link may have come up before this task started.
+            first = false;
+            true
+        } else {
+            tokio::select! {
+                ev = events.recv() => {
+                    match ev {
+                        Ok(ev) => {
+                            if let Some(call_event) = call_event(&ev) {
+                                tracker.event(call_event);
+                            }
+                        }
+                        Err(RecvError::Lagged(n)) => {
+                            tracing::warn!(nodo = %node.nombre, perdidos = n, "eventos perdidos; reconciliando");
+                            spawn_reconcile(&pool, &node, &tracker, Scope::StartedBefore(Utc::now()), false);
+                        }
+                        Err(RecvError::Closed) => return,
+                    }
+                    false
+                }
+                changed = state.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    true
+                }
+                _ = sweep.tick() => {
+                    spawn_reconcile(&pool, &node, &tracker, Scope::Old, false);
+                    false
+                }
+            }
+        };
+        if !changed {
+            continue;
+        }
+        let now = match &*state.borrow_and_update() {
+            ConnState::Connected { generation } => Some(*generation),
+            _ => None,
+        };
+        match now {
+            None => {
+                node.link_down();
+                if let Some(since) = node.down_since() {
+                    let (node, tracker, after) = (node.clone(), tracker.clone(), pool.lost_after());
+                    tokio::spawn(async move {
+                        tokio::time::sleep_until(since + after).await;
+                        declare_lost(&node, &tracker, since).await;
+                    });
+                }
+            }
+            Some(g) if generation != Some(g) => {
+                node.link_up();
+                let reconnect = generation.is_some();
+                generation = Some(g);
+                let cutoff = Utc::now();
+                let (pool, node, tracker) = (pool.clone(), node.clone(), tracker.clone());
+                tokio::spawn(async move {
+                    on_connect(&pool, &node, &tracker, reconnect, cutoff).await;
+                });
+            }
+            Some(_) => {}
+        }
+    }
+}
+
+/// A node down since `since` and still down now is lost: its calls are declared cut by the
+/// switch (answered ones INTERRUMPIDA, the retry rule applies) and it gets no call until it comes
+/// back.
+async fn declare_lost(node: &PoolNode, tracker: &Tracker, since: tokio::time::Instant) {
+    if !node.mark_lost(since) {
+        return;
+    }
+    let calls: Vec<Uuid> = tracker
+        .live()
+        .await
+        .into_iter()
+        .filter(|c| c.nodo.as_deref() == Some(node.nombre.as_str()))
+        .map(|c| c.uuid)
+        .collect();
+    tracing::warn!(nodo = %node.nombre, llamadas = calls.len(), "nodo perdido: sus llamadas se dan por cortadas");
+    for uuid in calls {
+        tracker.event(CallEvent::Gone { uuid, cut: true });
+    }
+}
+
+/// What every new connection needs: the modules and gateways, which run of FreeSWITCH this is,
+/// and (on a reconnect) a reconciliation of the node's calls that were in flight while events
+/// could be lost.
 async fn on_connect(
-    dialer: &Dialer,
-    core: &tokio::sync::Mutex<Option<String>>,
+    pool: &Pool,
+    node: &PoolNode,
+    tracker: &Tracker,
     reconnect: bool,
     cutoff: chrono::DateTime<Utc>,
 ) {
-    dialer.refresh_modules().await;
-    let now = node::core_uuid(dialer.esl()).await;
+    node.learn().await;
+    let now = node::core_uuid(&node.esl).await;
     let restarted = {
-        let mut seen = core.lock().await;
+        let mut seen = node.core.lock().await;
         let restarted = matches!((&*seen, &now), (Some(a), Some(b)) if a != b);
         if now.is_some() {
             *seen = now;
@@ -311,20 +415,19 @@ async fn on_connect(
         return;
     }
     if restarted {
-        tracing::warn!("FreeSWITCH se reinició: las llamadas en curso se cortaron; reconciliando");
+        tracing::warn!(nodo = %node.nombre, "FreeSWITCH se reinició: las llamadas en curso se cortaron; reconciliando");
     } else {
-        tracing::info!("ESL reconectado; reconciliando llamadas en curso");
+        tracing::info!(nodo = %node.nombre, "ESL reconectado; reconciliando llamadas en curso");
     }
     let scope = Scope::StartedBefore(cutoff);
-    reconcile(dialer.esl(), dialer.tracker(), scope, restarted).await;
+    reconcile(pool, Some(node), tracker, scope, restarted).await;
     tokio::time::sleep(SECOND_PASS).await;
-    reconcile(dialer.esl(), dialer.tracker(), scope, restarted).await;
+    reconcile(pool, Some(node), tracker, scope, restarted).await;
 }
 
-fn spawn_reconcile(esl: &InboundClient, tracker: &Tracker, scope: Scope, cut: bool) {
-    let esl = esl.clone();
-    let tracker = tracker.clone();
-    tokio::spawn(async move { reconcile(&esl, &tracker, scope, cut).await });
+fn spawn_reconcile(pool: &Pool, node: &Arc<PoolNode>, tracker: &Tracker, scope: Scope, cut: bool) {
+    let (pool, node, tracker) = (pool.clone(), node.clone(), tracker.clone());
+    tokio::spawn(async move { reconcile(&pool, Some(&node), &tracker, scope, cut).await });
 }
 
 /// The tracker's view of an ESL event: only what decides a call's state. BACKGROUND_JOB is matched

@@ -1,14 +1,15 @@
 //! One runner per running campaign: the loop that turns due numbers into paced originates.
 //!
-//! Each turn of the loop, in order: obey pause/stop; wait for FreeSWITCH if the ESL link is down;
-//! make sure FreeSWITCH has the module the campaign's AMD needs (wait until it said, pause the
-//! campaign with the reason if it does not); keep the abandon rate under its ceiling (slow down,
+//! Each turn of the loop, in order: obey pause/stop; wait for FreeSWITCH if no node's ESL link is
+//! up; make sure some connected node has the module the campaign's AMD needs (wait until they
+//! said, pause the campaign with the reason if none does); keep the abandon rate under its ceiling (slow down,
 //! or pause at it); wait on an excluded date, or while no number's window is open (each number's
 //! window is in its own zone, see `rules`); claim a small batch of due numbers (PENDIENTE →
 //! MARCANDO, done atomically by the store); drop do-not-call numbers; give back those outside
 //! their own window or over an attempts cap, due when they may be dialed; wait for a free channel
-//! (campaign and global); wait out a refusal back-off of the switch; wait for a pacing slot
-//! (campaign and global CPS); check again — at dial time, not claim time — that the campaign still
+//! (campaign and global); choose the node (see `pool::Pool::choose`: usable, most free capacity)
+//! and take one of its channels, its script checked once per connection; wait out that node's
+//! refusal back-off; wait for a pacing slot (campaign, gateway, global, then the node's CPS); check again — at dial time, not claim time — that the campaign still
 //! runs, the number's window is still open and the number is valid; register the call with the
 //! tracker; send `bgapi originate` (its Job-UUID is the call's UUID, so that the event pump can
 //! hand its BACKGROUND_JOB to the tracker in the order FreeSWITCH sent it).
@@ -29,15 +30,15 @@ use uuid::Uuid;
 
 use crate::domain::rules::{abandon_action, abandon_rate, AbandonAction};
 use crate::domain::{mask, parse_zone, CallResult, CampaignState, NumberState, PhoneNumber, Wait};
-use crate::esl::{ConnState, EslError};
+use crate::esl::EslError;
 use crate::events::Evento;
 use crate::metrics::DbOp;
 use crate::store::{CallRecord, Campaign, ClaimedNumber, NumberUpdate, StoreError};
 
 use super::metrics::{CallSlot, CampaignMetrics};
-use super::node::Modules;
 use super::originate::Originate;
 use super::pacing::{self, Pacer};
+use super::pool::{NoNode, PoolNode};
 use super::rules;
 use super::tracker::{CallEvent, LiveCall};
 use super::Shared;
@@ -111,11 +112,11 @@ struct Runner {
     /// Claimed numbers waiting for their turn, and the next claim being fetched meanwhile.
     queue: VecDeque<ClaimedNumber>,
     pending: Option<PendingClaim>,
-    esl_state: watch::Receiver<ConnState>,
-    modules: watch::Receiver<Modules>,
-    /// The switch said it has everything the campaign's script names (files, extensions,
-    /// gateways), for these settings on this connection.
-    script_checked: bool,
+    /// Changes of the pool's nodes (connections, modules, drains, freed channels).
+    pool_changes: watch::Receiver<u64>,
+    /// The nodes that said they have everything the campaign's script names (files, extensions,
+    /// gateways), for these settings, with the connection generation they said it on.
+    scripts_checked: std::collections::HashMap<String, u64>,
     db_backoff: Duration,
     /// The zones of the pending numbers (`None`: the campaign's), and when they were read.
     zones: Vec<Option<Tz>>,
@@ -139,8 +140,7 @@ impl Runner {
         Runner {
             channels: Arc::new(Semaphore::new(campaign.max_canales as usize)),
             capacity: campaign.max_canales,
-            esl_state: shared.esl.state(),
-            modules: shared.node.modules.subscribe(),
+            pool_changes: shared.pool.subscribe(),
             shared,
             control,
             settings,
@@ -149,7 +149,7 @@ impl Runner {
             campaign,
             queue: VecDeque::new(),
             pending: None,
-            script_checked: false,
+            scripts_checked: Default::default(),
             db_backoff: Duration::from_millis(250),
             zones: Vec::new(),
             zones_read: None,
@@ -168,8 +168,10 @@ impl Runner {
         self.wait_for_calendar().await?;
         self.refill().await?;
         let (own, global) = self.acquire_channel().await?;
-        self.wait_for_pacing().await?;
-        self.dial_next(CallSlot::new(own, global, self.metrics.clone()));
+        let (node, permit) = self.choose_node().await?;
+        self.wait_for_pacing(&node).await?;
+        let slot = CallSlot::new(own, global, self.metrics.clone()).with_node(permit);
+        self.dial_next(slot, node);
         Ok(())
     }
 
@@ -194,7 +196,7 @@ impl Runner {
         }
         if self.settings.has_changed().unwrap_or(false) {
             self.campaign = self.settings.borrow_and_update().clone();
-            self.script_checked = false;
+            self.scripts_checked.clear();
             self.zones_read = None;
             self.abandon_checked = None;
             self.set_pace();
@@ -207,32 +209,27 @@ impl Runner {
         Ok(())
     }
 
-    /// No originate can go out without the ESL link: give the claims back and wait for it.
+    /// No originate can go out without a connected node: give the claims back and wait for one.
     async fn wait_for_link(&mut self) -> Result<(), Next> {
-        if matches!(
-            *self.esl_state.borrow_and_update(),
-            ConnState::Connected { .. }
-        ) {
+        self.pool_changes.borrow_and_update();
+        if self.shared.pool.any_connected() {
             return Ok(());
         }
         self.release().await;
         tokio::select! {
-            _ = self.esl_state.changed() => {}
+            _ = self.pool_changes.changed() => {}
             _ = self.control.changed() => {}
             _ = tokio::time::sleep(IDLE_POLL) => {}
         }
         Err(Next::Again)
     }
 
-    /// The module the campaign's AMD runs on: missing, every answered call would be hung up by
-    /// the switch, so the campaign pauses itself with the reason; not known yet (it is asked at
-    /// every connection), wait.
+    /// The module the campaign's AMD runs on: missing on every connected node, every answered
+    /// call would be hung up by the switch, so the campaign pauses itself with the reason (missing
+    /// on some nodes only keeps calls off those, see `Pool::choose`); not known yet (it is asked
+    /// at every connection), wait.
     async fn check_module(&mut self) -> Result<(), Next> {
-        if self.modules.has_changed().unwrap_or(false) {
-            // A new connection (perhaps to a restarted switch with another configuration).
-            self.script_checked = false;
-        }
-        let known = *self.modules.borrow_and_update();
+        let known = self.shared.pool.modules();
         if let Some(missing) = known.missing_for(self.campaign.amd) {
             self.release().await;
             let motivo = super::missing_module_reason(self.campaign.amd, missing);
@@ -241,11 +238,11 @@ impl Runner {
             return Err(Next::Stop);
         }
         if known.known_for(self.campaign.amd) {
-            return self.check_script(known).await;
+            return Ok(());
         }
         self.release().await;
         tokio::select! {
-            _ = self.modules.changed() => {}
+            _ = self.pool_changes.changed() => {}
             _ = self.control.changed() => {}
             _ = self.settings.changed() => {}
             _ = tokio::time::sleep(IDLE_POLL) => {}
@@ -253,26 +250,60 @@ impl Runner {
         Err(Next::Again)
     }
 
-    /// The files, extensions and gateways the campaign's script names, asked once per connection
-    /// and settings: something missing pauses the campaign with the reason (every call would fail
-    /// the same way); a switch that cannot be asked is asked again shortly.
-    async fn check_script(&mut self, modules: Modules) -> Result<(), Next> {
-        if self.script_checked {
+    /// The node for the next call, with one of its channels: the usable one with the most free
+    /// capacity (see `Pool::choose`), its script checked. None usable: give the claims back
+    /// (unless every usable node is only full) and wait for a change of the pool.
+    async fn choose_node(&mut self) -> Result<(Arc<PoolNode>, super::pool::NodePermit), Next> {
+        self.pool_changes.borrow_and_update();
+        let gateway = self.shared.template.uses_gateway().then(|| {
+            self.campaign
+                .gateway
+                .as_ref()
+                .unwrap_or(&self.shared.default_gateway)
+                .as_str()
+        });
+        let why = match self.shared.pool.choose(self.campaign.amd, gateway) {
+            Ok((node, permit)) => {
+                self.check_script(&node).await?;
+                return Ok((node, permit));
+            }
+            Err(why) => why,
+        };
+        if why == NoNode::None {
+            self.release().await;
+        }
+        tokio::select! {
+            _ = self.pool_changes.changed() => {}
+            _ = self.control.changed() => {}
+            _ = self.settings.changed() => {}
+            _ = tokio::time::sleep(IDLE_POLL) => {}
+        }
+        Err(Next::Again)
+    }
+
+    /// The files, extensions and gateways the campaign's script names, asked of each node once
+    /// per connection and settings: something missing pauses the campaign with the reason (every
+    /// call would fail the same way); a switch that cannot be asked is asked again shortly.
+    async fn check_script(&mut self, node: &PoolNode) -> Result<(), Next> {
+        let Some(generation) = node.generation() else {
+            return Err(Next::Again);
+        };
+        if self.scripts_checked.get(&node.nombre) == Some(&generation) {
             return Ok(());
         }
-        match crate::controller::preflight::check(&self.shared.esl, &self.campaign, modules).await {
+        match crate::controller::preflight::check(&node.esl, &self.campaign, node.modules()).await {
             Ok(()) => {
-                self.script_checked = true;
+                self.scripts_checked.insert(node.nombre.clone(), generation);
                 Ok(())
             }
             Err(ScriptProblem::Missing(motivo)) => {
                 self.release().await;
-                tracing::warn!(%motivo, "el guion de la campaña no puede ejecutarse en FreeSWITCH");
+                tracing::warn!(nodo = %node.nombre, %motivo, "el guion de la campaña no puede ejecutarse en FreeSWITCH");
                 super::record_self_pause(&self.shared, &self.campaign.nombre, &motivo).await;
                 Err(Next::Stop)
             }
             Err(e @ ScriptProblem::Unknown(_)) => {
-                tracing::warn!(error = %e, "no se pudo verificar el guion; se reintenta");
+                tracing::warn!(nodo = %node.nombre, error = %e, "no se pudo verificar el guion; se reintenta");
                 self.release().await;
                 tokio::select! {
                     _ = self.control.changed() => {}
@@ -491,26 +522,24 @@ impl Runner {
     /// A refusal back-off of the switch (it refused originates for capacity a moment ago), then a
     /// pacing slot from the campaign, its gateway's ceiling (`CPS_POR_GATEWAY`) and the global
     /// ceiling, always in this order (see `pacing::acquire`).
-    async fn wait_for_pacing(&mut self) -> Result<(), Next> {
+    async fn wait_for_pacing(&mut self, node: &PoolNode) -> Result<(), Next> {
         let gateway = self
             .campaign
             .gateway
             .as_ref()
             .unwrap_or(&self.shared.default_gateway)
             .as_str();
-        let (with_gateway, without);
-        let scopes: &[&Pacer] = match self.shared.gateway_pacers.get(gateway) {
-            Some(gw) => {
-                with_gateway = [&*self.pacer, gw, &self.shared.pacer];
-                &with_gateway
-            }
-            None => {
-                without = [&*self.pacer, &self.shared.pacer];
-                &without
-            }
-        };
+        let mut scopes: Vec<&Pacer> = vec![&*self.pacer];
+        if let Some(gw) = self.shared.gateway_pacers.get(gateway) {
+            scopes.push(gw);
+        }
+        scopes.push(&self.shared.pacer);
+        if let Some(p) = &node.pacer {
+            scopes.push(p);
+        }
+        let scopes = &scopes[..];
         tokio::select! {
-            _ = self.shared.node.hold.wait() => {}
+            _ = node.node.hold.wait() => {}
             _ = self.control.changed() => return Err(Next::Again),
             _ = self.settings.changed() => return Err(Next::Again),
         }
@@ -525,7 +554,7 @@ impl Runner {
     /// still open), then dial the next number. A number put back keeps its place; one whose window
     /// closed since the claim waits for it to open again; the channels of `slot` are freed when it
     /// is dropped.
-    fn dial_next(&mut self, slot: CallSlot) {
+    fn dial_next(&mut self, slot: CallSlot, node: Arc<PoolNode>) {
         let Some(number) = self.queue.pop_front() else {
             return;
         };
@@ -545,7 +574,14 @@ impl Runner {
             });
             return;
         }
-        dial(&self.shared, &self.campaign, number, slot, &self.metrics);
+        dial(
+            &self.shared,
+            &self.campaign,
+            number,
+            slot,
+            &self.metrics,
+            node,
+        );
     }
 
     /// Returns unused claims to PENDIENTE (no attempt counted), including a claim still in flight.
@@ -671,7 +707,7 @@ async fn drop_do_not_call(
                 &n,
                 CallResult::NoLlamar,
                 "NO_LLAMAR",
-                &shared.nodo,
+                &shared.pool.first().nombre,
             )));
         } else {
             keep.push_back(n);
@@ -723,6 +759,7 @@ fn dial(
     number: ClaimedNumber,
     slot: CallSlot,
     metrics: &CampaignMetrics,
+    node: Arc<PoolNode>,
 ) {
     let (uuid, telefono, command) = match prepare(shared, campaign, &number) {
         Ok(ready) => ready,
@@ -733,7 +770,7 @@ fn dial(
                 &number,
                 resultado,
                 causa,
-                &shared.nodo,
+                &node.nombre,
             )));
             return;
         }
@@ -748,16 +785,19 @@ fn dial(
         shared.clock.now(),
     );
     call.slot = Some(slot);
+    call.nodo = Some(node.nombre.clone());
     shared.tracker.register(call);
     metrics.originated();
-    tracing::info!(campana = %campaign.nombre, %uuid, telefono = %telefono.masked(), intento, "originate");
+    node.count_originate();
+    shared.metrics.node_originated(&node.nombre);
+    tracing::info!(campana = %campaign.nombre, %uuid, telefono = %telefono.masked(), intento, nodo = %node.nombre, "originate");
     let shared = shared.clone();
     let campaign_for_unclaim = Arc::clone(campaign);
     tokio::spawn(async move {
         // The Job-UUID is the call's UUID: the event pump hands the BACKGROUND_JOB to the tracker
         // in stream order, after the channel's CHANNEL_CREATE if there is one (which tells a call
         // that never left the switch from a failed attempt). The `BgJob` itself is not awaited.
-        match shared.esl.bgapi(&command, uuid).await {
+        match node.esl.bgapi(&command, uuid).await {
             Ok(_job) => {}
             Err(EslError::NotConnected) => {
                 // Never reached FreeSWITCH: not an attempt. Back to PENDIENTE.

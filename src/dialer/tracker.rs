@@ -82,6 +82,9 @@ pub struct LiveCall {
     pending_hangup: Option<Hangup>,
     /// The channel permits and live counter of this call; released when the call is dropped.
     pub slot: Option<CallSlot>,
+    /// The FreeSWITCH node carrying the call (`None`: not known, a call recovered at start-up
+    /// that no node has claimed yet); its name goes into the CDR.
+    pub nodo: Option<String>,
 }
 
 impl LiveCall {
@@ -113,6 +116,7 @@ impl LiveCall {
             control: Control::NotYet,
             pending_hangup: None,
             slot: None,
+            nodo: None,
         }
     }
 
@@ -232,6 +236,8 @@ pub enum Notice {
         campana: CampaignName,
         cause: String,
         kind: Refusal,
+        /// The node that refused (`None`: not known).
+        nodo: Option<String>,
     },
 }
 
@@ -242,6 +248,8 @@ pub struct LiveSummary {
     pub campana: CampaignName,
     pub answered: bool,
     pub since: DateTime<Utc>,
+    /// The node carrying it (`None`: not known).
+    pub nodo: Option<String>,
 }
 
 enum Msg {
@@ -371,6 +379,7 @@ impl Task {
                 campana: c.campana.clone(),
                 answered: c.contestada.is_some(),
                 since: c.inicio,
+                nodo: c.nodo.clone(),
             })
             .collect()
     }
@@ -436,7 +445,8 @@ impl Task {
         let Some(call) = self.calls.remove(&uuid) else {
             return;
         };
-        let record = finish(&call, &hangup, self.clock.now(), &self.nodo);
+        let nodo = call.nodo.as_deref().unwrap_or(&self.nodo);
+        let record = finish(&call, &hangup, self.clock.now(), nodo);
         tracing::info!(
             campana = %call.campana,
             uuid = %call.uuid,
@@ -486,6 +496,7 @@ impl Task {
             campana: call.campana.clone(),
             cause,
             kind,
+            nodo: call.nodo.clone(),
         });
     }
 }
@@ -718,6 +729,7 @@ mod tests {
             control: Control::NotYet,
             pending_hangup: None,
             slot: None,
+            nodo: None,
         }
     }
 
@@ -1111,7 +1123,8 @@ mod tests {
         let (wtx, mut wrx) = WriterTx::channel();
         let (ntx, mut nrx) = mpsc::unbounded_channel();
         let t = tracker(wtx, ntx, Arc::new(Metrics::new()));
-        let c = call(1, 3);
+        let mut c = call(1, 3);
+        c.nodo = Some("fs2".into());
         let uuid = c.uuid;
         t.register(c);
         t.event(CallEvent::JobErr {
@@ -1128,7 +1141,8 @@ mod tests {
             Some(Notice::Refused {
                 campana: CampaignName::parse("PRUEBA").unwrap(),
                 cause: "INVALID_GATEWAY".into(),
-                kind: Refusal::Configuration
+                kind: Refusal::Configuration,
+                nodo: Some("fs2".into()),
             })
         );
     }

@@ -541,6 +541,21 @@ impl Store {
         on_backend!(self.apply(updates))
     }
 
+    // --- FreeSWITCH nodes ---
+
+    /// The nodes an operator drained or activated (`true`: drained). A node without a row is
+    /// not drained.
+    pub async fn drained_nodes(&self) -> Result<Vec<(String, bool)>, StoreError> {
+        on_backend!(self.drained_nodes())
+    }
+
+    /// Records that node `nombre` is drained (no new calls) or active again, for every process
+    /// sharing this database.
+    pub async fn set_node_drained(&self, nombre: &str, drenado: bool) -> Result<(), StoreError> {
+        let now = chrono::Utc::now().naive_utc();
+        on_backend!(self.set_node_drained(nombre, drenado, now))
+    }
+
     // --- do-not-call list ---
 
     /// Which of these numbers (normalized form) are on the DNC list.

@@ -84,3 +84,11 @@ diesel::table! {
         creado -> Timestamp,
     }
 }
+
+diesel::table! {
+    nodos (nombre) {
+        nombre -> Varchar,
+        drenado -> Bool,
+        cambiado -> Nullable<Timestamp>,
+    }
+}

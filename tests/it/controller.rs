@@ -335,16 +335,25 @@ async fn controller(amd: AmdMode) -> Rig {
         backoff_max: Duration::from_secs(5),
         command_timeout: Duration::from_secs(1),
     });
+    let pool = discador::dialer::pool::Pool::new(
+        vec![discador::dialer::pool::NodeSetup {
+            nombre: "test".into(),
+            direccion: closed.to_string(),
+            esl,
+            cps: None,
+            canales: 10,
+        }],
+        Duration::from_secs(15),
+    );
     let (dialer, _writer) = Dialer::new(
         store,
-        esl,
+        pool,
         DialerSettings {
             cps_maximo: 10.0,
             canales_maximos: 10,
             template: DialTemplate::parse("sofia/gateway/{gateway}/{telefono}").unwrap(),
             default_gateway: Gateway::parse("gw_pstn").unwrap(),
             gateway_cps: vec![],
-            nodo: "test".into(),
             max_intentos_dia: 0,
             clock: discador::clock::Clock::system(),
             eventos: discador::events::Eventos::default(),

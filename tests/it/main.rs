@@ -25,6 +25,7 @@ mod esl;
 mod export;
 mod freeswitch_conf;
 mod metrics;
+mod nodes;
 mod panel;
 mod real_switch;
 mod recovery;

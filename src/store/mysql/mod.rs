@@ -8,6 +8,7 @@ mod campaigns;
 mod copy;
 mod dnc;
 mod export;
+mod nodes;
 mod numbers;
 mod rules;
 

@@ -19,6 +19,7 @@ mod campaigns;
 mod copy;
 mod dnc;
 mod export;
+mod nodes;
 mod numbers;
 mod rules;
 

@@ -24,6 +24,9 @@ pub struct SwitchOptions {
     pub max_sessions: u32,
     /// `--no-module mod_amd` / `mod_avmd`.
     pub without: Vec<&'static str>,
+    /// Where its `socket` application connects (another switch's, for one app over several
+    /// switches); `None`: a port of its own.
+    pub socket: Option<u16>,
 }
 
 impl Default for SwitchOptions {
@@ -32,6 +35,7 @@ impl Default for SwitchOptions {
             sps: 200,
             max_sessions: 1000,
             without: Vec::new(),
+            socket: None,
         }
     }
 }
@@ -94,11 +98,11 @@ impl TestSwitch {
     pub fn start_with(opts: SwitchOptions) -> TestSwitch {
         let state =
             std::env::temp_dir().join(format!("discador_fs_{:016x}", rand::random::<u64>()));
-        let s = TestSwitch {
-            ports: free_ports(),
-            state,
-            opts,
-        };
+        let mut ports = free_ports();
+        if let Some(socket) = opts.socket {
+            ports.socket = socket;
+        }
+        let s = TestSwitch { ports, state, opts };
         s.launch();
         s
     }
