@@ -76,10 +76,12 @@ impl Control {
         let Some(d) = &self.dialer else {
             return Ok(());
         };
-        if !d.esl().state().borrow().is_connected() {
+        // Any connected node: they share the dialplan and files (each is asked again by the
+        // runner before its first call of the campaign).
+        let Some(node) = d.pool().nodes().iter().find(|n| n.connected()) else {
             return Ok(());
-        }
-        match crate::controller::preflight::check(d.esl(), c, d.modules()).await {
+        };
+        match crate::controller::preflight::check(&node.esl, c, node.modules()).await {
             Err(ScriptProblem::Missing(why)) => Err(ApiError::conflict(why)),
             Err(e @ ScriptProblem::Unknown(_)) => {
                 tracing::warn!(campana = %c.nombre, error = %e, "no se pudo verificar el guion ahora");

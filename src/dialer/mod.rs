@@ -505,6 +505,14 @@ async fn record_self_pause(shared: &Shared, name: &CampaignName, motivo: &str) -
     true
 }
 
+/// Why a campaign pauses when FreeSWITCH refuses its calls for their configuration (`cause`).
+pub fn refused_reason(cause: &str) -> String {
+    format!(
+        "FreeSWITCH rechaza las llamadas de la campaña ({cause}): revise su gateway o la \
+         plantilla de marcado"
+    )
+}
+
 /// Why a campaign cannot dial with `amd`: its module is missing.
 pub fn missing_module_reason(amd: AmdMode, module: &str) -> String {
     format!(
@@ -556,10 +564,7 @@ async fn act_on_notices(dialer: WeakDialer, mut notices: mpsc::UnboundedReceiver
                 ..
             } => {
                 if dialer.is_running(&campana) {
-                    let motivo = format!(
-                        "FreeSWITCH rechaza las llamadas de la campaña ({cause}): revise su gateway \
-                         o la plantilla de marcado"
-                    );
+                    let motivo = refused_reason(&cause);
                     dialer.pause_for(&campana, &motivo).await;
                 }
             }

@@ -569,6 +569,18 @@ impl Pool {
         }
     }
 
+    /// Whether every connected node listed its gateways and none has `gateway` (a campaign
+    /// through it cannot be dialed anywhere, as if every switch refused it with INVALID_GATEWAY).
+    pub fn lacks_gateway(&self, gateway: &str) -> bool {
+        let connected: Vec<&Arc<PoolNode>> =
+            self.inner.nodes.iter().filter(|n| n.connected()).collect();
+        !connected.is_empty()
+            && connected.iter().all(|n| {
+                n.gateways()
+                    .is_some_and(|list| !list.iter().any(|g| g == gateway))
+            })
+    }
+
     /// A node for a call of a campaign with `amd` through `gateway` (`None`: the dial template
     /// does not name a gateway), with one of its channels.
     pub fn choose(

@@ -261,8 +261,13 @@ impl Runner {
                 .as_ref()
                 .unwrap_or(&self.shared.default_gateway)
                 .as_str()
+                .to_owned()
         });
-        let why = match self.shared.pool.choose(self.campaign.amd, gateway) {
+        let why = match self
+            .shared
+            .pool
+            .choose(self.campaign.amd, gateway.as_deref())
+        {
             Ok((node, permit)) => {
                 self.check_script(&node).await?;
                 return Ok((node, permit));
@@ -271,6 +276,14 @@ impl Runner {
         };
         if why == NoNode::None {
             self.release().await;
+            if let Some(gw) = gateway.filter(|gw| self.shared.pool.lacks_gateway(gw)) {
+                // No connected switch has it: every originate would be refused (as today, when the
+                // switch answers INVALID_GATEWAY), so the campaign pauses with that reason.
+                let motivo = super::refused_reason(&format!("INVALID_GATEWAY: {gw}"));
+                tracing::warn!(%motivo, "ningún nodo tiene el gateway de la campaña");
+                super::record_self_pause(&self.shared, &self.campaign.nombre, &motivo).await;
+                return Err(Next::Stop);
+            }
         }
         tokio::select! {
             _ = self.pool_changes.changed() => {}
