@@ -74,9 +74,10 @@ impl AppState {
         metrics: Arc<Metrics>,
         limiter: ApiLimiter,
         closing: CancellationToken,
+        procesos: Option<crate::procesos::Procesos>,
     ) -> Self {
         let stats = StatsCache::new(store.clone());
-        let control = Control::new(store.clone(), stats.clone(), dialer);
+        let control = Control::new(store.clone(), stats.clone(), dialer, procesos);
         AppState {
             store,
             control,
@@ -615,17 +616,19 @@ async fn estado(nombre: String, st: AppState) -> Response {
             let name = path_name(&nombre)?;
             let c = existing(&st, &name).await?;
             let counts = st.stats.get(&c).await?;
+            let (proceso, live) = st.control.live(&name).await;
             Ok((
                 StatusCode::OK,
                 EstadoReply {
                     campana: c.nombre.to_string(),
                     estado: c.estado.to_string(),
                     motivo: c.motivo.clone(),
+                    proceso,
                     estadisticas: Estadisticas::new(
                         &counts.numeros,
                         &counts.disposiciones,
                         &c,
-                        st.control.live(&name),
+                        live,
                         crate::dialer::rules::excluded_until(&c, st.control.now()).is_some(),
                     ),
                 },

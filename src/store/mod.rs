@@ -242,6 +242,8 @@ macro_rules! on_backend {
 
 mod export;
 pub use export::{CallSeries, CdrRange, SeriesPoint, MAX_POINTS};
+mod procesos;
+pub use procesos::{Beat, Lease, Peer};
 
 impl Store {
     /// Creates the database if missing, runs the embedded migrations and opens the pool.

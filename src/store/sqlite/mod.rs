@@ -20,6 +20,7 @@ mod copy;
 mod dnc;
 mod export;
 mod numbers;
+mod procesos;
 mod rules;
 
 use std::time::Duration;
