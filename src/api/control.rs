@@ -49,6 +49,15 @@ impl Control {
         }
     }
 
+    /// Keeps this process's lease loop from acting on runners while a command records a state and
+    /// acts on its runner (see `Procesos::hold`).
+    async fn hold(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match &self.procesos {
+            Some(p) => Some(p.hold().await),
+            None => None,
+        }
+    }
+
     /// The dialer, if this process is to run campaign `c` now: it holds its lease or has just
     /// taken it. `None` when a live peer runs it (the peer applies the recorded state).
     async fn runs_here(&self, c: &Campaign) -> Option<&Dialer> {
@@ -121,6 +130,7 @@ impl Control {
     /// needs (409). `cps` is saved.
     pub async fn start(&self, name: &CampaignName, cps: Option<Cps>) -> Result<Campaign, ApiError> {
         self.check_recovered()?;
+        let _hold = self.hold().await;
         let c = self.existing(name).await?;
         if c.estado == CampaignState::Activa {
             return Err(ApiError::conflict(format!(
@@ -167,6 +177,7 @@ impl Control {
 
     /// ACTIVA → PAUSADA: no new calls; calls in progress finish.
     pub async fn pause(&self, name: &CampaignName) -> Result<Campaign, ApiError> {
+        let _hold = self.hold().await;
         let c = self
             .transition(name, &[CampaignState::Activa], CampaignState::Pausada)
             .await?;
@@ -180,6 +191,7 @@ impl Control {
     /// the module its AMD needs is missing.
     pub async fn resume(&self, name: &CampaignName) -> Result<Campaign, ApiError> {
         self.check_recovered()?;
+        let _hold = self.hold().await;
         let c = self.existing(name).await?;
         self.check_amd(c.amd)?;
         self.check_script(&c).await?;
@@ -194,6 +206,7 @@ impl Control {
 
     /// ACTIVA / PAUSADA → DETENIDA. Calls in progress finish and are recorded.
     pub async fn stop(&self, name: &CampaignName) -> Result<Campaign, ApiError> {
+        let _hold = self.hold().await;
         let c = self
             .transition(
                 name,

@@ -49,7 +49,9 @@ pub struct SharedCaps {
 pub fn share(cap: f64, own: f64, peers: f64) -> f64 {
     let (own, peers) = (own.max(0.0), peers.max(0.0));
     let total = own + peers;
-    let rate = if own <= 0.0 {
+    let rate = if peers <= 0.0 {
+        cap
+    } else if own <= 0.0 {
         cap - peers
     } else if total > cap {
         cap * own / total
@@ -130,6 +132,8 @@ mod tests {
     fn under_the_cap_each_keeps_its_own_demand_and_never_more_than_the_cap() {
         assert!(close(share(25.0, 5.0, 10.0), 5.0));
         assert!(close(share(25.0, 25.0, 0.0), 25.0));
+        // Alone: the whole cap, whatever its own demand.
+        assert!(close(share(25.0, 5.0, 0.0), 25.0));
         // A single process asking for more than the cap gets the cap.
         assert!(close(share(25.0, 40.0, 0.0), 25.0));
         // Nothing dialing here: the headroom the peers leave, at least the minimum.

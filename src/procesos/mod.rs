@@ -158,7 +158,9 @@ struct Inner {
     closing: AtomicBool,
     /// What the live peers published at their last heartbeats, by peer id.
     peers: Mutex<HashMap<String, Demanda>>,
-    /// One lease pass at a time (the loop, start-up recovery and the API take leases).
+    /// One lease pass at a time, and never during an API command of this process (which records
+    /// a state and acts on the runner: a pass that read the state before the command must not
+    /// act on the runner after it).
     pass: tokio::sync::Mutex<()>,
     /// The first heartbeat was written.
     alive: tokio::sync::watch::Sender<bool>,
@@ -203,6 +205,11 @@ impl Procesos {
 
     fn caduca(&self) -> Duration {
         self.inner.settings.caduca
+    }
+
+    /// Holds the lease loop off while an API command records a state and acts on its runner.
+    pub async fn hold(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.inner.pass.lock().await
     }
 
     /// Waits until the first heartbeat is written: before it, a lease taken here would look dead
@@ -429,7 +436,7 @@ impl Procesos {
             let mine = lease.proceso.as_deref() == Some(self.id());
             let free = lease.proceso.is_none() || !lease.vivo;
             if mine {
-                self.apply(c);
+                self.apply(c).await;
             } else if free && c.estado == CampaignState::Activa {
                 if self.take(&c).await {
                     tracing::info!(campana = %c.nombre, "iniciando campaña activa");
@@ -447,18 +454,37 @@ impl Procesos {
 
     /// Brings the local runner of a campaign this process owns to the state and settings recorded
     /// in the database (possibly by a peer's API).
-    fn apply(&self, c: Campaign) {
+    async fn apply(&self, c: Campaign) {
         let dialer = &self.inner.dialer;
         match c.estado {
             CampaignState::Activa => {
                 if !dialer.is_running(&c.nombre) {
+                    // Read again: the runner may have just finished the campaign or paused it
+                    // itself (it records the state first) since the list was read.
+                    let Ok(Some(c)) = self.store().campaign(&c.nombre).await else {
+                        return;
+                    };
+                    if c.estado != CampaignState::Activa || dialer.is_running(&c.nombre) {
+                        return;
+                    }
                     tracing::info!(campana = %c.nombre, "campaña activa: marcando");
                     dialer.start(c, None);
                 } else if dialer
                     .campaign(c.nombre.as_str())
                     .is_some_and(|running| !same_settings(&running, &c))
                 {
-                    dialer.update(c);
+                    // Read again: this process's own PATCH may have just given the runner newer
+                    // settings than the list read.
+                    let Ok(Some(c)) = self.store().campaign(&c.nombre).await else {
+                        return;
+                    };
+                    if dialer
+                        .campaign(c.nombre.as_str())
+                        .is_some_and(|running| !same_settings(&running, &c))
+                    {
+                        tracing::info!(campana = %c.nombre, "configuración cambiada por otro proceso: aplicada");
+                        dialer.update(c);
+                    }
                 }
             }
             CampaignState::Pausada => {

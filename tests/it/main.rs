@@ -26,6 +26,7 @@ mod export;
 mod freeswitch_conf;
 mod metrics;
 mod panel;
+mod procesos;
 mod real_switch;
 mod recovery;
 mod rules;
