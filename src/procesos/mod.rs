@@ -487,20 +487,14 @@ impl Procesos {
                     }
                 }
             }
-            CampaignState::Pausada => {
-                if dialer.is_running(&c.nombre) {
-                    dialer.pause(&c.nombre);
-                }
+            CampaignState::Pausada if dialer.is_running(&c.nombre) => {
+                dialer.pause(&c.nombre);
             }
-            CampaignState::Detenida => {
-                if dialer.has_runner(&c.nombre) {
-                    dialer.stop(&c.nombre);
-                }
+            CampaignState::Detenida if dialer.has_runner(&c.nombre) => {
+                dialer.stop(&c.nombre);
             }
-            CampaignState::Finalizada => {
-                if dialer.is_running(&c.nombre) {
-                    dialer.stop(&c.nombre);
-                }
+            CampaignState::Finalizada if dialer.is_running(&c.nombre) => {
+                dialer.stop(&c.nombre);
             }
             _ => {}
         }
