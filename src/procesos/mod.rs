@@ -40,7 +40,7 @@ pub enum ProcesoError {
     BadId(String),
     #[error(
         "SOCKET_ANUNCIADO debe ser host:puerto (letras, dígitos, '.', '-' y un puerto de 1 a \
-         65535), no {0:?}"
+         65535; 64 caracteres como máximo), no {0:?}"
     )]
     BadAnnounced(String),
     #[error(
@@ -70,8 +70,9 @@ pub fn check_process_id(raw: &str) -> Result<String, ProcesoError> {
 pub fn check_announced(raw: &str) -> Result<String, ProcesoError> {
     let bad = || ProcesoError::BadAnnounced(raw.to_owned());
     let (host, port) = raw.rsplit_once(':').ok_or_else(bad)?;
+    // At most 64 in all: it is published in `procesos.socket`.
     let host_ok = !host.is_empty()
-        && host.len() <= 253
+        && raw.len() <= 64
         && host
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-'));
@@ -582,6 +583,7 @@ mod tests {
             "${x}:80",
             "[::1]:8084",
             "h:80}",
+            &format!("{}:8084", "h".repeat(60)),
         ] {
             let e = check_announced(bad).unwrap_err().to_string();
             assert!(e.starts_with("SOCKET_ANUNCIADO"), "{e}");
