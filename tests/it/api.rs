@@ -579,7 +579,14 @@ async fn hostile_names_are_refused_and_change_nothing(backend: Backend) {
     assert_eq!((s, list.as_array().map(Vec::len)), (200, Some(1)));
     assert_eq!(
         t.db.tables(),
-        ["SANA", "bases", "dnc", "intentos_telefono", "llamadas"]
+        [
+            "SANA",
+            "bases",
+            "dnc",
+            "intentos_telefono",
+            "llamadas",
+            "procesos"
+        ]
     );
     t.shutdown().await;
 }
@@ -1246,6 +1253,7 @@ async fn names_that_differ_only_in_case(backend: Backend) {
                     "dnc",
                     "intentos_telefono",
                     "llamadas",
+                    "procesos",
                     "prueba"
                 ]
             );
@@ -1269,7 +1277,14 @@ async fn names_that_differ_only_in_case(backend: Backend) {
             }
             assert_eq!(
                 t.db.tables(),
-                ["Prueba", "bases", "dnc", "intentos_telefono", "llamadas"]
+                [
+                    "Prueba",
+                    "bases",
+                    "dnc",
+                    "intentos_telefono",
+                    "llamadas",
+                    "procesos"
+                ]
             );
             // Lookups stay exact, as on MySQL: `PRUEBA` is not another spelling of `Prueba`.
             let (s, e) = t.get("/campana/PRUEBA").await;
@@ -1309,7 +1324,7 @@ async fn table_names_that_sqlite_reserves(backend: Backend) {
     assert_eq!(list, json!([]));
     assert_eq!(
         t.db.tables(),
-        ["bases", "dnc", "intentos_telefono", "llamadas"]
+        ["bases", "dnc", "intentos_telefono", "llamadas", "procesos"]
     );
     // The store is still fine for ordinary names.
     t.create("NORMAL").await;
