@@ -151,6 +151,10 @@ impl Control {
             };
             self.store.update_campaign(name, &patch).await?;
         }
+        // The lease first: a peer's lease loop could otherwise take the campaign between the
+        // state recorded here and this process's take (it would then run it, correctly, but not
+        // at once here).
+        let local = self.runs_here(&c).await;
         let c = self
             .store
             .transition_campaign_state(
@@ -169,7 +173,7 @@ impl Control {
         tracing::info!(campana = %name, cps = c.cps.get(), "campaña iniciada");
         self.eventos
             .publish(Evento::state_changed(name, CampaignState::Activa, None));
-        if let Some(d) = self.runs_here(&c).await {
+        if let Some(d) = local {
             d.start(c.clone(), None);
         }
         Ok(c)
@@ -195,10 +199,11 @@ impl Control {
         let c = self.existing(name).await?;
         self.check_amd(c.amd)?;
         self.check_script(&c).await?;
+        let local = self.runs_here(&c).await;
         let c = self
             .transition(name, &[CampaignState::Pausada], CampaignState::Activa)
             .await?;
-        if let Some(d) = self.runs_here(&c).await {
+        if let Some(d) = local {
             d.start(c.clone(), None);
         }
         Ok(c)

@@ -1,7 +1,8 @@
 //! Several discador processes on one database (issue 12): the leases in the store on both
 //! backends, then two processes on one MariaDB and one simulator — a campaign is run by its lease
 //! owner only whatever API is used, a `kill -9` hands the campaign to the survivor with nothing lost,
-//! `CPS_MAXIMO` holds for both together — and a second process on one SQLite file is refused.
+//! a process cut off from the database stops dialing before its peer starts, `CPS_MAXIMO` holds for
+//! both together — and a second process on one SQLite file is refused.
 
 use crate::common;
 
@@ -9,7 +10,7 @@ use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{config, free_port, on_both_backends, Backend, TestApp, TestDb};
+use common::{config, free_port, on_both_backends, Backend, TcpProxy, TestApp, TestDb};
 use discador::app::{self, RunningApp};
 use discador::domain::CampaignName;
 use discador::sim::{SimConfig, SimHandle, Simulator, Timings};
@@ -143,7 +144,12 @@ struct Proc {
 
 impl Proc {
     async fn start(db: &TestDb, sim: &SimHandle, id: &str, extra: &[&str]) -> Proc {
-        let url = db.url();
+        Self::start_on(&db.url(), sim, id, extra).await
+    }
+
+    /// On the database at `url` (e.g. through a proxy the test can cut).
+    async fn start_on(url: &str, sim: &SimHandle, id: &str, extra: &[&str]) -> Proc {
+        let url = url.to_owned();
         let port = sim.addr.port().to_string();
         let mut args = vec![
             "--database-url",
@@ -383,6 +389,95 @@ async fn the_total_cps_cap_holds_for_all_processes_together() {
     assert!(na >= 8 && nb >= 8, "each gets a share: {na} + {nb}");
     a.command("detener", "UNO").await;
     b.command("detener", "DOS").await;
+    a.app.shutdown().await.unwrap();
+    b.app.shutdown().await.unwrap();
+    sim.shutdown().await;
+}
+
+/// Fencing: a process cut off from the database stops dialing before its lease can expire, the
+/// peer takes the campaign over (the two never dial it at the same time), and once the database is
+/// back the cut-off process does not dial the campaign again: its peer owns it now.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_process_cut_off_from_the_database_stops_dialing_before_its_peer_starts() {
+    let db = TestDb::new(Backend::Mysql);
+    let sim = simulator(2_000).await;
+    let mut proxy = TcpProxy::start_db().await;
+    let a = Proc::start_on(&proxy.url(&db.name), &sim, "fence-a", &[]).await;
+    let b = Proc::start(&db, &sim, "fence-b", &[]).await;
+    let numbers: Vec<String> = (0..3000).map(|i| format!("54944{i:06}6")).collect();
+    a.campaign("CERCO", 20, &numbers).await;
+    a.command("iniciar", "CERCO").await;
+    assert!(a.running("CERCO"));
+    eventually(Duration::from_secs(5), "A dials", async || {
+        dialed_by(&sim, Instant::now() - Duration::from_secs(60)).contains_key(&a.socket())
+    })
+    .await;
+
+    proxy.cut().await;
+    eventually(Duration::from_secs(5), "A fences itself", async || {
+        a.app.procesos.fenced() && !a.running("CERCO")
+    })
+    .await;
+    eventually(Duration::from_secs(10), "B takes CERCO over", async || {
+        b.running("CERCO")
+    })
+    .await;
+    eventually(Duration::from_secs(5), "B dials", async || {
+        dialed_by(&sim, Instant::now() - Duration::from_secs(60)).contains_key(&b.socket())
+    })
+    .await;
+    // A's last originate came before B's first one.
+    let socket_of = |o: &discador::sim::OriginateRecord| {
+        o.vars
+            .iter()
+            .find(|(k, _)| k == "discador_socket")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let all = sim.originates();
+    let last_a = all
+        .iter()
+        .filter(|o| socket_of(o) == a.socket())
+        .map(|o| o.at)
+        .max();
+    let first_b = all
+        .iter()
+        .filter(|o| socket_of(o) == b.socket())
+        .map(|o| o.at)
+        .min();
+    assert!(
+        last_a.unwrap() < first_b.unwrap(),
+        "A and B dialed CERCO at once"
+    );
+
+    // The database is back: A writes its heartbeat again and leaves CERCO to B.
+    proxy.restore().await;
+    eventually(
+        Duration::from_secs(10),
+        "A's heartbeat is back",
+        async || !a.app.procesos.fenced(),
+    )
+    .await;
+    eventually(Duration::from_secs(5), "A drops its runner", async || {
+        !a.app
+            .dialer
+            .has_runner(&CampaignName::parse("CERCO").unwrap())
+    })
+    .await;
+    let back = Instant::now();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(
+        !dialed_by(&sim, back).contains_key(&a.socket()),
+        "A dials again a campaign B owns"
+    );
+    let (_, e) = a.get("/discador/estado/CERCO").await;
+    assert_eq!(e["proceso"], "fence-b", "{e}");
+
+    a.command("detener", "CERCO").await;
+    eventually(Duration::from_secs(5), "B stops", async || {
+        !b.running("CERCO")
+    })
+    .await;
     a.app.shutdown().await.unwrap();
     b.app.shutdown().await.unwrap();
     sim.shutdown().await;
