@@ -488,15 +488,6 @@ impl Dialer {
         }
     }
 
-    /// Test-only stand-in for `kill -9`: every runner's task is aborted at once, nothing given
-    /// back or recorded.
-    #[doc(hidden)]
-    pub fn abort_runners(&self) {
-        for (_, r) in self.runners().drain() {
-            r.join.abort();
-        }
-    }
-
     /// Stops every runner (graceful shutdown): no new originates; calls in flight are left to
     /// FreeSWITCH and reconciled at the next start.
     pub async fn shutdown(&self) {
