@@ -22,6 +22,8 @@ use crate::dialer::{recovery, Dialer, DialerSettings};
 use crate::esl::{EventFormat, InboundClient, InboundConfig, OutboundConfig, OutboundServer};
 use crate::events::Eventos;
 use crate::metrics::Metrics;
+use crate::procesos::caps::SharedCaps;
+use crate::procesos::{Procesos, ProcessSettings};
 use crate::store::{Location, Store, StoreError};
 
 /// The events the tracker needs (BACKGROUND_JOB is always added by the client). CHANNEL_CREATE
@@ -46,6 +48,12 @@ pub struct RunningApp {
     pub socket_addr: SocketAddr,
     pub store: Store,
     pub dialer: Dialer,
+    /// This process among its peers on the database: heartbeat, leases, shared caps.
+    pub procesos: Procesos,
+    /// The heartbeat and lease loop: kept until the results are written (see `shutdown`).
+    heartbeat: JoinHandle<()>,
+    /// SQLite: the exclusive lock on `<db>.lock`, held until the process is done.
+    _sqlite_lock: Option<std::fs::File>,
     writer: WriterHandle,
     stop: CancellationToken,
     shutdown: Option<oneshot::Sender<()>>,
@@ -61,6 +69,9 @@ impl RunningApp {
     /// known are written before this returns. Calls still up are left to FreeSWITCH and reconciled at
     /// the next start.
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        // 0. No campaign is taken or (re)started any more; the heartbeat goes on, so that no peer
+        //    takes these campaigns while their results are still being written.
+        self.procesos.close();
         // 1. No new call: the runners stop and give their claims back.
         self.dialer.shutdown().await;
         // 2. No new request.
@@ -99,6 +110,11 @@ impl RunningApp {
                 "resultados sin escribir al detener; se reconciliarán al reiniciar"
             );
         }
+        // 6. Everything this process knew is written: its leases go back and its row goes, so
+        //    that a peer takes its campaigns at once and reconciles only the calls nobody tracks.
+        self.heartbeat.abort();
+        let _ = (&mut self.heartbeat).await;
+        self.procesos.leave().await;
         (&mut self.server)
             .await
             .context("el servidor HTTP terminó con error")?;
@@ -196,7 +212,20 @@ async fn open_store(url: &Secret) -> anyhow::Result<(Store, Option<JoinHandle<()
 /// Starts the service on the configured addresses (port 0 allowed) and returns at once.
 pub async fn spawn(cfg: Config) -> anyhow::Result<RunningApp> {
     let token = check_exposure(&cfg)?;
+    cfg.check().map_err(anyhow::Error::msg)?;
+    // SQLite serves one process: a second one on the same file is refused before touching it.
+    let sqlite_lock = match Location::parse(&cfg.database_url)? {
+        Location::Sqlite { path } => Some(crate::procesos::lock_sqlite(&path)?),
+        Location::Mysql { .. } => None,
+    };
     let (store, prepare_task) = open_store(&cfg.database_url).await?;
+    // The controller's address first: every originate names it (SOCKET_ANUNCIADO).
+    let (outbound_server, socket_addr) = bind_controller(&cfg).await?;
+    let socket_anunciado = cfg.announced_socket(socket_addr);
+    let listener = tokio::net::TcpListener::bind(cfg.api_listen)
+        .await
+        .with_context(|| format!("no se pudo escuchar en {}", cfg.api_listen))?;
+    let api_addr = listener.local_addr()?;
     // One registry per running service (tests run many in one process): see `crate::metrics`.
     let metrics = Arc::new(Metrics::new());
 
@@ -220,20 +249,23 @@ pub async fn spawn(cfg: Config) -> anyhow::Result<RunningApp> {
             clock: cfg.clock.clone(),
             eventos: Eventos::default(),
             metrics: metrics.clone(),
+            socket_anunciado: socket_anunciado.clone(),
         },
     );
+    let procesos = start_procesos(&cfg, &dialer, api_addr, socket_addr, socket_anunciado);
     let mut background: Vec<JoinHandle<()>> = prepare_task.into_iter().collect();
     background.push(metrics.watch_esl(dialer.pool().first().esl.state()));
     background.push(recovery::spawn_event_pump(&dialer));
     background.push(api::events::spawn_pace(dialer.clone()));
-    let recovering = dialer.clone();
+    let heartbeat = procesos.spawn();
+    let (recovering, leases) = (dialer.clone(), procesos.clone());
     background.push(tokio::spawn(async move {
-        recovery::recover_at_startup(&recovering).await;
+        recovery::recover_at_startup(&recovering, &leases).await;
     }));
 
     // The answered legs come back here.
     let stop = CancellationToken::new();
-    let (outbound, socket_addr) = start_controller(&cfg, &dialer, stop.clone()).await?;
+    let outbound = start_controller(&cfg, outbound_server, socket_addr, &dialer, stop.clone());
 
     let state = AppState::new(
         store.clone(),
@@ -242,11 +274,8 @@ pub async fn spawn(cfg: Config) -> anyhow::Result<RunningApp> {
         metrics,
         ApiLimiter::new(cfg.api_limite_rps, cfg.api_limite_rafaga),
         stop.clone(),
+        Some(procesos.clone()),
     );
-    let listener = tokio::net::TcpListener::bind(cfg.api_listen)
-        .await
-        .with_context(|| format!("no se pudo escuchar en {}", cfg.api_listen))?;
-    let api_addr = listener.local_addr()?;
     let (tx, rx) = oneshot::channel::<()>();
     let server = warp::serve(api::routes(state))
         .incoming(listener)
@@ -260,6 +289,9 @@ pub async fn spawn(cfg: Config) -> anyhow::Result<RunningApp> {
         socket_addr,
         store,
         dialer,
+        procesos,
+        heartbeat,
+        _sqlite_lock: sqlite_lock,
         writer,
         stop,
         shutdown: Some(tx),
@@ -269,14 +301,67 @@ pub async fn spawn(cfg: Config) -> anyhow::Result<RunningApp> {
     })
 }
 
-/// The outbound-socket server on `SOCKET_LISTEN`, handing every answered call to the controller;
-/// it drains its sessions when `stop` is cancelled.
-async fn start_controller(
+/// This process among its peers: its id, heartbeat and the caps it shares with them
+/// (`CPS_MAXIMO`, each `CPS_POR_GATEWAY`, each node's `cps`).
+fn start_procesos(
     cfg: &Config,
     dialer: &Dialer,
-    stop: CancellationToken,
-) -> anyhow::Result<(JoinHandle<()>, SocketAddr)> {
-    let (outbound, socket_addr) = OutboundServer::bind(
+    api_addr: SocketAddr,
+    socket_addr: SocketAddr,
+    socket_anunciado: Option<String>,
+) -> Procesos {
+    let id = cfg
+        .proceso_id
+        .clone()
+        .unwrap_or_else(crate::procesos::default_process_id);
+    let mut caps = SharedCaps::new();
+    let d = dialer.clone();
+    caps.register(
+        "total",
+        cfg.cps_maximo.get(),
+        Arc::new(move |r| d.set_total_rate(r)),
+    );
+    for (gw, cps) in &cfg.cps_por_gateway.0 {
+        let d = dialer.clone();
+        let name = gw.as_str().to_owned();
+        caps.register(
+            format!("gw:{name}"),
+            cps.get(),
+            Arc::new(move |r| d.set_gateway_rate(&name, r)),
+        );
+    }
+    // A node's `cps` (its sessions per second) is the switch's, whichever process dials it.
+    for node in dialer.pool().nodes() {
+        let Some(pacer) = &node.pacer else { continue };
+        let n = node.clone();
+        caps.register(
+            format!("nodo:{}", node.nombre),
+            pacer.rate(),
+            Arc::new(move |r| {
+                if let Some(p) = &n.pacer {
+                    p.set_rate(r);
+                }
+            }),
+        );
+    }
+    tracing::info!(proceso = %id, socket_anunciado = ?socket_anunciado, "identidad del proceso");
+    Procesos::new(
+        ProcessSettings {
+            id,
+            latido: Duration::from_millis(cfg.latido_ms),
+            caduca: Duration::from_millis(cfg.proceso_caduca_ms),
+            api: api_addr.to_string(),
+            socket: socket_anunciado.unwrap_or_else(|| socket_addr.to_string()),
+        },
+        dialer.clone(),
+        caps,
+    )
+}
+
+/// Binds the outbound-socket server on `SOCKET_LISTEN` (before the dialer: its address goes with
+/// every originate).
+async fn bind_controller(cfg: &Config) -> anyhow::Result<(OutboundServer, SocketAddr)> {
+    OutboundServer::bind(
         cfg.socket_listen,
         OutboundConfig {
             max_sessions: cfg.canales_maximos as usize,
@@ -284,7 +369,18 @@ async fn start_controller(
         },
     )
     .await
-    .with_context(|| format!("no se pudo escuchar en SOCKET_LISTEN={}", cfg.socket_listen))?;
+    .with_context(|| format!("no se pudo escuchar en SOCKET_LISTEN={}", cfg.socket_listen))
+}
+
+/// Runs the outbound-socket server, handing every answered call to the controller; it drains its
+/// sessions when `stop` is cancelled.
+fn start_controller(
+    cfg: &Config,
+    outbound: OutboundServer,
+    socket_addr: SocketAddr,
+    dialer: &Dialer,
+    stop: CancellationToken,
+) -> JoinHandle<()> {
     let controller = Controller::new(
         dialer.clone(),
         ControllerSettings {
@@ -300,7 +396,7 @@ async fn start_controller(
         // FreeSWITCH. Off loopback, only the switch may be able to reach it.
         tracing::warn!(socket = %socket_addr, "SOCKET_LISTEN no es local: restrinja el acceso a FreeSWITCH (firewall)");
     }
-    Ok((task, socket_addr))
+    task
 }
 
 /// Runs the service until `shutdown` resolves (Ctrl-C / SIGTERM in `main`).

@@ -183,6 +183,41 @@ pub struct Config {
     )]
     pub max_intentos_dia: u32,
 
+    /// This process's name among several on one MariaDB (`[A-Za-z0-9_.-]{1,64}`); by default
+    /// `<host>-<pid>-<4 random hex>`, new at every start.
+    #[arg(long, env = "PROCESO_ID", value_parser = parse_process_id)]
+    #[arg(
+        help = "Nombre de este proceso entre varios sobre una misma MariaDB (`[A-Za-z0-9_.-]{1,64}`); por defecto `<host>-<pid>-<4 hex al azar>`."
+    )]
+    pub proceso_id: Option<String>,
+
+    /// How often this process writes its heartbeat and re-checks its campaigns' leases (ms).
+    #[arg(long, env = "LATIDO_MS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(50..=60_000))]
+    #[arg(
+        help = "Cada cuánto este proceso escribe su latido y revisa las campañas que ejecuta, en milisegundos."
+    )]
+    pub latido_ms: u64,
+
+    /// A process whose heartbeat is older than this (ms, by the database's clock) is dead: its
+    /// campaigns are taken by a peer. At least 3 × LATIDO_MS.
+    #[arg(long, env = "PROCESO_CADUCA_MS", default_value_t = 5000,
+          value_parser = clap::value_parser!(u64).range(150..=600_000))]
+    #[arg(
+        help = "Un proceso sin latido desde hace más de esto (ms, reloj de la base) se da por muerto y otro toma sus campañas. Al menos 3 × LATIDO_MS."
+    )]
+    pub proceso_caduca_ms: u64,
+
+    /// `host:port` where FreeSWITCH reaches this process's `SOCKET_LISTEN`, sent with every
+    /// originate (`discador_socket`) so that each answered call comes back to the process that
+    /// dialed it. Default: `SOCKET_LISTEN` when it is a concrete IPv4 address; otherwise none (the
+    /// switch's global `discador_socket` is used).
+    #[arg(long, env = "SOCKET_ANUNCIADO", value_parser = parse_announced)]
+    #[arg(
+        help = "`host:puerto` con el que FreeSWITCH llega al SOCKET_LISTEN de este proceso; se envía en cada originate para que cada llamada vuelva al proceso que la marcó. Por defecto SOCKET_LISTEN si es una IPv4 concreta."
+    )]
+    pub socket_anunciado: Option<String>,
+
     /// `text` or `json` log lines.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     #[arg(help = "Líneas de log `text` o `json`.")]
@@ -216,6 +251,14 @@ fn parse_total_cps(raw: &str) -> Result<Cps, String> {
     Cps::parse_total(v).map_err(|e| e.to_string())
 }
 
+fn parse_process_id(raw: &str) -> Result<String, String> {
+    crate::procesos::check_process_id(raw).map_err(|e| e.to_string())
+}
+
+fn parse_announced(raw: &str) -> Result<String, String> {
+    crate::procesos::check_announced(raw).map_err(|e| e.to_string())
+}
+
 fn parse_nonzero(raw: &str) -> Result<NonZeroU32, String> {
     raw.trim()
         .parse::<NonZeroU32>()
@@ -228,6 +271,32 @@ fn parse_nodes(raw: &str) -> Result<crate::dialer::pool::NodeSpecs, String> {
 
 fn parse_ceilings(raw: &str) -> Result<GatewayCeilings, String> {
     crate::dialer::parse_gateway_cps(raw).map(GatewayCeilings)
+}
+
+impl Config {
+    /// The rules between settings that no single flag can check.
+    pub fn check(&self) -> Result<(), String> {
+        if self.proceso_caduca_ms < 3 * self.latido_ms {
+            return Err(format!(
+                "PROCESO_CADUCA_MS={} debe ser al menos 3 × LATIDO_MS={} (un par de latidos \
+                 perdidos no deben bastar para que otro proceso tome las campañas)",
+                self.proceso_caduca_ms, self.latido_ms
+            ));
+        }
+        Ok(())
+    }
+
+    /// Where FreeSWITCH reaches this process's controller: `SOCKET_ANUNCIADO`, else the actual
+    /// `SOCKET_LISTEN` address when it is a concrete IPv4 address (port 0 resolved), else none.
+    pub fn announced_socket(&self, bound: SocketAddr) -> Option<String> {
+        if let Some(s) = &self.socket_anunciado {
+            return Some(s.clone());
+        }
+        match bound {
+            SocketAddr::V4(v4) if !v4.ip().is_unspecified() => Some(v4.to_string()),
+            _ => None,
+        }
+    }
 }
 
 #[cfg(test)]

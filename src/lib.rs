@@ -16,6 +16,7 @@ pub mod domain;
 pub mod esl;
 pub mod events;
 pub mod metrics;
+pub mod procesos;
 pub mod secret;
 pub mod sim;
 pub mod store;

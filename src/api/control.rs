@@ -3,11 +3,17 @@
 //! It validates the request and records the campaign's state (compare-and-set in the store, so two
 //! concurrent commands cannot both win), then tells the dialer, which acts on it at once. Without a
 //! dialer (API-only tests) only the recorded state changes.
+//!
+//! With several processes on one database (see `crate::procesos`) the API of any of them serves
+//! every campaign: the state is recorded the same way; this process's dialer acts at once only if
+//! it holds the campaign's lease or can take it (no owner, or a dead one). A live peer that owns
+//! the campaign applies the recorded state at its next heartbeat.
 
 use crate::controller::preflight::ScriptProblem;
 use crate::dialer::{missing_module_reason, Dialer};
 use crate::domain::{AmdMode, CampaignName, CampaignState, Cps};
 use crate::events::{Evento, Eventos};
+use crate::procesos::Procesos;
 use crate::store::{Campaign, CampaignPatch, Store};
 
 use super::error::ApiError;
@@ -18,12 +24,19 @@ pub struct Control {
     store: Store,
     stats: StatsCache,
     dialer: Option<Dialer>,
+    /// The leases of this process among its peers (none without a dialer).
+    procesos: Option<Procesos>,
     /// The live event stream (the dialer's, or one of its own without a dialer).
     eventos: Eventos,
 }
 
 impl Control {
-    pub fn new(store: Store, stats: StatsCache, dialer: Option<Dialer>) -> Self {
+    pub fn new(
+        store: Store,
+        stats: StatsCache,
+        dialer: Option<Dialer>,
+        procesos: Option<Procesos>,
+    ) -> Self {
         let eventos = dialer
             .as_ref()
             .map_or_else(Eventos::default, |d| d.eventos().clone());
@@ -31,7 +44,30 @@ impl Control {
             store,
             stats,
             dialer,
+            procesos,
             eventos,
+        }
+    }
+
+    /// Keeps this process's lease loop from acting on runners while a command records a state and
+    /// acts on its runner (see `Procesos::hold`).
+    async fn hold(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match &self.procesos {
+            Some(p) => Some(p.hold().await),
+            None => None,
+        }
+    }
+
+    /// The dialer, if this process is to run campaign `c` now: it holds its lease or has just
+    /// taken it. `None` when a live peer runs it (the peer applies the recorded state).
+    async fn runs_here(&self, c: &Campaign) -> Option<&Dialer> {
+        let d = self.dialer.as_ref()?;
+        match &self.procesos {
+            Some(p) if !p.acquire(c).await => {
+                tracing::info!(campana = %c.nombre, "la campaña la ejecuta otro proceso: la aplicará en su próximo latido");
+                None
+            }
+            _ => Some(d),
         }
     }
 
@@ -96,6 +132,7 @@ impl Control {
     /// needs (409). `cps` is saved.
     pub async fn start(&self, name: &CampaignName, cps: Option<Cps>) -> Result<Campaign, ApiError> {
         self.check_recovered()?;
+        let _hold = self.hold().await;
         let c = self.existing(name).await?;
         if c.estado == CampaignState::Activa {
             return Err(ApiError::conflict(format!(
@@ -116,6 +153,10 @@ impl Control {
             };
             self.store.update_campaign(name, &patch).await?;
         }
+        // The lease first: a peer's lease loop could otherwise take the campaign between the
+        // state recorded here and this process's take (it would then run it, correctly, but not
+        // at once here).
+        let local = self.runs_here(&c).await;
         let c = self
             .store
             .transition_campaign_state(
@@ -134,7 +175,7 @@ impl Control {
         tracing::info!(campana = %name, cps = c.cps.get(), "campaña iniciada");
         self.eventos
             .publish(Evento::state_changed(name, CampaignState::Activa, None));
-        if let Some(d) = &self.dialer {
+        if let Some(d) = local {
             d.start(c.clone(), None);
         }
         Ok(c)
@@ -142,6 +183,7 @@ impl Control {
 
     /// ACTIVA → PAUSADA: no new calls; calls in progress finish.
     pub async fn pause(&self, name: &CampaignName) -> Result<Campaign, ApiError> {
+        let _hold = self.hold().await;
         let c = self
             .transition(name, &[CampaignState::Activa], CampaignState::Pausada)
             .await?;
@@ -155,13 +197,15 @@ impl Control {
     /// the module its AMD needs is missing.
     pub async fn resume(&self, name: &CampaignName) -> Result<Campaign, ApiError> {
         self.check_recovered()?;
+        let _hold = self.hold().await;
         let c = self.existing(name).await?;
         self.check_amd(c.amd)?;
         self.check_script(&c).await?;
+        let local = self.runs_here(&c).await;
         let c = self
             .transition(name, &[CampaignState::Pausada], CampaignState::Activa)
             .await?;
-        if let Some(d) = &self.dialer {
+        if let Some(d) = local {
             d.start(c.clone(), None);
         }
         Ok(c)
@@ -169,6 +213,7 @@ impl Control {
 
     /// ACTIVA / PAUSADA → DETENIDA. Calls in progress finish and are recorded.
     pub async fn stop(&self, name: &CampaignName) -> Result<Campaign, ApiError> {
+        let _hold = self.hold().await;
         let c = self
             .transition(
                 name,
@@ -189,14 +234,31 @@ impl Control {
         }
     }
 
-    /// Live figures of a running campaign (`cps_real`, `llamadas_activas`…), merged into
-    /// `estadisticas`. `None` when the campaign has no runner in this process.
-    pub fn live(&self, name: &CampaignName) -> Option<serde_json::Map<String, serde_json::Value>> {
-        let live = self.dialer.as_ref()?.live(name)?;
-        match serde_json::to_value(live) {
-            Ok(serde_json::Value::Object(map)) => Some(map),
+    /// Who runs the campaign (the owner's `PROCESO_ID`, `None`: no live process) and its live
+    /// figures (`cps_real`, `llamadas_activas`…, merged into `estadisticas`): this process's own
+    /// runner's, or those its owner published with its last heartbeat, so that estado reads the
+    /// same on every process. No figures when nobody runs it.
+    pub async fn live(
+        &self,
+        name: &CampaignName,
+    ) -> (
+        Option<String>,
+        Option<serde_json::Map<String, serde_json::Value>>,
+    ) {
+        let local = self.dialer.as_ref().and_then(|d| d.live(name));
+        let (owner, live) = match &self.procesos {
+            Some(p) => match p.owner(name).await {
+                Some((owner, peer_live)) if owner != p.id() => (Some(owner), peer_live),
+                Some((owner, _)) => (Some(owner), local),
+                None => (None, local),
+            },
+            None => (None, local),
+        };
+        let map = match live.map(serde_json::to_value) {
+            Some(Ok(serde_json::Value::Object(map))) => Some(map),
             _ => None,
-        }
+        };
+        (owner, map)
     }
 
     /// The calendar clock of the calling rules (the dialer's; the system's without a dialer).

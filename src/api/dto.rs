@@ -623,6 +623,10 @@ pub struct EstadoReply {
     /// its gateway); absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub motivo: Option<String>,
+    /// The `PROCESO_ID` of the process that runs the campaign (its lease owner, alive); null when
+    /// no process runs it. With several processes on one database, estado reads the same on all.
+    #[schema(example = "discador-1")]
+    pub proceso: Option<String>,
     pub estadisticas: Estadisticas,
     /// The campaign's live calls per FreeSWITCH node (in this process).
     #[schema(value_type = Object, example = json!({"fs1": 3, "fs2": 2}))]

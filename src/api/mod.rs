@@ -75,9 +75,10 @@ impl AppState {
         metrics: Arc<Metrics>,
         limiter: ApiLimiter,
         closing: CancellationToken,
+        procesos: Option<crate::procesos::Procesos>,
     ) -> Self {
         let stats = StatsCache::new(store.clone());
-        let control = Control::new(store.clone(), stats.clone(), dialer);
+        let control = Control::new(store.clone(), stats.clone(), dialer, procesos);
         AppState {
             store,
             control,
@@ -618,6 +619,7 @@ async fn estado(nombre: String, st: AppState) -> Response {
             let name = path_name(&nombre)?;
             let c = existing(&st, &name).await?;
             let counts = st.stats.get(&c).await?;
+            let (proceso, live) = st.control.live(&name).await;
             let llamadas_por_nodo = match st.control.dialer() {
                 Some(d) => d.live_per_node(&name).await,
                 None => Default::default(),
@@ -628,11 +630,12 @@ async fn estado(nombre: String, st: AppState) -> Response {
                     campana: c.nombre.to_string(),
                     estado: c.estado.to_string(),
                     motivo: c.motivo.clone(),
+                    proceso,
                     estadisticas: Estadisticas::new(
                         &counts.numeros,
                         &counts.disposiciones,
                         &c,
-                        st.control.live(&name),
+                        live,
                         crate::dialer::rules::excluded_until(&c, st.control.now()).is_some(),
                     ),
                     llamadas_por_nodo,

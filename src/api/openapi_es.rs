@@ -164,6 +164,7 @@ const PROPERTIES: Texts = &[
             ("campana", "Nombre de la campaña."),
             ("estado", "Estado de la campaña."),
             ("motivo", "Por qué el propio servicio pausó la campaña (p. ej. FreeSWITCH no tiene su módulo de AMD, o rechaza su gateway); ausente en otro caso."),
+            ("proceso", "El PROCESO_ID del proceso que ejecuta la campaña (el dueño vivo de su turno); null si ningún proceso la ejecuta. Con varios procesos sobre una misma base, estado es igual en todos."),
             ("estadisticas", "Contadores de la campaña."),
             ("llamadas_por_nodo", "Llamadas en curso de la campaña en cada nodo FreeSWITCH (en este proceso)."),
         ],

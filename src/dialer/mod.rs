@@ -66,6 +66,9 @@ pub(crate) struct Shared {
     pub eventos: Eventos,
     /// The service's Prometheus metrics.
     pub metrics: Arc<Metrics>,
+    /// `SOCKET_ANUNCIADO`: sent with every originate as `discador_socket`, so that the answered
+    /// call comes back to this process (see `originate.rs`).
+    pub socket_anunciado: Option<String>,
 }
 
 /// Settings of the dialer that come from the service's configuration.
@@ -84,6 +87,9 @@ pub struct DialerSettings {
     pub eventos: Eventos,
     /// The service's Prometheus metrics, which the dialer, its tracker and its writer record into.
     pub metrics: Arc<Metrics>,
+    /// Where FreeSWITCH reaches this process's controller (`SOCKET_ANUNCIADO`); `None`: the
+    /// switch's global `discador_socket`.
+    pub socket_anunciado: Option<String>,
 }
 
 /// Parses `CPS_POR_GATEWAY` (`gw_pstn=20,gw_movil=5`; empty for none).
@@ -122,7 +128,7 @@ impl Runner {
 }
 
 /// Live figures of a campaign for `GET /discador/estado/{nombre}`.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct LiveStats {
     pub cps_real: f64,
     pub llamadas_activas: usize,
@@ -183,6 +189,7 @@ impl Dialer {
             caps: rules::AttemptCaps::new(settings.max_intentos_dia),
             eventos: settings.eventos,
             metrics,
+            socket_anunciado: settings.socket_anunciado,
         });
         let dialer = Dialer {
             shared,
@@ -458,6 +465,62 @@ impl Dialer {
             en_marcha: r.dialing(),
             cps_efectivo: (r.metrics.cps_efectivo() * 100.0).round() / 100.0,
             tasa_abandono_30d: r.metrics.tasa_abandono(),
+        }
+    }
+
+    /// Whether the campaign has a runner here that has not ended (dialing or paused).
+    pub fn has_runner(&self, name: &CampaignName) -> bool {
+        self.runners()
+            .get(&Self::key(name))
+            .is_some_and(|r| !r.join.is_finished())
+    }
+
+    /// The campaigns with a runner here that has not ended (dialing or paused).
+    pub fn local_campaigns(&self) -> Vec<CampaignName> {
+        self.runners()
+            .values()
+            .filter(|r| !r.join.is_finished())
+            .map(|r| r.settings.borrow().nombre.clone())
+            .collect()
+    }
+
+    /// The live figures of every campaign with a runner here (what this process publishes to its
+    /// peers, see `crate::procesos`).
+    pub fn all_live(&self) -> Vec<(Arc<Campaign>, LiveStats)> {
+        self.runners()
+            .values()
+            .map(|r| (r.settings.borrow().clone(), Self::live_of(r)))
+            .collect()
+    }
+
+    /// Pauses every runner here without recording anything (fencing: this process may no longer
+    /// hold its leases, see `crate::procesos`); the lease loop resumes the ones it still owns.
+    pub fn pause_all_locally(&self) -> usize {
+        let runners = self.runners();
+        runners
+            .values()
+            .filter(|r| r.dialing())
+            .filter(|r| r.control.send(RunState::Paused).is_ok())
+            .count()
+    }
+
+    /// The gateway a campaign dials through (its own, else `GATEWAY`).
+    pub fn gateway_of<'a>(&'a self, c: &'a Campaign) -> &'a str {
+        c.gateway
+            .as_ref()
+            .map_or(self.shared.default_gateway.as_str(), |g| g.as_str())
+    }
+
+    /// Sets the rate of the process-wide `CPS_MAXIMO` pacer (its share of the cap, see
+    /// `crate::procesos::caps`).
+    pub fn set_total_rate(&self, cps: f64) {
+        self.shared.pacer.set_rate(cps);
+    }
+
+    /// Sets the rate of a `CPS_POR_GATEWAY` pacer (this process's share of the gateway's cap).
+    pub fn set_gateway_rate(&self, gateway: &str, cps: f64) {
+        if let Some(p) = self.shared.gateway_pacers.get(gateway) {
+            p.set_rate(cps);
         }
     }
 

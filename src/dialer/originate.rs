@@ -72,6 +72,10 @@ pub struct Originate<'a> {
     pub gateway: &'a str,
     /// Ring time in seconds (`originate_timeout`).
     pub timeout_s: u32,
+    /// `discador_socket`: where the answered leg's `socket` application connects (this process's
+    /// controller, `SOCKET_ANUNCIADO`). The dialplan reads `${discador_socket}`, which falls back
+    /// to the switch's global of the same name when the call does not set it.
+    pub socket: Option<&'a str>,
 }
 
 /// The dialplan target of every answered leg: extension `discador` in context `discador`, which
@@ -94,6 +98,9 @@ impl Originate<'_> {
         if let Some(cid) = self.caller_id {
             check("caller_id", cid)?;
         }
+        if let Some(socket) = self.socket {
+            check("discador_socket", socket)?;
+        }
         let mut vars = String::with_capacity(256);
         // `write!` to a String cannot fail.
         let _ = write!(
@@ -110,6 +117,9 @@ impl Originate<'_> {
             ",discador_campana={},discador_numero={},discador_intento={}",
             self.campana, self.numero_id, self.intento
         );
+        if let Some(socket) = self.socket {
+            let _ = write!(vars, ",discador_socket={socket}");
+        }
         Ok(format!(
             "originate {{{vars}}}{} {DIALPLAN_TARGET}",
             template.render(self.gateway, self.telefono)
@@ -135,6 +145,7 @@ mod tests {
             caller_id: Some("+5491100000000"),
             gateway: "gw_pstn",
             timeout_s: 30,
+            socket: None,
         }
     }
 
@@ -148,6 +159,19 @@ mod tests {
              ignore_early_media=true,origination_caller_id_number=+5491100000000,\
              discador_campana=PRUEBA,discador_numero=42,discador_intento=2}\
              sofia/gateway/gw_pstn/+541144445555 discador XML discador"
+        );
+    }
+
+    /// Each answered call comes back to the process that dialed it.
+    #[test]
+    fn the_announced_socket_travels_with_the_call() {
+        let uuid = uuid::Uuid::new_v4();
+        let mut c = call(&uuid, "123");
+        c.socket = Some("10.0.0.7:8084");
+        let cmd = c.command(&template()).unwrap();
+        assert!(
+            cmd.contains(",discador_intento=2,discador_socket=10.0.0.7:8084}"),
+            "{cmd}"
         );
     }
 
@@ -175,6 +199,9 @@ mod tests {
             assert!(c.command(&template()).is_err(), "{evil:?}");
             let mut c = call(&uuid, "123");
             c.caller_id = Some(evil);
+            assert!(c.command(&template()).is_err(), "{evil:?}");
+            let mut c = call(&uuid, "123");
+            c.socket = Some(evil);
             assert!(c.command(&template()).is_err(), "{evil:?}");
         }
     }

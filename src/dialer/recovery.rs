@@ -77,10 +77,13 @@ async fn exists(pool: &Pool, nodo: Option<&str>, uuid: &Uuid) -> Option<bool> {
     }
 }
 
-/// Start-up recovery of numbers left in flight, then restart of the ACTIVA campaigns. Numbers left
-/// in flight need FreeSWITCH (is the call still up?), so recovery waits for it then; after a clean
-/// stop there are none and recovery needs only the database.
-pub async fn recover_at_startup(dialer: &Dialer) {
+/// Start-up recovery of numbers left in flight, then restart of the ACTIVA campaigns this process
+/// may run. Only campaigns whose lease is free (no owner, or a dead one) are touched: a live
+/// peer's calls in flight are its own. Numbers left in flight need FreeSWITCH (is the call still
+/// up?), so recovery waits for it then; after a clean stop there are none and recovery needs only
+/// the database. The ACTIVA campaigns are then started by the lease loop's first pass.
+pub async fn recover_at_startup(dialer: &Dialer, procesos: &crate::procesos::Procesos) {
+    procesos.wait_alive().await;
     let campaigns = loop {
         match dialer.store().campaigns().await {
             Ok(c) => break c,
@@ -101,7 +104,7 @@ pub async fn recover_at_startup(dialer: &Dialer) {
                 }
             }
         };
-        if !in_flight.is_empty() {
+        if !in_flight.is_empty() && procesos.take_for_recovery(campaign).await {
             left.push((campaign, in_flight));
         }
     }
@@ -125,17 +128,18 @@ pub async fn recover_at_startup(dialer: &Dialer) {
     }
     dialer.mark_recovered();
     tracing::info!("recuperación de arranque terminada");
-    for campaign in campaigns {
-        if campaign.estado == crate::domain::CampaignState::Activa {
-            tracing::info!(campana = %campaign.nombre, "reanudando campaña activa");
-            dialer.start(campaign, None);
-        }
+    if let Err(e) = procesos.pass().await {
+        tracing::warn!(error = %e, "no se pudieron reanudar las campañas activas; se reintenta en el próximo latido");
     }
 }
 
 /// Tracks again the numbers `campaign` left in flight: those FreeSWITCH still has end as usual,
 /// the others are finished now.
-async fn recover_campaign(dialer: &Dialer, campaign: &Campaign, in_flight: Vec<InFlight>) {
+pub(crate) async fn recover_campaign(
+    dialer: &Dialer,
+    campaign: &Campaign,
+    in_flight: Vec<InFlight>,
+) {
     let (mut live, mut gone) = (0usize, 0usize);
     for n in in_flight {
         let uuid = n.uuid.as_deref().and_then(|u| Uuid::parse_str(u).ok());

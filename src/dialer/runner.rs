@@ -851,6 +851,7 @@ fn prepare(
         caller_id: campaign.caller_id.as_ref().map(|c| c.as_str()),
         gateway,
         timeout_s: campaign.timeout_llamada,
+        socket: shared.socket_anunciado.as_deref(),
     }
     .command(&shared.template)
     .map_err(|_| (CallResult::NumeroInvalido, "INVALID_NUMBER_FORMAT"))?;

@@ -13,7 +13,14 @@ const MAX_LEN: usize = 48;
 
 /// Names of the service's own tables that a campaign must never take (diesel's bookkeeping tables
 /// and SQLite's own `sqlite_*` are refused by prefix).
-const RESERVED: [&str; 4] = ["bases", "llamadas", "dnc", "intentos_telefono"];
+const RESERVED: [&str; 6] = [
+    "bases",
+    "llamadas",
+    "dnc",
+    "intentos_telefono",
+    "procesos",
+    "nodos",
+];
 
 /// Why a name was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

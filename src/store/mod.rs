@@ -8,7 +8,8 @@
 //! - dynamic table names come only from [`CampaignName`] / [`TableName`], always quoted;
 //!   every value is bound (`sql_query(..).bind(..)`), never spliced;
 //! - all times are UTC, millisecond precision, bound from chrono; `NOW()` is never used, so the
-//!   database's time zone and clock do not matter;
+//!   database's time zone and clock do not matter — except for the processes' heartbeats
+//!   (`procesos`), where the database's clock is the one clock every process shares;
 //! - connection and pool failures become [`StoreError::Unavailable`] (HTTP 503): the pool reconnects by
 //!   itself when the database comes back, the process never exits for it.
 
@@ -242,6 +243,8 @@ macro_rules! on_backend {
 
 mod export;
 pub use export::{CallSeries, CdrRange, SeriesPoint, MAX_POINTS};
+mod procesos;
+pub use procesos::{Beat, Lease, Peer};
 
 impl Store {
     /// Creates the database if missing, runs the embedded migrations and opens the pool.

@@ -585,7 +585,8 @@ async fn hostile_names_are_refused_and_change_nothing(backend: Backend) {
             "dnc",
             "intentos_telefono",
             "llamadas",
-            "nodos"
+            "nodos",
+            "procesos"
         ]
     );
     t.shutdown().await;
@@ -1254,6 +1255,7 @@ async fn names_that_differ_only_in_case(backend: Backend) {
                     "intentos_telefono",
                     "llamadas",
                     "nodos",
+                    "procesos",
                     "prueba"
                 ]
             );
@@ -1283,7 +1285,8 @@ async fn names_that_differ_only_in_case(backend: Backend) {
                     "dnc",
                     "intentos_telefono",
                     "llamadas",
-                    "nodos"
+                    "nodos",
+                    "procesos"
                 ]
             );
             // Lookups stay exact, as on MySQL: `PRUEBA` is not another spelling of `Prueba`.
@@ -1324,7 +1327,7 @@ async fn table_names_that_sqlite_reserves(backend: Backend) {
     assert_eq!(list, json!([]));
     assert_eq!(
         t.db.tables(),
-        ["bases", "dnc", "intentos_telefono", "llamadas", "nodos"]
+        ["bases", "dnc", "intentos_telefono", "llamadas", "nodos", "procesos"]
     );
     // The store is still fine for ordinary names.
     t.create("NORMAL").await;

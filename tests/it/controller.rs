@@ -358,6 +358,7 @@ async fn controller(amd: AmdMode) -> Rig {
             clock: discador::clock::Clock::system(),
             eventos: discador::events::Eventos::default(),
             metrics: Default::default(),
+            socket_anunciado: None,
         },
     );
     let (server, addr) = OutboundServer::bind(

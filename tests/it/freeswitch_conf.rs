@@ -101,7 +101,13 @@ fn the_socket_entry_connects_back_async_full_and_hangs_up_after() {
         .iter()
         .position(|(app, _)| app == "socket")
         .expect("socket action");
-    assert_eq!(actions[socket].1, "$${discador_socket} async full");
+    // A channel variable (set by the originate of the process that dialed the call), which falls
+    // back to the switch's global of the same name.
+    assert_eq!(actions[socket].1, "${discador_socket} async full");
+    assert!(
+        load("discador_vars.xml").contains("data=\"discador_socket="),
+        "the global fallback is defined"
+    );
     assert_eq!(actions.last().map(|a| a.0.as_str()), Some("hangup"));
     assert!(socket < actions.len() - 1);
 }
@@ -129,6 +135,7 @@ fn every_variable_used_is_defined_or_set_by_the_code() {
         "discador_campana",
         "discador_numero",
         "discador_intento",
+        "discador_socket",
         "discador_resultado",
         "discador_amd_resultado",
         "discador_amd_causa",
@@ -142,17 +149,18 @@ fn every_variable_used_is_defined_or_set_by_the_code() {
         caller_id: None,
         gateway: "gw",
         timeout_s: 30,
+        socket: Some("127.0.0.1:8084"),
     }
     .command(&discador::dialer::originate::DialTemplate::parse("loopback/{telefono}").unwrap())
     .unwrap();
-    for v in &set_by_code[..3] {
+    for v in &set_by_code[..4] {
         assert!(
             originate.contains(&format!("{v}=")),
             "originate does not set {v}"
         );
     }
     let controller = include_str!("../../src/controller/mod.rs");
-    for v in &set_by_code[3..] {
+    for v in &set_by_code[4..] {
         assert!(
             controller.contains(&format!("\"{v}\"")),
             "controller does not set {v}"

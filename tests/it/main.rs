@@ -11,13 +11,16 @@
 //!   the carrier's recordings of what each called party heard;
 //! - `amd_set`: the labeled AMD set (`scripts/amd-set/`) through the real switch, with its report;
 //! - `freeswitch_conf`, `cli`: the shipped configuration and the command line;
-//! - `metrics`: `/metrics` against the estado and CDR counts, and the API's rate limit.
+//! - `metrics`: `/metrics` against the estado and CDR counts, and the API's rate limit;
+//! - `nodes`, `procesos`, `cluster`: several FreeSWITCH nodes, several discador processes on one
+//!   MariaDB, and both at once with real switches and real `kill -9`s.
 
 mod common;
 
 mod amd_set;
 mod api;
 mod cli;
+mod cluster;
 mod controller;
 mod copy;
 mod dialer;
@@ -27,6 +30,7 @@ mod freeswitch_conf;
 mod metrics;
 mod nodes;
 mod panel;
+mod procesos;
 mod real_switch;
 mod recovery;
 mod rules;

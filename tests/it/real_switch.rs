@@ -571,3 +571,47 @@ async fn over_the_session_cap_a_call_is_hung_up_not_parked() {
     fs.wait_no_channels(Duration::from_secs(5)).await;
     app.shutdown().await;
 }
+
+/// Issue 12: each call comes back to the process that dialed it. The dialplan's
+/// `${discador_socket}` is the call's own variable when the originate sets it (a process whose
+/// SOCKET_LISTEN is not the switch's global receives its calls), and falls back to the switch's
+/// global of the same name when it does not (SOCKET_LISTEN on 0.0.0.0, nothing announced).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_call_comes_back_to_the_socket_its_originate_names() {
+    let fs = TestSwitch::start();
+    let esl = fs.ports.esl.to_string();
+    // Neither the global's port nor anything the switch knows: only the call's variable leads here.
+    let own = format!("127.0.0.1:{}", common::free_port());
+    let on_the_global = format!("0.0.0.0:{}", fs.ports.socket);
+    for (round, listen) in [own.as_str(), on_the_global.as_str()]
+        .into_iter()
+        .enumerate()
+    {
+        let app = TestApp::spawn_with(
+            Backend::Sqlite,
+            &["--freeswitch-port", &esl, "--socket-listen", listen],
+        )
+        .await;
+        wait_connected(&app).await;
+        let nombre = format!("VUELTA{round}");
+        campaign(
+            &app,
+            &nombre,
+            json!({"amd": "mod_amd", "reintentos": 0}),
+            &nums(&format!("55520{round}"), &[0]),
+        )
+        .await;
+        assert_eq!(command(&app, "iniciar", &nombre).await.0, 200);
+        finished(&app, &fs, &nombre, Duration::from_secs(60)).await;
+        // mod_amd ran: the controller of this process had the call.
+        let amd = app.db.sql("SELECT amd_resultado FROM llamadas");
+        assert_eq!(
+            amd,
+            "HUMAN",
+            "round {round} ({listen}): {}",
+            fs.log_tail(40)
+        );
+        fs.wait_no_channels(Duration::from_secs(5)).await;
+        app.shutdown().await;
+    }
+}

@@ -200,7 +200,13 @@ impl CallRun {
         );
         match exten {
             "discador" => {
-                let addr = self.shared.cfg.socket_addr;
+                // `${discador_socket}`: the call's own variable (the process that dialed it),
+                // else the switch's global.
+                let addr = self
+                    .req
+                    .var("discador_socket")
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(self.shared.cfg.socket_addr);
                 let data = format!("{addr} async full");
                 self.socket_leg(addr, &data).await
             }

@@ -21,6 +21,7 @@ mod dnc;
 mod export;
 mod nodes;
 mod numbers;
+mod procesos;
 mod rules;
 
 use std::time::Duration;

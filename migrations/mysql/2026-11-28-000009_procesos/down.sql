@@ -1,0 +1,2 @@
+ALTER TABLE bases DROP COLUMN proceso;
+DROP TABLE procesos;
