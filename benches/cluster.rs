@@ -169,7 +169,12 @@ async fn start_server(
     };
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        if let Ok(r) = server.http.get(format!("{}/health", server.base)).send().await {
+        if let Ok(r) = server
+            .http
+            .get(format!("{}/health", server.base))
+            .send()
+            .await
+        {
             let b: Value = r.json().await.unwrap_or(Value::Null);
             if b["arranque"] == "listo" {
                 return Ok(server);
@@ -355,7 +360,9 @@ async fn takeover(latido: &str, caduca: &str, out: &mut Vec<String>) -> Result<(
     };
     // The first originate after the kill, as the simulator logged it (its clock is the system's).
     let dial_after = loop {
-        let after: Option<u64> = read_log(&sim.log)?.into_iter().find(|t| *t > killed_us + 1_000);
+        let after: Option<u64> = read_log(&sim.log)?
+            .into_iter()
+            .find(|t| *t > killed_us + 1_000);
         if let Some(t) = after {
             break Duration::from_micros(t - killed_us);
         }

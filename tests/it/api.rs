@@ -1327,7 +1327,14 @@ async fn table_names_that_sqlite_reserves(backend: Backend) {
     assert_eq!(list, json!([]));
     assert_eq!(
         t.db.tables(),
-        ["bases", "dnc", "intentos_telefono", "llamadas", "nodos", "procesos"]
+        [
+            "bases",
+            "dnc",
+            "intentos_telefono",
+            "llamadas",
+            "nodos",
+            "procesos"
+        ]
     );
     // The store is still fine for ordinary names.
     t.create("NORMAL").await;

