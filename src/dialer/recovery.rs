@@ -7,8 +7,10 @@
 //!   attempt with cause `DISCADOR_RECUPERADO` — an answered call that the controller had handed to
 //!   its destination (the result it recorded on the number, see `NumberUpdate::Delivered`)
 //!   completes with that result; one it had not is INTERRUMPIDA (nobody heard the message) and
-//!   follows the retry rule, as unanswered ones do as a network failure. Then the campaigns that
-//!   were ACTIVA start again.
+//!   follows the retry rule, as unanswered ones do as a network failure. A number that was only
+//!   claimed — MARCANDO with `ultimo_intento` still NULL, its originate never sent (see
+//!   `NumberUpdate::Sent`) — and that FreeSWITCH does not have goes back to PENDIENTE with no
+//!   attempt. Then the campaigns that were ACTIVA start again.
 //! - **After every ESL reconnect**, the calls that were in flight before it are checked the same way
 //!   (their events may have been lost while the link was down). A call is declared gone only if
 //!   FreeSWITCH still does not have it when asked again a moment later (see [`GONE_CONFIRM`]). If
@@ -141,47 +143,108 @@ pub(crate) async fn recover_campaign(
     in_flight: Vec<InFlight>,
 ) {
     let (mut live, mut gone) = (0usize, 0usize);
+    let mut unsent: Vec<InFlight> = Vec::new();
     for n in in_flight {
         let uuid = n.uuid.as_deref().and_then(|u| Uuid::parse_str(u).ok());
         let (alive, holder) = match uuid {
             Some(u) => dialer.pool().exists(&u).await,
             None => (Some(false), None),
         };
-        let uuid = uuid.unwrap_or_else(Uuid::new_v4);
-        let inicio = n.ultimo_intento.unwrap_or_else(Utc::now);
-        let answered = n.estado == NumberState::Contestado;
-        let mut call = LiveCall::attempt(
-            campaign,
-            n.id,
-            &n.telefono,
-            n.intentos.saturating_add(1),
-            uuid,
-            inicio,
-        );
-        call.contestada = answered.then_some(inicio);
-        // Found alive: the node that has it carries it (its CDR names it).
-        call.nodo = holder.map(|n| n.nombre.clone());
-        if let Some(result) = n.entregada {
-            // The controller had handed it on before this process stopped.
-            call.control = Control::Ended(ControlOutcome::Delivered);
-            call.amd = Some(AmdVerdict {
-                result,
-                raw: "NONE".to_owned(),
-                cause: Some("RECUPERADA".to_owned()),
-            });
+        if n.estado == NumberState::Marcando && n.ultimo_intento.is_none() && alive == Some(false) {
+            // Claimed, its originate never sent (see `NumberUpdate::Sent`): not an attempt.
+            unsent.push(n);
+            continue;
         }
-        dialer.tracker().register(call);
-        match alive {
-            Some(true) => live += 1,
-            // Could not ask: keep it tracked; the sweep asks again.
-            None => live += 1,
-            Some(false) => {
-                gone += 1;
-                dialer.tracker().event(CallEvent::Gone { uuid, cut: false });
+        register_recovered(
+            dialer, campaign, n, uuid, alive, holder, &mut live, &mut gone,
+        );
+    }
+    let unsent_count = unsent.len();
+    let given_back = give_back_unsent(dialer, campaign, &unsent).await;
+    if !given_back {
+        // They stay MARCANDO if nothing is done: count them as attempts rather than leave the
+        // campaign unable to finish (the retry rule applies).
+        for n in unsent {
+            let uuid = n.uuid.as_deref().and_then(|u| Uuid::parse_str(u).ok());
+            register_recovered(
+                dialer,
+                campaign,
+                n,
+                uuid,
+                Some(false),
+                None,
+                &mut live,
+                &mut gone,
+            );
+        }
+    }
+    tracing::info!(campana = %campaign.nombre, vivas = live, terminadas = gone, sin_enviar = if given_back { unsent_count } else { 0 }, "recuperación de llamadas en curso");
+}
+
+/// Gives back the numbers that were claimed and never dialed (PENDIENTE, no attempt counted);
+/// `false` if the database refused three times.
+async fn give_back_unsent(dialer: &Dialer, campaign: &Campaign, unsent: &[InFlight]) -> bool {
+    if unsent.is_empty() {
+        return true;
+    }
+    let ids: Vec<i64> = unsent.iter().map(|n| n.id).collect();
+    for _ in 0..3 {
+        match dialer.store().unclaim(campaign, &ids).await {
+            Ok(()) => return true,
+            Err(e) => {
+                tracing::warn!(campana = %campaign.nombre, error = %e, "recuperación: no se pudieron devolver números sin marcar; reintento");
+                tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }
     }
-    tracing::info!(campana = %campaign.nombre, vivas = live, terminadas = gone, "recuperación de llamadas en curso");
+    false
+}
+
+/// Tracks a number left in flight again: alive, its hangup finishes it; gone, it is finished now.
+#[allow(clippy::too_many_arguments)]
+fn register_recovered(
+    dialer: &Dialer,
+    campaign: &Campaign,
+    n: InFlight,
+    uuid: Option<Uuid>,
+    alive: Option<bool>,
+    holder: Option<std::sync::Arc<super::pool::PoolNode>>,
+    live: &mut usize,
+    gone: &mut usize,
+) {
+    let uuid = uuid.unwrap_or_else(Uuid::new_v4);
+    let inicio = n.ultimo_intento.unwrap_or_else(Utc::now);
+    let answered = n.estado == NumberState::Contestado;
+    let mut call = LiveCall::attempt(
+        campaign,
+        n.id,
+        &n.telefono,
+        n.intentos.saturating_add(1),
+        uuid,
+        inicio,
+    );
+    call.contestada = answered.then_some(inicio);
+    // Found alive: the node that has it carries it (its CDR names it).
+    call.nodo = holder.map(|n| n.nombre.clone());
+    if let Some(result) = n.entregada {
+        // The controller had handed it on before this process stopped.
+        call.control = Control::Ended(ControlOutcome::Delivered);
+        call.amd = Some(AmdVerdict {
+            result,
+            raw: "NONE".to_owned(),
+            cause: Some("RECUPERADA".to_owned()),
+        });
+    }
+    dialer.tracker().register(call);
+    match alive {
+        Some(true) => *live += 1,
+        // Could not ask: keep it tracked; the sweep asks again.
+        None => *live += 1,
+        Some(false) => {
+            *gone += 1;
+            dialer.tracker().event(CallEvent::Gone { uuid, cut: false });
+        }
+    }
 }
 
 /// Checks the live calls in `scope` against FreeSWITCH and finishes those it no longer has: asked

@@ -804,6 +804,14 @@ fn dial(
     node.count_originate();
     shared.metrics.node_originated(&node.nombre);
     tracing::info!(campana = %campaign.nombre, %uuid, telefono = %telefono.masked(), intento, nodo = %node.nombre, "originate");
+    // Recorded before the command goes out (the writer is FIFO and batches for a few ms): a crash
+    // then errs on the side of counting the attempt, never of dialing a number again uncounted.
+    let _ = shared.writer.send(NumberUpdate::Sent {
+        tabla: campaign.tabla.clone(),
+        id: number.id,
+        uuid: uuid.hyphenated().to_string(),
+        at: shared.clock.now(),
+    });
     let shared = shared.clone();
     let campaign_for_unclaim = Arc::clone(campaign);
     tokio::spawn(async move {

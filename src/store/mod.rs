@@ -434,7 +434,8 @@ impl Store {
     }
 
     /// Atomically moves up to `limit` due numbers (PENDIENTE and `proximo_intento` NULL or ≤ `now`)
-    /// to MARCANDO with a fresh `uuid` and `ultimo_intento = now`, oldest due first. Two claimers
+    /// to MARCANDO with a fresh `uuid` and `ultimo_intento` NULL (set when its originate is sent,
+    /// see `NumberUpdate::Sent`), oldest due first. Two claimers
     /// never share a row (MySQL: `FOR UPDATE SKIP LOCKED`; SQLite: one writer at a time).
     pub async fn claim_due(
         &self,

@@ -352,6 +352,16 @@ pub enum NumberUpdate {
         uuid: String,
         resultado: CallResult,
     },
+    /// The originate of attempt `uuid` is being sent now: `ultimo_intento` is set to `at`. Until
+    /// then a claimed number's `ultimo_intento` is NULL, which is how recovery after a crash tells
+    /// a number that was only claimed (its call never sent: back to PENDIENTE, no attempt) from a
+    /// call that ended while nobody listened (a counted attempt).
+    Sent {
+        tabla: TableName,
+        id: i64,
+        uuid: String,
+        at: DateTime<Utc>,
+    },
     /// The originate never left FreeSWITCH (refused with no channel: sessions-per-second,
     /// max-sessions, a gateway it does not know): MARCANDO → PENDIENTE, due at `proximo`, without
     /// counting an attempt and without a CDR. Only the attempt `uuid` is touched.

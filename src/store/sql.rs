@@ -231,20 +231,15 @@ pub(super) fn due_retry_ids<DB: Dialect>(
 }
 
 /// Moves claimed rows to MARCANDO, each with a fresh attempt UUID (the call's
-/// `origination_uuid`), `ultimo_intento = now`.
-pub(super) fn mark_claimed<DB: Dialect>(
-    t: &TableName,
-    now: NaiveDateTime,
-    ids: &[i64],
-) -> Query<DB> {
+/// `origination_uuid`) and `ultimo_intento` NULL until its originate is sent (`sent`).
+pub(super) fn mark_claimed<DB: Dialect>(t: &TableName, ids: &[i64]) -> Query<DB> {
     let mut q = query::<DB>(format!(
-        "UPDATE {} SET estado = 'MARCANDO', ultimo_intento = ?, espera = NULL, uuid = {} \
+        "UPDATE {} SET estado = 'MARCANDO', ultimo_intento = NULL, espera = NULL, uuid = {} \
          WHERE id IN ({})",
         t.quoted(),
         case_by_id(ids.len()),
         placeholders(ids.len())
     ));
-    q = DB::time(q, now);
     for id in ids {
         q = DB::text(DB::id(q, *id), uuid::Uuid::new_v4().to_string());
     }
@@ -427,6 +422,28 @@ pub(super) fn answered<DB: Dialect>(t: &TableName, ids: &[i64]) -> Query<DB> {
     bind_ids(q, ids)
 }
 
+/// `ultimo_intento` of attempts whose originate is being sent (see `NumberUpdate::Sent`), on rows
+/// still on that attempt (its UUID).
+pub(super) fn sent<DB: Dialect>(t: &TableName, rows: &[(i64, &str, NaiveDateTime)]) -> Query<DB> {
+    let n = rows.len();
+    let case = case_by_id(n);
+    let mut q = query::<DB>(format!(
+        "UPDATE {t} SET ultimo_intento = {case} WHERE id IN ({ids}) AND uuid = {case}",
+        t = t.quoted(),
+        ids = placeholders(n),
+    ));
+    for (id, _, at) in rows {
+        q = DB::time(DB::id(q, *id), *at);
+    }
+    for (id, _, _) in rows {
+        q = DB::id(q, *id);
+    }
+    for (id, uuid, _) in rows {
+        q = DB::text(DB::id(q, *id), (*uuid).to_owned());
+    }
+    q
+}
+
 /// Refused originates back to PENDIENTE, each due at its own time, no attempt counted: only rows
 /// still MARCANDO on that attempt (its UUID) are touched.
 pub(super) fn requeue<DB: Dialect>(
@@ -538,6 +555,8 @@ pub(super) struct TableWrites<'a> {
     pub(super) requeued: Vec<(i64, &'a str, NaiveDateTime)>,
     /// Calls handed to their destination: (id, attempt uuid, result).
     pub(super) delivered: Vec<(i64, &'a str, CallResult)>,
+    /// Originates being sent: (id, attempt uuid, when). Written first.
+    pub(super) sent: Vec<(i64, &'a str, NaiveDateTime)>,
 }
 
 /// Groups a batch by table, in first-seen order, so each table costs a few statements whatever the
@@ -553,6 +572,7 @@ pub(super) fn plan(updates: &[NumberUpdate]) -> Vec<TableWrites<'_>> {
                 finished: Vec::new(),
                 requeued: Vec::new(),
                 delivered: Vec::new(),
+                sent: Vec::new(),
             });
             tables.len() - 1
         }
@@ -561,8 +581,15 @@ pub(super) fn plan(updates: &[NumberUpdate]) -> Vec<TableWrites<'_>> {
     let mut finished: Vec<(usize, &CallRecord)> = Vec::new();
     let mut requeued: Vec<(usize, (i64, &str, NaiveDateTime))> = Vec::new();
     let mut delivered: Vec<(usize, (i64, &str, CallResult))> = Vec::new();
+    let mut sent: Vec<(usize, (i64, &str, NaiveDateTime))> = Vec::new();
     for u in updates {
         match u {
+            NumberUpdate::Sent {
+                tabla,
+                id,
+                uuid,
+                at,
+            } => sent.push((slot(tabla), (*id, uuid.as_str(), to_naive(*at)))),
             NumberUpdate::Answered { tabla, id } => answered.push((slot(tabla), *id)),
             NumberUpdate::Finished(r) => {
                 let i = slot(&r.tabla);
@@ -594,6 +621,9 @@ pub(super) fn plan(updates: &[NumberUpdate]) -> Vec<TableWrites<'_>> {
     for (i, r) in delivered {
         tables[i].delivered.push(r);
     }
+    for (i, r) in sent {
+        tables[i].sent.push(r);
+    }
     for (i, id) in answered {
         if !tables[i].finished.iter().any(|r| r.numero_id == id) {
             tables[i].answered.push(id);
@@ -612,7 +642,8 @@ pub(super) fn calls(updates: &[NumberUpdate]) -> Vec<&CallRecord> {
             NumberUpdate::Finished(r) => Some(r),
             NumberUpdate::Answered { .. }
             | NumberUpdate::Requeued { .. }
-            | NumberUpdate::Delivered { .. } => None,
+            | NumberUpdate::Delivered { .. }
+            | NumberUpdate::Sent { .. } => None,
         })
         .collect();
     for (i, r) in records.iter().enumerate() {

@@ -220,16 +220,18 @@ fn cdrs(db: &TestDb) -> Vec<(String, String, String)> {
 }
 
 /// Every channel of ours on the switches has its CDR and every CDR is a channel one of them
-/// created — the same UUIDs on both sides, none twice — but for at most `unsent` CDRs of cause
-/// `DISCADOR_RECUPERADO`: numbers a killed process had claimed (MARCANDO, with their attempt's
-/// UUID) whose originate it may never have sent; recovery cannot tell them from a call that ended
-/// while nobody listened, and counts the attempt (see the README's Recovery). Each number's CDRs
-/// equal its `intentos`, and no number is left pending or in flight. Returns the unsent count.
+/// created — the same UUIDs on both sides, none twice. Each number's CDRs equal its `intentos`,
+/// and no number is left pending or in flight.
+///
+/// `crash`: when a process was killed. A channel started in the 100 ms before it may lack its CDR:
+/// the README's one window of recovery (an originate sent while its `ultimo_intento` mark waited in
+/// the writer's batch, and the call over before anyone asked the switch) is dialed again without
+/// that attempt counted. Returns how many such channels there were.
 fn assert_dialed_as_recorded(
     db: &TestDb,
     switches: &[&TestSwitch],
     campaigns: &[&str],
-    unsent: usize,
+    crash: Option<NaiveDateTime>,
 ) -> usize {
     let mut seen: HashMap<String, SwitchCall> = HashMap::new();
     for s in switches {
@@ -243,24 +245,22 @@ fn assert_dialed_as_recorded(
     let rows = cdrs(db);
     let cdr_uuids: HashSet<&str> = rows.iter().map(|r| r.0.as_str()).collect();
     assert_eq!(cdr_uuids.len(), rows.len(), "a UUID recorded twice");
-    let mut not_sent = 0;
     for (uuid, telefono, causa) in &rows {
-        match seen.get(uuid) {
-            Some(c) => assert_eq!(&c.numero, telefono, "{uuid}"),
-            None if causa == "DISCADOR_RECUPERADO" => not_sent += 1,
-            None => panic!("CDR {uuid} ({telefono}, {causa}) has no channel on any switch"),
-        }
+        let c = seen
+            .get(uuid)
+            .unwrap_or_else(|| panic!("CDR {uuid} ({telefono}, {causa}) has no channel on any switch"));
+        assert_eq!(&c.numero, telefono, "{uuid}");
     }
-    assert!(
-        not_sent <= unsent,
-        "{not_sent} recovered CDRs without a channel (at most {unsent})"
-    );
+    let mut uncounted = 0;
     for (uuid, c) in &seen {
-        assert!(
-            cdr_uuids.contains(uuid.as_str()),
-            "channel {uuid} to {} has no CDR",
-            c.numero
-        );
+        if cdr_uuids.contains(uuid.as_str()) {
+            continue;
+        }
+        let in_window = crash.is_some_and(|k| {
+            c.start <= k && c.start >= k - chrono::Duration::milliseconds(100)
+        });
+        assert!(in_window, "channel {uuid} to {} ({}) has no CDR", c.numero, c.start);
+        uncounted += 1;
     }
     for campaign in campaigns {
         for line in db
@@ -286,7 +286,7 @@ fn assert_dialed_as_recorded(
             );
         }
     }
-    not_sent
+    uncounted
 }
 
 /// Never two calls to one number at once, as the switches saw them.
@@ -366,7 +366,7 @@ async fn two_processes_and_two_switches_dial_each_number_as_its_attempts_say() {
     p2.finished("DOS_A", Duration::from_secs(120)).await;
     p1.finished("DOS_B", Duration::from_secs(120)).await;
 
-    assert_dialed_as_recorded(&db, &[&fs1, &fs2], &["DOS_A", "DOS_B"], 0);
+    assert_dialed_as_recorded(&db, &[&fs1, &fs2], &["DOS_A", "DOS_B"], None);
     assert_never_twice_at_once(&[&fs1, &fs2]);
     // Both switches carried calls, and the CDRs name them.
     let nodos = db.sql("SELECT DISTINCT nodo FROM llamadas ORDER BY nodo");
@@ -434,6 +434,8 @@ async fn kill_9_of_the_process_running_a_campaign_hands_it_to_the_other() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // The switch logs in local time; this machine runs in UTC (as CI does).
+    let crash = chrono::Utc::now().naive_utc();
     p1.child.kill().unwrap(); // SIGKILL: no shutdown code runs
     p1.child.wait().unwrap();
     let killed = Instant::now();
@@ -461,10 +463,10 @@ async fn kill_9_of_the_process_running_a_campaign_hands_it_to_the_other() {
         "{last}"
     );
     fs.wait_no_channels(Duration::from_secs(30)).await;
-    // At most the dead process's two claims (the one being dialed and the next, about a second
-    // of dialing each at 8 CPS) can have been claimed and never sent.
-    let unsent = assert_dialed_as_recorded(&db, &[&fs], &["RELEVO"], 16);
-    println!("claimed by the dead process and perhaps never sent: {unsent}");
+    // The numbers the dead process had claimed and not sent went back to PENDIENTE uncounted:
+    // every CDR is a channel the switch created.
+    let uncounted = assert_dialed_as_recorded(&db, &[&fs], &["RELEVO"], Some(crash));
+    println!("sent in the writer's last batching wait and over before recovery: {uncounted}");
     assert_never_twice_at_once(&[&fs]);
     drop(p2);
 }

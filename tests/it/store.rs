@@ -585,3 +585,49 @@ async fn older_numbers_tables_get_their_new_columns_when_the_store_opens(backend
     Store::connect(&url).await.expect("reopen");
     assert_eq!(has_column(), "3");
 }
+
+on_both_backends!(
+    a_claim_is_marked_sent_only_when_its_originate_goes_out,
+    worker_threads = 2
+);
+/// Recovery tells a number that was only claimed from a call that was sent by `ultimo_intento`:
+/// NULL from the claim, set by `NumberUpdate::Sent` for that attempt only.
+async fn a_claim_is_marked_sent_only_when_its_originate_goes_out(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    let (store, c) = loaded(&t, "ENVIO", (1..=3).map(|i| format!("555200{i}"))).await;
+    let tabla = TableName::parse("ENVIO").unwrap();
+    let now = Utc::now();
+    let claimed = store.claim_due(&c, now, 10).await.unwrap();
+    assert_eq!(claimed.len(), 3);
+    let sent_at = |id: i64| {
+        t.db.sql(&format!("SELECT ultimo_intento FROM ENVIO WHERE id = {id}"))
+    };
+    for n in &claimed {
+        assert_eq!(sent_at(n.id), "NULL", "claimed, not sent");
+    }
+    store
+        .apply(&[
+            NumberUpdate::Sent {
+                tabla: tabla.clone(),
+                id: claimed[0].id,
+                uuid: uuid_of(&claimed[0]),
+                at: now,
+            },
+            // Another attempt's UUID: not this number's current attempt, left alone.
+            NumberUpdate::Sent {
+                tabla: tabla.clone(),
+                id: claimed[1].id,
+                uuid: uuid_of(&claimed[2]),
+                at: now,
+            },
+        ])
+        .await
+        .unwrap();
+    assert_ne!(sent_at(claimed[0].id), "NULL");
+    assert_eq!(sent_at(claimed[1].id), "NULL");
+    assert_eq!(sent_at(claimed[2].id), "NULL");
+    let in_flight = store.in_flight(&c).await.unwrap();
+    let sent: Vec<bool> = in_flight.iter().map(|n| n.ultimo_intento.is_some()).collect();
+    assert_eq!(sent, [true, false, false]);
+    t.shutdown().await;
+}

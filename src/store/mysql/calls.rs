@@ -14,6 +14,9 @@ impl MysqlStore {
         let mut conn = self.conn().await?;
         conn.transaction::<(), StoreError, _>(async move |conn| {
             for w in sql::plan(&updates) {
+                if !w.sent.is_empty() {
+                    sql::sent::<Mysql>(w.tabla, &w.sent).execute(conn).await?;
+                }
                 if !w.answered.is_empty() {
                     sql::answered::<Mysql>(w.tabla, &w.answered)
                         .execute(conn)

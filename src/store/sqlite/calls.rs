@@ -14,6 +14,9 @@ impl SqliteStore {
         self.write(move |c| {
             c.immediate_transaction(|c| {
                 for w in sql::plan(&updates) {
+                    if !w.sent.is_empty() {
+                        sql::sent::<Sqlite>(w.tabla, &w.sent).execute(c)?;
+                    }
                     if !w.answered.is_empty() {
                         sql::answered::<Sqlite>(w.tabla, &w.answered).execute(c)?;
                     }

@@ -75,7 +75,7 @@ impl SqliteStore {
                     if ids.is_empty() {
                         return Ok(Vec::new());
                     }
-                    sql::mark_claimed::<Sqlite>(&t, now, &ids).execute(c)?;
+                    sql::mark_claimed::<Sqlite>(&t, &ids).execute(c)?;
                     sql::claimed::<Sqlite>(&t, &ids).load::<ClaimRow>(c)
                 })
                 .map_err(StoreError::from)
