@@ -246,9 +246,9 @@ fn assert_dialed_as_recorded(
     let cdr_uuids: HashSet<&str> = rows.iter().map(|r| r.0.as_str()).collect();
     assert_eq!(cdr_uuids.len(), rows.len(), "a UUID recorded twice");
     for (uuid, telefono, causa) in &rows {
-        let c = seen
-            .get(uuid)
-            .unwrap_or_else(|| panic!("CDR {uuid} ({telefono}, {causa}) has no channel on any switch"));
+        let c = seen.get(uuid).unwrap_or_else(|| {
+            panic!("CDR {uuid} ({telefono}, {causa}) has no channel on any switch")
+        });
         assert_eq!(&c.numero, telefono, "{uuid}");
     }
     let mut uncounted = 0;
@@ -256,10 +256,13 @@ fn assert_dialed_as_recorded(
         if cdr_uuids.contains(uuid.as_str()) {
             continue;
         }
-        let in_window = crash.is_some_and(|k| {
-            c.start <= k && c.start >= k - chrono::Duration::milliseconds(100)
-        });
-        assert!(in_window, "channel {uuid} to {} ({}) has no CDR", c.numero, c.start);
+        let in_window = crash
+            .is_some_and(|k| c.start <= k && c.start >= k - chrono::Duration::milliseconds(100));
+        assert!(
+            in_window,
+            "channel {uuid} to {} ({}) has no CDR",
+            c.numero, c.start
+        );
         uncounted += 1;
     }
     for campaign in campaigns {

@@ -627,7 +627,10 @@ async fn a_claim_is_marked_sent_only_when_its_originate_goes_out(backend: Backen
     assert_eq!(sent_at(claimed[1].id), "NULL");
     assert_eq!(sent_at(claimed[2].id), "NULL");
     let in_flight = store.in_flight(&c).await.unwrap();
-    let sent: Vec<bool> = in_flight.iter().map(|n| n.ultimo_intento.is_some()).collect();
+    let sent: Vec<bool> = in_flight
+        .iter()
+        .map(|n| n.ultimo_intento.is_some())
+        .collect();
     assert_eq!(sent, [true, false, false]);
     t.shutdown().await;
 }

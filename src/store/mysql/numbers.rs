@@ -84,9 +84,7 @@ impl MysqlStore {
                 if ids.is_empty() {
                     return Ok(Vec::new());
                 }
-                sql::mark_claimed::<Mysql>(&t, &ids)
-                    .execute(conn)
-                    .await?;
+                sql::mark_claimed::<Mysql>(&t, &ids).execute(conn).await?;
                 Ok(sql::claimed::<Mysql>(&t, &ids).load(conn).await?)
             })
             .await?;
