@@ -17,28 +17,16 @@
 //! `CLUSTER_BENCH_QUICK=1` shorter runs.
 
 use std::io::BufRead;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 
 mod common;
+use common::children::{free_port, slope_s, Proc};
 use common::{Backend, BenchDb};
-
-fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// CPU seconds (user + system) a process has used so far, from `/proc/<pid>/stat`.
 fn cpu_s(pid: u32) -> f64 {
@@ -83,21 +71,6 @@ fn read_log(path: &Path) -> Result<Vec<u64>> {
         }
     }
     Ok(out)
-}
-
-/// Seconds per originate by least squares over (index, arrival time).
-fn slope_s(times_us: &[u64]) -> f64 {
-    let n = times_us.len() as f64;
-    let t0 = times_us[0];
-    let (mut sx, mut sy, mut sxx, mut sxy) = (0.0, 0.0, 0.0, 0.0);
-    for (i, t) in times_us.iter().enumerate() {
-        let (x, y) = (i as f64, (t - t0) as f64 / 1e6);
-        sx += x;
-        sy += y;
-        sxx += x * x;
-        sxy += x * y;
-    }
-    (n * sxy - sx * sy) / (n * sxx - sx * sx)
 }
 
 /// A simulator (one "node") with its originate log.

@@ -16,26 +16,14 @@
 mod common;
 
 use std::io::{BufRead, Write};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use common::children::{free_port, slope_s, Proc};
 use common::{Backend, BenchDb};
 use serde_json::{json, Value};
-
-fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -72,22 +60,6 @@ fn read_log(path: &Path) -> Result<Vec<Logged>> {
         });
     }
     Ok(out)
-}
-
-/// Seconds per originate, by least squares over (index, arrival time): the sustained rate, not
-/// swayed by the first and last arrivals alone.
-fn slope_s(times_us: &[u64]) -> f64 {
-    let n = times_us.len() as f64;
-    let t0 = times_us[0];
-    let (mut sx, mut sy, mut sxx, mut sxy) = (0.0, 0.0, 0.0, 0.0);
-    for (i, t) in times_us.iter().enumerate() {
-        let (x, y) = (i as f64, (t - t0) as f64 / 1e6);
-        sx += x;
-        sy += y;
-        sxx += x * x;
-        sxy += x * y;
-    }
-    (n * sxy - sx * sy) / (n * sxx - sx * sx)
 }
 
 /// Most events in any half-open one-second window.

@@ -6,6 +6,8 @@
 //! SQLite file in that directory. The backend changes only the `DATABASE_URL` and the clean-up;
 //! the benchmarks measure the same things the same way on both.
 
+pub mod children;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -241,6 +241,12 @@ impl Runner {
             return Ok(());
         }
         self.release().await;
+        self.wait_for_pool_change().await
+    }
+
+    /// Waits for a change of the pool (a node connected, drained, lost, its modules learned), of
+    /// the campaign's control or settings, or [`IDLE_POLL`]; then a new turn.
+    async fn wait_for_pool_change<T>(&mut self) -> Result<T, Next> {
         tokio::select! {
             _ = self.pool_changes.changed() => {}
             _ = self.control.changed() => {}
@@ -285,13 +291,7 @@ impl Runner {
                 return Err(Next::Stop);
             }
         }
-        tokio::select! {
-            _ = self.pool_changes.changed() => {}
-            _ = self.control.changed() => {}
-            _ = self.settings.changed() => {}
-            _ = tokio::time::sleep(IDLE_POLL) => {}
-        }
-        Err(Next::Again)
+        self.wait_for_pool_change().await
     }
 
     /// The files, extensions and gateways the campaign's script names, asked of each node once

@@ -11,10 +11,11 @@
 use crate::common;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDateTime;
+use common::child::ChildServer;
 use common::freeswitch::{SwitchOptions, TestSwitch};
 use common::{free_port, Backend, TestDb};
 use serde_json::{json, Value};
@@ -22,15 +23,7 @@ use serde_json::{json, Value};
 /// One discador process (`discador serve`), killed on drop.
 struct Process {
     id: String,
-    child: Child,
-    base: String,
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    proc: ChildServer,
 }
 
 impl Process {
@@ -43,58 +36,31 @@ impl Process {
         switches: &[&TestSwitch],
         extra: &[(&str, &str)],
     ) -> Process {
-        let api = free_port();
-        let socket = free_port();
         let nodes: Vec<String> = switches
             .iter()
             .enumerate()
             .map(|(i, s)| format!("fs{}=127.0.0.1:{}", i + 1, s.ports.esl))
             .collect();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_discador"));
-        cmd.arg("serve")
-            .env("FREESWITCH_NODOS", nodes.join(","))
-            .env("SOCKET_LISTEN", format!("127.0.0.1:{socket}"))
-            .env("API_LISTEN", format!("127.0.0.1:{api}"))
-            .env("DATABASE_URL", db.url())
-            .env("PROCESO_ID", id)
-            .env("LATIDO_MS", "500")
-            .env("PROCESO_CADUCA_MS", "2000")
-            .env("CPS_MAXIMO", "100")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null());
-        for (k, v) in extra {
-            cmd.env(k, v);
-        }
-        let child = cmd.spawn().expect("the server binary starts");
-        let mut p = Process {
+        let mut env = vec![
+            ("FREESWITCH_NODOS", nodes.join(",")),
+            ("SOCKET_LISTEN", format!("127.0.0.1:{}", free_port())),
+            ("DATABASE_URL", db.url()),
+            ("PROCESO_ID", id.to_owned()),
+            ("LATIDO_MS", "500".to_owned()),
+            ("PROCESO_CADUCA_MS", "2000".to_owned()),
+            ("CPS_MAXIMO", "100".to_owned()),
+            ("RUST_LOG", "warn".to_owned()),
+        ];
+        env.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
+        Process {
             id: id.to_owned(),
-            child,
-            base: format!("http://127.0.0.1:{api}"),
-        };
-        let http = reqwest::Client::new();
-        let t0 = Instant::now();
-        loop {
-            if let Ok(r) = http.get(format!("{}/health", p.base)).send().await {
-                let b: Value = r.json().await.unwrap_or(Value::Null);
-                if b["arranque"] == "listo" {
-                    break;
-                }
-            }
-            if let Some(status) = p.child.try_wait().expect("server status") {
-                panic!("process {id} exited during start-up ({status})");
-            }
-            assert!(
-                t0.elapsed() < Duration::from_secs(30),
-                "process {id} did not come up"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            proc: ChildServer::start(id, &env, Stdio::null(), false).await,
         }
-        p
     }
 
     async fn post(&self, path: &str, body: Value) -> Value {
         let r = reqwest::Client::new()
-            .post(format!("{}{path}", self.base))
+            .post(format!("{}{path}", self.proc.base))
             .json(&body)
             .send()
             .await
@@ -111,7 +77,7 @@ impl Process {
 
     async fn estado(&self, nombre: &str) -> Value {
         reqwest::Client::new()
-            .get(format!("{}/discador/estado/{nombre}", self.base))
+            .get(format!("{}/discador/estado/{nombre}", self.proc.base))
             .send()
             .await
             .unwrap()
@@ -129,7 +95,7 @@ impl Process {
         }
         self.post("/campanas/", body).await;
         let r = reqwest::Client::new()
-            .post(format!("{}/campana/{nombre}/numeros", self.base))
+            .post(format!("{}/campana/{nombre}/numeros", self.proc.base))
             .header("content-type", "text/csv")
             .body(format!("telefono\n{}\n", numbers.join("\n")))
             .send()
@@ -439,8 +405,8 @@ async fn kill_9_of_the_process_running_a_campaign_hands_it_to_the_other() {
     }
     // The switch logs in local time; this machine runs in UTC (as CI does).
     let crash = chrono::Utc::now().naive_utc();
-    p1.child.kill().unwrap(); // SIGKILL: no shutdown code runs
-    p1.child.wait().unwrap();
+    p1.proc.child.kill().unwrap(); // SIGKILL: no shutdown code runs
+    p1.proc.child.wait().unwrap();
     let killed = Instant::now();
 
     // p2 takes the campaign over within seconds (heartbeat every 0.5 s, dead after 2 s).

@@ -7,9 +7,10 @@
 use crate::common;
 
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use common::child::ChildServer;
 use common::{config, free_port, on_both_backends, Backend, TcpProxy, TestApp, TestDb};
 use discador::app::{self, RunningApp};
 use discador::domain::CampaignName;
@@ -483,60 +484,42 @@ async fn a_process_cut_off_from_the_database_stops_dialing_before_its_peer_start
     sim.shutdown().await;
 }
 
-/// A service as a child process (so that `kill -9` is the real thing).
+/// A service as a child process (so that `kill -9` is the real thing), with the address its
+/// originates name for their answered legs.
 struct Server {
-    child: Child,
-    base: String,
+    proc: ChildServer,
     socket: String,
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl std::ops::Deref for Server {
+    type Target = ChildServer;
+    fn deref(&self) -> &ChildServer {
+        &self.proc
+    }
+}
+
+impl std::ops::DerefMut for Server {
+    fn deref_mut(&mut self) -> &mut ChildServer {
+        &mut self.proc
     }
 }
 
 async fn server(db: &TestDb, sim: &SimHandle, id: &str) -> Server {
-    let (api, socket) = (free_port(), free_port());
-    let child = Command::new(env!("CARGO_BIN_EXE_discador"))
-        .arg("serve")
-        .env("FREESWITCH_PORT", sim.addr.port().to_string())
-        .env("SOCKET_LISTEN", format!("127.0.0.1:{socket}"))
-        .env("API_LISTEN", format!("127.0.0.1:{api}"))
-        .env("DATABASE_URL", db.url())
-        .env("CPS_MAXIMO", "1000")
-        .env("PROCESO_ID", id)
-        .env("LATIDO_MS", "200")
-        .env("PROCESO_CADUCA_MS", "1000")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("the server binary starts");
-    let mut s = Server {
-        child,
-        base: format!("http://127.0.0.1:{api}"),
-        socket: format!("127.0.0.1:{socket}"),
-    };
-    let http = reqwest::Client::new();
-    let t0 = Instant::now();
-    loop {
-        if let Ok(r) = http.get(format!("{}/health", s.base)).send().await {
-            let b: Value = r.json().await.unwrap_or(Value::Null);
-            if b["freeswitch"] == "conectado" && b["arranque"] == "listo" {
-                break;
-            }
-        }
-        if let Some(status) = s.child.try_wait().unwrap() {
-            panic!("{id} exited during start-up ({status})");
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(30),
-            "{id} did not come up"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    let socket = format!("127.0.0.1:{}", free_port());
+    let env = [
+        ("FREESWITCH_PORT", sim.addr.port().to_string()),
+        ("SOCKET_LISTEN", socket.clone()),
+        ("DATABASE_URL", db.url()),
+        ("CPS_MAXIMO", "1000".to_owned()),
+        ("PROCESO_ID", id.to_owned()),
+        ("LATIDO_MS", "200".to_owned()),
+        ("PROCESO_CADUCA_MS", "1000".to_owned()),
+        ("RUST_LOG", "warn".to_owned()),
+    ];
+    Server {
+        proc: ChildServer::start(id, &env, Stdio::null(), true).await,
+        socket,
     }
-    s
 }
 
 /// (b) The owner dies (`kill -9`) mid-campaign: the other process takes the campaign within

@@ -6,24 +6,15 @@
 use crate::common;
 
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::child::ChildServer;
 use common::{free_port, on_both_backends, Backend, TestDb};
 use discador::sim::{SimConfig, Simulator, Timings};
 use serde_json::{json, Value};
 
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+type Server = ChildServer;
 
 async fn start_server(db: &TestDb, esl_port: u16, socket_port: u16) -> Server {
     start_server_logging(db, esl_port, socket_port, Stdio::null()).await
@@ -36,44 +27,15 @@ async fn start_server_logging(
     socket_port: u16,
     stdout: Stdio,
 ) -> Server {
-    let api = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_discador"))
-        .arg("serve")
-        .env("FREESWITCH_PORT", esl_port.to_string())
-        .env("SOCKET_LISTEN", format!("127.0.0.1:{socket_port}"))
-        .env("API_LISTEN", format!("127.0.0.1:{api}"))
-        .env("DATABASE_URL", db.url())
-        .env("CPS_MAXIMO", "1000")
-        .env("RUST_LOG", "info")
-        .env("LOG_FORMAT", "json")
-        .stdout(stdout)
-        .spawn()
-        .expect("the server binary starts");
-    // Owned by a `Server` at once, so that a failed start-up below kills it too.
-    let mut server = Server {
-        child,
-        base: format!("http://127.0.0.1:{api}"),
-    };
-    let http = reqwest::Client::new();
-    let t0 = Instant::now();
-    loop {
-        if let Ok(r) = http.get(format!("{}/health", server.base)).send().await {
-            let b: Value = r.json().await.unwrap_or(Value::Null);
-            if b["freeswitch"] == "conectado" && b["arranque"] == "listo" {
-                break;
-            }
-        }
-        // A refused configuration ends the process: say so now (its error is on stderr above).
-        if let Some(status) = server.child.try_wait().expect("server status") {
-            panic!("the server exited during start-up ({status})");
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(30),
-            "server did not come up"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    server
+    let env = [
+        ("FREESWITCH_PORT", esl_port.to_string()),
+        ("SOCKET_LISTEN", format!("127.0.0.1:{socket_port}")),
+        ("DATABASE_URL", db.url()),
+        ("CPS_MAXIMO", "1000".to_owned()),
+        ("RUST_LOG", "info".to_owned()),
+        ("LOG_FORMAT", "json".to_owned()),
+    ];
+    ChildServer::start("the server", &env, stdout, true).await
 }
 
 /// The simulator for these tests: limits that never refuse, every duration 100 times shorter,

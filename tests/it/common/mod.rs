@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 pub mod audio;
+pub mod child;
 pub mod freeswitch;
 
 use std::path::PathBuf;
