@@ -239,18 +239,6 @@ impl Dialer {
         &self.shared.tracker
     }
 
-    /// The link of a connected node (the first one if none is connected), for checks that any
-    /// switch of the pool can answer.
-    pub fn esl(&self) -> &crate::esl::InboundClient {
-        let pool = &self.shared.pool;
-        &pool
-            .nodes()
-            .iter()
-            .find(|n| n.connected())
-            .unwrap_or(pool.first())
-            .esl
-    }
-
     pub fn store(&self) -> &Store {
         &self.shared.store
     }
@@ -473,15 +461,6 @@ impl Dialer {
         self.runners()
             .get(&Self::key(name))
             .is_some_and(|r| !r.join.is_finished())
-    }
-
-    /// The campaigns with a runner here that has not ended (dialing or paused).
-    pub fn local_campaigns(&self) -> Vec<CampaignName> {
-        self.runners()
-            .values()
-            .filter(|r| !r.join.is_finished())
-            .map(|r| r.settings.borrow().nombre.clone())
-            .collect()
     }
 
     /// The live figures of every campaign with a runner here (what this process publishes to its
