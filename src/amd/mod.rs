@@ -27,6 +27,17 @@
 //! - `silence_threshold` 256: minimum mean absolute amplitude of voice; the adaptive noise floor
 //!   (`vad.rs`) raises it on noisy lines.
 //!
+//! One rule goes beyond the classic detectors: loudness relative to the word ([`TAIL_RATIO`]).
+//! A frame 18 dB or more under the loudest frame of its word is that word's tail (the decay of
+//! its last syllable, an echo, a dip in continuous speech): it is still the word's sound, but the
+//! pause after the word is counted from where the speech fell away. A tail lasting
+//! `between_words_silence_ms` ends the word, as a pause would, and sound that quiet after it is
+//! not a new word until a real pause resets the reference. Asterisk's fixed threshold hears a
+//! loud speaker's tail as speech (the HUMAN verdict comes one to four frames late) and a
+//! recorded greeting, spoken without pauses, as one long word; mod_amd's VAD, which reads every
+//! other sample, effectively doubles its threshold instead, which splits a person's "¿Hola?
+//! ¿Quién habla?" into three words (`BENCHMARKS.md`).
+//!
 //! The rules are checked after every frame in this order: TOOLONG, INITIALSILENCE, MAXWORDS,
 //! LONGWORD, LONGGREETING, HUMAN. A beep is voice for this detector (a beep after a long greeting
 //! is consistent with MACHINE); [`BeepDetector`] finds it separately, to know when to speak.
@@ -57,6 +68,11 @@ pub const DIGITAL_SILENCE: u16 = 8;
 /// Digital silence ends a word only after this long: five packets lost in a row are far rarer
 /// than one to three, and a real pause on a line with silence suppression is longer.
 pub const DIGITAL_GAP_MS: u32 = 100;
+/// A word's frames this many times quieter than its loudest (−18 dB) are its tail (see the
+/// module doc): the pause after the word, and so the HUMAN verdict, starts where the speech fell
+/// away rather than where its echo dropped under `silence_threshold`: on the labeled set's loud
+/// speakers, one to four frames sooner.
+const TAIL_RATIO: u32 = 8;
 /// Longer frames are analysed in 20 ms pieces, so decisions keep a 20 ms resolution.
 const FRAME_SAMPLES: usize = 160;
 
@@ -129,6 +145,14 @@ pub struct Detector {
     silence: u64,
     /// The part of `silence` that was not digital silence: the line's own pause.
     line_silence: u64,
+    /// Time since the last frame of a word that was louder than its tail (see [`TAIL_RATIO`]):
+    /// the pause that decides HUMAN. Never shorter than `silence`.
+    since_speech: u64,
+    /// Loudest frame of the current word, or of the last one until a real pause (mean absolute
+    /// amplitude): what a frame must be within [`TAIL_RATIO`] of to be speech rather than tail.
+    word_peak: u32,
+    /// Loudest frame of the voiced run that may become the next word.
+    pending_peak: u32,
     /// Consecutive voiced time not yet long enough to be a word.
     pending: u64,
     in_word: bool,
@@ -152,6 +176,9 @@ impl Detector {
             elapsed: 0,
             silence: 0,
             line_silence: 0,
+            since_speech: 0,
+            word_peak: 0,
+            pending_peak: 0,
             pending: 0,
             in_word: false,
             words: 0,
@@ -209,9 +236,10 @@ impl Detector {
     /// Updates the word/silence counters with one chunk.
     fn track(&mut self, chunk: &[i16]) {
         let len = chunk.len() as u64;
-        if !self.vad.classify(chunk) {
+        let Some(level) = self.vad.voice_level(chunk) else {
             self.pending = 0;
             self.silence += len;
+            self.since_speech += len;
             if !is_digital_silence(chunk) {
                 self.line_silence += len;
             }
@@ -219,26 +247,56 @@ impl Detector {
             if self.line_silence >= samples(between)
                 || self.silence >= samples(between.max(DIGITAL_GAP_MS))
             {
+                // A real pause: what comes next is judged on its own loudness.
                 self.in_word = false;
+                self.word_peak = 0;
             }
-        } else if self.in_word {
+            return;
+        };
+        let loud = level.saturating_mul(TAIL_RATIO) >= self.word_peak;
+        if self.in_word {
             self.word += len;
             self.voiced += len;
-            self.silence = 0;
-            self.line_silence = 0;
-        } else {
+            if loud {
+                self.word_peak = self.word_peak.max(level);
+                self.silence = 0;
+                self.line_silence = 0;
+                self.since_speech = 0;
+            } else {
+                // The word's tail: still its sound, already the pause after it.
+                self.since_speech += len;
+                self.line_silence += len;
+                if self.line_silence >= samples(self.params.between_words_silence_ms) {
+                    self.in_word = false;
+                }
+            }
+        } else if loud {
             self.pending += len;
+            self.pending_peak = if self.pending == len {
+                level
+            } else {
+                self.pending_peak.max(level)
+            };
             self.silence += len;
             self.line_silence += len;
+            self.since_speech += len;
             if self.pending >= samples(self.params.min_word_ms) {
                 self.words += 1;
                 self.in_word = true;
                 self.word = self.pending;
                 self.voiced += self.pending;
+                self.word_peak = self.pending_peak;
                 self.pending = 0;
                 self.silence = 0;
                 self.line_silence = 0;
+                self.since_speech = 0;
             }
+        } else {
+            // The last word's tail going on after it ended: a pause, not a new word.
+            self.pending = 0;
+            self.silence += len;
+            self.line_silence += len;
+            self.since_speech += len;
         }
     }
 
@@ -255,7 +313,7 @@ impl Detector {
             Some((Verdict::Machine, cause::LONGWORD))
         } else if spoke && self.voiced >= samples(p.greeting_ms) {
             Some((Verdict::Machine, cause::LONGGREETING))
-        } else if spoke && self.silence >= samples(p.after_greeting_silence_ms) {
+        } else if spoke && self.since_speech >= samples(p.after_greeting_silence_ms) {
             Some((Verdict::Human, cause::HUMAN))
         } else {
             None
@@ -395,6 +453,69 @@ mod tests {
     fn hola_then_silence_is_human() {
         let d = decide(&concat(&[speech(500, 16000.0, 1), silence(3000)]));
         assert_decision(d, Verdict::Human, cause::HUMAN, 1260..=1340);
+    }
+
+    /// The pause that makes a person starts where the speech fell away (−18 dB under the word's
+    /// loudest frame), not where its quiet tail dropped under `silence_threshold`: 200 ms of tail
+    /// (mean 286, above the 256 threshold) does not delay the verdict.
+    #[test]
+    fn a_words_quiet_tail_is_already_the_pause() {
+        let tail = tone(200, 300.0, 450);
+        let d = decide(&concat(&[
+            silence(300),
+            speech(400, 16000.0, 1),
+            tail.clone(),
+            silence(2000),
+        ]));
+        assert_decision(d, Verdict::Human, cause::HUMAN, 1480..=1540);
+        // Without the loud body the same sound is a word of its own, and its end is the pause.
+        let d = decide(&concat(&[silence(300), tail, silence(2000)]));
+        assert_decision(d, Verdict::Human, cause::HUMAN, 1280..=1320);
+    }
+
+    /// Loud, 40 ms 18 dB down, loud is one word (a dip shorter than `between_words_silence_ms`);
+    /// with 200 ms 18 dB down in the middle it is two (with at most two words allowed, a
+    /// machine): a stretch that far under the word's loudest is a pause, as continuous speech
+    /// over a noisy or reverberant line has them.
+    #[test]
+    fn a_long_stretch_far_under_the_word_separates_words() {
+        let params = AmdParams {
+            maximum_words: 2,
+            ..AmdParams::default()
+        };
+        let with_dip = |ms| {
+            concat(&[
+                silence(300),
+                speech(300, 16000.0, 1),
+                tone(ms, 300.0, 450),
+                speech(300, 16000.0, 2),
+                silence(2000),
+            ])
+        };
+        let d = decide_with(params.clone(), &with_dip(40)).expect("a decision");
+        assert_decision(d, Verdict::Human, cause::HUMAN, 1700..=1760);
+        let d = decide_with(params, &with_dip(200)).expect("a decision");
+        assert_decision(d, Verdict::Machine, cause::MAXWORDS, 880..=920);
+    }
+
+    /// A loud word's echo (200 ms, 18 dB down) after the word ended is neither a word nor a delay.
+    #[test]
+    fn a_words_echo_is_not_a_word() {
+        let params = AmdParams {
+            maximum_words: 2,
+            ..AmdParams::default()
+        };
+        let d = decide_with(
+            params,
+            &concat(&[
+                silence(300),
+                speech(400, 16000.0, 1),
+                tone(400, 300.0, 450),
+                silence(2000),
+            ]),
+        )
+        .expect("a decision");
+        assert_decision(d, Verdict::Human, cause::HUMAN, 1480..=1540);
     }
 
     #[test]

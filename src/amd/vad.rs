@@ -45,16 +45,21 @@ impl Vad {
     /// Classifies one frame (true = voice) and lets a silent frame pull the floor towards its
     /// level, weighted by the frame's length.
     pub(crate) fn classify(&mut self, frame: &[i16]) -> bool {
+        self.voice_level(frame).is_some()
+    }
+
+    /// [`Vad::classify`], giving a voiced frame's level (mean absolute amplitude).
+    pub(crate) fn voice_level(&mut self, frame: &[i16]) -> Option<u32> {
         if frame.is_empty() {
-            return false;
+            return None;
         }
-        let level = mean_abs(frame) as f32;
-        let voiced = level >= self.threshold();
-        if !voiced {
-            let weight = (frame.len() as f32 / FLOOR_TIME_CONSTANT).min(1.0);
-            self.floor += (level - self.floor) * weight;
+        let level = mean_abs(frame);
+        if level as f32 >= self.threshold() {
+            return Some(level);
         }
-        voiced
+        let weight = (frame.len() as f32 / FLOOR_TIME_CONSTANT).min(1.0);
+        self.floor += (level as f32 - self.floor) * weight;
+        None
     }
 }
 

@@ -38,12 +38,87 @@ enum Encoding {
     },
 }
 
+/// Turns the switch's packets into 8 kHz samples for the detector.
+///
+/// One quirk of the switch is handled here. For a frame it generated itself (comfort noise: the
+/// called party's packet did not arrive in time, typically the very first frame after the answer),
+/// `unicast` sends the *decoded* frame's size in bytes of 0xFF, even with `flags: native`
+/// (`switch_ivr_park`, FreeSWITCH 1.10.12). In G.711 that is twice the frame: 40 ms of audio for
+/// 20 ms of time. And 0xFF is µ-law's zero but A-law's +848, which would be heard as a loud voiced
+/// frame. Such a packet (all 0xFF, twice the size of the stream's real packets) is one frame of
+/// silence.
+#[derive(Debug)]
+struct Decoder {
+    encoding: Encoding,
+    /// Size of the last real G.711 packet: a comfort-noise packet is twice this.
+    packet_len: Option<usize>,
+}
+
+impl Decoder {
+    fn new(encoding: Encoding) -> Self {
+        Self {
+            encoding,
+            packet_len: None,
+        }
+    }
+
+    /// Decodes one packet onto `out`; `false` for a packet that cannot be the call's audio
+    /// (empty, over 100 ms, an odd number of bytes of linear audio).
+    fn decode(&mut self, packet: &[u8], out: &mut Vec<i16>) -> bool {
+        match self.encoding {
+            Encoding::Ulaw | Encoding::Alaw if packet.is_empty() || packet.len() > 800 => false,
+            Encoding::Ulaw | Encoding::Alaw if self.is_comfort_noise(packet) => {
+                out.extend(std::iter::repeat_n(0, packet.len() / 2));
+                true
+            }
+            Encoding::Ulaw => {
+                self.packet_len = Some(packet.len());
+                out.extend(packet.iter().map(|b| ulaw_to_linear(*b)));
+                true
+            }
+            Encoding::Alaw => {
+                self.packet_len = Some(packet.len());
+                out.extend(packet.iter().map(|b| alaw_to_linear(*b)));
+                true
+            }
+            Encoding::Linear { rate } => {
+                let step = (rate / 8000).max(1) as usize;
+                if packet.is_empty()
+                    || !packet.len().is_multiple_of(2)
+                    || packet.len() > 1600 * step
+                {
+                    return false;
+                }
+                // Higher rates are decimated to 8 kHz: the detector needs energy, not fidelity.
+                out.extend(
+                    packet
+                        .chunks_exact(2)
+                        .step_by(step)
+                        .map(|b| i16::from_le_bytes([b[0], b[1]])),
+                );
+                true
+            }
+        }
+    }
+
+    /// A G.711 packet that is the switch's comfort-noise stand-in (see the type's doc): all
+    /// 0xFF, and twice the stream's packet size (before any real packet: twice a 20 ms packet
+    /// or more, which no real packet of this stream is).
+    fn is_comfort_noise(&self, packet: &[u8]) -> bool {
+        let doubled = match self.packet_len {
+            Some(n) => packet.len() == 2 * n,
+            None => packet.len() >= 2 * FRAME && packet.len().is_multiple_of(2),
+        };
+        doubled && packet.iter().all(|b| *b == 0xFF)
+    }
+}
+
 /// The audio stream of one call.
 pub struct AudioTap {
     socket: UdpSocket,
     /// Where the switch sends from (its address on the controller's connection).
     switch_ip: std::net::IpAddr,
-    encoding: Encoding,
+    decoder: Decoder,
     started: Instant,
     /// Decoded samples not yet fed (packets need not be exactly 20 ms).
     pending: Vec<i16>,
@@ -81,7 +156,7 @@ impl AudioTap {
         Ok(AudioTap {
             socket,
             switch_ip,
-            encoding,
+            decoder: Decoder::new(encoding),
             started: Instant::now(),
             pending: Vec::with_capacity(FRAME * 4),
             packets: 0,
@@ -185,38 +260,59 @@ impl AudioTap {
         }
     }
 
-    /// Decodes one packet into `pending`; `false` for a packet that cannot be the call's audio
-    /// (empty, over 100 ms, an odd number of bytes of linear audio).
+    /// Decodes one packet into `pending`; `false` for a packet that cannot be the call's audio.
     fn decode(&mut self, packet: &[u8]) -> bool {
-        match self.encoding {
-            Encoding::Ulaw | Encoding::Alaw if packet.is_empty() || packet.len() > 800 => false,
-            Encoding::Ulaw => {
-                self.pending
-                    .extend(packet.iter().map(|b| ulaw_to_linear(*b)));
-                true
-            }
-            Encoding::Alaw => {
-                self.pending
-                    .extend(packet.iter().map(|b| alaw_to_linear(*b)));
-                true
-            }
-            Encoding::Linear { rate } => {
-                let step = (rate / 8000).max(1) as usize;
-                if packet.is_empty()
-                    || !packet.len().is_multiple_of(2)
-                    || packet.len() > 1600 * step
-                {
-                    return false;
-                }
-                // Higher rates are decimated to 8 kHz: the detector needs energy, not fidelity.
-                self.pending.extend(
-                    packet
-                        .chunks_exact(2)
-                        .step_by(step)
-                        .map(|b| i16::from_le_bytes([b[0], b[1]])),
-                );
-                true
-            }
+        self.decoder.decode(packet, &mut self.pending)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decoded(d: &mut Decoder, packet: &[u8]) -> Vec<i16> {
+        let mut out = Vec::new();
+        assert!(d.decode(packet, &mut out));
+        out
+    }
+
+    /// The switch's own first frame (320 bytes of 0xFF for a 20 ms PCMA frame) is 20 ms of
+    /// silence, not 40 ms of A-law's +848.
+    #[test]
+    fn a_comfort_noise_packet_is_one_frame_of_silence() {
+        for encoding in [Encoding::Alaw, Encoding::Ulaw] {
+            let mut d = Decoder::new(encoding);
+            assert_eq!(decoded(&mut d, &[0xFF; 320]), vec![0; 160], "{encoding:?}");
+            let speech: Vec<u8> = (0..160).map(|i| (i * 7 % 251) as u8).collect();
+            assert_eq!(decoded(&mut d, &speech).len(), 160);
+            assert_eq!(decoded(&mut d, &[0xFF; 320]), vec![0; 160], "{encoding:?}");
         }
+    }
+
+    /// A real packet of µ-law's digital silence keeps its length, and A-law's 0xFF in a packet of
+    /// the stream's own size is audio like any other.
+    #[test]
+    fn real_packets_keep_their_length() {
+        let mut d = Decoder::new(Encoding::Ulaw);
+        assert_eq!(decoded(&mut d, &[0xFF; 160]), vec![0; 160]);
+        assert_eq!(decoded(&mut d, &[0xFF; 160]).len(), 160);
+        let mut d = Decoder::new(Encoding::Alaw);
+        assert_eq!(decoded(&mut d, &[0x55; 160]).len(), 160);
+        assert_eq!(
+            decoded(&mut d, &[0xFF; 160]),
+            vec![alaw_to_linear(0xFF); 160]
+        );
+    }
+
+    #[test]
+    fn unreadable_packets_are_refused() {
+        let mut out = Vec::new();
+        let mut d = Decoder::new(Encoding::Ulaw);
+        assert!(!d.decode(&[], &mut out));
+        assert!(!d.decode(&[0x7F; 3000], &mut out));
+        let mut d = Decoder::new(Encoding::Linear { rate: 16000 });
+        assert!(!d.decode(&[1, 2, 3], &mut out));
+        assert!(out.is_empty());
+        assert_eq!(decoded(&mut d, &[1, 0, 2, 0, 3, 0, 4, 0]), vec![1, 3]);
     }
 }

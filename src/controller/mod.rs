@@ -214,6 +214,12 @@ impl Controller {
         disp: &mut CallDisposition,
         verdict_sent: &mut bool,
     ) -> Result<(), ControlError> {
+        // The stream first: what the switch reads before `unicast` reaches it is never heard,
+        // and a greeting's first word cut short is not counted as a word.
+        let listening = match campaign.amd {
+            AmdMode::Integrado => Some(AudioTap::open(session).await?),
+            _ => None,
+        };
         session.myevents().await?;
         if campaign.amd == AmdMode::Avmd || campaign.guion.needs_avmd(campaign.amd) {
             session.subscribe(&AVMD_BEEP).await?;
@@ -231,7 +237,7 @@ impl Controller {
                 (raw, cause)
             }
             AmdMode::Integrado => {
-                let (raw, cause, open) = self.integrado(session, campaign).await?;
+                let (raw, cause, open) = self.integrado(session, campaign, listening).await?;
                 tap = open;
                 (raw, cause)
             }
@@ -362,14 +368,19 @@ impl Controller {
         }
     }
 
-    /// The service's own detector on the call's audio. The stream stays open (returned) only when
-    /// a machine's message waits for the beep, which the same stream then listens for.
+    /// The service's own detector on the call's audio (`listening`: the stream, if already asked
+    /// for). The stream stays open (returned) only when a machine's message waits for the beep,
+    /// which the same stream then listens for.
     async fn integrado(
         &self,
         session: &mut OutboundSession,
         campaign: &Campaign,
+        listening: Option<AudioTap>,
     ) -> Result<(String, Option<String>, Option<AudioTap>), ControlError> {
-        let mut tap = AudioTap::open(session).await?;
+        let mut tap = match listening {
+            Some(tap) => tap,
+            None => AudioTap::open(session).await?,
+        };
         let d = tap.verdict(session, &campaign.amd_integrado).await?;
         let raw = d.verdict.as_str().to_owned();
         tracing::debug!(uuid = %session.uuid(), amd = %raw, causa = d.cause, audio_ms = d.at_ms,
