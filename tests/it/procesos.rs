@@ -534,30 +534,12 @@ async fn the_survivor_takes_over_a_killed_owners_campaign() {
     let b = server(&db, &sim, "kill-b").await;
     let http = reqwest::Client::new();
     let numbers: Vec<String> = (0..200).map(|i| format!("54933{i:06}6")).collect();
-    let body = json!({"nombre": "CAIDA", "hora_inicio": "00:00", "hora_fin": "00:00",
-        "cps": 50, "reintentos": 2, "intervalo_reintento": 0, "max_canales": 100});
-    let r = http
-        .post(format!("{}/campanas/", a.base))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 201);
-    let r = http
-        .post(format!("{}/campana/CAIDA/numeros", a.base))
-        .header("content-type", "text/csv")
-        .body(format!("telefono\n{}\n", numbers.join("\n")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
-    let r = http
-        .post(format!("{}/discador/iniciar/", a.base))
-        .json(&json!({"nombre_campana": "CAIDA"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
+    a.start_campaign(
+        "CAIDA",
+        json!({"cps": 50, "reintentos": 2, "intervalo_reintento": 0, "max_canales": 100}),
+        &numbers,
+    )
+    .await;
 
     while sim.originates().len() < 60 {
         tokio::time::sleep(Duration::from_millis(5)).await;

@@ -58,37 +58,6 @@ async fn simulator(socket_port: u16, talk_ms: u64, ring_ms: u64) -> discador::si
     .unwrap()
 }
 
-/// Creates campaign `nombre` open all day with `settings`, loads `numbers` and starts it.
-async fn start_campaign(server: &Server, nombre: &str, settings: Value, numbers: &[String]) {
-    let http = reqwest::Client::new();
-    let mut body = json!({"nombre": nombre, "hora_inicio": "00:00", "hora_fin": "00:00"});
-    for (k, v) in settings.as_object().unwrap() {
-        body[k] = v.clone();
-    }
-    let r = http
-        .post(format!("{}/campanas/", server.base))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 201);
-    let r = http
-        .post(format!("{}/campana/{nombre}/numeros", server.base))
-        .header("content-type", "text/csv")
-        .body(format!("telefono\n{}\n", numbers.join("\n")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
-    let r = http
-        .post(format!("{}/discador/iniciar/", server.base))
-        .json(&json!({ "nombre_campana": nombre }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
-}
-
 on_both_backends!(
     kill_9_mid_campaign_then_restart_loses_nothing,
     worker_threads = 2
@@ -102,13 +71,13 @@ async fn kill_9_mid_campaign_then_restart_loses_nothing(backend: Backend) {
 
     let mut server = start_server(&db, sim.addr.port(), socket_port).await;
     let numbers: Vec<String> = (0..200).map(|i| format!("54988{i:06}6")).collect();
-    start_campaign(
-        &server,
-        "CAIDA",
-        json!({"cps": 50, "reintentos": 2, "intervalo_reintento": 0, "max_canales": 100}),
-        &numbers,
-    )
-    .await;
+    server
+        .start_campaign(
+            "CAIDA",
+            json!({"cps": 50, "reintentos": 2, "intervalo_reintento": 0, "max_canales": 100}),
+            &numbers,
+        )
+        .await;
 
     while sim.originates().len() < 60 {
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -214,13 +183,13 @@ async fn sigterm_mid_campaign_writes_every_known_result(backend: Backend) {
     let numbers: Vec<String> = (0..3000)
         .map(|i| format!("54977{i:06}{}", [6, 0][i % 2]))
         .collect();
-    start_campaign(
-        &server,
-        "TERM",
-        json!({"cps": 800, "reintentos": 0, "max_canales": 2000}),
-        &numbers,
-    )
-    .await;
+    server
+        .start_campaign(
+            "TERM",
+            json!({"cps": 800, "reintentos": 0, "max_canales": 2000}),
+            &numbers,
+        )
+        .await;
     while sim.finished().len() < 600 {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }

@@ -4,7 +4,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use super::free_port;
 
@@ -64,5 +64,37 @@ impl ChildServer {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Creates campaign `nombre` open all day with `settings`, loads `numbers` and starts it,
+    /// through this process's API.
+    pub async fn start_campaign(&self, nombre: &str, settings: Value, numbers: &[String]) {
+        let http = reqwest::Client::new();
+        let mut body = json!({"nombre": nombre, "hora_inicio": "00:00", "hora_fin": "00:00"});
+        for (k, v) in settings.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        let r = http
+            .post(format!("{}/campanas/", self.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 201);
+        let r = http
+            .post(format!("{}/campana/{nombre}/numeros", self.base))
+            .header("content-type", "text/csv")
+            .body(format!("telefono\n{}\n", numbers.join("\n")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        let r = http
+            .post(format!("{}/discador/iniciar/", self.base))
+            .json(&json!({ "nombre_campana": nombre }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
     }
 }
