@@ -133,13 +133,7 @@ impl Rig {
     }
 
     pub(crate) async fn command(&self, op: &str, nombre: &str) {
-        let (s, b) = self
-            .app
-            .post_json(
-                &format!("/discador/{op}/"),
-                json!({ "nombre_campana": nombre }),
-            )
-            .await;
+        let (s, b) = crate::real_switch::command(&self.app, op, nombre).await;
         assert_eq!(s, 200, "{op}: {b}");
     }
 

@@ -96,13 +96,7 @@ impl Pool2 {
     }
 
     async fn command(&self, op: &str, nombre: &str) {
-        let (s, b) = self
-            .app
-            .post_json(
-                &format!("/discador/{op}/"),
-                json!({ "nombre_campana": nombre }),
-            )
-            .await;
+        let (s, b) = crate::real_switch::command(&self.app, op, nombre).await;
         assert_eq!(s, 200, "{op}: {b}");
     }
 
