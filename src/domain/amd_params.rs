@@ -21,15 +21,15 @@ const fn limit(field: &'static str, min: u32, max: u32, default: u32) -> Limit {
     }
 }
 
-pub const INITIAL_SILENCE_MS: Limit = limit("amd_integrado.initial_silence_ms", 500, 10_000, 2500);
-pub const GREETING_MS: Limit = limit("amd_integrado.greeting_ms", 500, 10_000, 1500);
+pub const INITIAL_SILENCE_MS: Limit = limit("amd_integrado.initial_silence_ms", 500, 10_000, 3500);
+pub const GREETING_MS: Limit = limit("amd_integrado.greeting_ms", 500, 10_000, 2500);
 pub const AFTER_GREETING_SILENCE_MS: Limit =
     limit("amd_integrado.after_greeting_silence_ms", 200, 5_000, 800);
-pub const TOTAL_ANALYSIS_MS: Limit = limit("amd_integrado.total_analysis_ms", 1_000, 15_000, 5000);
+pub const TOTAL_ANALYSIS_MS: Limit = limit("amd_integrado.total_analysis_ms", 1_000, 15_000, 6500);
 pub const MIN_WORD_MS: Limit = limit("amd_integrado.min_word_ms", 20, 1_000, 100);
 pub const BETWEEN_WORDS_SILENCE_MS: Limit =
-    limit("amd_integrado.between_words_silence_ms", 20, 1_000, 50);
-pub const MAXIMUM_WORDS: Limit = limit("amd_integrado.maximum_words", 1, 20, 3);
+    limit("amd_integrado.between_words_silence_ms", 20, 1_000, 100);
+pub const MAXIMUM_WORDS: Limit = limit("amd_integrado.maximum_words", 1, 20, 7);
 pub const MAXIMUM_WORD_MS: Limit = limit("amd_integrado.maximum_word_ms", 500, 15_000, 5000);
 pub const SILENCE_THRESHOLD: Limit = limit("amd_integrado.silence_threshold", 16, 8_192, 256);
 
@@ -41,28 +41,29 @@ pub const SILENCE_THRESHOLD: Limit = limit("amd_integrado.silence_threshold", 16
     description = "Parámetros del detector de contestadores integrado (`amd: integrado`), en ms del audio de la llamada. Se puede indicar cualquier subconjunto; los demás conservan su valor. Se muestran siempre completos."
 )]
 pub struct AmdParamsJson {
-    /// Nobody spoke by then ⇒ NOTSURE / INITIALSILENCE. 500..=10000, default 2500.
-    #[schema(example = 2500)]
+    /// Nobody spoke by then ⇒ NOTSURE / INITIALSILENCE. 500..=10000, default 3500 (people
+    /// answer up to 3 s late).
+    #[schema(example = 3500)]
     pub initial_silence_ms: Option<i64>,
     /// Speech since the first word adds up to this ⇒ MACHINE / LONGGREETING. 500..=10000,
-    /// default 1500.
-    #[schema(example = 1500)]
+    /// default 2500.
+    #[schema(example = 2500)]
     pub greeting_ms: Option<i64>,
     /// Silence after a short greeting ⇒ HUMAN. 200..=5000, default 800.
     #[schema(example = 800)]
     pub after_greeting_silence_ms: Option<i64>,
     /// No decision by then ⇒ NOTSURE / TOOLONG. 1000..=15000, greater than `initial_silence_ms`
-    /// and `greeting_ms`; default 5000.
-    #[schema(example = 5000)]
+    /// and `greeting_ms`; default 6500.
+    #[schema(example = 6500)]
     pub total_analysis_ms: Option<i64>,
     /// A voiced run shorter than this is noise, not a word. 20..=1000, default 100.
     #[schema(example = 100)]
     pub min_word_ms: Option<i64>,
-    /// The silence that separates two words. 20..=1000, default 50.
+    /// The silence that separates two words. 20..=1000, default 100.
     #[schema(example = 100)]
     pub between_words_silence_ms: Option<i64>,
-    /// This many words ⇒ MACHINE / MAXWORDS. 1..=20, default 3.
-    #[schema(example = 3)]
+    /// This many words ⇒ MACHINE / MAXWORDS. 1..=20, default 7.
+    #[schema(example = 7)]
     pub maximum_words: Option<i64>,
     /// One word this long ⇒ MACHINE / LONGWORD (a tone, music). 500..=15000, default 5000.
     #[schema(example = 5000)]
@@ -272,8 +273,8 @@ mod tests {
             serde_json::json!({"total_analysis_ms": 2000, "initial_silence_ms": 2500}),
             serde_json::json!({"total_analysis_ms": 2500, "initial_silence_ms": 2500}),
             serde_json::json!({"total_analysis_ms": 3000, "greeting_ms": 3000}),
-            serde_json::json!({"greeting_ms": 6000}),
-            serde_json::json!({"initial_silence_ms": 5000}),
+            serde_json::json!({"greeting_ms": 7000}),
+            serde_json::json!({"initial_silence_ms": 6500}),
         ] {
             let e = err(&d, v.clone());
             assert!(
@@ -284,10 +285,10 @@ mod tests {
         // The rule applies to the merged result: raising both together is fine.
         let p = parse(
             &d,
-            &json(serde_json::json!({"greeting_ms": 6000, "total_analysis_ms": 6001})),
+            &json(serde_json::json!({"greeting_ms": 7000, "total_analysis_ms": 7001})),
         )
         .unwrap();
-        assert_eq!((p.greeting_ms, p.total_analysis_ms), (6000, 6001));
+        assert_eq!((p.greeting_ms, p.total_analysis_ms), (7000, 7001));
     }
 
     #[test]

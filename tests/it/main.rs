@@ -10,6 +10,7 @@
 //!   `script`: the campaign's message, menu, voicemail drop and abandon rule there, checked on
 //!   the carrier's recordings of what each called party heard;
 //! - `amd_set`: the labeled AMD set (`scripts/amd-set/`) through the real switch, with its report;
+//!   `amd_corpus`: a sample of the AMD corpus's held-out test split (`scripts/amd-corpus/`) there;
 //! - `freeswitch_conf`, `cli`: the shipped configuration and the command line;
 //! - `metrics`: `/metrics` against the estado and CDR counts, and the API's rate limit;
 //! - `nodes`, `procesos`, `cluster`: several FreeSWITCH nodes, several discador processes on one
@@ -17,6 +18,7 @@
 
 mod common;
 
+mod amd_corpus;
 mod amd_set;
 mod api;
 mod cli;
