@@ -385,9 +385,9 @@ on_both_backends!(integrated_amd_settings, worker_threads = 2);
 /// naming `amd_integrado` and changes nothing; a stored value that no longer parses is reported.
 async fn integrated_amd_settings(backend: Backend) {
     let t = TestApp::spawn(backend).await;
-    let defaults = json!({"initial_silence_ms": 2500, "greeting_ms": 1500,
-        "after_greeting_silence_ms": 800, "total_analysis_ms": 5000, "min_word_ms": 100,
-        "between_words_silence_ms": 50, "maximum_words": 3, "maximum_word_ms": 5000,
+    let defaults = json!({"initial_silence_ms": 3500, "greeting_ms": 2500,
+        "after_greeting_silence_ms": 800, "total_analysis_ms": 6500, "min_word_ms": 100,
+        "between_words_silence_ms": 100, "maximum_words": 7, "maximum_word_ms": 5000,
         "silence_threshold": 256});
 
     // No module needed for `integrado`; one field given, the other eight at their defaults.
