@@ -9,7 +9,7 @@
 //! validation figures with a margin, not the targets; BENCHMARKS.md has the whole
 //! split's figures (`make bench-amd-corpus`, the ignored test at the end).
 
-use crate::amd_set::{report, run_files, save_report, SetResult};
+use crate::amd_set::{medians_where_both_right_on, report, run_files, save_report, SetResult};
 use crate::common;
 use crate::real_switch::app;
 
@@ -167,24 +167,6 @@ fn by_kind(files: &[CorpusFile], results: &[SetResult]) -> String {
     out
 }
 
-/// The median decision time, ms on the switch's clock, of the people both detectors got right.
-fn people_median(a: &[SetResult], b: &[SetResult]) -> (u64, u64) {
-    let right = |r: &SetResult| r.label == "HUMAN" && r.amd_resultado == "HUMAN";
-    let (mut ta, mut tb) = (Vec::new(), Vec::new());
-    for x in a.iter().filter(|x| right(x)) {
-        if let Some(y) = b.iter().find(|y| y.n == x.n && right(y)) {
-            if let (Some(dx), Some(dy)) = (x.decision_ms, y.decision_ms) {
-                ta.push(dx);
-                tb.push(dy);
-            }
-        }
-    }
-    ta.sort_unstable();
-    tb.sort_unstable();
-    let median = |v: &[u64]| v.get(v.len() / 2).copied().unwrap_or(0);
-    (median(&ta), median(&tb))
-}
-
 /// Both detectors on `files`; returns the summary line and writes the reports.
 async fn compare(files: &[CorpusFile], tag: &str) -> (Vec<SetResult>, Vec<SetResult>, String) {
     let dir = files_dir();
@@ -192,7 +174,7 @@ async fn compare(files: &[CorpusFile], tag: &str) -> (Vec<SetResult>, Vec<SetRes
     let mod_amd = through_the_switch("mod_amd", files, &format!("CORPUS_M_{tag}")).await;
     let (ir, in_, ic) = score(&integrado);
     let (mr, mn, mc) = score(&mod_amd);
-    let (ip, mp) = people_median(&integrado, &mod_amd);
+    let (ip, mp) = medians_where_both_right_on(&integrado, &mod_amd, &["HUMAN"]);
     let sits = files.iter().filter(|f| f.label == "SIT").count();
     let sit_right = integrado
         .iter()

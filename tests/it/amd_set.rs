@@ -389,8 +389,16 @@ fn paired_median_difference(a: &[SetResult], b: &[SetResult]) -> i64 {
 /// in ms: the same files on both sides, so neither a wrong (and early) verdict of one nor a
 /// different mix of verdicts moves the comparison.
 fn medians_where_both_right(a: &[SetResult], b: &[SetResult]) -> (u64, u64) {
-    let right =
-        |r: &SetResult| (r.label == "HUMAN" || r.label == "MACHINE") && r.amd_resultado == r.label;
+    medians_where_both_right_on(a, b, &["HUMAN", "MACHINE"])
+}
+
+/// [`medians_where_both_right`] over the files labeled one of `labels` only (e.g. people).
+pub(crate) fn medians_where_both_right_on(
+    a: &[SetResult],
+    b: &[SetResult],
+    labels: &[&str],
+) -> (u64, u64) {
+    let right = |r: &SetResult| labels.contains(&r.label.as_str()) && r.amd_resultado == r.label;
     let (mut ta, mut tb) = (Vec::new(), Vec::new());
     for x in a.iter().filter(|x| right(x)) {
         if let Some(y) = b.iter().find(|y| y.n == x.n && right(y)) {
