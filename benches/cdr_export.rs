@@ -109,6 +109,7 @@ fn seed_rows() -> Vec<discador::store::CdrRow> {
                 transferida_a: None,
                 agente_contesto: None,
                 tras_beep_ms: None,
+                amd_inicial: None,
             }
         })
         .collect()
@@ -118,7 +119,7 @@ fn seed_rows() -> Vec<discador::store::CdrRow> {
 fn double(db: &BenchDb, times: u32) -> anyhow::Result<()> {
     const COLUMNS: &str = "campana, numero_id, telefono, intento, uuid, nodo, estado, resultado, \
         causa, amd_resultado, amd_causa, inicio, contestada, fin, billsec, duracion, disposicion, \
-        mensaje_ms, teclas, accion, transferida_a, agente_contesto, tras_beep_ms";
+        mensaje_ms, teclas, accion, transferida_a, agente_contesto, tras_beep_ms, amd_inicial";
     for k in 1..=times {
         let (uuid, shift): (String, fn(&str, u32) -> String) = match db.backend {
             Backend::Mysql => ("UUID()".to_owned(), |c: &str, k: u32| {

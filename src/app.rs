@@ -386,6 +386,7 @@ fn start_controller(
         ControllerSettings {
             amd_timeout: Duration::from_millis(cfg.amd_timeout_ms),
             avmd_window: Duration::from_millis(cfg.avmd_ventana_ms),
+            late_beep_window: Duration::from_millis(cfg.pitido_tardio_ms),
             ..ControllerSettings::default()
         },
     );

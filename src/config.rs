@@ -173,6 +173,14 @@ pub struct Config {
     )]
     pub avmd_ventana_ms: u64,
 
+    /// After a person's verdict, how long after the answer (ms) a voicemail beep heard during
+    /// the person's message or menu still corrects it to a machine (`LATE_BEEP`). 0: never.
+    #[arg(long, env = "PITIDO_TARDIO_MS", default_value_t = 20_000)]
+    #[arg(
+        help = "Tras un veredicto de persona, hasta cuántos milisegundos después de la respuesta un pitido de contestador oído durante el mensaje o el menú lo corrige a máquina (LATE_BEEP). 0: nunca."
+    )]
+    pub pitido_tardio_ms: u64,
+
     /// Attempts per number in any rolling 24 hours, every campaign together (TCPA-style caps:
     /// several US states allow 3). A number over it waits until its oldest attempt of the last
     /// 24 h is 24 h old. 0: no cap.

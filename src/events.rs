@@ -45,11 +45,12 @@ pub enum Evento {
     },
     /// The called party answered.
     Contestada { campana: String, uuid: String },
-    /// The controller's AMD verdict.
+    /// The controller's AMD verdict; sent again when a late beep corrects a person's verdict
+    /// (MAQUINA, cause LATE_BEEP).
     Veredicto {
         campana: String,
         uuid: String,
-        /// HUMANO or MAQUINA (after the campaign's NOTSURE rule).
+        /// HUMANO or MAQUINA (after the campaign's NOTSURE rule); NUMERO_INVALIDO for a SIT.
         resultado: &'static str,
         /// The detector's own word (HUMAN, MACHINE, NOTSURE) and cause.
         amd: String,

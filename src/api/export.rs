@@ -169,6 +169,7 @@ pub struct CdrOut<'a> {
     pub transferida_a: Option<&'a str>,
     pub agente_contesto: Option<bool>,
     pub tras_beep_ms: Option<i32>,
+    pub amd_inicial: Option<&'a str>,
 }
 
 /// `2026-11-28T14:00:00.123Z`.
@@ -203,6 +204,7 @@ impl<'a> From<&'a CdrRow> for CdrOut<'a> {
             transferida_a: r.transferida_a.as_deref(),
             agente_contesto: r.agente_contesto,
             tras_beep_ms: r.tras_beep_ms,
+            amd_inicial: r.amd_inicial.as_deref(),
         }
     }
 }
@@ -274,7 +276,7 @@ impl Encoder {
 }
 
 /// The CSV header when there is no row to take it from: [`CdrOut`]'s fields, in order.
-const CSV_HEADER: [&str; 24] = [
+const CSV_HEADER: [&str; 25] = [
     "id",
     "campana",
     "numero_id",
@@ -299,6 +301,7 @@ const CSV_HEADER: [&str; 24] = [
     "transferida_a",
     "agente_contesto",
     "tras_beep_ms",
+    "amd_inicial",
 ];
 
 /// Where the pages come from: the store, or a test's fake (to check the error path).
@@ -395,7 +398,12 @@ pub fn spawn_producer<P: PageSource>(
     summary = "Exporta las llamadas (CDR) de una campaña",
     description = "Todas las columnas de `llamadas`, una fila por intento, ordenadas por `inicio` y `id`, \
         con `inicio` en [`desde`, `hasta`). Se transmite a medida que se lee: un error de la base de datos \
-        a mitad de camino corta la transferencia en lugar de terminar el archivo antes de tiempo.",
+        a mitad de camino corta la transferencia en lugar de terminar el archivo antes de tiempo. \
+        `amd_resultado` es el veredicto de la detección (HUMAN, MACHINE o NOTSURE; \
+        SIT si se oyó un tono SIT: el número no existe, resultado NUMERO_INVALIDO) y `amd_causa` su motivo. \
+        `amd_inicial` (la última columna) es nula salvo que un pitido de contestador oído durante el \
+        mensaje a la persona haya corregido el veredicto: entonces guarda el primero (HUMAN o NOTSURE), \
+        `amd_resultado` es MACHINE, `amd_causa` LATE_BEEP y `resultado` MAQUINA.",
     params(
         ("nombre" = String, Path, description = "Nombre de la campaña"),
         ("desde" = Option<String>, Query, description = "Instante inicial, incluido, sobre `inicio`: RFC 3339 (`2026-11-28T14:00:00Z`) o fecha `AAAA-MM-DD` (00:00:00 UTC de ese día)"),
@@ -604,6 +612,7 @@ mod tests {
             transferida_a: Some("=HYPERLINK(\"x\")".into()),
             agente_contesto: Some(true),
             tras_beep_ms: None,
+            amd_inicial: Some("HUMAN".into()),
         }
     }
 
@@ -614,7 +623,7 @@ mod tests {
         out.extend_from_slice(&e.page(&[row(2, "9")]).unwrap());
         out.extend_from_slice(&e.end());
         let mut r = csv::Reader::from_reader(out.as_slice());
-        assert_eq!(r.headers().unwrap().len(), 24);
+        assert_eq!(r.headers().unwrap().len(), 25);
         assert_eq!(r.headers().unwrap(), CSV_HEADER.as_slice());
         let recs: Vec<csv::StringRecord> = r.records().map(|x| x.unwrap()).collect();
         assert_eq!(recs.len(), 2);
@@ -623,6 +632,10 @@ mod tests {
         assert_eq!(&recs[0][12], "2026-11-28T14:00:00.005Z");
         assert_eq!(&recs[0][11], "", "NULL is an empty field");
         assert_eq!(&recs[1][0], "2");
+        assert_eq!(
+            &recs[0][24], "HUMAN",
+            "the first verdict of a corrected one"
+        );
     }
 
     #[test]

@@ -349,7 +349,8 @@ async fn existing(st: &AppState, name: &CampaignName) -> Result<crate::store::Ca
     summary = "Flujo de eventos en vivo (SSE)",
     description = "Eventos enviados por el servidor (text/event-stream), uno por hecho: cambios de \
         estado de las campañas (`campana`), y por llamada `originada`, `contestada`, `veredicto` \
-        (AMD), `terminada` (una vez por intento, con su resultado y disposición) y `devuelta` (el \
+        (AMD; de nuevo, MAQUINA con causa LATE_BEEP, si un pitido de contestador durante el mensaje \
+        corrige un veredicto de persona), `terminada` (una vez por intento, con su resultado y disposición) y `devuelta` (el \
         originate no llegó a ser un intento); cada pocos segundos, `ritmo` de cada campaña activa. \
         Cada evento lleva `id:` creciente, `event:` con su tipo y `data:` en JSON. Los teléfonos van \
         enmascarados. Un cliente que deja de leer se desconecta al llenarse su búfer: nunca frena \

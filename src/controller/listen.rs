@@ -6,7 +6,9 @@
 //! bound on the address the switch reached us at (the controller's TCP connection), so it works on
 //! loopback and across a LAN alike, and only packets from the switch's address are read. The
 //! detector ([`crate::amd`]) runs frame by frame; the stream is stopped (`nounicast`) as soon as
-//! the service has heard what it needs.
+//! the service has heard what it needs. During detection the same frames also go to the SIT
+//! detector ([`crate::amd::SitDetector`]): the network's tones before "the number you have
+//! dialed is not in service" end detection at once.
 //!
 //! Every wait is bounded: no packet at all, packets nobody can read (wrong size, another sender),
 //! or a stream that stops all end in the detector's decision on what it heard — NOTSURE when that
@@ -19,8 +21,10 @@ use tokio::net::UdpSocket;
 use tokio::time::Instant;
 
 use super::ControlError;
-use crate::amd::{alaw_to_linear, ulaw_to_linear, AmdParams, BeepDetector, Decision, Detector};
-use crate::esl::{EslError, OutboundSession};
+use crate::amd::{
+    alaw_to_linear, ulaw_to_linear, AmdParams, BeepDetector, Decision, Detector, Sit, SitDetector,
+};
+use crate::esl::{EslError, Event, OutboundSession};
 
 /// A stream that delivered audio and then went silent this long is over.
 const STALL: Duration = Duration::from_millis(1_000);
@@ -113,6 +117,26 @@ impl Decoder {
     }
 }
 
+/// What detection heard ([`AudioTap::verdict`]).
+#[derive(Debug, Clone, Copy)]
+pub enum Detection {
+    /// The detector's decision.
+    Decided(Decision),
+    /// A Special Information Tone before the decision: the network answered, not the callee.
+    Sit(Sit),
+}
+
+/// What [`AudioTap::next`] got first.
+#[derive(Debug)]
+pub enum Tapped {
+    /// Audio: whole 20 ms frames wait in [`AudioTap::pop_frame`] (perhaps none yet).
+    Audio,
+    /// An event of the call (the hangup is `Err(HungUp)` instead).
+    Event(Event),
+    /// Nothing by the deadline.
+    Timeout,
+}
+
 /// The audio stream of one call.
 pub struct AudioTap {
     socket: UdpSocket,
@@ -163,14 +187,16 @@ impl AudioTap {
         })
     }
 
-    /// Feeds the detector until it decides. Bounded by its analysis time (plus the stall margin):
-    /// a stream that never starts or stops early ends in the detector's decision on what it heard.
+    /// Feeds the detector until it decides, and the SIT detector the same frames: a SIT heard
+    /// first ends detection. Bounded by the analysis time (plus the stall margin): a stream that
+    /// never starts or stops early ends in the detector's decision on what it heard.
     pub async fn verdict(
         &mut self,
         session: &mut OutboundSession,
         params: &AmdParams,
-    ) -> Result<Decision, ControlError> {
+    ) -> Result<Detection, ControlError> {
         let mut detector = Detector::new(params.clone());
+        let mut sit = SitDetector::new();
         let deadline = self.started + Duration::from_millis(u64::from(params.total_analysis_ms));
         let mut last_packet: Option<Instant> = None;
         loop {
@@ -178,14 +204,15 @@ impl AudioTap {
             let until = stall_at.map_or(deadline, |s| s.min(deadline));
             let got = self.next_frames(session, until).await?;
             if !got {
-                return Ok(detector.finish());
+                return Ok(Detection::Decided(detector.finish()));
             }
             last_packet = Some(Instant::now());
-            while self.pending.len() >= FRAME {
-                let decision = detector.feed(&self.pending[..FRAME]);
-                self.pending.drain(..FRAME);
-                if let Some(d) = decision {
-                    return Ok(d);
+            while let Some(frame) = self.pop_frame() {
+                if let Some(s) = sit.feed(&frame) {
+                    return Ok(Detection::Sit(s));
+                }
+                if let Some(d) = detector.feed(&frame) {
+                    return Ok(Detection::Decided(d));
                 }
             }
         }
@@ -217,6 +244,45 @@ impl AudioTap {
                 }
             }
         }
+    }
+
+    /// Waits until `until` for the next usable packet of the stream or the next event of the
+    /// call, whichever comes first, for a caller that listens while the call goes on (the late
+    /// beep during a person's message, where a key or the message's end matter as much).
+    pub async fn next(
+        &mut self,
+        session: &mut OutboundSession,
+        until: Instant,
+    ) -> Result<Tapped, ControlError> {
+        let mut buf = [0u8; 2048];
+        loop {
+            let packet = tokio::select! {
+                r = self.socket.recv_from(&mut buf) => r,
+                ev = session.next_event_until_hangup() => return Ok(Tapped::Event(ev?)),
+                () = tokio::time::sleep_until(until) => return Ok(Tapped::Timeout),
+            };
+            let Ok((n, from)) = packet else {
+                continue;
+            };
+            if from.ip() != self.switch_ip {
+                continue;
+            }
+            if self.decode(&buf[..n]) {
+                self.packets += 1;
+                return Ok(Tapped::Audio);
+            }
+        }
+    }
+
+    /// The next whole 20 ms frame of what [`AudioTap::next`] received, if one is complete.
+    pub fn pop_frame(&mut self) -> Option<[i16; FRAME]> {
+        if self.pending.len() < FRAME {
+            return None;
+        }
+        let mut frame = [0i16; FRAME];
+        frame.copy_from_slice(&self.pending[..FRAME]);
+        self.pending.drain(..FRAME);
+        Some(frame)
     }
 
     /// Stops the stream.

@@ -10,7 +10,8 @@
 //!    carries no CUSTOM event), and a *bounded* `linger` (a bare one never lets the socket close);
 //! 3. answering-machine detection by the campaign's `amd` mode — `ninguno` (a person), `mod_amd`
 //!    (the `amd` application sets `amd_result` HUMAN / MACHINE / NOTSURE and `amd_cause`), `avmd`
-//!    (a beep within the window means a machine);
+//!    (a beep within the window means a machine), `integrado` (the service's own detector on the
+//!    call's stream, which also hears SIT tones: an invalid number, hung up at once);
 //! 4. NOTSURE — and an AMD that failed or timed out, which is recorded as NOTSURE with cause
 //!    `ERROR` / `TIMEOUT` — goes where the campaign says, by default to the human destination:
 //!    hanging up on a person is the costly mistake;
@@ -22,6 +23,9 @@
 //!    the menu's keys (transfer to an extension, bridge to agents under the abandon rule, opt out
 //!    into the DNC list, repeat); with `mensaje_maquina`, leave it after the beep or the greeting
 //!    (or leave nothing: `buzon: no_dejar`);
+//!    A person's verdict is then watched for a late voicemail beep ([`late_beep`]): a beep during
+//!    the person's message or menu corrects it to MACHINE (`LATE_BEEP`) and the machine's script
+//!    runs from after the beep;
 //! 7. tell the tracker the call's one disposition and that it was delivered, *then* transfer or
 //!    hang up (so the report is never overtaken by the hangup it causes), and `exit`: the socket
 //!    closes and the call lives on in the dialplan (or in its bridge) alone.
@@ -44,11 +48,14 @@ use crate::domain::{AmdMode, AmdNotSure, CallDisposition, CallResult, Dispositio
 use crate::esl::{EslError, OutboundSession};
 use crate::store::Campaign;
 
+mod late_beep;
 mod listen;
 pub mod preflight;
 mod script;
 
-use listen::AudioTap;
+pub use late_beep::LATE_BEEP;
+use late_beep::{Watch, MEDIA_BUG_EVENTS};
+use listen::{AudioTap, Detection};
 pub use script::Ending;
 use script::{transfer_arg, wait_beep, Beep, ScriptRun};
 
@@ -57,6 +64,14 @@ pub const CONTEXT: &str = "discador";
 
 /// The `avmd::beep` subscription an avmd campaign's socket needs (`myevents` has no CUSTOM event).
 const AVMD_BEEP: [&str; 2] = ["CUSTOM", "avmd::beep"];
+
+/// `amd_resultado` and `amd_causa` of a call the integrated detector heard a Special
+/// Information Tone on (the network's "not in service" announcement): NUMERO_INVALIDO.
+pub const SIT: &str = "SIT";
+
+/// The cause the controller hangs a SIT call up with: what the network would have said had it
+/// refused the call instead of answering it with an announcement.
+pub const SIT_HANGUP_CAUSE: &str = "UNALLOCATED_NUMBER";
 
 /// Timing of the controller.
 #[derive(Clone, Debug)]
@@ -72,6 +87,10 @@ pub struct ControllerSettings {
     pub beep_window: Duration,
     /// Longest wait for the end of a machine's greeting (`detect_silence`).
     pub greeting_limit: Duration,
+    /// After a person's verdict (HUMAN, or NOTSURE taken as a person), how long after the answer
+    /// a voicemail beep heard during the person's message or menu still corrects it to MACHINE
+    /// (see [`late_beep`]). Zero: never.
+    pub late_beep_window: Duration,
 }
 
 impl Default for ControllerSettings {
@@ -82,6 +101,7 @@ impl Default for ControllerSettings {
             linger_secs: 5,
             beep_window: Duration::from_secs(30),
             greeting_limit: Duration::from_secs(20),
+            late_beep_window: Duration::from_secs(20),
         }
     }
 }
@@ -220,9 +240,25 @@ impl Controller {
             AmdMode::Integrado => Some(AudioTap::open(session).await?),
             _ => None,
         };
+        // A person's verdict may be corrected by a late beep until this instant (see
+        // `late_beep`); the window counts from the answer.
+        let answered = since_answer(session)
+            .and_then(|d| Instant::now().checked_sub(d))
+            .unwrap_or_else(Instant::now);
+        let late_until = answered + self.settings.late_beep_window;
+        let watches = !self.settings.late_beep_window.is_zero() && campaign.watches_late_beep();
+        // mod_amd and avmd campaigns listen with mod_avmd, where the call's switch has it: an
+        // application it lacks would hang the call up.
+        let late_avmd = watches
+            && matches!(campaign.amd, AmdMode::ModAmd | AmdMode::Avmd)
+            && self.avmd_loaded(uuid).await;
         session.myevents().await?;
-        if campaign.amd == AmdMode::Avmd || campaign.guion.needs_avmd(campaign.amd) {
+        if campaign.amd == AmdMode::Avmd || campaign.guion.needs_avmd(campaign.amd) || late_avmd {
             session.subscribe(&AVMD_BEEP).await?;
+        }
+        if watches && campaign.amd == AmdMode::Integrado {
+            // The displaced message's start and end (`myevents` carries no media-bug event).
+            session.subscribe(&MEDIA_BUG_EVENTS).await?;
         }
         session.linger(self.settings.linger_secs).await?;
 
@@ -237,7 +273,16 @@ impl Controller {
                 (raw, cause)
             }
             AmdMode::Integrado => {
-                let (raw, cause, open) = self.integrado(session, campaign, listening).await?;
+                // The message is mixed into the parked call, which plays only if the park writes
+                // frames: a call dialed before the campaign got its message lacks the variable.
+                let writes = session
+                    .variable("send_silence_when_idle")
+                    .and_then(|v| v.trim().parse::<i64>().ok())
+                    .is_some_and(|v| v != 0);
+                let watch_stream = watches && writes && Instant::now() < late_until;
+                let (raw, cause, open) = self
+                    .integrado(session, campaign, listening, watch_stream)
+                    .await?;
                 tap = open;
                 (raw, cause)
             }
@@ -265,12 +310,47 @@ impl Controller {
         let deteccion_ms = since_answer(session).map(|d| d.as_millis() as u64);
         tracing::info!(campana = %campaign.nombre, %uuid, amd = %raw, resultado = %result,
             deteccion_ms, "llamada contestada");
+        if result == CallResult::NumeroInvalido {
+            // A SIT: nobody to talk to, no script and no disposition. The number is invalid
+            // (never retried) and the call is hung up as the network would have refused it.
+            tracker.event(CallEvent::ControlEnded {
+                uuid,
+                outcome: ControlOutcome::Delivered,
+            });
+            // Reported already: a call that ended by itself meanwhile changes nothing.
+            if let Err(e) = session.hangup(SIT_HANGUP_CAUSE).await {
+                tracing::debug!(%uuid, error = %e, "cuelgue tras el tono SIT no enviado");
+            }
+            return Ok(());
+        }
 
         let guion = &campaign.guion;
         let message = match result {
             CallResult::Maquina => guion.mensaje_maquina.clone(),
             _ => guion.mensaje_humano.clone(),
         };
+        // A person's verdict: listen for a late beep during the message and the menu.
+        let mut watch = None;
+        if result == CallResult::Humano && watches && Instant::now() < late_until {
+            match campaign.amd {
+                AmdMode::Integrado => watch = tap.take().map(|t| Watch::stream(t, late_until)),
+                AmdMode::ModAmd | AmdMode::Avmd if late_avmd => {
+                    watch = Some(Watch::avmd(session, late_until).await?);
+                }
+                _ => {}
+            }
+            if watch.is_some() {
+                tracing::debug!(campana = %campaign.nombre, %uuid,
+                    hasta_ms = late_until.saturating_duration_since(Instant::now()).as_millis() as u64,
+                    "se escucha un posible pitido de contestador durante el mensaje");
+            }
+        }
+        if result != CallResult::Maquina {
+            // The stream kept for a watch that did not start (its window closed meanwhile).
+            if let Some(t) = tap.take() {
+                t.close(session).await?;
+            }
+        }
         let ending = match message {
             None => {
                 let destination = match result {
@@ -293,6 +373,8 @@ impl Controller {
                     uuid,
                     disp: disp.clone(),
                     tap,
+                    watch,
+                    amd_raw: raw.clone(),
                 };
                 let r = match result {
                     CallResult::Maquina => run.machine(&message, beep).await,
@@ -370,29 +452,57 @@ impl Controller {
 
     /// The service's own detector on the call's audio (`listening`: the stream, if already asked
     /// for). The stream stays open (returned) only when a machine's message waits for the beep,
-    /// which the same stream then listens for.
+    /// which the same stream then listens for, or when a person's verdict is watched for a late
+    /// beep (`watch`).
     async fn integrado(
         &self,
         session: &mut OutboundSession,
         campaign: &Campaign,
         listening: Option<AudioTap>,
+        watch: bool,
     ) -> Result<(String, Option<String>, Option<AudioTap>), ControlError> {
         let mut tap = match listening {
             Some(tap) => tap,
             None => AudioTap::open(session).await?,
         };
-        let d = tap.verdict(session, &campaign.amd_integrado).await?;
+        let d = match tap.verdict(session, &campaign.amd_integrado).await? {
+            Detection::Decided(d) => d,
+            Detection::Sit(s) => {
+                tracing::info!(campana = %campaign.nombre, uuid = %session.uuid(),
+                    frecuencias_hz = ?s.frequencies_hz, audio_ms = s.at_ms,
+                    "tono SIT: la red anuncia que el número no existe");
+                tap.close(session).await?;
+                return Ok((SIT.to_owned(), Some(SIT.to_owned()), None));
+            }
+        };
         let raw = d.verdict.as_str().to_owned();
         tracing::debug!(uuid = %session.uuid(), amd = %raw, causa = d.cause, audio_ms = d.at_ms,
             "detector integrado");
         let machine = verdict(&raw, campaign.amd_incierto) == CallResult::Maquina;
-        let keep = machine && campaign.guion.message_after_beep();
+        let keep = if machine {
+            campaign.guion.message_after_beep()
+        } else {
+            watch
+        };
         if keep {
             Ok((raw, Some(d.cause.to_owned()), Some(tap)))
         } else {
             tap.close(session).await?;
             Ok((raw, Some(d.cause.to_owned()), None))
         }
+    }
+
+    /// Whether the switch carrying call `uuid` has mod_avmd loaded (as it said at its last
+    /// connection). Not known (no answer yet, or a call whose node is unknown among several):
+    /// no.
+    async fn avmd_loaded(&self, uuid: Uuid) -> bool {
+        let pool = self.dialer.pool();
+        let modules = match self.dialer.tracker().node(uuid).await {
+            Some(nodo) => pool.get(&nodo).map(|n| n.modules()),
+            None if pool.nodes().len() == 1 => Some(pool.first().modules()),
+            None => None,
+        };
+        modules.is_some_and(|m| m.mod_avmd == Some(true))
     }
 
     /// `mod_avmd`: start beep detection and listen for this channel's `avmd::beep` within the
@@ -428,11 +538,13 @@ fn since_answer(session: &OutboundSession) -> Option<std::time::Duration> {
     now.checked_sub(std::time::Duration::from_micros(answered_us))
 }
 
-/// HUMAN / MACHINE / anything else (NOTSURE, a failed AMD) → the campaign's rule.
+/// HUMAN / MACHINE / SIT (an invalid number) / anything else (NOTSURE, a failed AMD) → the
+/// campaign's rule.
 pub fn verdict(raw: &str, notsure: AmdNotSure) -> CallResult {
     match raw {
         "HUMAN" | "NONE" => CallResult::Humano,
         "MACHINE" => CallResult::Maquina,
+        SIT => CallResult::NumeroInvalido,
         _ => match notsure {
             AmdNotSure::Humano => CallResult::Humano,
             AmdNotSure::Maquina => CallResult::Maquina,
@@ -452,5 +564,9 @@ mod tests {
         assert_eq!(verdict("NOTSURE", AmdNotSure::Humano), CallResult::Humano);
         assert_eq!(verdict("NOTSURE", AmdNotSure::Maquina), CallResult::Maquina);
         assert_eq!(verdict("garbage", AmdNotSure::Humano), CallResult::Humano);
+        assert_eq!(
+            verdict("SIT", AmdNotSure::Maquina),
+            CallResult::NumeroInvalido
+        );
     }
 }

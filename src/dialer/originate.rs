@@ -76,6 +76,14 @@ pub struct Originate<'a> {
     /// controller, `SOCKET_ANUNCIADO`). The dialplan reads `${discador_socket}`, which falls back
     /// to the switch's global of the same name when the call does not set it.
     pub socket: Option<&'a str>,
+    /// `send_silence_when_idle=-1`: while the answered leg is parked in the `socket`
+    /// application, FreeSWITCH writes a frame of digital silence for every frame it reads. A
+    /// message mixed into those frames (`displace_session`) then reaches the called party while
+    /// the call stays parked, where `unicast` keeps streaming its audio: what the integrated
+    /// detector needs to hear a voicemail beep during a person's message (a `playback` leaves the
+    /// park loop, which alone sends the stream, and tears the stream down when it ends). Read
+    /// once, when the park starts: it must travel with the originate.
+    pub silence_when_idle: bool,
 }
 
 /// The dialplan target of every answered leg: extension `discador` in context `discador`, which
@@ -120,6 +128,9 @@ impl Originate<'_> {
         if let Some(socket) = self.socket {
             let _ = write!(vars, ",discador_socket={socket}");
         }
+        if self.silence_when_idle {
+            vars.push_str(",send_silence_when_idle=-1");
+        }
         Ok(format!(
             "originate {{{vars}}}{} {DIALPLAN_TARGET}",
             template.render(self.gateway, self.telefono)
@@ -146,6 +157,7 @@ mod tests {
             gateway: "gw_pstn",
             timeout_s: 30,
             socket: None,
+            silence_when_idle: false,
         }
     }
 
@@ -171,6 +183,20 @@ mod tests {
         let cmd = c.command(&template()).unwrap();
         assert!(
             cmd.contains(",discador_intento=2,discador_socket=10.0.0.7:8084}"),
+            "{cmd}"
+        );
+    }
+
+    /// The integrated detector's late-beep watch needs the parked leg to write frames.
+    #[test]
+    fn silence_when_idle_is_asked_for_with_the_call() {
+        let uuid = uuid::Uuid::new_v4();
+        let mut c = call(&uuid, "123");
+        assert!(!c.command(&template()).unwrap().contains("send_silence"));
+        c.silence_when_idle = true;
+        let cmd = c.command(&template()).unwrap();
+        assert!(
+            cmd.contains(",discador_intento=2,send_silence_when_idle=-1}"),
             "{cmd}"
         );
     }

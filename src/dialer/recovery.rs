@@ -536,7 +536,14 @@ pub fn call_event(ev: &Event) -> Option<CallEvent> {
                     resultado: ev
                         .variable("discador_resultado")
                         .and_then(|r| CallResult::parse(r).ok())
-                        .filter(|r| matches!(r, CallResult::Humano | CallResult::Maquina)),
+                        .filter(|r| {
+                            matches!(
+                                r,
+                                CallResult::Humano
+                                    | CallResult::Maquina
+                                    | CallResult::NumeroInvalido
+                            )
+                        }),
                 },
             })
         }

@@ -29,7 +29,9 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::domain::rules::{abandon_action, abandon_rate, AbandonAction};
-use crate::domain::{mask, parse_zone, CallResult, CampaignState, NumberState, PhoneNumber, Wait};
+use crate::domain::{
+    mask, parse_zone, AmdMode, CallResult, CampaignState, NumberState, PhoneNumber, Wait,
+};
 use crate::esl::EslError;
 use crate::events::Evento;
 use crate::metrics::DbOp;
@@ -754,6 +756,7 @@ fn undialed(
         causa: Some(causa.to_owned()),
         amd_resultado: None,
         amd_causa: None,
+        amd_inicial: None,
         proximo_intento: None,
         inicio: now,
         contestada: None,
@@ -860,6 +863,7 @@ fn prepare(
         gateway,
         timeout_s: campaign.timeout_llamada,
         socket: shared.socket_anunciado.as_deref(),
+        silence_when_idle: campaign.amd == AmdMode::Integrado && campaign.watches_late_beep(),
     }
     .command(&shared.template)
     .map_err(|_| (CallResult::NumeroInvalido, "INVALID_NUMBER_FORMAT"))?;

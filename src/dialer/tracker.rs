@@ -71,6 +71,9 @@ pub struct LiveCall {
     pub inicio: DateTime<Utc>,
     pub contestada: Option<DateTime<Utc>>,
     pub amd: Option<AmdVerdict>,
+    /// The first verdict's raw value (HUMAN, NOTSURE) once a late beep corrected it
+    /// ([`CallEvent::AmdCorrected`]); `None` while the first verdict stands.
+    pub amd_inicial: Option<String>,
     /// What came of the call once answered, as the controller reported it.
     pub disposition: Option<CallDisposition>,
     /// FreeSWITCH created a channel for it (CHANNEL_CREATE seen): the call left the switch's
@@ -111,6 +114,7 @@ impl LiveCall {
             inicio,
             contestada: None,
             amd: None,
+            amd_inicial: None,
             disposition: None,
             channel: false,
             control: Control::NotYet,
@@ -198,6 +202,10 @@ pub enum CallEvent {
     ControlStarted { uuid: Uuid },
     /// The controller's AMD verdict.
     Amd { uuid: Uuid, verdict: AmdVerdict },
+    /// The verdict was wrong and is replaced: a HUMAN (or NOTSURE taken as a person) call turned
+    /// out to be an answering machine whose beep came while the person's message played
+    /// (`verdict`: MACHINE, cause LATE_BEEP). The first verdict is kept as `amd_inicial`.
+    AmdCorrected { uuid: Uuid, verdict: AmdVerdict },
     /// What came of the answered call after the verdict (reported before `ControlEnded`).
     Disposition {
         uuid: Uuid,
@@ -221,6 +229,7 @@ impl CallEvent {
             | CallEvent::Hangup { uuid, .. }
             | CallEvent::ControlStarted { uuid }
             | CallEvent::Amd { uuid, .. }
+            | CallEvent::AmdCorrected { uuid, .. }
             | CallEvent::Disposition { uuid, .. }
             | CallEvent::ControlEnded { uuid, .. }
             | CallEvent::Gone { uuid, .. } => *uuid,
@@ -258,6 +267,8 @@ enum Msg {
     Live(oneshot::Sender<Vec<LiveSummary>>),
     /// The phone number of a live call.
     Phone(Uuid, oneshot::Sender<Option<String>>),
+    /// The node carrying a live call.
+    Node(Uuid, oneshot::Sender<Option<String>>),
     /// The grace of a hangup waiting for its controller's report ran out.
     Settle(Uuid),
 }
@@ -312,6 +323,14 @@ impl Tracker {
         rx.await.ok().flatten()
     }
 
+    /// The FreeSWITCH node carrying a live call (the controller asks which modules it has);
+    /// `None` when the call is not live or its node is not known.
+    pub async fn node(&self, uuid: Uuid) -> Option<String> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(Msg::Node(uuid, tx)).ok()?;
+        rx.await.ok().flatten()
+    }
+
     /// The calls in flight right now (for reconciliation and the stuck-call sweep).
     pub async fn live(&self) -> Vec<LiveSummary> {
         let (tx, rx) = oneshot::channel();
@@ -353,6 +372,9 @@ impl Task {
                 Msg::Phone(uuid, reply) => {
                     let _ = reply.send(self.calls.get(&uuid).map(|c| c.telefono.clone()));
                 }
+                Msg::Node(uuid, reply) => {
+                    let _ = reply.send(self.calls.get(&uuid).and_then(|c| c.nodo.clone()));
+                }
                 Msg::Event(event) => self.on_event(event),
                 Msg::Settle(uuid) => {
                     let hangup = self
@@ -393,7 +415,10 @@ impl Task {
             tracing::trace!(%uuid, "event for a call that is not live");
             return;
         };
-        let verdict = matches!(event, CallEvent::Amd { .. });
+        let verdict = matches!(
+            event,
+            CallEvent::Amd { .. } | CallEvent::AmdCorrected { .. }
+        );
         let was_answered = call.contestada.is_some();
         let step = apply(call, event, self.clock.now());
         if self.eventos.listening() {
@@ -539,14 +564,26 @@ fn apply(call: &mut LiveCall, event: CallEvent, now: DateTime<Utc>) -> Step {
             call.amd = Some(verdict);
             answered(call, now)
         }
+        CallEvent::AmdCorrected { verdict, .. } => {
+            // Only the first verdict is kept: a second correction (none is sent today) would
+            // otherwise lose it.
+            if call.amd_inicial.is_none() {
+                call.amd_inicial = call.amd.take().map(|v| v.raw);
+            }
+            call.amd = Some(verdict);
+            answered(call, now)
+        }
         CallEvent::Disposition { disposition, .. } => {
             call.disposition = Some(disposition);
             Step::Keep(None)
         }
         CallEvent::ControlEnded { outcome, .. } => {
+            // Only a contact is recorded as handed on: a number the controller found invalid (a
+            // SIT) is not a call recovery may count as delivered.
             let delivered = matches!(outcome, ControlOutcome::Delivered)
                 .then(|| call.amd.as_ref().map(|v| v.result))
-                .flatten();
+                .flatten()
+                .filter(|r| matches!(r, CallResult::Humano | CallResult::Maquina));
             call.control = Control::Ended(outcome);
             if let Some(h) = call.pending_hangup.take() {
                 return Step::Finish(h);
@@ -656,10 +693,22 @@ fn seconds_since(start: DateTime<Utc>, now: DateTime<Utc>) -> u32 {
 /// - Answered but never delivered (FreeSWITCH died or restarted, the socket or the controller
 ///   failed, the call was cut before the controller took it) ⇒ INTERRUMPIDA: a counted attempt,
 ///   retried like a network failure.
+/// - Answered and delivered, but what the controller heard was no contact (a SIT tone: the
+///   network's announcement that the number is not in service) ⇒ that result (NUMERO_INVALIDO),
+///   under the retry rule below: ERROR, never retried.
 /// - Not answered ⇒ the cause table decides the result.
 /// - A retryable result with attempts left goes back to PENDIENTE, due after the campaign's delay;
 ///   anything else is ERROR.
 pub fn finish(call: &LiveCall, hangup: &Hangup, now: DateTime<Utc>, nodo: &str) -> CallRecord {
+    let retry_rule = |result: CallResult| {
+        if is_retryable(result) && call.intento < call.max_intentos {
+            let delay = chrono::Duration::from_std(call.intervalo_reintento)
+                .unwrap_or(chrono::Duration::zero());
+            (NumberState::Pendiente, result, Some(now + delay))
+        } else {
+            (NumberState::Error, result, None)
+        }
+    };
     let (estado, resultado, proximo) = if call.contestada.is_some() && call.delivered() {
         let result = match &call.amd {
             Some(v) => v.result,
@@ -668,20 +717,17 @@ pub fn finish(call: &LiveCall, hangup: &Hangup, now: DateTime<Utc>, nodo: &str) 
                 AmdNotSure::Maquina => CallResult::Maquina,
             },
         };
-        (NumberState::Completado, result, None)
+        match result {
+            CallResult::Humano | CallResult::Maquina => (NumberState::Completado, result, None),
+            other => retry_rule(other),
+        }
     } else {
         let result = if call.contestada.is_some() {
             CallResult::Interrumpida
         } else {
             result_for_cause(&hangup.cause)
         };
-        if is_retryable(result) && call.intento < call.max_intentos {
-            let delay = chrono::Duration::from_std(call.intervalo_reintento)
-                .unwrap_or(chrono::Duration::zero());
-            (NumberState::Pendiente, result, Some(now + delay))
-        } else {
-            (NumberState::Error, result, None)
-        }
+        retry_rule(result)
     };
     CallRecord {
         campana: call.campana.clone(),
@@ -696,6 +742,7 @@ pub fn finish(call: &LiveCall, hangup: &Hangup, now: DateTime<Utc>, nodo: &str) 
         causa: Some(hangup.cause.clone()),
         amd_resultado: call.amd.as_ref().map(|v| v.raw.clone()),
         amd_causa: call.amd.as_ref().and_then(|v| v.cause.clone()),
+        amd_inicial: call.amd_inicial.clone(),
         proximo_intento: proximo,
         inicio: call.inicio,
         contestada: call.contestada,
@@ -724,6 +771,7 @@ mod tests {
             inicio: Utc::now(),
             contestada: None,
             amd: None,
+            amd_inicial: None,
             disposition: None,
             channel: false,
             control: Control::NotYet,
@@ -827,6 +875,166 @@ mod tests {
         assert_eq!(r.amd_resultado.as_deref(), Some("MACHINE"));
         assert_eq!(r.amd_causa.as_deref(), Some("LONGGREETING"));
         assert_eq!(r.billsec, 12);
+    }
+
+    fn person() -> AmdVerdict {
+        AmdVerdict {
+            result: CallResult::Humano,
+            raw: "HUMAN".into(),
+            cause: Some("HUMAN".into()),
+        }
+    }
+
+    fn late_beep() -> AmdVerdict {
+        AmdVerdict {
+            result: CallResult::Maquina,
+            raw: "MACHINE".into(),
+            cause: Some("LATE_BEEP".into()),
+        }
+    }
+
+    /// A HUMAN verdict corrected by a beep heard during the person's message: the call is a
+    /// machine (its message left after the beep), and the CDR keeps the first verdict.
+    #[test]
+    fn a_late_beep_corrects_the_verdict_and_keeps_the_first_one() {
+        let mut c = call(1, 3);
+        let uuid = c.uuid;
+        apply(&mut c, CallEvent::ControlStarted { uuid }, Utc::now());
+        apply(
+            &mut c,
+            CallEvent::Amd {
+                uuid,
+                verdict: person(),
+            },
+            Utc::now(),
+        );
+        assert_eq!(
+            c.amd_inicial, None,
+            "a verdict that stands has no first one"
+        );
+        let step = apply(
+            &mut c,
+            CallEvent::AmdCorrected {
+                uuid,
+                verdict: late_beep(),
+            },
+            Utc::now(),
+        );
+        assert_eq!(step, Step::Keep(None), "the answer was already written");
+        assert_eq!(c.amd, Some(late_beep()));
+        assert_eq!(c.amd_inicial.as_deref(), Some("HUMAN"));
+        let mut d = CallDisposition::new(crate::domain::Disposition::MensajeDejado);
+        d.mensaje_ms = Some(4_000);
+        d.tras_beep_ms = Some(120);
+        apply(
+            &mut c,
+            CallEvent::Disposition {
+                uuid,
+                disposition: d.clone(),
+            },
+            Utc::now(),
+        );
+        let step = apply(
+            &mut c,
+            CallEvent::ControlEnded {
+                uuid,
+                outcome: ControlOutcome::Delivered,
+            },
+            Utc::now(),
+        );
+        assert!(
+            matches!(
+                step,
+                Step::Keep(Some(NumberUpdate::Delivered {
+                    resultado: CallResult::Maquina,
+                    ..
+                }))
+            ),
+            "recovery would know it as a machine: {step:?}"
+        );
+        let r = finish(&c, &hangup("NORMAL_CLEARING", true), Utc::now(), "fs1");
+        assert_eq!(
+            (r.estado, r.resultado),
+            (NumberState::Completado, CallResult::Maquina)
+        );
+        assert_eq!(r.amd_resultado.as_deref(), Some("MACHINE"));
+        assert_eq!(r.amd_causa.as_deref(), Some("LATE_BEEP"));
+        assert_eq!(r.amd_inicial.as_deref(), Some("HUMAN"));
+        assert_eq!(r.disposicion, Some(d));
+    }
+
+    /// The first verdict is the one kept, whatever corrects it afterwards; a NOTSURE taken as a
+    /// person is kept as NOTSURE.
+    #[test]
+    fn only_the_first_verdict_is_kept() {
+        let mut c = call(1, 1);
+        let uuid = c.uuid;
+        let notsure = AmdVerdict {
+            result: CallResult::Humano,
+            raw: "NOTSURE".into(),
+            cause: Some("INITIALSILENCE".into()),
+        };
+        apply(
+            &mut c,
+            CallEvent::Amd {
+                uuid,
+                verdict: notsure,
+            },
+            Utc::now(),
+        );
+        for _ in 0..2 {
+            apply(
+                &mut c,
+                CallEvent::AmdCorrected {
+                    uuid,
+                    verdict: late_beep(),
+                },
+                Utc::now(),
+            );
+        }
+        assert_eq!(c.amd_inicial.as_deref(), Some("NOTSURE"));
+        assert_eq!(c.amd, Some(late_beep()));
+    }
+
+    /// A SIT tone heard by the controller: the number is invalid, the call is not a contact and
+    /// the number is never dialed again, whatever attempts it has left.
+    #[test]
+    fn a_sit_from_the_controller_is_an_invalid_number_never_retried() {
+        let mut c = call(1, 3);
+        let uuid = c.uuid;
+        apply(&mut c, CallEvent::ControlStarted { uuid }, Utc::now());
+        apply(
+            &mut c,
+            CallEvent::Amd {
+                uuid,
+                verdict: AmdVerdict {
+                    result: CallResult::NumeroInvalido,
+                    raw: "SIT".into(),
+                    cause: Some("SIT".into()),
+                },
+            },
+            Utc::now(),
+        );
+        let step = apply(
+            &mut c,
+            CallEvent::ControlEnded {
+                uuid,
+                outcome: ControlOutcome::Delivered,
+            },
+            Utc::now(),
+        );
+        assert_eq!(
+            step,
+            Step::Keep(None),
+            "not recorded as a delivered contact"
+        );
+        let r = finish(&c, &hangup("UNALLOCATED_NUMBER", true), Utc::now(), "fs1");
+        assert_eq!(
+            (r.estado, r.resultado, r.proximo_intento),
+            (NumberState::Error, CallResult::NumeroInvalido, None)
+        );
+        assert_eq!(r.amd_resultado.as_deref(), Some("SIT"));
+        assert_eq!(r.amd_inicial, None);
     }
 
     #[test]

@@ -36,7 +36,7 @@ use super::codec::EslCodec;
 /// counts it as an interrupted attempt and dials the number again.
 pub const OVER_CAP_CAUSE: &str = "SWITCH_CONGESTION";
 use super::command::{
-    Command, EventFormat, Linger, MyEvents, SendMsg, Subscribe, UnicastTransport,
+    Api, Command, EventFormat, Linger, MyEvents, SendMsg, Subscribe, UnicastTransport,
 };
 use super::error::EslError;
 use super::event::Event;
@@ -382,6 +382,16 @@ impl OutboundSession {
             }
             self.queue(event);
         }
+    }
+
+    /// `api <command>` on this socket (the dialplan's `socket … full` allows every API command):
+    /// FreeSWITCH runs it at once in the socket's own thread, even while an application runs on
+    /// the channel, e.g. `uuid_break <uuid>` during a `playback` (a `sendmsg` would wait on the
+    /// channel's queue until the playback ended: applications run with `event-lock`). Returns the
+    /// answer's body (`+OK…` or `-ERR …`: the caller judges it).
+    pub async fn api(&mut self, command: &str) -> Result<String, EslError> {
+        let reply = self.command(Command::Api(Api::new(command)?)).await?;
+        Ok(reply.body_str()?.to_owned())
     }
 
     /// Sets a channel variable (`set name=value`), validated: the name is letters, digits, `_`,

@@ -48,6 +48,19 @@ pub struct Campaign {
     pub reglas: CallingRules,
 }
 
+impl Campaign {
+    /// Whether a person's verdict is watched for a late voicemail beep (see the controller's
+    /// `late_beep`): the campaign plays `mensaje_humano` (what a wrong HUMAN verdict plays into
+    /// a machine's greeting, and the time in which its beep can still be heard) and would treat a
+    /// machine otherwise, with its own message or its own destination. A campaign that treats
+    /// both alike has nothing to correct.
+    pub fn watches_late_beep(&self) -> bool {
+        self.amd != AmdMode::Ninguno
+            && self.guion.mensaje_humano.is_some()
+            && (self.guion.mensaje_maquina.is_some() || self.destino_maquina != self.destino_humano)
+    }
+}
+
 /// What `create_campaign` needs; [`NewCampaign::new`] fills the documented defaults.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewCampaign {
@@ -322,6 +335,9 @@ pub struct CallRecord {
     pub causa: Option<String>,
     pub amd_resultado: Option<String>,
     pub amd_causa: Option<String>,
+    /// The first verdict (HUMAN, NOTSURE) when a late voicemail beep corrected it to MACHINE
+    /// (`amd_causa` LATE_BEEP); `None` when the verdict stood.
+    pub amd_inicial: Option<String>,
     pub proximo_intento: Option<DateTime<Utc>>,
     pub inicio: DateTime<Utc>,
     pub contestada: Option<DateTime<Utc>>,

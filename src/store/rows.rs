@@ -283,6 +283,7 @@ pub(super) struct NewCall<'a> {
     transferida_a: Option<&'a str>,
     agente_contesto: Option<bool>,
     tras_beep_ms: Option<i32>,
+    amd_inicial: Option<&'a str>,
 }
 
 /// `s` cut to at most `n` characters (the width of its `VARCHAR`): a CDR is never refused for a
@@ -322,6 +323,7 @@ impl<'a> From<&'a CallRecord> for NewCall<'a> {
             tras_beep_ms: d
                 .and_then(|d| d.tras_beep_ms)
                 .map(|ms| ms.clamp(i32::MIN.into(), i32::MAX.into()) as i32),
+            amd_inicial: r.amd_inicial.as_deref().map(|a| fit(a, 16)),
         }
     }
 }
@@ -566,6 +568,7 @@ pub struct CdrRow {
     pub transferida_a: Option<String>,
     pub agente_contesto: Option<bool>,
     pub tras_beep_ms: Option<i32>,
+    pub amd_inicial: Option<String>,
 }
 
 /// The result of [`super::sql::cdr_span`].

@@ -75,6 +75,7 @@ diesel::table! {
         transferida_a -> Nullable<Varchar>,
         agente_contesto -> Nullable<Bool>,
         tras_beep_ms -> Nullable<Integer>,
+        amd_inicial -> Nullable<Varchar>,
     }
 }
 

@@ -661,7 +661,7 @@ pub(super) fn calls(updates: &[NumberUpdate]) -> Vec<&CallRecord> {
 const CDR_ROW: &str = "id, campana, numero_id, telefono, intento, uuid, nodo, estado, resultado, \
                        causa, amd_resultado, amd_causa, inicio, contestada, fin, billsec, \
                        duracion, disposicion, mensaje_ms, teclas, accion, transferida_a, \
-                       agente_contesto, tras_beep_ms";
+                       agente_contesto, tras_beep_ms, amd_inicial";
 
 /// One page of a campaign's CDRs with `desde <= inicio < hasta`, in `(inicio, id)` order, after
 /// the cursor `(after_inicio, after_id)` (the last row of the previous page; the first page

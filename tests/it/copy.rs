@@ -86,6 +86,8 @@ async fn copies_everything_and_a_rerun_adds_nothing(from: Backend) {
             causa: Some("NORMAL_CLEARING".into()),
             amd_resultado: Some("HUMAN".into()),
             amd_causa: None,
+            // The first call's verdict was corrected by a late beep.
+            amd_inicial: (i == 0).then(|| "HUMAN".to_owned()),
             proximo_intento: proximo,
             inicio: now,
             contestada: Some(now),

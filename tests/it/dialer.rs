@@ -993,6 +993,28 @@ async fn a_scripted_campaign_plays_its_messages_and_keeps_one_disposition_per_ca
         cdrs, "ESCUCHO\tHUMANO\t20\t3000\t0\nMENSAJE_DEJADO\tMAQUINA\t20\t3000\t20",
         "{cdrs}"
     );
+
+    // The integrated detector hears nothing here (the simulator sends no audio): NOTSURE, a
+    // person, whose message is mixed into the parked call while the stream is watched for a
+    // late beep; heard whole at the media bug's stop. (A short analysis: the simulator's calls
+    // are cut after 6 s.)
+    r.campaign(
+        "GUION_INT",
+        json!({"cps": 100, "amd": "integrado", "destino_humano": "", "mensaje_humano": "mensaje.wav",
+               "mensaje_maquina": "mensaje.wav",
+               "amd_integrado": {"total_analysis_ms": 1000, "initial_silence_ms": 500,
+                                 "greeting_ms": 500}}),
+        &numbers("5553", 10, &[6]),
+    )
+    .await;
+    r.command("iniciar", "GUION_INT").await;
+    r.finished("GUION_INT", Duration::from_secs(60)).await;
+    let cdrs = r.app.db.sql(
+        "SELECT disposicion, resultado, amd_resultado, COALESCE(amd_inicial, '-'), COUNT(*) \
+         FROM llamadas WHERE campana = 'GUION_INT' GROUP BY disposicion, resultado, \
+         amd_resultado, amd_inicial",
+    );
+    assert_eq!(cdrs, "ESCUCHO\tHUMANO\tNOTSURE\t-\t10", "{cdrs}");
     r.stop().await;
     let _ = std::fs::remove_dir_all(&sounds);
 }

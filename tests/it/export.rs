@@ -19,7 +19,7 @@ fn instant(t: NaiveDateTime) -> String {
 }
 
 /// The export's columns, in order, and a CDR's values as the CSV must carry them.
-const COLUMNS: [&str; 24] = [
+const COLUMNS: [&str; 25] = [
     "id",
     "campana",
     "numero_id",
@@ -44,6 +44,7 @@ const COLUMNS: [&str; 24] = [
     "transferida_a",
     "agente_contesto",
     "tras_beep_ms",
+    "amd_inicial",
 ];
 
 fn expected_json(r: &CdrRow) -> Value {
@@ -56,6 +57,7 @@ fn expected_json(r: &CdrRow) -> Value {
         "duracion": r.duracion, "disposicion": r.disposicion, "mensaje_ms": r.mensaje_ms,
         "teclas": r.teclas, "accion": r.accion, "transferida_a": r.transferida_a,
         "agente_contesto": r.agente_contesto, "tras_beep_ms": r.tras_beep_ms,
+        "amd_inicial": r.amd_inicial,
     })
 }
 
@@ -163,6 +165,7 @@ fn cdr(id: i64, campana: &str, inicio: NaiveDateTime) -> CdrRow {
         transferida_a: Some("=HYPERLINK(\"http://x\",\"y\"),\r\nagentes".into()),
         agente_contesto: Some(id % 2 == 0),
         tras_beep_ms: Some(350),
+        amd_inicial: Some("NOTSURE".into()),
     }
 }
 
@@ -674,10 +677,10 @@ async fn a_database_lost_mid_export_breaks_the_transfer() {
             "INSERT INTO llamadas (campana, numero_id, telefono, intento, uuid, nodo, estado, \
              resultado, causa, amd_resultado, amd_causa, inicio, contestada, fin, billsec, \
              duracion, disposicion, mensaje_ms, teclas, accion, transferida_a, agente_contesto, \
-             tras_beep_ms) SELECT campana, numero_id, telefono, intento, UUID(), nodo, estado, \
-             resultado, causa, amd_resultado, amd_causa, inicio, contestada, fin, billsec, \
-             duracion, disposicion, mensaje_ms, teclas, accion, transferida_a, agente_contesto, \
-             tras_beep_ms FROM llamadas",
+             tras_beep_ms, amd_inicial) SELECT campana, numero_id, telefono, intento, UUID(), \
+             nodo, estado, resultado, causa, amd_resultado, amd_causa, inicio, contestada, fin, \
+             billsec, duracion, disposicion, mensaje_ms, teclas, accion, transferida_a, \
+             agente_contesto, tras_beep_ms, amd_inicial FROM llamadas",
         );
     }
     let mut resp = http

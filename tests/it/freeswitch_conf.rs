@@ -150,6 +150,7 @@ fn every_variable_used_is_defined_or_set_by_the_code() {
         gateway: "gw",
         timeout_s: 30,
         socket: Some("127.0.0.1:8084"),
+        silence_when_idle: false,
     }
     .command(&discador::dialer::originate::DialTemplate::parse("loopback/{telefono}").unwrap())
     .unwrap();

@@ -9,6 +9,8 @@
 //! - `real_switch`: whole campaigns against a real FreeSWITCH 1.10.12 (`../shared/freeswitch/`);
 //!   `script`: the campaign's message, menu, voicemail drop and abandon rule there, checked on
 //!   the carrier's recordings of what each called party heard;
+//! - `late_beep`: a wrong HUMAN verdict corrected by a voicemail beep during the person's message,
+//!   and `sit`: the network's Special Information Tone, an invalid number, on the real switch;
 //! - `amd_set`: the labeled AMD set (`scripts/amd-set/`) through the real switch, with its report;
 //!   `amd_corpus`: a sample of the AMD corpus's held-out test split (`scripts/amd-corpus/`) there;
 //! - `freeswitch_conf`, `cli`: the shipped configuration and the command line;
@@ -29,6 +31,7 @@ mod dialer;
 mod esl;
 mod export;
 mod freeswitch_conf;
+mod late_beep;
 mod metrics;
 mod nodes;
 mod panel;
@@ -38,4 +41,5 @@ mod recovery;
 mod rules;
 mod script;
 mod sim;
+mod sit;
 mod store;

@@ -8,7 +8,9 @@
 //! Supported: `answer`, `pre_answer`, `ring_ready`, `playback` (and `speak`, `say`, `read`,
 //! `play_and_get_digits`: the playback time), `sleep <ms>`, `set k=v`, `export k=v`, `unset k`,
 //! `multiset`, `transfer <exten> [XML] [<context>]`, `hangup [cause]`, `amd`, `avmd_start`,
-//! `avmd_stop`, `park`, `log`, `info`. Any other application is one this switch lacks.
+//! `avmd_stop`, `park`, `log`, `info`, `displace_session <file> [flags]` (completes at once with
+//! a `MEDIA_BUG_START` of function `displace`; its `MEDIA_BUG_STOP` comes after the playback time,
+//! or at once with `stop_displace_session`). Any other application is one this switch lacks.
 //!
 //! What FreeSWITCH 1.10.12 does and the simulator copies (`tests/fixtures/esl-transcripts/`):
 //!
@@ -76,6 +78,8 @@ const APPLICATIONS: &[&str] = &[
     "park",
     "log",
     "info",
+    "displace_session",
+    "stop_displace_session",
 ];
 
 /// How long the `socket` application waits for the TCP connection.
@@ -232,6 +236,8 @@ struct Leg {
     queue: VecDeque<AppCall>,
     current: Option<(AppCall, Instant)>,
     beep_at: Option<Instant>,
+    /// A displaced file (`displace_session`): when it ends, and its path.
+    displace_end: Option<(Instant, String)>,
     /// After a transfer: when the new extension ends, and how.
     extension_end: Option<(Instant, String)>,
     deadline: Instant,
@@ -322,6 +328,7 @@ impl CallRun {
             queue: VecDeque::new(),
             current: None,
             beep_at: None,
+            displace_end: None,
             extension_end: None,
             deadline: after(Instant::now(), cfg.scaled_ms(cfg.timings.max_call_ms)),
         };
@@ -329,6 +336,7 @@ impl CallRun {
         loop {
             let current_due = leg.current.as_ref().map(|(_, due)| *due);
             let ext_due = leg.extension_end.as_ref().map(|(due, _)| *due);
+            let displace_due = leg.displace_end.as_ref().map(|(due, _)| *due);
             tokio::select! {
                 Some(CallCtl::Hangup(cause)) = self.ctl_rx.recv() => return (cause, sock),
                 () = self.shared.shutdown.cancelled() => return ("SYSTEM_SHUTDOWN".to_owned(), sock),
@@ -347,6 +355,11 @@ impl CallRun {
                 () = sleep_until_opt(leg.beep_at) => {
                     leg.beep_at = None;
                     self.beep(sock.as_mut()).await;
+                }
+                () = sleep_until_opt(displace_due) => {
+                    if let Some((_, target)) = leg.displace_end.take() {
+                        self.media_bug("MEDIA_BUG_STOP", &target, sock.as_mut()).await;
+                    }
                 }
                 () = sleep_until_opt(ext_due) => {
                     let cause = leg.extension_end.take().map(|(_, c)| c).unwrap_or_else(|| "NORMAL_CLEARING".to_owned());
@@ -607,6 +620,7 @@ impl CallRun {
             queue: VecDeque::new(),
             current: None,
             beep_at: None,
+            displace_end: None,
             extension_end: None,
             deadline: Instant::now(),
         };
@@ -644,6 +658,9 @@ impl CallRun {
         let mut hangup = None;
         let mut response = "_none_";
         let mut bridged = false;
+        // A displaced file's media bug starts or stops before the application completes.
+        let mut displaced = None;
+        let mut undisplaced = None;
         {
             let mut ch = lock(&self.channel);
             match app.name.as_str() {
@@ -688,6 +705,15 @@ impl CallRun {
                     leg.beep_at = Some(after(Instant::now(), cfg.scaled_ms(cfg.timings.beep_ms)));
                 }
                 "avmd_stop" => leg.beep_at = None,
+                "displace_session" => {
+                    let target = app.arg.split_whitespace().next().unwrap_or("").to_owned();
+                    let end = after(Instant::now(), cfg.scaled_ms(cfg.timings.playback_ms));
+                    displaced = Some(target.clone());
+                    leg.displace_end = Some((end, target));
+                }
+                "stop_displace_session" => {
+                    undisplaced = leg.displace_end.take().map(|(_, target)| target);
+                }
                 "playback" => {
                     if cfg.sound_file(&app.arg).is_some_and(|f| !f.is_file()) {
                         response = "FILE NOT FOUND";
@@ -773,6 +799,15 @@ impl CallRun {
             ));
             return None;
         }
+        let mut sock = sock;
+        if let Some(target) = displaced {
+            self.media_bug("MEDIA_BUG_START", &target, sock.as_deref_mut())
+                .await;
+        }
+        if let Some(target) = undisplaced {
+            self.media_bug("MEDIA_BUG_STOP", &target, sock.as_deref_mut())
+                .await;
+        }
         let ev = lock(&self.channel).execute_event(
             &self.shared.core,
             true,
@@ -783,6 +818,22 @@ impl CallRun {
         );
         self.emit_event(ev, sock).await;
         hangup
+    }
+
+    /// A `displace` media bug's MEDIA_BUG_START or MEDIA_BUG_STOP on this channel.
+    async fn media_bug(&mut self, name: &str, target: &str, sock: Option<&mut SocketConn>) {
+        let ev = {
+            let ch = lock(&self.channel);
+            let mut ev = self.shared.core.event(
+                name,
+                ("switch_core_media_bug.c", "switch_core_media_bug_add"),
+            );
+            ev.push("Media-Bug-Function", "displace");
+            ev.push("Media-Bug-Target", target);
+            ch.push_channel_data(&mut ev);
+            ev
+        };
+        self.emit_event(ev, sock).await;
     }
 
     /// The answering machine's beep heard by `avmd_start`: CUSTOM `avmd::beep`.

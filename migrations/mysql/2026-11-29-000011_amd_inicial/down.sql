@@ -1,0 +1,1 @@
+ALTER TABLE llamadas DROP COLUMN amd_inicial;
