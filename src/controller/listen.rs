@@ -26,6 +26,9 @@ use crate::amd::{
 };
 use crate::esl::{EslError, Event, OutboundSession};
 
+/// The shortest tone taken for a voicemail's beep while a machine's message waits for it (the
+/// corpus's beeps last 200 ms to 1 s; its greetings' held vowels and music notes, less).
+const MIN_VOICEMAIL_BEEP_MS: u32 = 200;
 /// A stream that delivered audio and then went silent this long is over.
 const STALL: Duration = Duration::from_millis(1_000);
 /// Samples per 20 ms frame at 8 kHz: what the detector is fed.
@@ -237,7 +240,9 @@ impl AudioTap {
             while self.pending.len() >= FRAME {
                 let beep = beeps.feed(&self.pending[..FRAME]);
                 self.pending.drain(..FRAME);
-                if let Some(b) = beep {
+                // A tone shorter than a voicemail's beep is a held vowel or a note of the
+                // greeting's music: a message started on it plays over the greeting.
+                if let Some(b) = beep.filter(|b| b.duration_ms >= MIN_VOICEMAIL_BEEP_MS) {
                     tracing::info!(uuid = %session.uuid(), frecuencia_hz = b.frequency_hz,
                         duracion_ms = b.duration_ms, "pitido del contestador");
                     return Ok(Some(Instant::now()));

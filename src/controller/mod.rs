@@ -42,6 +42,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use uuid::Uuid;
 
+use crate::amd;
 use crate::dialer::tracker::{AmdVerdict, CallEvent, ControlOutcome};
 use crate::dialer::Dialer;
 use crate::domain::{AmdMode, AmdNotSure, CallDisposition, CallResult, Disposition};
@@ -284,6 +285,11 @@ impl Controller {
                     .integrado(session, campaign, listening, watch_stream)
                     .await?;
                 tap = open;
+                if cause.as_deref() == Some(amd::cause::BEEP) {
+                    // The detector decided on the machine's beep: it has ended, the machine
+                    // records now (waiting for another beep would wait for nothing).
+                    beep = Some(Beep::Ended(Instant::now()));
+                }
                 (raw, cause)
             }
         };
@@ -480,7 +486,8 @@ impl Controller {
             "detector integrado");
         let machine = verdict(&raw, campaign.amd_incierto) == CallResult::Maquina;
         let keep = if machine {
-            campaign.guion.message_after_beep()
+            // A verdict on the beep itself: it is over, nothing more to listen for.
+            d.cause != amd::cause::BEEP && campaign.guion.message_after_beep()
         } else {
             watch
         };

@@ -204,9 +204,16 @@ fn machines_left(fs: &TestSwitch, files: &[CorpusFile]) -> Vec<Left> {
                 .is_some_and(|path| {
                     let heard = audio::active(&audio::samples(path));
                     let (at, hit, quiet) = audio::locate(&heard, &message, from, message_ms);
-                    hit > 0.9
-                        && quiet > 0.8
-                        && heard.len() as u64 * audio::FRAME_MS >= at + message_ms
+                    let len = heard.len() as u64 * audio::FRAME_MS;
+                    let whole = hit > 0.9 && quiet > 0.8 && len >= at + message_ms;
+                    if !whole {
+                        eprintln!(
+                            "{}.wav ({}): best match at {at} ms ({hit:.2}/{quiet:.2}), \
+                             greeting or beep ends at {from} ms, recording {len} ms",
+                            f.n, f.kind
+                        );
+                    }
+                    whole
                 });
             Left {
                 n: f.n,
@@ -388,7 +395,15 @@ async fn whole_messages_on_the_test_split() {
         let missed: Vec<String> = left
             .iter()
             .filter(|l| !l.whole)
-            .map(|l| l.n.to_string())
+            .map(|l| {
+                let r = results.iter().find(|r| r.n == l.n);
+                format!(
+                    "{} ({} {})",
+                    l.n,
+                    r.map_or("", |r| r.amd_resultado.as_str()),
+                    r.map_or("", |r| r.amd_causa.as_str())
+                )
+            })
             .collect();
         text.push_str(&format!("\nnot whole: {}\n\n", missed.join(", ")));
     }
