@@ -29,6 +29,13 @@ use crate::esl::{EslError, Event, OutboundSession};
 /// The shortest tone taken for a voicemail's beep while a machine's message waits for it (the
 /// corpus's beeps last 200 ms to 1 s; its greetings' held vowels and music notes, less).
 const MIN_VOICEMAIL_BEEP_MS: u32 = 200;
+/// While a machine's message waits for the beep, this much silence (in samples: 2 s, longer than
+/// the pauses inside a greeting) means the greeting ended with no beep: a mailbox without one
+/// records from there, and a message that waited on for the beep window would miss it.
+const NO_BEEP_SILENCE_SAMPLES: usize = 2 * 8000;
+/// A frame under this mean absolute amplitude is silence for that wait (the detector's default
+/// `silence_threshold`).
+const QUIET_LEVEL: u32 = 256;
 /// A stream that delivered audio and then went silent this long is over.
 const STALL: Duration = Duration::from_millis(1_000);
 /// Samples per 20 ms frame at 8 kHz: what the detector is fed.
@@ -118,6 +125,23 @@ impl Decoder {
         };
         doubled && packet.iter().all(|b| *b == 0xFF)
     }
+}
+
+/// How the wait for a machine's beep ended ([`AudioTap::beep_end`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BeepWait {
+    /// The beep ended at this instant.
+    Beep(Instant),
+    /// The line went silent after the greeting with no beep: the machine records now.
+    Silence,
+    /// The window ended or the stream stopped: nothing known.
+    Nothing,
+}
+
+/// Mean absolute amplitude of a frame.
+fn mean_abs(frame: &[i16]) -> u32 {
+    let sum: u64 = frame.iter().map(|s| u64::from(s.unsigned_abs())).sum();
+    (sum / frame.len().max(1) as u64) as u32
 }
 
 /// What detection heard ([`AudioTap::verdict`]).
@@ -227,25 +251,35 @@ impl AudioTap {
         &mut self,
         session: &mut OutboundSession,
         window: Duration,
-    ) -> Result<Option<Instant>, ControlError> {
+    ) -> Result<BeepWait, ControlError> {
         let mut beeps = BeepDetector::new();
         let deadline = Instant::now() + window;
         let mut last_packet = Instant::now();
+        let mut quiet_frames = 0usize;
         loop {
             let until = (last_packet + STALL).min(deadline);
             if !self.next_frames(session, until).await? {
-                return Ok(None);
+                return Ok(BeepWait::Nothing);
             }
             last_packet = Instant::now();
             while self.pending.len() >= FRAME {
                 let beep = beeps.feed(&self.pending[..FRAME]);
+                quiet_frames = if mean_abs(&self.pending[..FRAME]) < QUIET_LEVEL {
+                    quiet_frames + 1
+                } else {
+                    0
+                };
                 self.pending.drain(..FRAME);
+                if quiet_frames * FRAME >= NO_BEEP_SILENCE_SAMPLES {
+                    // The greeting is over and no beep came: the machine records already.
+                    return Ok(BeepWait::Silence);
+                }
                 // A tone shorter than a voicemail's beep is a held vowel or a note of the
                 // greeting's music: a message started on it plays over the greeting.
                 if let Some(b) = beep.filter(|b| b.duration_ms >= MIN_VOICEMAIL_BEEP_MS) {
                     tracing::info!(uuid = %session.uuid(), frecuencia_hz = b.frequency_hz,
                         duracion_ms = b.duration_ms, "pitido del contestador");
-                    return Ok(Some(Instant::now()));
+                    return Ok(BeepWait::Beep(Instant::now()));
                 }
             }
         }

@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use super::late_beep::{
     displace_event, is_avmd_beep, Displace, Heard, Watch, DISPLACE_START, LATE_BEEP,
 };
-use super::listen::AudioTap;
+use super::listen::{AudioTap, BeepWait};
 use super::{ControlError, ControllerSettings, CONTEXT};
 use crate::dialer::tracker::{AmdVerdict, CallEvent};
 use crate::dialer::Dialer;
@@ -183,11 +183,15 @@ impl ScriptRun<'_> {
                 (_, Some(mut tap)) => {
                     let end = tap.beep_end(self.session, self.settings.beep_window).await;
                     tap.close(self.session).await?;
-                    let end = end?;
-                    if end.is_none() {
-                        self.greeting_end().await?;
+                    match end? {
+                        BeepWait::Beep(at) => Some(at),
+                        // The greeting ended without a beep: the machine records already.
+                        BeepWait::Silence => None,
+                        BeepWait::Nothing => {
+                            self.greeting_end().await?;
+                            None
+                        }
                     }
-                    end
                 }
                 // avmd hears the beep before it ends: a message started at once would play
                 // over its end, which the machine does not record.
