@@ -335,32 +335,18 @@ impl AudioTap {
     }
 
     /// Waits for the next usable packet until `until` and decodes it into `pending`. `false`:
-    /// nothing usable came in time. The hangup is `Err(HungUp)` at once.
+    /// nothing usable came in time. The hangup is `Err(HungUp)` at once; other events of the
+    /// call are not waited for.
     async fn next_frames(
         &mut self,
         session: &mut OutboundSession,
         until: Instant,
     ) -> Result<bool, ControlError> {
-        let mut buf = [0u8; 2048];
         loop {
-            let packet = tokio::select! {
-                r = self.socket.recv_from(&mut buf) => r,
-                ev = session.next_event_until_hangup() => {
-                    // Only the hangup matters here; other events of the call are not waited for.
-                    ev?;
-                    continue;
-                }
-                () = tokio::time::sleep_until(until) => return Ok(false),
-            };
-            let Ok((n, from)) = packet else {
-                continue;
-            };
-            if from.ip() != self.switch_ip {
-                continue;
-            }
-            if self.decode(&buf[..n]) {
-                self.packets += 1;
-                return Ok(true);
+            match self.next(session, until).await? {
+                Tapped::Audio => return Ok(true),
+                Tapped::Event(_) => continue,
+                Tapped::Timeout => return Ok(false),
             }
         }
     }

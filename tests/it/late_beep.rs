@@ -32,18 +32,6 @@ const MACHINE_PATTERN: [(u32, u32); 6] = [
     (600, 250),
 ];
 
-fn sox(args: &[&str]) {
-    let out = Command::new("sox")
-        .args(args)
-        .output()
-        .expect("sox is installed (.ci/test-tools)");
-    assert!(
-        out.status.success(),
-        "sox {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// Writes a short voicemail greeting to `path` (8 kHz mono): "Buzón de voz." (espeak-ng, its
 /// silences trimmed: about 0.6 s of speech), 2 s of silence, a 1 kHz beep of 0.5 s, 6 s of
 /// silence.
@@ -66,7 +54,7 @@ fn short_greeting(path: &Path) {
         .expect("espeak-ng is installed (.ci/test-tools)");
     assert!(out.status.success(), "espeak-ng failed");
     let s = |p: &PathBuf| p.to_str().expect("a UTF-8 path").to_owned();
-    sox(&[
+    audio::sox(&[
         &s(&spoken),
         "-r",
         "8000",
@@ -87,7 +75,7 @@ fn short_greeting(path: &Path) {
         "reverse",
     ]);
     let quiet = |p: &PathBuf, secs: &str| {
-        sox(&[
+        audio::sox(&[
             "-n",
             "-r",
             "8000",
@@ -103,7 +91,7 @@ fn short_greeting(path: &Path) {
     };
     quiet(&silence, "2");
     quiet(&tail, "6");
-    sox(&[
+    audio::sox(&[
         "-n",
         "-r",
         "8000",
@@ -119,7 +107,7 @@ fn short_greeting(path: &Path) {
         "vol",
         "0.7",
     ]);
-    sox(&[
+    audio::sox(&[
         &s(&speech),
         &s(&silence),
         &s(&beep),
@@ -135,7 +123,7 @@ fn short_greeting(path: &Path) {
 /// coded to µ-law and back, in 20 ms frames.
 fn integrated_verdict(path: &Path) -> (Verdict, &'static str) {
     let ulaw = path.with_extension("ulaw.wav");
-    sox(&[
+    audio::sox(&[
         path.to_str().expect("a UTF-8 path"),
         "-e",
         "u-law",

@@ -14,18 +14,6 @@ use common::freeswitch::TestSwitch;
 use discador::amd::SitDetector;
 use serde_json::json;
 
-fn sox(args: &[&str]) {
-    let out = Command::new("sox")
-        .args(args)
-        .output()
-        .expect("sox is installed (.ci/test-tools)");
-    assert!(
-        out.status.success(),
-        "sox {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// Writes an intercept to `path` (8 kHz mono): an ANSI SIT (913.8, 1370.6, 1776.7 Hz; 274, 274,
 /// 380 ms) and the spoken announcement (espeak-ng).
 fn intercept(path: &Path) {
@@ -36,7 +24,7 @@ fn intercept(path: &Path) {
         dir.join("sit-voz.wav"),
     );
     let s = |p: &Path| p.to_str().expect("a UTF-8 path").to_owned();
-    sox(&[
+    audio::sox(&[
         "-n",
         "-r",
         "8000",
@@ -75,7 +63,7 @@ fn intercept(path: &Path) {
         .output()
         .expect("espeak-ng is installed (.ci/test-tools)");
     assert!(out.status.success(), "espeak-ng failed");
-    sox(&[
+    audio::sox(&[
         &s(&spoken),
         "-r",
         "8000",
@@ -85,7 +73,7 @@ fn intercept(path: &Path) {
         "16",
         &s(&speech),
     ]);
-    sox(&[&s(&sit), &s(&speech), &s(path)]);
+    audio::sox(&[&s(&sit), &s(&speech), &s(path)]);
     for p in [sit, spoken, speech] {
         let _ = std::fs::remove_file(p);
     }
@@ -94,7 +82,7 @@ fn intercept(path: &Path) {
 /// Whether the SIT detector hears a SIT in `path` as the switch streams it (µ-law, 20 ms).
 fn sit_heard(path: &Path) -> bool {
     let ulaw = path.with_extension("ulaw.wav");
-    sox(&[
+    audio::sox(&[
         path.to_str().expect("a UTF-8 path"),
         "-e",
         "u-law",

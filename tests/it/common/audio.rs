@@ -8,6 +8,19 @@ use std::process::Command;
 pub const FRAME: usize = 160;
 pub const FRAME_MS: u64 = 20;
 
+/// Runs sox with `args`; a failure is the test's failure, with sox's own words.
+pub fn sox(args: &[&str]) {
+    let out = Command::new("sox")
+        .args(args)
+        .output()
+        .expect("sox is installed (.ci/test-tools)");
+    assert!(
+        out.status.success(),
+        "sox {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// The samples of `path` as 8 kHz mono signed 16-bit, decoded by sox.
 pub fn samples(path: &Path) -> Vec<i16> {
     let out = Command::new("sox")
